@@ -1,0 +1,29 @@
+//! Generates the gRPC code and a descriptor set (for server reflection) from
+//! `wagate/v1/*.proto` with the pure-Rust `protox` compiler: no system protoc.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let files = [
+        "wagate/v1/common.proto",
+        "wagate/v1/worker.proto",
+        "wagate/v1/auth.proto",
+        "wagate/v1/session.proto",
+        "wagate/v1/message.proto",
+    ];
+    for file in files {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let fds = protox::compile(files, ["."])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("wagate_descriptor.bin");
+    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // `WorkerService.Connect` would clash with the generated `Client::connect`
+        // constructor; clients use `wagate_proto::connect()` + `Client::new` instead.
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! One error code type for all of wagate.
+//!
+//! The control plane turns its module errors into an [`ErrorCode`] plus a
+//! message and sends it as a gRPC status with the code in the
+//! `x-wagate-code` metadata entry; the edge gateway reads it back with
+//! [`ApiError::from_status`] and answers with the HTTP status and the JSON
+//! envelope `{"success":false,"error":"…","code":"…"}`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::metadata;
+
+macro_rules! error_codes {
+    ($( $variant:ident => $name:literal, $grpc:ident, $http:literal; )*) => {
+        /// Machine-readable error codes of the API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $variant, )*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$( ErrorCode::$variant, )*];
+
+            /// The code as it appears in the envelope's `code` field.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $name, )* }
+            }
+
+            /// The gRPC status code for this error.
+            pub const fn grpc_code(self) -> tonic::Code {
+                match self { $( ErrorCode::$variant => tonic::Code::$grpc, )* }
+            }
+
+            /// The HTTP status for this error on the REST face.
+            pub const fn http_status(self) -> u16 {
+                match self { $( ErrorCode::$variant => $http, )* }
+            }
+        }
+
+        impl FromStr for ErrorCode {
+            type Err = ();
+            fn from_str(s: &str) -> Result<Self, ()> {
+                match s { $( $name => Ok(ErrorCode::$variant), )* _ => Err(()) }
+            }
+        }
+    };
+}
+
+error_codes! {
+    ValidationError => "VALIDATION_ERROR", InvalidArgument, 400;
+    InvalidJson => "INVALID_JSON", InvalidArgument, 400;
+    Unauthenticated => "UNAUTHENTICATED", Unauthenticated, 401;
+    InvalidCredentials => "INVALID_CREDENTIALS", Unauthenticated, 401;
+    InvalidToken => "INVALID_TOKEN", Unauthenticated, 401;
+    InvalidApiKey => "INVALID_API_KEY", Unauthenticated, 401;
+    Forbidden => "FORBIDDEN", PermissionDenied, 403;
+    TierLimitExceeded => "TIER_LIMIT_EXCEEDED", PermissionDenied, 403;
+    NotFound => "NOT_FOUND", NotFound, 404;
+    SessionNotFound => "SESSION_NOT_FOUND", NotFound, 404;
+    MethodNotAllowed => "METHOD_NOT_ALLOWED", Unimplemented, 405;
+    AlreadyExists => "ALREADY_EXISTS", AlreadyExists, 409;
+    SessionNotConnected => "SESSION_NOT_CONNECTED", FailedPrecondition, 409;
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413;
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", InvalidArgument, 415;
+    RateLimited => "RATE_LIMITED", ResourceExhausted, 429;
+    Internal => "INTERNAL_ERROR", Internal, 500;
+    WorkerError => "WORKER_ERROR", Aborted, 502;
+    NoAvailableWorkers => "NO_AVAILABLE_WORKERS", Unavailable, 503;
+    WorkerBusy => "WORKER_BUSY", Unavailable, 503;
+    WorkerUnavailable => "WORKER_UNAVAILABLE", Unavailable, 503;
+    ShuttingDown => "SHUTTING_DOWN", Unavailable, 503;
+    Unavailable => "UNAVAILABLE", Unavailable, 503;
+    DeadlineExceeded => "DEADLINE_EXCEEDED", DeadlineExceeded, 504;
+}
+
+impl ErrorCode {
+    /// Fallback when a status carries no `x-wagate-code` (e.g. it came from
+    /// tonic itself): DESIGN.md's gRPC → HTTP table.
+    pub const fn from_grpc_code(code: tonic::Code) -> ErrorCode {
+        use tonic::Code;
+        match code {
+            Code::InvalidArgument | Code::OutOfRange => ErrorCode::ValidationError,
+            Code::Unauthenticated => ErrorCode::Unauthenticated,
+            Code::PermissionDenied => ErrorCode::Forbidden,
+            Code::NotFound => ErrorCode::NotFound,
+            Code::AlreadyExists => ErrorCode::AlreadyExists,
+            Code::FailedPrecondition | Code::Aborted => ErrorCode::SessionNotConnected,
+            Code::ResourceExhausted => ErrorCode::RateLimited,
+            Code::Unavailable | Code::Cancelled => ErrorCode::Unavailable,
+            Code::DeadlineExceeded => ErrorCode::DeadlineExceeded,
+            Code::Unimplemented => ErrorCode::MethodNotAllowed,
+            Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => ErrorCode::Internal,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API error: a code, a human message, and optionally the field it is
+/// about and a retry hint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub field: Option<String>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), field: None, retry_after_secs: None }
+    }
+
+    /// A validation error about one request field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), ..Self::new(ErrorCode::ValidationError, message) }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// The gRPC status carrying this error (code in metadata).
+    pub fn to_status(&self) -> tonic::Status {
+        let mut status = tonic::Status::new(self.code.grpc_code(), self.message.clone());
+        let md = status.metadata_mut();
+        md.insert(metadata::ERROR_CODE, tonic::metadata::MetadataValue::from_static(self.code.as_str()));
+        if let Some(field) = &self.field
+            && let Ok(v) = field.parse()
+        {
+            md.insert(metadata::ERROR_FIELD, v);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            md.insert(metadata::RETRY_AFTER, secs.into());
+        }
+        status
+    }
+
+    /// Reads an error back from a gRPC status.
+    pub fn from_status(status: &tonic::Status) -> Self {
+        let md = status.metadata();
+        let code = md
+            .get(metadata::ERROR_CODE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()));
+        let field = md.get(metadata::ERROR_FIELD).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after_secs = md
+            .get(metadata::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse().ok());
+        let message = if status.message().is_empty() {
+            code.as_str().to_lowercase().replace('_', " ")
+        } else {
+            status.message().to_owned()
+        };
+        Self { code, message, field, retry_after_secs }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        e.to_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trip_keeps_code_field_and_retry() {
+        for &code in ErrorCode::ALL {
+            let err = ApiError { field: Some("to".into()), retry_after_secs: Some(3), ..ApiError::new(code, "boom") };
+            let back = ApiError::from_status(&err.to_status());
+            assert_eq!(back, err, "{code}");
+            assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
+        }
+    }
+
+    #[test]
+    fn bare_status_falls_back_to_design_table() {
+        let s = tonic::Status::resource_exhausted("slow down");
+        let e = ApiError::from_status(&s);
+        assert_eq!(e.code.http_status(), 429);
+        assert_eq!(ApiError::from_status(&tonic::Status::deadline_exceeded("")).code.http_status(), 504);
+        assert_eq!(ApiError::from_status(&tonic::Status::not_found("x")).code.http_status(), 404);
+        assert_eq!(ApiError::from_status(&tonic::Status::unavailable("x")).code.http_status(), 503);
+    }
+}

@@ -1,0 +1,84 @@
+//! The contract between all parts of wagate.
+//!
+//! - [`v1`]: the generated messages, clients and servers of `proto/wagate/v1`;
+//! - [`error`]: the one error code type shared by the control plane (gRPC
+//!   status) and the edge gateway (HTTP status + JSON envelope);
+//! - [`connect`]: a client channel with keepalive set, for workers and the edge.
+
+pub mod error;
+pub mod time;
+
+use std::time::Duration;
+
+pub use tonic;
+
+/// Generated code of package `wagate.v1`.
+#[allow(clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("wagate.v1");
+}
+
+/// Encoded `FileDescriptorSet` of all wagate protos, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wagate_descriptor.bin"));
+
+/// Metadata keys that carry identity and correlation across the gRPC hop.
+pub mod metadata {
+    /// `Bearer <jwt>` or `Bearer <session api key>`.
+    pub const AUTHORIZATION: &str = "authorization";
+    /// A session API key (alternative to `authorization`).
+    pub const API_KEY: &str = "x-api-key";
+    /// Caller's client address as seen by the edge.
+    pub const FORWARDED_FOR: &str = "x-forwarded-for";
+    /// Request id for log correlation.
+    pub const REQUEST_ID: &str = "x-request-id";
+    /// Makes a send safe to retry.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+    /// Machine-readable error code on an error status (see [`crate::error::ErrorCode`]).
+    pub const ERROR_CODE: &str = "x-wagate-code";
+    /// The request field an INVALID_ARGUMENT is about.
+    pub const ERROR_FIELD: &str = "x-wagate-field";
+    /// Seconds to wait before retrying, on RESOURCE_EXHAUSTED / UNAVAILABLE.
+    pub const RETRY_AFTER: &str = "retry-after";
+}
+
+/// Keepalive and timeouts used by every wagate gRPC client.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub connect_timeout: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Builds an endpoint with HTTP/2 keepalive (so half-open connections are
+/// noticed), TCP nodelay and a connect timeout.
+pub fn endpoint(
+    uri: impl Into<String>,
+    options: &ConnectOptions,
+) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(uri.into())?
+        .connect_timeout(options.connect_timeout)
+        .http2_keep_alive_interval(options.keepalive_interval)
+        .keep_alive_timeout(options.keepalive_timeout)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true))
+}
+
+/// Connects to a wagate gRPC server (control plane) with keepalive set.
+pub async fn connect(uri: impl Into<String>) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    endpoint(uri, &ConnectOptions::default())?.connect().await
+}
+
+/// A lazily connecting channel (connects on first use, reconnects after loss).
+pub fn connect_lazy(uri: impl Into<String>) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(endpoint(uri, &ConnectOptions::default())?.connect_lazy())
+}
