@@ -1,1 +1,32 @@
+//! wagate's control plane: the tonic gRPC server that owns users, sessions,
+//! keys, messages and the live streams of the worker fleet.
+//!
+//! ```text
+//! server ─┬─ worker_stream (Connect) ── registry ── heartbeat / events
+//!         ├─ services::{auth, sessions, messages} ── placement
+//!         └─ health + reflection
+//! state: persistence (sea-orm: PostgreSQL | SQLite), cache (Redis | in-process)
+//! ```
 
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod cache;
+// pub mod cluster;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod events;
+pub mod heartbeat;
+pub mod metrics;
+pub mod persistence;
+pub mod placement;
+pub mod registry;
+pub mod server;
+pub mod services;
+pub mod state;
+pub mod validation;
+pub mod worker_stream;
+
+pub use config::{ControlPlaneArgs, ControlPlaneConfig};
+pub use server::{ControlPlane, RunningControlPlane, StartError};

@@ -1,1 +1,33 @@
+//! wagate's schema as sea-orm migrations.
+//!
+//! The DDL is written once and rendered for PostgreSQL or SQLite: enums are
+//! `TEXT` columns with `CHECK` constraints (portable, and readable in both),
+//! timestamps are `TIMESTAMPTZ` on PostgreSQL and RFC 3339 `TEXT` on SQLite.
 
+pub use sea_orm_migration::prelude::*;
+
+mod ddl;
+mod m20261125_000001_initial_schema;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_initial_schema::Migration)]
+    }
+}
+
+/// Table names of the schema, in creation order.
+pub const TABLES: &[&str] = &[
+    "users",
+    "workers",
+    "sessions",
+    "api_keys",
+    "messages",
+    "worker_metrics",
+    "webhooks",
+    "webhook_deliveries",
+    "system_logs",
+    "usage_records",
+];

@@ -121,6 +121,12 @@ impl ApiError {
         Self { field: Some(field.into()), ..Self::new(ErrorCode::ValidationError, message) }
     }
 
+    /// Appends context to the message.
+    pub fn with_message_suffix(mut self, suffix: &str) -> Self {
+        self.message.push_str(suffix);
+        self
+    }
+
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self

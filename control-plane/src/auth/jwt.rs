@@ -1,0 +1,92 @@
+//! User tokens: HS256 pinned, with `exp`, `iat`, `iss` and `sub`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: String,
+    pub email: String,
+    pub role: String,
+    pub tier: String,
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+}
+
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    ttl: Duration,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &str, issuer: &str, ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            issuer: issuer.to_owned(),
+            ttl,
+        }
+    }
+
+    pub fn issue(&self, user_id: &str, email: &str, role: &str, tier: &str) -> Result<(String, DateTime<Utc>), JwtError> {
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(7));
+        let exp = now + ttl;
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            email: email.to_owned(),
+            role: role.to_owned(),
+            tier: tier.to_owned(),
+            iss: self.issuer.clone(),
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((token, exp))
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        Ok(decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let keys = JwtKeys::new("s3cret", "wagate", Duration::from_secs(60));
+        let (token, _) = keys.issue("u1", "a@b.c", "USER", "BASIC").unwrap();
+        assert_eq!(keys.verify(&token).unwrap().sub, "u1");
+        // other secret
+        assert!(JwtKeys::new("other", "wagate", Duration::from_secs(60)).verify(&token).is_err());
+        // other issuer
+        assert!(JwtKeys::new("s3cret", "evil", Duration::from_secs(60)).verify(&token).is_err());
+        // alg=none forged token
+        let forged = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1MSIsImlzcyI6IndhZ2F0ZSIsImV4cCI6OTk5OTk5OTk5OX0.";
+        assert!(keys.verify(forged).is_err());
+        assert!(keys.verify("garbage").is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! Who is calling: passwords, user tokens (JWT), session API keys, worker
+//! tokens, and the extraction of credentials from gRPC metadata.
+//!
+//! The edge never decides who someone is; every credential is checked here.
+
+pub mod api_keys;
+pub mod identity;
+pub mod jwt;
+pub mod passwords;
+
+pub use identity::{AuthUser, Authenticator};

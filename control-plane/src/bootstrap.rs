@@ -1,0 +1,28 @@
+//! The bootstrap administrator.
+
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::error::CpResult;
+use crate::persistence::entities::user;
+use crate::persistence::enums::UserRole;
+use crate::services::auth::create_user;
+use crate::state::SharedState;
+use crate::validation;
+
+/// Creates an ADMINISTRATOR with this email if no user has it. Returns true
+/// when it created one.
+pub async fn ensure_admin(state: &SharedState, email: &str, password: &str) -> CpResult<bool> {
+    let email = validation::email(email)?;
+    validation::password(password)?;
+    let exists = user::Entity::find().filter(user::Column::Email.eq(email.clone())).count(&state.db.conn).await? > 0;
+    if exists {
+        return Ok(false);
+    }
+    create_user(state, "Administrator".into(), email, password.to_owned(), UserRole::Administrator).await?;
+    Ok(true)
+}
+
+/// True when at least one administrator exists.
+pub async fn has_admin(state: &SharedState) -> CpResult<bool> {
+    Ok(user::Entity::find().filter(user::Column::Role.eq(UserRole::Administrator)).count(&state.db.conn).await? > 0)
+}

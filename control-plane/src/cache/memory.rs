@@ -1,0 +1,53 @@
+//! In-process stand-in for Redis (the embedded default, one replica).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Default)]
+pub struct MemoryCache {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    routes: RwLock<HashMap<String, String>>,
+    replicas: RwLock<HashMap<String, (String, Instant)>>,
+}
+
+impl MemoryCache {
+    pub fn set_route(&self, session_id: &str, worker_id: &str) {
+        if let Ok(mut m) = self.inner.routes.write() {
+            m.insert(session_id.to_owned(), worker_id.to_owned());
+        }
+    }
+
+    pub fn get_route(&self, session_id: &str) -> Option<String> {
+        self.inner.routes.read().ok()?.get(session_id).cloned()
+    }
+
+    pub fn del_route(&self, session_id: &str) {
+        if let Ok(mut m) = self.inner.routes.write() {
+            m.remove(session_id);
+        }
+    }
+
+    pub fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) {
+        if let Ok(mut m) = self.inner.replicas.write() {
+            m.insert(worker_id.to_owned(), (replica.to_owned(), Instant::now() + ttl));
+        }
+    }
+
+    pub fn get_worker_replica(&self, worker_id: &str) -> Option<String> {
+        let m = self.inner.replicas.read().ok()?;
+        m.get(worker_id).filter(|(_, exp)| *exp > Instant::now()).map(|(r, _)| r.clone())
+    }
+
+    pub fn clear_worker_replica(&self, worker_id: &str, replica: &str) {
+        if let Ok(mut m) = self.inner.replicas.write()
+            && m.get(worker_id).is_some_and(|(r, _)| r == replica)
+        {
+            m.remove(worker_id);
+        }
+    }
+}

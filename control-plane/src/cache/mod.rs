@@ -1,0 +1,107 @@
+//! The cache layer: session → worker routing and worker → replica records.
+//!
+//! Redis (through `fred`) when `REDIS_URL` is set, an in-process map
+//! otherwise. The database stays the source of truth: a cache miss falls back
+//! to SQL and refills the cache. Every key carries a configurable prefix so
+//! that several deployments (or tests) share one Redis.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+pub use memory::MemoryCache;
+pub use redis::RedisCache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+}
+
+/// The cache backend (enum dispatch: no boxing on the hot path).
+#[derive(Clone)]
+pub enum Cache {
+    Memory(MemoryCache),
+    Redis(RedisCache),
+}
+
+impl Cache {
+    /// Connects to Redis when `redis_url` is set, otherwise in-process.
+    pub async fn connect(redis_url: Option<&str>, prefix: &str) -> Result<Self, CacheError> {
+        match redis_url {
+            Some(url) if !url.is_empty() => Ok(Cache::Redis(RedisCache::connect(url, prefix).await?)),
+            _ => Ok(Cache::Memory(MemoryCache::default())),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cache::Memory(_) => "memory",
+            Cache::Redis(_) => "redis",
+        }
+    }
+
+    pub async fn set_route(&self, session_id: &str, worker_id: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(c) => {
+                c.set_route(session_id, worker_id);
+                Ok(())
+            }
+            Cache::Redis(c) => c.set_route(session_id, worker_id).await,
+        }
+    }
+
+    pub async fn get_route(&self, session_id: &str) -> Result<Option<String>, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(c.get_route(session_id)),
+            Cache::Redis(c) => c.get_route(session_id).await,
+        }
+    }
+
+    pub async fn del_route(&self, session_id: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(c) => {
+                c.del_route(session_id);
+                Ok(())
+            }
+            Cache::Redis(c) => c.del_route(session_id).await,
+        }
+    }
+
+    /// Records which control-plane replica holds a worker's stream.
+    pub async fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(c) => {
+                c.set_worker_replica(worker_id, replica, ttl);
+                Ok(())
+            }
+            Cache::Redis(c) => c.set_worker_replica(worker_id, replica, ttl).await,
+        }
+    }
+
+    pub async fn get_worker_replica(&self, worker_id: &str) -> Result<Option<String>, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(c.get_worker_replica(worker_id)),
+            Cache::Redis(c) => c.get_worker_replica(worker_id).await,
+        }
+    }
+
+    /// Forgets the replica record, but only if it still names `replica`.
+    pub async fn clear_worker_replica(&self, worker_id: &str, replica: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(c) => {
+                c.clear_worker_replica(worker_id, replica);
+                Ok(())
+            }
+            Cache::Redis(c) => c.clear_worker_replica(worker_id, replica).await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(_) => Ok(()),
+            Cache::Redis(c) => c.ping().await,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Redis cache through `fred` (a small connection pool).
+
+use std::time::Duration;
+
+use fred::prelude::*;
+
+use super::CacheError;
+
+#[derive(Clone)]
+pub struct RedisCache {
+    pool: Pool,
+    routes_key: String,
+    prefix: String,
+}
+
+/// Deletes the key only when it still holds the expected value.
+const DEL_IF_EQ: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+impl RedisCache {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
+        let config = Config::from_url(url)?;
+        let pool = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(5);
+                c.tcp = TcpConfig { nodelay: Some(true), ..Default::default() };
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = Duration::from_secs(5);
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build_pool(4)?;
+        pool.init().await?;
+        Ok(Self { pool, routes_key: format!("{prefix}session_routing"), prefix: prefix.to_owned() })
+    }
+
+    fn replica_key(&self, worker_id: &str) -> String {
+        format!("{}worker_replica:{worker_id}", self.prefix)
+    }
+
+    pub async fn set_route(&self, session_id: &str, worker_id: &str) -> Result<(), CacheError> {
+        let _: () = self.pool.hset(&self.routes_key, (session_id, worker_id)).await?;
+        Ok(())
+    }
+
+    pub async fn get_route(&self, session_id: &str) -> Result<Option<String>, CacheError> {
+        Ok(self.pool.hget(&self.routes_key, session_id).await?)
+    }
+
+    pub async fn del_route(&self, session_id: &str) -> Result<(), CacheError> {
+        let _: () = self.pool.hdel(&self.routes_key, session_id).await?;
+        Ok(())
+    }
+
+    pub async fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> Result<(), CacheError> {
+        let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        let _: () =
+            self.pool.set(self.replica_key(worker_id), replica, Some(Expiration::EX(secs)), None, false).await?;
+        Ok(())
+    }
+
+    pub async fn get_worker_replica(&self, worker_id: &str) -> Result<Option<String>, CacheError> {
+        Ok(self.pool.get(self.replica_key(worker_id)).await?)
+    }
+
+    pub async fn clear_worker_replica(&self, worker_id: &str, replica: &str) -> Result<(), CacheError> {
+        let _: i64 = self.pool.next().eval(DEL_IF_EQ, vec![self.replica_key(worker_id)], vec![replica]).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        let _: String = self.pool.ping(None).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Rows → protobuf messages, and enum mappings between the two.
+
+use wagate_proto::time::{opt_to_proto, to_proto};
+use wagate_proto::v1;
+
+use crate::persistence::entities::{session, user};
+use crate::persistence::enums::{MessageStatus, MessageType, SessionStatus, UserRole, UserTier};
+
+pub fn user(u: &user::Model) -> v1::User {
+    v1::User {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        email: u.email.clone(),
+        role: match u.role {
+            UserRole::User => v1::UserRole::User,
+            UserRole::Administrator => v1::UserRole::Administrator,
+        } as i32,
+        tier: match u.tier {
+            UserTier::Basic => v1::UserTier::Basic,
+            UserTier::Pro => v1::UserTier::Pro,
+            UserTier::Max => v1::UserTier::Max,
+        } as i32,
+        is_active: u.is_active,
+        last_login_at: opt_to_proto(u.last_login_at),
+        created_at: Some(to_proto(u.created_at)),
+        updated_at: Some(to_proto(u.updated_at)),
+    }
+}
+
+pub fn session(s: &session::Model, api_key_prefix: Option<String>) -> v1::Session {
+    v1::Session {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        status: session_status_to_proto(s.status) as i32,
+        phone_number: s.phone_number.clone(),
+        worker_id: s.worker_id.clone(),
+        qr_code: s.qr_code.clone(),
+        last_seen_at: opt_to_proto(s.last_seen_at),
+        created_at: Some(to_proto(s.created_at)),
+        updated_at: Some(to_proto(s.updated_at)),
+        api_key_prefix,
+    }
+}
+
+pub fn session_status_to_proto(s: SessionStatus) -> v1::SessionStatus {
+    match s {
+        SessionStatus::Init => v1::SessionStatus::Init,
+        SessionStatus::QrRequired => v1::SessionStatus::QrRequired,
+        SessionStatus::Connected => v1::SessionStatus::Connected,
+        SessionStatus::Disconnected => v1::SessionStatus::Disconnected,
+        SessionStatus::Reconnecting => v1::SessionStatus::Reconnecting,
+        SessionStatus::Error => v1::SessionStatus::Error,
+    }
+}
+
+pub fn session_status_from_proto(s: v1::SessionStatus) -> Option<SessionStatus> {
+    Some(match s {
+        v1::SessionStatus::Unspecified => return None,
+        v1::SessionStatus::Init => SessionStatus::Init,
+        v1::SessionStatus::QrRequired => SessionStatus::QrRequired,
+        v1::SessionStatus::Connected => SessionStatus::Connected,
+        v1::SessionStatus::Disconnected => SessionStatus::Disconnected,
+        v1::SessionStatus::Reconnecting => SessionStatus::Reconnecting,
+        v1::SessionStatus::Error => SessionStatus::Error,
+    })
+}
+
+pub fn message_status_to_proto(s: MessageStatus) -> v1::MessageStatus {
+    match s {
+        MessageStatus::Pending => v1::MessageStatus::Pending,
+        MessageStatus::Sent => v1::MessageStatus::Sent,
+        MessageStatus::Delivered => v1::MessageStatus::Delivered,
+        MessageStatus::Read => v1::MessageStatus::Read,
+        MessageStatus::Failed => v1::MessageStatus::Failed,
+    }
+}
+
+pub fn message_status_from_proto(s: v1::MessageStatus) -> Option<MessageStatus> {
+    Some(match s {
+        v1::MessageStatus::Unspecified => return None,
+        v1::MessageStatus::Pending => MessageStatus::Pending,
+        v1::MessageStatus::Sent => MessageStatus::Sent,
+        v1::MessageStatus::Delivered => MessageStatus::Delivered,
+        v1::MessageStatus::Read => MessageStatus::Read,
+        v1::MessageStatus::Failed => MessageStatus::Failed,
+    })
+}
+
+pub fn message_type_from_proto(t: v1::MessageType) -> Option<MessageType> {
+    Some(match t {
+        v1::MessageType::Unspecified => return None,
+        v1::MessageType::Text => MessageType::Text,
+        v1::MessageType::Image => MessageType::Image,
+        v1::MessageType::Document => MessageType::Document,
+        v1::MessageType::Audio => MessageType::Audio,
+        v1::MessageType::Video => MessageType::Video,
+        v1::MessageType::Sticker => MessageType::Sticker,
+        v1::MessageType::Location => MessageType::Location,
+        v1::MessageType::Contact => MessageType::Contact,
+    })
+}

@@ -1,0 +1,71 @@
+//! The control plane's error type: module errors converge here and leave as
+//! an [`ApiError`] (gRPC status with `x-wagate-code`).
+
+use sea_orm::DbErr;
+use wagate_proto::error::{ApiError, ErrorCode};
+
+use crate::cache::CacheError;
+use crate::registry::DispatchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CpError {
+    /// Already classified for the caller (validation, auth, not found, …).
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error("cache: {0}")]
+    Cache(#[from] CacheError),
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    #[error("the control plane is shutting down")]
+    ShuttingDown,
+}
+
+pub type CpResult<T> = Result<T, CpError>;
+
+impl From<CpError> for ApiError {
+    fn from(e: CpError) -> Self {
+        match e {
+            CpError::Api(api) => api,
+            CpError::Dispatch(d) => d.into(),
+            CpError::ShuttingDown => {
+                ApiError::new(ErrorCode::ShuttingDown, "the control plane is shutting down").with_retry_after(1)
+            }
+            CpError::Db(err) => {
+                tracing::error!(error = %err, "database error");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+            CpError::Cache(err) => {
+                tracing::error!(error = %err, "cache error");
+                ApiError::new(ErrorCode::Unavailable, "cache unavailable").with_retry_after(1)
+            }
+            CpError::Hashing(err) => {
+                tracing::error!(error = %err, "password hashing error");
+                ApiError::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}
+
+impl From<CpError> for tonic::Status {
+    fn from(e: CpError) -> Self {
+        ApiError::from(e).to_status()
+    }
+}
+
+/// Shorthand constructors used across services.
+pub fn invalid(field: &str, message: impl Into<String>) -> CpError {
+    CpError::Api(ApiError::invalid(field, message))
+}
+
+pub fn api(code: ErrorCode, message: impl Into<String>) -> CpError {
+    CpError::Api(ApiError::new(code, message))
+}
+
+/// True when the database refused a row for a unique constraint.
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

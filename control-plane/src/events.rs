@@ -1,0 +1,190 @@
+//! Events from workers: QR codes, session status, message status, inbound
+//! messages. Every write is fenced: it only applies when the session is
+//! still placed on the sending worker with the same generation.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DbErr};
+use wagate_proto::v1::{self, event};
+
+use crate::convert;
+use crate::persistence::enums::{MessageStatus, SessionStatus};
+use crate::state::SharedState;
+
+const FENCE: &str = "id = $A AND worker_id = $B AND generation = $C";
+
+pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
+    let session_id = ev.session_id.clone();
+    let result = match ev.kind {
+        Some(event::Kind::Qr(qr)) => on_qr(state, worker_id, &ev.session_id, ev.generation, qr).await,
+        Some(event::Kind::Status(st)) => on_status(state, worker_id, &ev.session_id, ev.generation, st).await,
+        Some(event::Kind::MessageStatus(ms)) => on_message_status(state, worker_id, &ev.session_id, ms).await,
+        Some(event::Kind::InboundMessage(m)) => on_inbound(state, worker_id, &ev.session_id, ev.generation, m).await,
+        Some(event::Kind::AuthState(_)) => {
+            // Custody of auth-state snapshots (encrypted at rest) belongs to
+            // the failover work; until then snapshots are not kept.
+            tracing::debug!(session_id, "auth-state snapshot received");
+            Ok(0)
+        }
+        None => Ok(0),
+    };
+    match result {
+        Ok(0) => tracing::debug!(session_id, "event ignored (stale generation, unknown session or no change)"),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(session_id, error = %err, "event write failed"),
+    }
+}
+
+/// Renders the fence condition with positional parameters after `first`.
+fn fence(first: usize) -> String {
+    FENCE.replace("$A", &format!("${first}")).replace("$B", &format!("${}", first + 1)).replace("$C", &format!("${}", first + 2))
+}
+
+fn gen_value(generation: u64) -> sea_orm::Value {
+    i64::try_from(generation).unwrap_or(i64::MAX).into()
+}
+
+async fn on_qr(state: &SharedState, worker_id: &str, session_id: &str, generation: u64, qr: v1::QrCode) -> Result<u64, DbErr> {
+    if qr.code.is_empty() || qr.code.len() > 4096 {
+        return Ok(0);
+    }
+    let db = &state.db;
+    let now = Utc::now();
+    let sql = format!("UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', updated_at = $2 WHERE {}", fence(3));
+    let res = db
+        .conn
+        .execute_raw(db.stmt(&sql, vec![qr.code.into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)]))
+        .await?;
+    Ok(res.rows_affected())
+}
+
+async fn on_status(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    generation: u64,
+    st: v1::StatusChanged,
+) -> Result<u64, DbErr> {
+    let Some(status) = v1::SessionStatus::try_from(st.status).ok().and_then(convert::session_status_from_proto) else {
+        return Ok(0);
+    };
+    let phone = st.phone_number.filter(|p| !p.is_empty() && p.len() <= 32);
+    let db = &state.db;
+    let now = Utc::now();
+    let clear_qr = if status == SessionStatus::Connected { ", qr_code = NULL" } else { "" };
+    let sql = format!(
+        "UPDATE sessions SET status = $1, phone_number = COALESCE($2, phone_number), last_seen_at = $3, updated_at = $4{clear_qr} WHERE {}",
+        fence(5)
+    );
+    let res = db
+        .conn
+        .execute_raw(db.stmt(
+            &sql,
+            vec![
+                sea_orm::ActiveEnum::to_value(&status).into(),
+                phone.into(),
+                now.into(),
+                now.into(),
+                session_id.into(),
+                worker_id.into(),
+                gen_value(generation),
+            ],
+        ))
+        .await?;
+    Ok(res.rows_affected())
+}
+
+async fn on_message_status(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    ms: v1::MessageStatusUpdate,
+) -> Result<u64, DbErr> {
+    let Some(status) = v1::MessageStatus::try_from(ms.status).ok().and_then(convert::message_status_from_proto) else {
+        return Ok(0);
+    };
+    // Status only moves forward; FAILED only replaces PENDING/SENT.
+    let (set, from): (&str, &str) = match status {
+        MessageStatus::Pending => return Ok(0),
+        MessageStatus::Sent => ("status = 'SENT', sent_at = COALESCE(sent_at, $1)", "'PENDING'"),
+        MessageStatus::Delivered => (
+            "status = 'DELIVERED', delivered_at = $1, sent_at = COALESCE(sent_at, delivered_at, $1)",
+            "'PENDING', 'SENT'",
+        ),
+        MessageStatus::Read => (
+            "status = 'READ', read_at = $1, delivered_at = COALESCE(delivered_at, $1)",
+            "'PENDING', 'SENT', 'DELIVERED'",
+        ),
+        MessageStatus::Failed => ("status = 'FAILED', error_message = COALESCE(error_message, 'failed on worker')", "'PENDING', 'SENT'"),
+    };
+    let db = &state.db;
+    let now = Utc::now();
+    // `$1` appears more than once in `set`; SQLite placeholders are
+    // positional, so each occurrence gets its own value.
+    let occurrences = set.matches("$1").count();
+    let mut n = 0;
+    let set = set.split("$1").enumerate().fold(String::new(), |mut acc, (i, part)| {
+        acc.push_str(part);
+        if i < occurrences {
+            n += 1;
+            acc.push_str(&format!("${n}"));
+        }
+        acc
+    });
+    let sql = format!(
+        "UPDATE messages SET {set} WHERE id = ${} AND session_id = ${} AND status IN ({from}) \
+         AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = messages.session_id AND s.worker_id = ${})",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let mut values: Vec<sea_orm::Value> = (0..n).map(|_| now.into()).collect();
+    values.push(ms.message_id.into());
+    values.push(session_id.into());
+    values.push(worker_id.into());
+    let res = db.conn.execute_raw(db.stmt(&sql, values)).await?;
+    Ok(res.rows_affected())
+}
+
+async fn on_inbound(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    generation: u64,
+    m: v1::InboundMessage,
+) -> Result<u64, DbErr> {
+    let content = m.content.unwrap_or_default();
+    let kind = v1::MessageType::try_from(content.r#type)
+        .ok()
+        .and_then(convert::message_type_from_proto)
+        .unwrap_or(crate::persistence::enums::MessageType::Text);
+    let db = &state.db;
+    let sql = format!(
+        "INSERT INTO messages (id, session_id, direction, from_number, to_number, message_type, content, media_url, \
+            filename, caption, status, created_at, wa_message_id) \
+         SELECT $1, id, 'INBOUND', $2, COALESCE(phone_number, ''), $3, $4, $5, $6, $7, 'DELIVERED', $8, $9 \
+         FROM sessions WHERE {}",
+        fence(10)
+    );
+    let created = chrono::DateTime::from_timestamp_millis(m.timestamp_ms).filter(|_| m.timestamp_ms > 0).unwrap_or_else(Utc::now);
+    let res = db
+        .conn
+        .execute_raw(db.stmt(
+            &sql,
+            vec![
+                uuid::Uuid::now_v7().to_string().into(),
+                m.from.chars().take(128).collect::<String>().into(),
+                sea_orm::ActiveEnum::to_value(&kind).into(),
+                content.text.chars().take(65_536).collect::<String>().into(),
+                content.media_url.into(),
+                content.filename.into(),
+                content.caption.into(),
+                created.into(),
+                m.wa_message_id.chars().take(128).collect::<String>().into(),
+                session_id.into(),
+                worker_id.into(),
+                gen_value(generation),
+            ],
+        ))
+        .await?;
+    Ok(res.rows_affected())
+}

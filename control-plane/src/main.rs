@@ -1,0 +1,40 @@
+//! `control-plane`: one replica of the gRPC control plane (production entry).
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wagate_control_plane::{ControlPlane, ControlPlaneArgs};
+
+#[derive(Parser)]
+#[command(name = "control-plane", version, about = "wagate control plane (gRPC)")]
+struct Cli {
+    #[command(flatten)]
+    control_plane: ControlPlaneArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    let running = ControlPlane::start(cli.control_plane.into_config()).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,161 @@
+//! Starting and stopping one control-plane replica: database, cache,
+//! registry, the tonic server with health and reflection, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use wagate_proto::v1::{
+    auth_service_server::AuthServiceServer, message_service_server::MessageServiceServer,
+    session_service_server::SessionServiceServer, worker_service_server::WorkerServiceServer,
+};
+
+use crate::auth::Authenticator;
+use crate::auth::jwt::JwtKeys;
+use crate::bootstrap;
+use crate::cache::{Cache, CacheError};
+use crate::config::ControlPlaneConfig;
+use crate::persistence::Db;
+use crate::registry::Registry;
+use crate::services::{auth::AuthApi, messages::MessageApi, sessions::SessionApi};
+use crate::state::{AppState, SharedState};
+use crate::worker_stream::WorkerApi;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("cache: {0}")]
+    Cache(#[from] CacheError),
+    #[error("bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// A running replica.
+pub struct RunningControlPlane {
+    addr: SocketAddr,
+    state: SharedState,
+    health: HealthReporter,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    stop_listener: CancellationToken,
+}
+
+pub struct ControlPlane;
+
+const SERVICES: &[&str] = &[
+    "",
+    "wagate.v1.WorkerService",
+    "wagate.v1.AuthService",
+    "wagate.v1.SessionService",
+    "wagate.v1.MessageService",
+];
+
+impl ControlPlane {
+    /// Connects storage, applies migrations, binds the gRPC listener (port 0
+    /// allowed) and starts serving.
+    pub async fn start(config: ControlPlaneConfig) -> Result<RunningControlPlane, StartError> {
+        let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+        let cache = Cache::connect(config.redis_url.as_deref(), &config.redis_prefix).await?;
+        let jwt = JwtKeys::new(&config.jwt_secret, &config.jwt_issuer, config.jwt_ttl);
+        let state: SharedState = Arc::new(AppState {
+            auth: Authenticator::new(db.clone(), jwt),
+            db,
+            cache,
+            registry: Registry::new(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            config,
+        });
+        if let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password) {
+            bootstrap::ensure_admin(&state, email, password).await.map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        }
+
+        let listener = TcpListener::bind(state.config.grpc_listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in SERVICES {
+            health.set_service_status(*name, ServingStatus::Serving).await;
+        }
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(wagate_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+
+        let stop_listener = CancellationToken::new();
+        let stop = stop_listener.clone();
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(WorkerServiceServer::new(WorkerApi::new(state.clone())))
+            .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
+            .add_service(SessionServiceServer::new(SessionApi::new(state.clone())))
+            .add_service(MessageServiceServer::new(MessageApi::new(state.clone())));
+        let server = tokio::spawn(
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
+        );
+        tracing::info!(
+            %addr,
+            replica_id = state.config.replica_id,
+            database = state.db.backend().as_str(),
+            cache = state.cache.kind(),
+            "control plane listening"
+        );
+        Ok(RunningControlPlane { addr, state, health, server, stop_listener })
+    }
+}
+
+impl RunningControlPlane {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:<port>` for clients on this machine.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    /// Graceful stop: health NOT_SERVING, refuse new work (503), end worker
+    /// streams, stop the listener, join background tasks within the grace
+    /// period.
+    pub async fn shutdown(self) {
+        let grace = self.state.config.shutdown_grace;
+        for name in SERVICES {
+            self.health.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        self.state.shutdown.cancel();
+        self.state.registry.cancel_all();
+        self.stop_listener.cancel();
+        self.state.tasks.close();
+        let joined = tokio::time::timeout(grace, async {
+            let _ = self.server.await;
+            self.state.tasks.wait().await;
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown deadline passed with work in flight");
+        }
+        tracing::info!("control plane stopped");
+    }
+}

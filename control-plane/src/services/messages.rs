@@ -1,0 +1,268 @@
+//! MessageService.Send: the hot path.
+//!
+//! API key → session (one indexed join) → validate → message row PENDING
+//! (durable before dispatch) → SendMessage on the owning worker's stream →
+//! ack → SENT (or FAILED with the reason). Later status events from the
+//! worker move the row to DELIVERED / READ.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use wagate_proto::error::ErrorCode;
+use wagate_proto::time::to_proto;
+use wagate_proto::v1::{self, command, message_service_server::MessageService};
+
+use crate::auth::{api_keys, identity};
+use crate::convert;
+use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
+use crate::metrics;
+use crate::persistence::entities::message;
+use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
+use crate::state::SharedState;
+use crate::validation;
+
+pub struct MessageApi {
+    state: SharedState,
+}
+
+/// The session an API key unlocks.
+struct KeySession {
+    session_id: String,
+    status: SessionStatus,
+    worker_id: Option<String>,
+    generation: i64,
+}
+
+const KEY_LOOKUP: &str = "SELECT k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
+    s.worker_id, s.generation, u.is_active AS user_active \
+    FROM api_keys k JOIN sessions s ON s.id = k.session_id JOIN users u ON u.id = s.user_id \
+    WHERE k.key_hash = $1";
+
+impl MessageApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    async fn authenticate(&self, md: &tonic::metadata::MetadataMap) -> CpResult<KeySession> {
+        let key = identity::api_key(md).ok_or_else(|| api(ErrorCode::Unauthenticated, "session API key required"))?;
+        let invalid_key = || api(ErrorCode::InvalidApiKey, "invalid or revoked API key");
+        if !api_keys::looks_like_key(key) {
+            return Err(invalid_key());
+        }
+        let db = &self.state.db;
+        let row = db.conn.query_one_raw(db.stmt(KEY_LOOKUP, vec![api_keys::hash(key).into()])).await?.ok_or_else(invalid_key)?;
+        let key_active: bool = row.try_get("", "key_active")?;
+        let user_active: bool = row.try_get("", "user_active")?;
+        let expires_at: Option<DateTime<Utc>> = row.try_get("", "expires_at")?;
+        if !key_active || !user_active || expires_at.is_some_and(|e| e <= Utc::now()) {
+            return Err(invalid_key());
+        }
+        Ok(KeySession {
+            session_id: row.try_get("", "session_id")?,
+            status: row.try_get("", "status")?,
+            worker_id: row.try_get("", "worker_id")?,
+            generation: row.try_get("", "generation")?,
+        })
+    }
+
+    async fn send(&self, md: tonic::metadata::MetadataMap, req: v1::SendRequest) -> CpResult<v1::SendResponse> {
+        self.state.ensure_running()?;
+        let ks = self.authenticate(&md).await?;
+        if ks.session_id != req.session_id {
+            return Err(api(ErrorCode::Forbidden, "this API key does not belong to this session"));
+        }
+        let to = validation::recipient(&req.to)?;
+        let kind = validation::content(req.content.as_ref())?;
+        let content = req.content.unwrap_or_default();
+        let idempotency_key = md
+            .get(wagate_proto::metadata::IDEMPOTENCY_KEY)
+            .map(|v| v.to_str().map(str::trim).map(str::to_owned))
+            .transpose()
+            .map_err(|_| invalid("Idempotency-Key", "Idempotency-Key must be printable ASCII"))?
+            .filter(|k| !k.is_empty());
+        if idempotency_key.as_ref().is_some_and(|k| k.len() > 255) {
+            return Err(invalid("Idempotency-Key", "Idempotency-Key must be at most 255 characters"));
+        }
+        if let Some(k) = &idempotency_key
+            && let Some(existing) = self.find_idempotent(&ks.session_id, k).await?
+        {
+            return Ok(response(&existing));
+        }
+        if ks.status != SessionStatus::Connected {
+            return Err(api(
+                ErrorCode::SessionNotConnected,
+                format!("session is not connected (status {})", status_name(ks.status)),
+            ));
+        }
+        let worker_id = ks
+            .worker_id
+            .clone()
+            .ok_or_else(|| api(ErrorCode::WorkerUnavailable, "session has no worker"))?;
+
+        let row = new_row(&ks.session_id, &to, kind, &content, idempotency_key.clone());
+        let inserted = match row.insert(&self.state.db.conn).await {
+            Ok(m) => m,
+            Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
+                // A concurrent request with the same key won the race.
+                let k = idempotency_key.unwrap_or_default();
+                let existing = self.find_idempotent(&ks.session_id, &k).await?.ok_or(CpError::Db(e))?;
+                return Ok(response(&existing));
+            }
+            Err(e) => return Err(e.into()),
+        };
+
+        let cmd = command::Kind::SendMessage(v1::SendMessage {
+            session_id: ks.session_id.clone(),
+            generation: u64::try_from(ks.generation).unwrap_or_default(),
+            message_id: inserted.id.clone(),
+            to: to.clone(),
+            content: Some(content),
+        });
+        let outcome = self.state.registry.call(&worker_id, cmd, self.state.config.command_timeout).await;
+        let db = &self.state.db;
+        match outcome {
+            Ok(result) if result.ok => {
+                let wa_id = match result.payload {
+                    Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
+                    _ => None,
+                };
+                let now = Utc::now();
+                // Only PENDING moves to SENT: a DELIVERED event that raced
+                // ahead of the ack is not overwritten.
+                db.conn
+                    .execute_raw(db.stmt(
+                        "UPDATE messages SET status = 'SENT', sent_at = $1, wa_message_id = $2 WHERE id = $3 AND status = 'PENDING'",
+                        vec![now.into(), wa_id.into(), inserted.id.clone().into()],
+                    ))
+                    .await?;
+                metrics::MESSAGES_SENT.inc();
+                Ok(v1::SendResponse {
+                    message_id: inserted.id,
+                    status: v1::MessageStatus::Sent as i32,
+                    to,
+                    error: None,
+                    created_at: Some(to_proto(inserted.created_at)),
+                })
+            }
+            Ok(result) => {
+                let reason = if result.error_message.is_empty() { result.error_code.clone() } else { result.error_message.clone() };
+                self.mark_failed(&inserted.id, &reason).await?;
+                Ok(v1::SendResponse {
+                    message_id: inserted.id,
+                    status: v1::MessageStatus::Failed as i32,
+                    to,
+                    error: Some(reason),
+                    created_at: Some(to_proto(inserted.created_at)),
+                })
+            }
+            Err(e @ crate::registry::DispatchError::Timeout(_)) => {
+                // Outcome unknown: the worker may still send it; its status
+                // events will settle the row. Stays PENDING.
+                Err(CpError::Api(
+                    wagate_proto::error::ApiError::from(e)
+                        .with_message_suffix(&format!("; message {} is pending", inserted.id)),
+                ))
+            }
+            Err(e) => {
+                // Never reached a worker: FAILED, safe to retry.
+                self.mark_failed(&inserted.id, &e.to_string()).await?;
+                Err(CpError::Dispatch(e))
+            }
+        }
+    }
+
+    async fn mark_failed(&self, id: &str, reason: &str) -> CpResult<()> {
+        metrics::MESSAGES_FAILED.inc();
+        let db = &self.state.db;
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
+                vec![reason.chars().take(1000).collect::<String>().into(), id.into()],
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn find_idempotent(&self, session_id: &str, key: &str) -> CpResult<Option<message::Model>> {
+        Ok(message::Entity::find()
+            .filter(message::Column::SessionId.eq(session_id))
+            .filter(message::Column::IdempotencyKey.eq(key))
+            .one(&self.state.db.conn)
+            .await?)
+    }
+}
+
+fn status_name(s: SessionStatus) -> &'static str {
+    match s {
+        SessionStatus::Init => "INIT",
+        SessionStatus::QrRequired => "QR_REQUIRED",
+        SessionStatus::Connected => "CONNECTED",
+        SessionStatus::Disconnected => "DISCONNECTED",
+        SessionStatus::Reconnecting => "RECONNECTING",
+        SessionStatus::Error => "ERROR",
+    }
+}
+
+fn response(m: &message::Model) -> v1::SendResponse {
+    v1::SendResponse {
+        message_id: m.id.clone(),
+        status: convert::message_status_to_proto(m.status) as i32,
+        to: m.to_number.clone(),
+        error: m.error_message.clone(),
+        created_at: Some(to_proto(m.created_at)),
+    }
+}
+
+fn new_row(
+    session_id: &str,
+    to: &str,
+    kind: v1::MessageType,
+    c: &v1::MessageContent,
+    idempotency_key: Option<String>,
+) -> message::ActiveModel {
+    let message_type = convert::message_type_from_proto(kind).unwrap_or(MessageType::Text);
+    let (body, metadata) = match message_type {
+        MessageType::Text => (c.text.clone(), None),
+        MessageType::Location => (
+            c.name.clone().unwrap_or_else(|| format!("{},{}", c.latitude.unwrap_or_default(), c.longitude.unwrap_or_default())),
+            Some(serde_json::json!({ "latitude": c.latitude, "longitude": c.longitude, "name": c.name }).to_string()),
+        ),
+        MessageType::Contact => (
+            c.name.clone().unwrap_or_default(),
+            Some(serde_json::json!({ "name": c.name, "phone": c.phone, "vcard": c.vcard }).to_string()),
+        ),
+        _ => (c.caption.clone().unwrap_or_default(), None),
+    };
+    message::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        session_id: Set(session_id.to_owned()),
+        direction: Set(MessageDirection::Outbound),
+        from_number: Set(None),
+        to_number: Set(to.to_owned()),
+        message_type: Set(message_type),
+        content: Set(body),
+        media_url: Set(c.media_url.clone()),
+        filename: Set(c.filename.clone()),
+        caption: Set(c.caption.clone()),
+        status: Set(MessageStatus::Pending),
+        error_message: Set(None),
+        sent_at: Set(None),
+        delivered_at: Set(None),
+        read_at: Set(None),
+        created_at: Set(Utc::now()),
+        wa_message_id: Set(None),
+        idempotency_key: Set(idempotency_key),
+        metadata: Set(metadata),
+    }
+}
+
+#[tonic::async_trait]
+impl MessageService for MessageApi {
+    async fn send(&self, request: Request<v1::SendRequest>) -> Result<Response<v1::SendResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("send", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.send(md, req).instrument(span).await?))
+    }
+}

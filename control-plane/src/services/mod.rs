@@ -1,0 +1,5 @@
+//! The public gRPC API (what the edge and internal services call).
+
+pub mod auth;
+pub mod messages;
+pub mod sessions;

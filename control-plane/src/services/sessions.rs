@@ -1,0 +1,264 @@
+//! SessionService: create (tier limit, placement, API key, StartSession),
+//! list, get, QR, delete. Every lookup is scoped to the caller: another
+//! user's session id is NOT_FOUND.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+use wagate_proto::error::ErrorCode;
+use wagate_proto::v1::{self, command, session_service_server::SessionService};
+
+use crate::auth::{AuthUser, api_keys};
+use crate::convert;
+use crate::error::{CpError, CpResult, api, is_unique_violation};
+use crate::metrics;
+use crate::persistence::entities::{api_key, session};
+use crate::persistence::enums::SessionStatus;
+use crate::placement;
+use crate::state::SharedState;
+use crate::validation;
+
+pub struct SessionApi {
+    state: SharedState,
+}
+
+impl SessionApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    async fn create(&self, user: AuthUser, req: v1::CreateSessionRequest) -> CpResult<v1::CreateSessionResponse> {
+        self.state.ensure_running()?;
+        let name = validation::name("name", &req.name)?;
+        let session_id = if req.session_id.trim().is_empty() {
+            format!("ses_{}", uuid::Uuid::new_v4().simple())
+        } else {
+            validation::session_id("sessionId", &req.session_id)?
+        };
+        let db = &self.state.db;
+        let limit = user.tier.session_limit();
+        let key = api_keys::generate();
+        let now = Utc::now();
+
+        let txn = db.conn.begin().await?;
+        if db.is_postgres() {
+            // Serialises concurrent creates of one user, so the tier limit holds.
+            txn.execute_raw(db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user.id.clone().into()]))
+                .await?;
+        }
+        let active = session::Entity::find()
+            .filter(session::Column::UserId.eq(user.id.clone()))
+            .filter(session::Column::Status.ne(SessionStatus::Disconnected))
+            .count(&txn)
+            .await?;
+        if active >= limit {
+            return Err(api(
+                ErrorCode::TierLimitExceeded,
+                format!(
+                    "session limit reached: the {} tier allows {limit} active session{}",
+                    user.tier.as_str(),
+                    if limit == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        if session::Entity::find_by_id(session_id.clone()).one(&txn).await?.is_some() {
+            return Err(api(ErrorCode::AlreadyExists, "a session with this id already exists"));
+        }
+        let worker_id = placement::reserve_slot(db, &txn)
+            .await?
+            .ok_or_else(|| api(ErrorCode::NoAvailableWorkers, "no available workers: every worker is full or offline"))
+            .map_err(|e| match e {
+                CpError::Api(a) => CpError::Api(a.with_retry_after(5)),
+                other => other,
+            })?;
+        let row = session::ActiveModel {
+            id: Set(session_id.clone()),
+            user_id: Set(user.id.clone()),
+            worker_id: Set(Some(worker_id.clone())),
+            name: Set(name.clone()),
+            phone_number: Set(None),
+            status: Set(SessionStatus::Init),
+            qr_code: Set(None),
+            last_seen_at: Set(None),
+            generation: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        if let Err(e) = row.insert(&txn).await {
+            return Err(if is_unique_violation(&e) {
+                api(ErrorCode::AlreadyExists, "a session with this id already exists")
+            } else {
+                e.into()
+            });
+        }
+        api_key::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            key_hash: Set(key.hash.clone()),
+            key_prefix: Set(key.display_prefix.clone()),
+            session_id: Set(session_id.clone()),
+            name: Set(format!("Session API Key - {session_id}")),
+            is_active: Set(true),
+            last_used: Set(None),
+            created_at: Set(now),
+            expires_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        metrics::SESSIONS_CREATED.inc();
+
+        self.state.cache.set_route(&session_id, &worker_id).await?;
+        let start = command::Kind::StartSession(v1::StartSession {
+            session_id: session_id.clone(),
+            generation: 1,
+            name,
+            auth_state: None,
+        });
+        let outcome = self.state.registry.call(&worker_id, start, self.state.config.command_timeout).await;
+        let failure = match outcome {
+            Ok(r) if r.ok => None,
+            Ok(r) => Some(api(ErrorCode::WorkerError, format!("worker could not start the session: {}", r.error_message))),
+            Err(e) => Some(CpError::Dispatch(e)),
+        };
+        if let Some(err) = failure {
+            tracing::warn!(session_id, worker_id, error = %err, "session start failed, rolling back");
+            self.remove_session(&session_id, Some(&worker_id)).await?;
+            return Err(err);
+        }
+        let row = session::Entity::find_by_id(session_id.clone())
+            .one(&db.conn)
+            .await?
+            .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
+        Ok(v1::CreateSessionResponse { session: Some(convert::session(&row, Some(key.display_prefix))), api_key: key.key })
+    }
+
+    /// The caller's session, or NOT_FOUND (also for other users' ids).
+    async fn owned(&self, user: &AuthUser, session_id: &str) -> CpResult<session::Model> {
+        let not_found = || api(ErrorCode::SessionNotFound, "session not found");
+        let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
+        session::Entity::find_by_id(id.to_owned())
+            .filter(session::Column::UserId.eq(user.id.clone()))
+            .one(&self.state.db.conn)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    async fn key_prefix(&self, session_id: &str) -> CpResult<Option<String>> {
+        Ok(api_key::Entity::find()
+            .filter(api_key::Column::SessionId.eq(session_id))
+            .one(&self.state.db.conn)
+            .await?
+            .map(|k| k.key_prefix))
+    }
+
+    async fn list(&self, user: AuthUser, req: v1::ListSessionsRequest) -> CpResult<v1::ListSessionsResponse> {
+        let page = req.page.max(1);
+        let limit = if req.limit == 0 { 20 } else { req.limit.min(100) };
+        let query = session::Entity::find().filter(session::Column::UserId.eq(user.id.clone()));
+        let total = query.clone().count(&self.state.db.conn).await?;
+        let rows = query
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_asc(session::Column::Id)
+            .offset(u64::from(page - 1) * u64::from(limit))
+            .limit(u64::from(limit))
+            .all(&self.state.db.conn)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|s| s.id.clone()).collect();
+        let prefixes: std::collections::HashMap<String, String> = api_key::Entity::find()
+            .filter(api_key::Column::SessionId.is_in(ids))
+            .all(&self.state.db.conn)
+            .await?
+            .into_iter()
+            .map(|k| (k.session_id, k.key_prefix))
+            .collect();
+        let sessions = rows.iter().map(|s| convert::session(s, prefixes.get(&s.id).cloned())).collect();
+        Ok(v1::ListSessionsResponse { sessions, total, page, limit })
+    }
+
+    async fn delete(&self, user: AuthUser, session_id: &str) -> CpResult<v1::DeleteSessionResponse> {
+        self.state.ensure_running()?;
+        let s = self.owned(&user, session_id).await?;
+        if let Some(worker_id) = &s.worker_id {
+            let stop = command::Kind::StopSession(v1::StopSession {
+                session_id: s.id.clone(),
+                generation: u64::try_from(s.generation).unwrap_or_default(),
+            });
+            // Best effort: a worker that is gone no longer runs the session;
+            // one that comes back is told to stop it (fencing on Hello).
+            match self.state.registry.call(worker_id, stop, self.state.config.command_timeout).await {
+                Ok(r) if !r.ok => tracing::warn!(session_id = s.id, worker_id, error = r.error_message, "worker refused stop"),
+                Err(e) => tracing::warn!(session_id = s.id, worker_id, error = %e, "stop not delivered"),
+                Ok(_) => {}
+            }
+        }
+        self.remove_session(&s.id, s.worker_id.as_deref()).await?;
+        Ok(v1::DeleteSessionResponse { session_id: s.id, deleted: true })
+    }
+
+    /// Deletes the row (cascading to key and messages), frees the worker
+    /// slot and the route.
+    async fn remove_session(&self, session_id: &str, worker_id: Option<&str>) -> CpResult<()> {
+        let db = &self.state.db;
+        let txn = db.conn.begin().await?;
+        let deleted = session::Entity::delete_by_id(session_id.to_owned()).exec(&txn).await?;
+        if deleted.rows_affected > 0
+            && let Some(w) = worker_id
+        {
+            placement::release_slot(db, &txn, w).await?;
+        }
+        txn.commit().await?;
+        self.state.cache.del_route(session_id).await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl SessionService for SessionApi {
+    async fn create_session(
+        &self,
+        request: Request<v1::CreateSessionRequest>,
+    ) -> Result<Response<v1::CreateSessionResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let span = tracing::info_span!("create_session", user_id = %user.id);
+        Ok(Response::new(self.create(user, request.into_inner()).instrument(span).await?))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<v1::ListSessionsRequest>,
+    ) -> Result<Response<v1::ListSessionsResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.list(user, request.into_inner()).await?))
+    }
+
+    async fn get_session(&self, request: Request<v1::GetSessionRequest>) -> Result<Response<v1::Session>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let s = self.owned(&user, &request.get_ref().session_id).await?;
+        let prefix = self.key_prefix(&s.id).await?;
+        Ok(Response::new(convert::session(&s, prefix)))
+    }
+
+    async fn get_qr(&self, request: Request<v1::GetSessionRequest>) -> Result<Response<v1::QrResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let s = self.owned(&user, &request.get_ref().session_id).await?;
+        let qr_code = if s.status == SessionStatus::QrRequired { s.qr_code.clone() } else { None };
+        Ok(Response::new(v1::QrResponse {
+            session_id: s.id,
+            status: convert::session_status_to_proto(s.status) as i32,
+            qr_code,
+        }))
+    }
+
+    async fn delete_session(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::DeleteSessionResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let span = tracing::info_span!("delete_session", user_id = %user.id, session_id = %request.get_ref().session_id);
+        Ok(Response::new(self.delete(user, &request.get_ref().session_id).instrument(span).await?))
+    }
+}

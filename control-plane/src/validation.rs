@@ -1,0 +1,222 @@
+//! Input rules shared by every gRPC method (and so by the REST face): each
+//! failure names the field.
+
+use wagate_proto::v1::{MessageContent, MessageType};
+
+use crate::error::{CpError, invalid};
+
+pub const MAX_NAME: usize = 100;
+pub const MAX_TEXT: usize = 4096;
+pub const MAX_CAPTION: usize = 1024;
+pub const MAX_URL: usize = 2048;
+pub const MAX_FILENAME: usize = 255;
+
+pub fn email(raw: &str) -> Result<String, CpError> {
+    let email = raw.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(invalid("email", "email is required"));
+    }
+    if email.len() > 254 {
+        return Err(invalid("email", "email must be at most 254 characters"));
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(invalid("email", "email must be a valid address"));
+    };
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !domain.contains('@')
+        && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if !ok {
+        return Err(invalid("email", "email must be a valid address"));
+    }
+    Ok(email)
+}
+
+pub fn password(raw: &str) -> Result<(), CpError> {
+    let n = raw.chars().count();
+    if n < 8 {
+        return Err(invalid("password", "password must be at least 8 characters"));
+    }
+    if raw.len() > 128 {
+        return Err(invalid("password", "password must be at most 128 bytes"));
+    }
+    Ok(())
+}
+
+/// A display name: trimmed, 1..=100 characters, no control characters.
+pub fn name(field: &str, raw: &str) -> Result<String, CpError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(invalid(field, format!("{field} is required")));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(invalid(field, format!("{field} must be at most {MAX_NAME} characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(invalid(field, format!("{field} must not contain control characters")));
+    }
+    Ok(name.to_owned())
+}
+
+/// A caller-chosen session id: 3..=64 of `[A-Za-z0-9_-]`.
+pub fn session_id(field: &str, raw: &str) -> Result<String, CpError> {
+    let id = raw.trim();
+    if !(3..=64).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(invalid(field, format!("{field} must be 3-64 characters of letters, digits, '-' or '_'")));
+    }
+    Ok(id.to_owned())
+}
+
+/// An id in a path or lookup: malformed ids simply do not exist.
+pub fn lookup_id(raw: &str) -> Option<&str> {
+    let id = raw.trim();
+    ((1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        .then_some(id)
+}
+
+/// Normalises a recipient: a phone number (digits with optional `+`,
+/// spaces, dashes, dots, parentheses) or a JID → `digits@s.whatsapp.net`
+/// (`@c.us` is rewritten); group JIDs (`…@g.us`) are kept.
+pub fn recipient(raw: &str) -> Result<String, CpError> {
+    let to = raw.trim();
+    if to.is_empty() {
+        return Err(invalid("to", "to is required"));
+    }
+    if let Some((user, server)) = to.split_once('@') {
+        let server = server.to_ascii_lowercase();
+        return match server.as_str() {
+            "s.whatsapp.net" | "c.us" => Ok(format!("{}@s.whatsapp.net", phone_digits(user)?)),
+            "g.us" if !user.is_empty()
+                && user.len() <= 64
+                && user.bytes().all(|b| b.is_ascii_digit() || b == b'-') =>
+            {
+                Ok(format!("{user}@g.us"))
+            }
+            _ => Err(invalid("to", "to must be a phone number or a WhatsApp JID (…@s.whatsapp.net, …@g.us)")),
+        };
+    }
+    Ok(format!("{}@s.whatsapp.net", phone_digits(to)?))
+}
+
+fn phone_digits(raw: &str) -> Result<String, CpError> {
+    let mut digits = String::with_capacity(raw.len());
+    for (i, c) in raw.chars().enumerate() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' if i == 0 => {}
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return Err(invalid("to", "to must be a phone number in international format or a JID")),
+        }
+    }
+    if !(7..=15).contains(&digits.len()) || digits.starts_with('0') {
+        return Err(invalid("to", "to must be a phone number in international format (7-15 digits, country code first)"));
+    }
+    Ok(digits)
+}
+
+/// Checks the fields each message type requires.
+pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError> {
+    let Some(c) = content else {
+        return Err(invalid("message", "message content is required"));
+    };
+    let kind = MessageType::try_from(c.r#type).unwrap_or(MessageType::Unspecified);
+    match kind {
+        MessageType::Unspecified => return Err(invalid("type", "type must be one of text, image, document, audio, video, sticker, location, contact")),
+        MessageType::Text => {
+            if c.text.trim().is_empty() {
+                return Err(invalid("message", "message is required for text messages"));
+            }
+            if c.text.chars().count() > MAX_TEXT {
+                return Err(invalid("message", format!("message must be at most {MAX_TEXT} characters")));
+            }
+        }
+        MessageType::Image | MessageType::Video | MessageType::Audio | MessageType::Document | MessageType::Sticker => {
+            let url = c.media_url.as_deref().unwrap_or_default().trim();
+            if url.is_empty() {
+                return Err(invalid("mediaUrl", "mediaUrl is required for media messages"));
+            }
+            if url.len() > MAX_URL || !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
+                return Err(invalid("mediaUrl", "mediaUrl must be an http(s) URL of at most 2048 characters"));
+            }
+            if c.caption.as_deref().is_some_and(|s| s.chars().count() > MAX_CAPTION) {
+                return Err(invalid("caption", format!("caption must be at most {MAX_CAPTION} characters")));
+            }
+            if c.filename.as_deref().is_some_and(|s| s.len() > MAX_FILENAME || s.contains(['/', '\\', '\0'])) {
+                return Err(invalid("filename", "filename must be a plain file name of at most 255 bytes"));
+            }
+        }
+        MessageType::Location => {
+            match c.latitude {
+                Some(lat) if lat.is_finite() && (-90.0..=90.0).contains(&lat) => {}
+                Some(_) => return Err(invalid("latitude", "latitude must be between -90 and 90")),
+                None => return Err(invalid("latitude", "latitude is required for location messages")),
+            }
+            match c.longitude {
+                Some(lng) if lng.is_finite() && (-180.0..=180.0).contains(&lng) => {}
+                Some(_) => return Err(invalid("longitude", "longitude must be between -180 and 180")),
+                None => return Err(invalid("longitude", "longitude is required for location messages")),
+            }
+            if c.name.as_deref().is_some_and(|s| s.chars().count() > MAX_NAME) {
+                return Err(invalid("name", format!("name must be at most {MAX_NAME} characters")));
+            }
+        }
+        MessageType::Contact => {
+            name("name", c.name.as_deref().unwrap_or_default())?;
+            let phone = c.phone.as_deref().unwrap_or_default().trim();
+            let vcard = c.vcard.as_deref().unwrap_or_default().trim();
+            if phone.is_empty() && vcard.is_empty() {
+                return Err(invalid("phone", "phone or vcard is required for contact messages"));
+            }
+            if !phone.is_empty() {
+                phone_digits(phone).map_err(|_| invalid("phone", "phone must be a phone number in international format"))?;
+            }
+            if vcard.len() > MAX_TEXT {
+                return Err(invalid("vcard", format!("vcard must be at most {MAX_TEXT} bytes")));
+            }
+        }
+    }
+    Ok(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients_are_normalised() {
+        assert_eq!(recipient("+62 812-3456-7890").unwrap(), "6281234567890@s.whatsapp.net");
+        assert_eq!(recipient("6281234567890@c.us").unwrap(), "6281234567890@s.whatsapp.net");
+        assert_eq!(recipient("6281234567890@s.whatsapp.net").unwrap(), "6281234567890@s.whatsapp.net");
+        assert_eq!(recipient("120363-1234@g.us").unwrap(), "120363-1234@g.us");
+        for bad in ["", "abc", "123", "+0812345678", "62812@evil.com", "628123456789012345", "62a81234567"] {
+            assert!(recipient(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" A@Example.COM ").unwrap(), "a@example.com");
+        for bad in ["", "a", "a@b", "@b.c", "a@.b", "a b@c.d", "a@b..c", "a@b.c."] {
+            assert!(email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_rules_per_type() {
+        let text = |t: &str| MessageContent { r#type: MessageType::Text as i32, text: t.into(), ..Default::default() };
+        assert!(content(Some(&text("hi"))).is_ok());
+        assert!(content(Some(&text("  "))).is_err());
+        assert!(content(None).is_err());
+        let img = MessageContent { r#type: MessageType::Image as i32, media_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(content(Some(&img)).is_err());
+        let loc = MessageContent { r#type: MessageType::Location as i32, latitude: Some(91.0), longitude: Some(0.0), ..Default::default() };
+        assert!(content(Some(&loc)).is_err());
+        let contact = MessageContent { r#type: MessageType::Contact as i32, name: Some("Ann".into()), phone: Some("+6281234567".into()), ..Default::default() };
+        assert!(content(Some(&contact)).is_ok());
+    }
+}

@@ -1,0 +1,241 @@
+//! `WorkerService.Connect`: the bidirectional stream each worker keeps open.
+//!
+//! Handshake: bearer token in metadata, then `Hello` within the hello
+//! timeout, else the stream is refused. The worker is upserted ONLINE,
+//! registered (preempting a stale stream of the same worker), told which
+//! held sessions it must stop (fencing), and answered `Welcome`. One reader
+//! task then handles heartbeats, command results and events; a stream that
+//! ends, errors or stays silent past the liveness timeout unregisters the
+//! worker and marks it OFFLINE.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+use wagate_proto::v1::{
+    self, ControlMessage, WorkerMessage, control_message, worker_message, worker_service_server::WorkerService,
+};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::identity;
+use crate::events;
+use crate::heartbeat;
+use crate::metrics;
+use crate::persistence::entities::session;
+use crate::persistence::enums::{LogLevel, WorkerStatus};
+use crate::registry::{Registration, WorkerConn};
+use crate::state::SharedState;
+
+pub struct WorkerApi {
+    state: SharedState,
+}
+
+impl WorkerApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+}
+
+type ControlStream = Pin<Box<dyn Stream<Item = Result<ControlMessage, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl WorkerService for WorkerApi {
+    type ConnectStream = ControlStream;
+
+    async fn connect(&self, request: Request<Streaming<WorkerMessage>>) -> Result<Response<ControlStream>, Status> {
+        let state = self.state.clone();
+        if state.shutdown.is_cancelled() {
+            return Err(crate::error::CpError::ShuttingDown.into());
+        }
+        let authorized = identity::bearer(request.metadata())
+            .is_some_and(|t| identity::secret_matches(t, &state.config.worker_auth_token));
+        if !authorized {
+            metrics::WORKER_STREAMS_REJECTED.inc();
+            return Err(Status::unauthenticated("invalid worker token"));
+        }
+        let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut inbound = request.into_inner();
+
+        let hello = match tokio::time::timeout(state.config.hello_timeout, inbound.next()).await {
+            Ok(Some(Ok(WorkerMessage { kind: Some(worker_message::Kind::Hello(h)) }))) => h,
+            Ok(Some(Ok(_))) => {
+                metrics::WORKER_STREAMS_REJECTED.inc();
+                return Err(Status::invalid_argument("the first message must be Hello"));
+            }
+            Ok(Some(Err(status))) => return Err(status),
+            Ok(None) => return Err(Status::cancelled("stream closed before Hello")),
+            Err(_) => {
+                metrics::WORKER_STREAMS_REJECTED.inc();
+                return Err(Status::deadline_exceeded("no Hello within the hello timeout"));
+            }
+        };
+        validate_hello(&hello)?;
+        let worker_id = hello.worker_id.clone();
+        let span = tracing::info_span!("worker_stream", worker_id = %worker_id);
+
+        heartbeat::upsert_on_hello(&state, &hello, &peer).await.map_err(Status::from)?;
+        let (conn, rx, registration) = state.registry.register(&worker_id, state.config.worker_channel_capacity);
+        let stop_sessions = fenced_sessions(&state, &hello).await.map_err(Status::from)?;
+        let welcome = ControlMessage {
+            kind: Some(control_message::Kind::Welcome(v1::Welcome {
+                connection_generation: conn.generation,
+                heartbeat_interval_ms: u32::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX),
+                stop_sessions,
+                replica_id: state.config.replica_id.clone(),
+            })),
+        };
+        if !conn.send(welcome).await {
+            return Err(Status::unavailable("stream closed during handshake"));
+        }
+        if let Err(err) = state
+            .cache
+            .set_worker_replica(&worker_id, &state.config.replica_id, state.config.liveness_timeout() * 4)
+            .await
+        {
+            tracing::warn!(parent: &span, error = %err, "could not record worker replica");
+        }
+        metrics::WORKER_STREAMS_OPENED.inc();
+        audit::record(
+            &state.db,
+            "workers",
+            AuditEntry::new("worker connected")
+                .worker(&worker_id)
+                .details(serde_json::json!({ "peer": peer, "generation": conn.generation, "version": hello.version })),
+        );
+        tracing::info!(parent: &span, generation = conn.generation, peer, "worker connected");
+
+        let cancel = conn.cancel.clone();
+        let reader = read_loop(state.clone(), conn, registration, inbound);
+        state.tasks.spawn(reader.instrument(span));
+
+        let outbound = ReceiverStream::new(rx).take_until(cancel.cancelled_owned());
+        Ok(Response::new(Box::pin(outbound)))
+    }
+}
+
+fn validate_hello(hello: &v1::Hello) -> Result<(), Status> {
+    let id = &hello.worker_id;
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
+        return Err(Status::invalid_argument("worker_id must be 1-64 characters of letters, digits, '-', '_' or '.'"));
+    }
+    if hello.max_sessions == 0 || hello.max_sessions > 100_000 {
+        return Err(Status::invalid_argument("max_sessions must be between 1 and 100000"));
+    }
+    if hello.endpoint.len() > 512 || hello.version.len() > 64 {
+        return Err(Status::invalid_argument("endpoint or version too long"));
+    }
+    Ok(())
+}
+
+/// Sessions the worker still runs but must not: deleted, placed elsewhere,
+/// or placed again with a newer generation.
+async fn fenced_sessions(state: &SharedState, hello: &v1::Hello) -> Result<Vec<String>, crate::error::CpError> {
+    if hello.sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = hello.sessions.iter().map(|s| s.session_id.clone()).collect();
+    let rows = session::Entity::find().filter(session::Column::Id.is_in(ids)).all(&state.db.conn).await?;
+    let owned: std::collections::HashMap<&str, &session::Model> = rows.iter().map(|s| (s.id.as_str(), s)).collect();
+    Ok(hello
+        .sessions
+        .iter()
+        .filter(|held| match owned.get(held.session_id.as_str()) {
+            Some(row) => {
+                row.worker_id.as_deref() != Some(hello.worker_id.as_str())
+                    || u64::try_from(row.generation).unwrap_or_default() != held.generation
+            }
+            None => true,
+        })
+        .map(|held| held.session_id.clone())
+        .collect())
+}
+
+async fn read_loop(
+    state: SharedState,
+    conn: Arc<WorkerConn>,
+    registration: Registration,
+    mut inbound: Streaming<WorkerMessage>,
+) {
+    let liveness = state.config.liveness_timeout();
+    let mut sampler = heartbeat::Sampler::new(state.config.metrics_sample_interval);
+    let started = Instant::now();
+    let reason = loop {
+        let next = tokio::select! {
+            () = conn.cancel.cancelled() => break "stream preempted or shutting down",
+            next = tokio::time::timeout(liveness, inbound.next()) => next,
+        };
+        let msg = match next {
+            Err(_) => break "missed heartbeats",
+            Ok(None) => break "stream closed by worker",
+            Ok(Some(Err(status))) => {
+                tracing::debug!(error = %status, "worker stream error");
+                break "stream error";
+            }
+            Ok(Some(Ok(msg))) => msg,
+        };
+        match msg.kind {
+            Some(worker_message::Kind::Heartbeat(hb)) => {
+                heartbeat::record(&state, &conn.worker_id, &hb, &mut sampler).await;
+            }
+            Some(worker_message::Kind::Result(result)) => {
+                let request_id = result.request_id;
+                if !conn.complete(result) {
+                    tracing::debug!(request_id, "result for a caller that gave up");
+                }
+            }
+            Some(worker_message::Kind::Event(event)) => {
+                events::handle(&state, &conn.worker_id, event).await;
+            }
+            Some(worker_message::Kind::Goodbye(bye)) => {
+                tracing::info!(reason = bye.reason, "worker said goodbye");
+                break "worker left";
+            }
+            Some(worker_message::Kind::Hello(_)) | None => {
+                tracing::warn!("unexpected message on an open stream");
+            }
+        }
+    };
+    let generation = registration.generation;
+    let worker_id = conn.worker_id.clone();
+    drop(registration);
+    conn.cancel.cancel();
+    metrics::WORKERS_LOST.inc();
+    // A newer stream of the same worker (reconnect) keeps it ONLINE.
+    if !state.registry.get(&worker_id).is_some_and(|c| c.generation != generation) {
+        if let Err(err) = mark_offline(&state, &worker_id).await {
+            tracing::error!(error = %err, "could not mark worker offline");
+        }
+        let _ = state.cache.clear_worker_replica(&worker_id, &state.config.replica_id).await;
+    }
+    tracing::info!(reason, generation, uptime_ms = started.elapsed().as_millis() as u64, "worker disconnected");
+    audit::record(
+        &state.db,
+        "workers",
+        AuditEntry::new("worker disconnected")
+            .level(LogLevel::Warn)
+            .worker(&worker_id)
+            .details(serde_json::json!({ "reason": reason, "generation": generation })),
+    );
+}
+
+async fn mark_offline(state: &SharedState, worker_id: &str) -> Result<(), sea_orm::DbErr> {
+    let db = &state.db;
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE workers SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            vec![
+                sea_orm::ActiveEnum::to_value(&WorkerStatus::Offline).into(),
+                Utc::now().into(),
+                worker_id.into(),
+                sea_orm::ActiveEnum::to_value(&WorkerStatus::Online).into(),
+            ],
+        ))
+        .await?;
+    Ok(())
+}
