@@ -14,7 +14,8 @@ use crate::validation;
 pub async fn ensure_admin(state: &SharedState, email: &str, password: &str) -> CpResult<bool> {
     let email = validation::email(email)?;
     validation::password(password)?;
-    let exists = user::Entity::find().filter(user::Column::Email.eq(email.clone())).count(&state.db.conn).await? > 0;
+    let exists =
+        user::Entity::find().filter(user::Column::Email.eq(email.clone())).count(&state.db.conn).await? > 0;
     if exists {
         return Ok(false);
     }
@@ -24,5 +25,9 @@ pub async fn ensure_admin(state: &SharedState, email: &str, password: &str) -> C
 
 /// True when at least one administrator exists.
 pub async fn has_admin(state: &SharedState) -> CpResult<bool> {
-    Ok(user::Entity::find().filter(user::Column::Role.eq(UserRole::Administrator)).count(&state.db.conn).await? > 0)
+    Ok(user::Entity::find()
+        .filter(user::Column::Role.eq(UserRole::Administrator))
+        .count(&state.db.conn)
+        .await?
+        > 0)
 }

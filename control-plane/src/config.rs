@@ -93,7 +93,9 @@ impl ControlPlaneArgs {
             random_secret()
         });
         let worker_auth_token = self.worker_auth_token.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            tracing::warn!("WORKER_AUTH_TOKEN is not set: using a random token, no external worker can connect");
+            tracing::warn!(
+                "WORKER_AUTH_TOKEN is not set: using a random token, no external worker can connect"
+            );
             random_secret()
         });
         ControlPlaneConfig {

@@ -32,7 +32,8 @@ impl From<CpError> for ApiError {
             CpError::Api(api) => api,
             CpError::Dispatch(d) => d.into(),
             CpError::ShuttingDown => {
-                ApiError::new(ErrorCode::ShuttingDown, "the control plane is shutting down").with_retry_after(1)
+                ApiError::new(ErrorCode::ShuttingDown, "the control plane is shutting down")
+                    .with_retry_after(1)
             }
             CpError::Db(err) => {
                 tracing::error!(error = %err, "database error");

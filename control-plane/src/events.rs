@@ -18,7 +18,9 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
         Some(event::Kind::Qr(qr)) => on_qr(state, worker_id, &ev.session_id, ev.generation, qr).await,
         Some(event::Kind::Status(st)) => on_status(state, worker_id, &ev.session_id, ev.generation, st).await,
         Some(event::Kind::MessageStatus(ms)) => on_message_status(state, worker_id, &ev.session_id, ms).await,
-        Some(event::Kind::InboundMessage(m)) => on_inbound(state, worker_id, &ev.session_id, ev.generation, m).await,
+        Some(event::Kind::InboundMessage(m)) => {
+            on_inbound(state, worker_id, &ev.session_id, ev.generation, m).await
+        }
         Some(event::Kind::AuthState(_)) => {
             // Custody of auth-state snapshots (encrypted at rest) belongs to
             // the failover work; until then snapshots are not kept.
@@ -28,7 +30,9 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
         None => Ok(0),
     };
     match result {
-        Ok(0) => tracing::debug!(session_id, "event ignored (stale generation, unknown session or no change)"),
+        Ok(0) => {
+            tracing::debug!(session_id, "event ignored (stale generation, unknown session or no change)")
+        }
         Ok(_) => {}
         Err(err) => tracing::warn!(session_id, error = %err, "event write failed"),
     }
@@ -36,23 +40,38 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
 
 /// Renders the fence condition with positional parameters after `first`.
 fn fence(first: usize) -> String {
-    FENCE.replace("$A", &format!("${first}")).replace("$B", &format!("${}", first + 1)).replace("$C", &format!("${}", first + 2))
+    FENCE
+        .replace("$A", &format!("${first}"))
+        .replace("$B", &format!("${}", first + 1))
+        .replace("$C", &format!("${}", first + 2))
 }
 
 fn gen_value(generation: u64) -> sea_orm::Value {
     i64::try_from(generation).unwrap_or(i64::MAX).into()
 }
 
-async fn on_qr(state: &SharedState, worker_id: &str, session_id: &str, generation: u64, qr: v1::QrCode) -> Result<u64, DbErr> {
+async fn on_qr(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    generation: u64,
+    qr: v1::QrCode,
+) -> Result<u64, DbErr> {
     if qr.code.is_empty() || qr.code.len() > 4096 {
         return Ok(0);
     }
     let db = &state.db;
     let now = Utc::now();
-    let sql = format!("UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', updated_at = $2 WHERE {}", fence(3));
+    let sql = format!(
+        "UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', updated_at = $2 WHERE {}",
+        fence(3)
+    );
     let res = db
         .conn
-        .execute_raw(db.stmt(&sql, vec![qr.code.into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)]))
+        .execute_raw(db.stmt(
+            &sql,
+            vec![qr.code.into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)],
+        ))
         .await?;
     Ok(res.rows_affected())
 }
@@ -64,7 +83,9 @@ async fn on_status(
     generation: u64,
     st: v1::StatusChanged,
 ) -> Result<u64, DbErr> {
-    let Some(status) = v1::SessionStatus::try_from(st.status).ok().and_then(convert::session_status_from_proto) else {
+    let Some(status) =
+        v1::SessionStatus::try_from(st.status).ok().and_then(convert::session_status_from_proto)
+    else {
         return Ok(0);
     };
     let phone = st.phone_number.filter(|p| !p.is_empty() && p.len() <= 32);
@@ -99,7 +120,9 @@ async fn on_message_status(
     session_id: &str,
     ms: v1::MessageStatusUpdate,
 ) -> Result<u64, DbErr> {
-    let Some(status) = v1::MessageStatus::try_from(ms.status).ok().and_then(convert::message_status_from_proto) else {
+    let Some(status) =
+        v1::MessageStatus::try_from(ms.status).ok().and_then(convert::message_status_from_proto)
+    else {
         return Ok(0);
     };
     // Status only moves forward; FAILED only replaces PENDING/SENT.
@@ -114,7 +137,10 @@ async fn on_message_status(
             "status = 'READ', read_at = $1, delivered_at = COALESCE(delivered_at, $1)",
             "'PENDING', 'SENT', 'DELIVERED'",
         ),
-        MessageStatus::Failed => ("status = 'FAILED', error_message = COALESCE(error_message, 'failed on worker')", "'PENDING', 'SENT'"),
+        MessageStatus::Failed => (
+            "status = 'FAILED', error_message = COALESCE(error_message, 'failed on worker')",
+            "'PENDING', 'SENT'",
+        ),
     };
     let db = &state.db;
     let now = Utc::now();
@@ -165,7 +191,9 @@ async fn on_inbound(
          FROM sessions WHERE {}",
         fence(10)
     );
-    let created = chrono::DateTime::from_timestamp_millis(m.timestamp_ms).filter(|_| m.timestamp_ms > 0).unwrap_or_else(Utc::now);
+    let created = chrono::DateTime::from_timestamp_millis(m.timestamp_ms)
+        .filter(|_| m.timestamp_ms > 0)
+        .unwrap_or_else(Utc::now);
     let res = db
         .conn
         .execute_raw(db.stmt(

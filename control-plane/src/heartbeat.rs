@@ -18,14 +18,16 @@ const UPSERT: &str = "INSERT INTO workers (id, endpoint, status, session_count, 
         status = CASE WHEN workers.status = 'MAINTENANCE' THEN 'MAINTENANCE' ELSE 'ONLINE' END";
 
 /// Self-heals the placement counter from the sessions actually assigned.
-const RECOUNT: &str =
-    "UPDATE workers SET session_count = (SELECT COUNT(*) FROM sessions WHERE sessions.worker_id = workers.id) WHERE id = $1";
+const RECOUNT: &str = "UPDATE workers SET session_count = (SELECT COUNT(*) FROM sessions WHERE sessions.worker_id = workers.id) WHERE id = $1";
 
 pub async fn upsert_on_hello(state: &SharedState, hello: &v1::Hello, peer: &str) -> Result<(), CpError> {
     let db = &state.db;
     let now = Utc::now();
-    let endpoint =
-        if hello.endpoint.trim().is_empty() { format!("stream://{}", hello.worker_id) } else { hello.endpoint.clone() };
+    let endpoint = if hello.endpoint.trim().is_empty() {
+        format!("stream://{}", hello.worker_id)
+    } else {
+        hello.endpoint.clone()
+    };
     let version = (!hello.version.is_empty()).then(|| hello.version.clone());
     let res = db
         .conn
@@ -92,7 +94,12 @@ pub async fn record(state: &SharedState, worker_id: &str, hb: &v1::Heartbeat, sa
     }
 }
 
-async fn write(state: &SharedState, worker_id: &str, hb: &v1::Heartbeat, sampler: &mut Sampler) -> Result<(), DbErr> {
+async fn write(
+    state: &SharedState,
+    worker_id: &str,
+    hb: &v1::Heartbeat,
+    sampler: &mut Sampler,
+) -> Result<(), DbErr> {
     let db = &state.db;
     let now = Utc::now();
     let cpu = if hb.cpu_usage.is_finite() { hb.cpu_usage.max(0.0) } else { 0.0 };

@@ -12,7 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cache;
-// pub mod cluster;
+pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod error;

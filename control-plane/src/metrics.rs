@@ -43,14 +43,20 @@ pub static CONNECTED_WORKERS: Gauge =
     Gauge::new("wagate_cp_connected_workers", "Worker streams connected to this replica");
 pub static WORKER_STREAMS_OPENED: Counter =
     Counter::new("wagate_cp_worker_streams_opened_total", "Worker streams accepted (after Hello)");
-pub static WORKER_STREAMS_REJECTED: Counter =
-    Counter::new("wagate_cp_worker_streams_rejected_total", "Worker streams refused (auth, bad or late Hello)");
+pub static WORKER_STREAMS_REJECTED: Counter = Counter::new(
+    "wagate_cp_worker_streams_rejected_total",
+    "Worker streams refused (auth, bad or late Hello)",
+);
 pub static WORKERS_LOST: Counter =
     Counter::new("wagate_cp_workers_lost_total", "Worker streams that ended or missed heartbeats");
-pub static COMMANDS_REJECTED_BUSY: Counter =
-    Counter::new("wagate_cp_commands_rejected_busy_total", "Commands refused because a worker's channel was full");
-pub static COMMANDS_TIMED_OUT: Counter =
-    Counter::new("wagate_cp_commands_timed_out_total", "Commands whose worker did not answer before the deadline");
+pub static COMMANDS_REJECTED_BUSY: Counter = Counter::new(
+    "wagate_cp_commands_rejected_busy_total",
+    "Commands refused because a worker's channel was full",
+);
+pub static COMMANDS_TIMED_OUT: Counter = Counter::new(
+    "wagate_cp_commands_timed_out_total",
+    "Commands whose worker did not answer before the deadline",
+);
 pub static MESSAGES_SENT: Counter =
     Counter::new("wagate_cp_messages_sent_total", "Outbound messages acknowledged by a worker");
 pub static MESSAGES_FAILED: Counter =
@@ -74,10 +80,12 @@ pub fn render() -> String {
     use std::fmt::Write;
     let mut out = String::new();
     for c in COUNTERS {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter\n{} {}", c.name, c.help, c.name, c.name, c.get());
+        let _ =
+            writeln!(out, "# HELP {} {}\n# TYPE {} counter\n{} {}", c.name, c.help, c.name, c.name, c.get());
     }
     for g in GAUGES {
-        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} gauge\n{} {}", g.name, g.help, g.name, g.name, g.get());
+        let _ =
+            writeln!(out, "# HELP {} {}\n# TYPE {} gauge\n{} {}", g.name, g.help, g.name, g.name, g.get());
     }
     out
 }

@@ -27,7 +27,8 @@ const PICK_SQLITE: &str = "UPDATE workers SET session_count = session_count + 1,
       AND status = 'ONLINE' AND session_count < max_sessions \
     RETURNING id";
 
-const FREE_SLOTS: &str = "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions";
+const FREE_SLOTS: &str =
+    "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions";
 
 /// Reserves one session slot; `None` when no worker has capacity.
 pub async fn reserve_slot<C: ConnectionTrait>(db: &Db, conn: &C) -> Result<Option<String>, DbErr> {

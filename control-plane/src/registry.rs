@@ -59,7 +59,11 @@ pub struct WorkerConn {
 
 impl WorkerConn {
     /// Sends a command and waits for its result until `deadline`.
-    pub async fn call(&self, kind: command::Kind, deadline: Duration) -> Result<CommandResult, DispatchError> {
+    pub async fn call(
+        &self,
+        kind: command::Kind,
+        deadline: Duration,
+    ) -> Result<CommandResult, DispatchError> {
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
         self.lock_pending().insert(request_id, reply_tx);
@@ -156,11 +160,17 @@ impl Registry {
         });
         let old = self.write().insert(worker_id.to_owned(), conn.clone());
         if let Some(old) = old {
-            tracing::info!(worker_id, old_generation = old.generation, generation, "worker reconnected, preempting stale stream");
+            tracing::info!(
+                worker_id,
+                old_generation = old.generation,
+                generation,
+                "worker reconnected, preempting stale stream"
+            );
             old.cancel.cancel();
         }
         metrics::CONNECTED_WORKERS.set(self.len() as i64);
-        let guard = Registration { registry: Arc::downgrade(self), worker_id: worker_id.to_owned(), generation };
+        let guard =
+            Registration { registry: Arc::downgrade(self), worker_id: worker_id.to_owned(), generation };
         (conn, rx, guard)
     }
 
@@ -253,7 +263,11 @@ mod tests {
         let echo = tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.recv().await {
                 if let Some(control_message::Kind::Command(cmd)) = msg.kind {
-                    conn.complete(CommandResult { request_id: cmd.request_id, ok: true, ..Default::default() });
+                    conn.complete(CommandResult {
+                        request_id: cmd.request_id,
+                        ok: true,
+                        ..Default::default()
+                    });
                 }
             }
         });

@@ -78,13 +78,17 @@ impl ControlPlane {
             config,
         });
         if let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password) {
-            bootstrap::ensure_admin(&state, email, password).await.map_err(|e| StartError::Bootstrap(e.to_string()))?;
+            bootstrap::ensure_admin(&state, email, password)
+                .await
+                .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         }
 
         let listener = TcpListener::bind(state.config.grpc_listen)
             .await
             .map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         for name in SERVICES {
@@ -108,9 +112,10 @@ impl ControlPlane {
             .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
             .add_service(SessionServiceServer::new(SessionApi::new(state.clone())))
             .add_service(MessageServiceServer::new(MessageApi::new(state.clone())));
-        let server = tokio::spawn(
-            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move { stop.cancelled().await }),
-        );
+        let server =
+            tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                stop.cancelled().await
+            }));
         tracing::info!(
             %addr,
             replica_id = state.config.replica_id,
@@ -154,7 +159,10 @@ impl RunningControlPlane {
         })
         .await;
         if joined.is_err() {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown deadline passed with work in flight");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "shutdown deadline passed with work in flight"
+            );
         }
         tracing::info!("control plane stopped");
     }

@@ -66,8 +66,13 @@ pub fn name(field: &str, raw: &str) -> Result<String, CpError> {
 /// A caller-chosen session id: 3..=64 of `[A-Za-z0-9_-]`.
 pub fn session_id(field: &str, raw: &str) -> Result<String, CpError> {
     let id = raw.trim();
-    if !(3..=64).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(invalid(field, format!("{field} must be 3-64 characters of letters, digits, '-' or '_'")));
+    if !(3..=64).contains(&id.len())
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(invalid(
+            field,
+            format!("{field} must be 3-64 characters of letters, digits, '-' or '_'"),
+        ));
     }
     Ok(id.to_owned())
 }
@@ -91,9 +96,10 @@ pub fn recipient(raw: &str) -> Result<String, CpError> {
         let server = server.to_ascii_lowercase();
         return match server.as_str() {
             "s.whatsapp.net" | "c.us" => Ok(format!("{}@s.whatsapp.net", phone_digits(user)?)),
-            "g.us" if !user.is_empty()
-                && user.len() <= 64
-                && user.bytes().all(|b| b.is_ascii_digit() || b == b'-') =>
+            "g.us"
+                if !user.is_empty()
+                    && user.len() <= 64
+                    && user.bytes().all(|b| b.is_ascii_digit() || b == b'-') =>
             {
                 Ok(format!("{user}@g.us"))
             }
@@ -114,7 +120,10 @@ fn phone_digits(raw: &str) -> Result<String, CpError> {
         }
     }
     if !(7..=15).contains(&digits.len()) || digits.starts_with('0') {
-        return Err(invalid("to", "to must be a phone number in international format (7-15 digits, country code first)"));
+        return Err(invalid(
+            "to",
+            "to must be a phone number in international format (7-15 digits, country code first)",
+        ));
     }
     Ok(digits)
 }
@@ -126,7 +135,12 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
     };
     let kind = MessageType::try_from(c.r#type).unwrap_or(MessageType::Unspecified);
     match kind {
-        MessageType::Unspecified => return Err(invalid("type", "type must be one of text, image, document, audio, video, sticker, location, contact")),
+        MessageType::Unspecified => {
+            return Err(invalid(
+                "type",
+                "type must be one of text, image, document, audio, video, sticker, location, contact",
+            ));
+        }
         MessageType::Text => {
             if c.text.trim().is_empty() {
                 return Err(invalid("message", "message is required for text messages"));
@@ -135,18 +149,29 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
                 return Err(invalid("message", format!("message must be at most {MAX_TEXT} characters")));
             }
         }
-        MessageType::Image | MessageType::Video | MessageType::Audio | MessageType::Document | MessageType::Sticker => {
+        MessageType::Image
+        | MessageType::Video
+        | MessageType::Audio
+        | MessageType::Document
+        | MessageType::Sticker => {
             let url = c.media_url.as_deref().unwrap_or_default().trim();
             if url.is_empty() {
                 return Err(invalid("mediaUrl", "mediaUrl is required for media messages"));
             }
-            if url.len() > MAX_URL || !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(char::is_whitespace) {
-                return Err(invalid("mediaUrl", "mediaUrl must be an http(s) URL of at most 2048 characters"));
+            if url.len() > MAX_URL
+                || !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(char::is_whitespace)
+            {
+                return Err(invalid(
+                    "mediaUrl",
+                    "mediaUrl must be an http(s) URL of at most 2048 characters",
+                ));
             }
             if c.caption.as_deref().is_some_and(|s| s.chars().count() > MAX_CAPTION) {
                 return Err(invalid("caption", format!("caption must be at most {MAX_CAPTION} characters")));
             }
-            if c.filename.as_deref().is_some_and(|s| s.len() > MAX_FILENAME || s.contains(['/', '\\', '\0'])) {
+            if c.filename.as_deref().is_some_and(|s| s.len() > MAX_FILENAME || s.contains(['/', '\\', '\0']))
+            {
                 return Err(invalid("filename", "filename must be a plain file name of at most 255 bytes"));
             }
         }
@@ -173,7 +198,8 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
                 return Err(invalid("phone", "phone or vcard is required for contact messages"));
             }
             if !phone.is_empty() {
-                phone_digits(phone).map_err(|_| invalid("phone", "phone must be a phone number in international format"))?;
+                phone_digits(phone)
+                    .map_err(|_| invalid("phone", "phone must be a phone number in international format"))?;
             }
             if vcard.len() > MAX_TEXT {
                 return Err(invalid("vcard", format!("vcard must be at most {MAX_TEXT} bytes")));
@@ -208,15 +234,33 @@ mod tests {
 
     #[test]
     fn content_rules_per_type() {
-        let text = |t: &str| MessageContent { r#type: MessageType::Text as i32, text: t.into(), ..Default::default() };
+        let text = |t: &str| MessageContent {
+            r#type: MessageType::Text as i32,
+            text: t.into(),
+            ..Default::default()
+        };
         assert!(content(Some(&text("hi"))).is_ok());
         assert!(content(Some(&text("  "))).is_err());
         assert!(content(None).is_err());
-        let img = MessageContent { r#type: MessageType::Image as i32, media_url: Some("ftp://x".into()), ..Default::default() };
+        let img = MessageContent {
+            r#type: MessageType::Image as i32,
+            media_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
         assert!(content(Some(&img)).is_err());
-        let loc = MessageContent { r#type: MessageType::Location as i32, latitude: Some(91.0), longitude: Some(0.0), ..Default::default() };
+        let loc = MessageContent {
+            r#type: MessageType::Location as i32,
+            latitude: Some(91.0),
+            longitude: Some(0.0),
+            ..Default::default()
+        };
         assert!(content(Some(&loc)).is_err());
-        let contact = MessageContent { r#type: MessageType::Contact as i32, name: Some("Ann".into()), phone: Some("+6281234567".into()), ..Default::default() };
+        let contact = MessageContent {
+            r#type: MessageType::Contact as i32,
+            name: Some("Ann".into()),
+            phone: Some("+6281234567".into()),
+            ..Default::default()
+        };
         assert!(content(Some(&contact)).is_ok());
     }
 }

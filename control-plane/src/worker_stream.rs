@@ -19,7 +19,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 use wagate_proto::v1::{
-    self, ControlMessage, WorkerMessage, control_message, worker_message, worker_service_server::WorkerService,
+    self, ControlMessage, WorkerMessage, control_message, worker_message,
+    worker_service_server::WorkerService,
 };
 
 use crate::audit::{self, AuditEntry};
@@ -48,7 +49,10 @@ type ControlStream = Pin<Box<dyn Stream<Item = Result<ControlMessage, Status>> +
 impl WorkerService for WorkerApi {
     type ConnectStream = ControlStream;
 
-    async fn connect(&self, request: Request<Streaming<WorkerMessage>>) -> Result<Response<ControlStream>, Status> {
+    async fn connect(
+        &self,
+        request: Request<Streaming<WorkerMessage>>,
+    ) -> Result<Response<ControlStream>, Status> {
         let state = self.state.clone();
         if state.shutdown.is_cancelled() {
             return Err(crate::error::CpError::ShuttingDown.into());
@@ -80,12 +84,14 @@ impl WorkerService for WorkerApi {
         let span = tracing::info_span!("worker_stream", worker_id = %worker_id);
 
         heartbeat::upsert_on_hello(&state, &hello, &peer).await.map_err(Status::from)?;
-        let (conn, rx, registration) = state.registry.register(&worker_id, state.config.worker_channel_capacity);
+        let (conn, rx, registration) =
+            state.registry.register(&worker_id, state.config.worker_channel_capacity);
         let stop_sessions = fenced_sessions(&state, &hello).await.map_err(Status::from)?;
         let welcome = ControlMessage {
             kind: Some(control_message::Kind::Welcome(v1::Welcome {
                 connection_generation: conn.generation,
-                heartbeat_interval_ms: u32::try_from(state.config.heartbeat_interval.as_millis()).unwrap_or(u32::MAX),
+                heartbeat_interval_ms: u32::try_from(state.config.heartbeat_interval.as_millis())
+                    .unwrap_or(u32::MAX),
                 stop_sessions,
                 replica_id: state.config.replica_id.clone(),
             })),
@@ -104,9 +110,9 @@ impl WorkerService for WorkerApi {
         audit::record(
             &state.db,
             "workers",
-            AuditEntry::new("worker connected")
-                .worker(&worker_id)
-                .details(serde_json::json!({ "peer": peer, "generation": conn.generation, "version": hello.version })),
+            AuditEntry::new("worker connected").worker(&worker_id).details(
+                serde_json::json!({ "peer": peer, "generation": conn.generation, "version": hello.version }),
+            ),
         );
         tracing::info!(parent: &span, generation = conn.generation, peer, "worker connected");
 
@@ -121,8 +127,13 @@ impl WorkerService for WorkerApi {
 
 fn validate_hello(hello: &v1::Hello) -> Result<(), Status> {
     let id = &hello.worker_id;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-        return Err(Status::invalid_argument("worker_id must be 1-64 characters of letters, digits, '-', '_' or '.'"));
+    if id.is_empty()
+        || id.len() > 64
+        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(Status::invalid_argument(
+            "worker_id must be 1-64 characters of letters, digits, '-', '_' or '.'",
+        ));
     }
     if hello.max_sessions == 0 || hello.max_sessions > 100_000 {
         return Err(Status::invalid_argument("max_sessions must be between 1 and 100000"));
@@ -135,13 +146,17 @@ fn validate_hello(hello: &v1::Hello) -> Result<(), Status> {
 
 /// Sessions the worker still runs but must not: deleted, placed elsewhere,
 /// or placed again with a newer generation.
-async fn fenced_sessions(state: &SharedState, hello: &v1::Hello) -> Result<Vec<String>, crate::error::CpError> {
+async fn fenced_sessions(
+    state: &SharedState,
+    hello: &v1::Hello,
+) -> Result<Vec<String>, crate::error::CpError> {
     if hello.sessions.is_empty() {
         return Ok(Vec::new());
     }
     let ids: Vec<String> = hello.sessions.iter().map(|s| s.session_id.clone()).collect();
     let rows = session::Entity::find().filter(session::Column::Id.is_in(ids)).all(&state.db.conn).await?;
-    let owned: std::collections::HashMap<&str, &session::Model> = rows.iter().map(|s| (s.id.as_str(), s)).collect();
+    let owned: std::collections::HashMap<&str, &session::Model> =
+        rows.iter().map(|s| (s.id.as_str(), s)).collect();
     Ok(hello
         .sessions
         .iter()
@@ -207,13 +222,18 @@ async fn read_loop(
     conn.cancel.cancel();
     metrics::WORKERS_LOST.inc();
     // A newer stream of the same worker (reconnect) keeps it ONLINE.
-    if !state.registry.get(&worker_id).is_some_and(|c| c.generation != generation) {
+    if state.registry.get(&worker_id).is_none_or(|c| c.generation == generation) {
         if let Err(err) = mark_offline(&state, &worker_id).await {
             tracing::error!(error = %err, "could not mark worker offline");
         }
         let _ = state.cache.clear_worker_replica(&worker_id, &state.config.replica_id).await;
     }
-    tracing::info!(reason, generation, uptime_ms = started.elapsed().as_millis() as u64, "worker disconnected");
+    tracing::info!(
+        reason,
+        generation,
+        uptime_ms = started.elapsed().as_millis() as u64,
+        "worker disconnected"
+    );
     audit::record(
         &state.db,
         "workers",

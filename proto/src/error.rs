@@ -157,10 +157,8 @@ impl ApiError {
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()));
         let field = md.get(metadata::ERROR_FIELD).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let retry_after_secs = md
-            .get(metadata::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse().ok());
+        let retry_after_secs =
+            md.get(metadata::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok());
         let message = if status.message().is_empty() {
             code.as_str().to_lowercase().replace('_', " ")
         } else {
@@ -191,7 +189,11 @@ mod tests {
     #[test]
     fn status_round_trip_keeps_code_field_and_retry() {
         for &code in ErrorCode::ALL {
-            let err = ApiError { field: Some("to".into()), retry_after_secs: Some(3), ..ApiError::new(code, "boom") };
+            let err = ApiError {
+                field: Some("to".into()),
+                retry_after_secs: Some(3),
+                ..ApiError::new(code, "boom")
+            };
             let back = ApiError::from_status(&err.to_status());
             assert_eq!(back, err, "{code}");
             assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));

@@ -33,7 +33,8 @@ impl Authenticator {
 
     /// A user authenticated by `authorization: Bearer <jwt>`.
     pub async fn user(&self, md: &MetadataMap) -> Result<AuthUser, CpError> {
-        let token = bearer(md).ok_or_else(|| api(ErrorCode::Unauthenticated, "authorization token required"))?;
+        let token =
+            bearer(md).ok_or_else(|| api(ErrorCode::Unauthenticated, "authorization token required"))?;
         let claims =
             self.jwt.verify(token).map_err(|_| api(ErrorCode::InvalidToken, "invalid or expired token"))?;
         let user = user::Entity::find_by_id(claims.sub)

@@ -49,7 +49,13 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: &str, email: &str, role: &str, tier: &str) -> Result<(String, DateTime<Utc>), JwtError> {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        email: &str,
+        role: &str,
+        tier: &str,
+    ) -> Result<(String, DateTime<Utc>), JwtError> {
         let now = Utc::now();
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(7));
         let exp = now + ttl;

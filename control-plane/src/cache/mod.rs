@@ -70,7 +70,12 @@ impl Cache {
     }
 
     /// Records which control-plane replica holds a worker's stream.
-    pub async fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> Result<(), CacheError> {
+    pub async fn set_worker_replica(
+        &self,
+        worker_id: &str,
+        replica: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         match self {
             Cache::Memory(c) => {
                 c.set_worker_replica(worker_id, replica, ttl);

@@ -14,7 +14,8 @@ pub struct RedisCache {
 }
 
 /// Deletes the key only when it still holds the expected value.
-const DEL_IF_EQ: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+const DEL_IF_EQ: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
@@ -51,10 +52,17 @@ impl RedisCache {
         Ok(())
     }
 
-    pub async fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> Result<(), CacheError> {
+    pub async fn set_worker_replica(
+        &self,
+        worker_id: &str,
+        replica: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let _: () =
-            self.pool.set(self.replica_key(worker_id), replica, Some(Expiration::EX(secs)), None, false).await?;
+        let _: () = self
+            .pool
+            .set(self.replica_key(worker_id), replica, Some(Expiration::EX(secs)), None, false)
+            .await?;
         Ok(())
     }
 
@@ -63,7 +71,8 @@ impl RedisCache {
     }
 
     pub async fn clear_worker_replica(&self, worker_id: &str, replica: &str) -> Result<(), CacheError> {
-        let _: i64 = self.pool.next().eval(DEL_IF_EQ, vec![self.replica_key(worker_id)], vec![replica]).await?;
+        let _: i64 =
+            self.pool.next().eval(DEL_IF_EQ, vec![self.replica_key(worker_id)], vec![replica]).await?;
         Ok(())
     }
 

@@ -40,7 +40,9 @@ impl Db {
         }
         let conn = sea_orm::Database::connect(opts).await?;
         if is_sqlite {
-            for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"] {
+            for pragma in
+                ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"]
+            {
                 conn.execute_unprepared(pragma).await?;
             }
         }
@@ -104,6 +106,9 @@ fn ensure_sqlite_dir(url: &str) {
 mod tests {
     #[test]
     fn placeholders_are_rewritten_for_sqlite() {
-        assert_eq!(super::dollar_to_question("a = $1 AND b = $12 AND c = '$'"), "a = ? AND b = ? AND c = '$'");
+        assert_eq!(
+            super::dollar_to_question("a = $1 AND b = $12 AND c = '$'"),
+            "a = ? AND b = ? AND c = '$'"
+        );
     }
 }

@@ -59,7 +59,10 @@ impl AuthApi {
             return Err(crate::error::invalid("password", "password is required"));
         }
         let found = if email.len() <= 254 && req.password.len() <= 1024 {
-            user::Entity::find().filter(user::Column::Email.eq(email.clone())).one(&self.state.db.conn).await?
+            user::Entity::find()
+                .filter(user::Column::Email.eq(email.clone()))
+                .one(&self.state.db.conn)
+                .await?
         } else {
             None
         };
@@ -110,7 +113,8 @@ pub async fn create_user(
     password: String,
     role: UserRole,
 ) -> CpResult<user::Model> {
-    let exists = user::Entity::find().filter(user::Column::Email.eq(email.clone())).one(&state.db.conn).await?;
+    let exists =
+        user::Entity::find().filter(user::Column::Email.eq(email.clone())).one(&state.db.conn).await?;
     if exists.is_some() {
         return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
     }
@@ -155,7 +159,10 @@ pub fn peer_of<T>(req: &Request<T>) -> String {
 
 #[tonic::async_trait]
 impl AuthService for AuthApi {
-    async fn register(&self, request: Request<v1::RegisterRequest>) -> Result<Response<v1::AuthResponse>, Status> {
+    async fn register(
+        &self,
+        request: Request<v1::RegisterRequest>,
+    ) -> Result<Response<v1::AuthResponse>, Status> {
         Ok(Response::new(self.register(request.into_inner()).await?))
     }
 

@@ -45,13 +45,18 @@ impl MessageApi {
     }
 
     async fn authenticate(&self, md: &tonic::metadata::MetadataMap) -> CpResult<KeySession> {
-        let key = identity::api_key(md).ok_or_else(|| api(ErrorCode::Unauthenticated, "session API key required"))?;
+        let key = identity::api_key(md)
+            .ok_or_else(|| api(ErrorCode::Unauthenticated, "session API key required"))?;
         let invalid_key = || api(ErrorCode::InvalidApiKey, "invalid or revoked API key");
         if !api_keys::looks_like_key(key) {
             return Err(invalid_key());
         }
         let db = &self.state.db;
-        let row = db.conn.query_one_raw(db.stmt(KEY_LOOKUP, vec![api_keys::hash(key).into()])).await?.ok_or_else(invalid_key)?;
+        let row = db
+            .conn
+            .query_one_raw(db.stmt(KEY_LOOKUP, vec![api_keys::hash(key).into()]))
+            .await?
+            .ok_or_else(invalid_key)?;
         let key_active: bool = row.try_get("", "key_active")?;
         let user_active: bool = row.try_get("", "user_active")?;
         let expires_at: Option<DateTime<Utc>> = row.try_get("", "expires_at")?;
@@ -66,7 +71,11 @@ impl MessageApi {
         })
     }
 
-    async fn send(&self, md: tonic::metadata::MetadataMap, req: v1::SendRequest) -> CpResult<v1::SendResponse> {
+    async fn send(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::SendRequest,
+    ) -> CpResult<v1::SendResponse> {
         self.state.ensure_running()?;
         let ks = self.authenticate(&md).await?;
         if ks.session_id != req.session_id {
@@ -95,10 +104,8 @@ impl MessageApi {
                 format!("session is not connected (status {})", status_name(ks.status)),
             ));
         }
-        let worker_id = ks
-            .worker_id
-            .clone()
-            .ok_or_else(|| api(ErrorCode::WorkerUnavailable, "session has no worker"))?;
+        let worker_id =
+            ks.worker_id.clone().ok_or_else(|| api(ErrorCode::WorkerUnavailable, "session has no worker"))?;
 
         let row = new_row(&ks.session_id, &to, kind, &content, idempotency_key.clone());
         let inserted = match row.insert(&self.state.db.conn).await {
@@ -146,7 +153,11 @@ impl MessageApi {
                 })
             }
             Ok(result) => {
-                let reason = if result.error_message.is_empty() { result.error_code.clone() } else { result.error_message.clone() };
+                let reason = if result.error_message.is_empty() {
+                    result.error_code.clone()
+                } else {
+                    result.error_message.clone()
+                };
                 self.mark_failed(&inserted.id, &reason).await?;
                 Ok(v1::SendResponse {
                     message_id: inserted.id,
@@ -225,8 +236,13 @@ fn new_row(
     let (body, metadata) = match message_type {
         MessageType::Text => (c.text.clone(), None),
         MessageType::Location => (
-            c.name.clone().unwrap_or_else(|| format!("{},{}", c.latitude.unwrap_or_default(), c.longitude.unwrap_or_default())),
-            Some(serde_json::json!({ "latitude": c.latitude, "longitude": c.longitude, "name": c.name }).to_string()),
+            c.name.clone().unwrap_or_else(|| {
+                format!("{},{}", c.latitude.unwrap_or_default(), c.longitude.unwrap_or_default())
+            }),
+            Some(
+                serde_json::json!({ "latitude": c.latitude, "longitude": c.longitude, "name": c.name })
+                    .to_string(),
+            ),
         ),
         MessageType::Contact => (
             c.name.clone().unwrap_or_default(),

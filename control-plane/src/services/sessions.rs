@@ -4,8 +4,8 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -31,7 +31,11 @@ impl SessionApi {
         Self { state }
     }
 
-    async fn create(&self, user: AuthUser, req: v1::CreateSessionRequest) -> CpResult<v1::CreateSessionResponse> {
+    async fn create(
+        &self,
+        user: AuthUser,
+        req: v1::CreateSessionRequest,
+    ) -> CpResult<v1::CreateSessionResponse> {
         self.state.ensure_running()?;
         let name = validation::name("name", &req.name)?;
         let session_id = if req.session_id.trim().is_empty() {
@@ -47,8 +51,10 @@ impl SessionApi {
         let txn = db.conn.begin().await?;
         if db.is_postgres() {
             // Serialises concurrent creates of one user, so the tier limit holds.
-            txn.execute_raw(db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user.id.clone().into()]))
-                .await?;
+            txn.execute_raw(
+                db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user.id.clone().into()]),
+            )
+            .await?;
         }
         let active = session::Entity::find()
             .filter(session::Column::UserId.eq(user.id.clone()))
@@ -70,7 +76,9 @@ impl SessionApi {
         }
         let worker_id = placement::reserve_slot(db, &txn)
             .await?
-            .ok_or_else(|| api(ErrorCode::NoAvailableWorkers, "no available workers: every worker is full or offline"))
+            .ok_or_else(|| {
+                api(ErrorCode::NoAvailableWorkers, "no available workers: every worker is full or offline")
+            })
             .map_err(|e| match e {
                 CpError::Api(a) => CpError::Api(a.with_retry_after(5)),
                 other => other,
@@ -121,7 +129,10 @@ impl SessionApi {
         let outcome = self.state.registry.call(&worker_id, start, self.state.config.command_timeout).await;
         let failure = match outcome {
             Ok(r) if r.ok => None,
-            Ok(r) => Some(api(ErrorCode::WorkerError, format!("worker could not start the session: {}", r.error_message))),
+            Ok(r) => Some(api(
+                ErrorCode::WorkerError,
+                format!("worker could not start the session: {}", r.error_message),
+            )),
             Err(e) => Some(CpError::Dispatch(e)),
         };
         if let Some(err) = failure {
@@ -133,7 +144,10 @@ impl SessionApi {
             .one(&db.conn)
             .await?
             .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
-        Ok(v1::CreateSessionResponse { session: Some(convert::session(&row, Some(key.display_prefix))), api_key: key.key })
+        Ok(v1::CreateSessionResponse {
+            session: Some(convert::session(&row, Some(key.display_prefix))),
+            api_key: key.key,
+        })
     }
 
     /// The caller's session, or NOT_FOUND (also for other users' ids).
@@ -190,7 +204,12 @@ impl SessionApi {
             // Best effort: a worker that is gone no longer runs the session;
             // one that comes back is told to stop it (fencing on Hello).
             match self.state.registry.call(worker_id, stop, self.state.config.command_timeout).await {
-                Ok(r) if !r.ok => tracing::warn!(session_id = s.id, worker_id, error = r.error_message, "worker refused stop"),
+                Ok(r) if !r.ok => tracing::warn!(
+                    session_id = s.id,
+                    worker_id,
+                    error = r.error_message,
+                    "worker refused stop"
+                ),
                 Err(e) => tracing::warn!(session_id = s.id, worker_id, error = %e, "stop not delivered"),
                 Ok(_) => {}
             }
@@ -235,14 +254,20 @@ impl SessionService for SessionApi {
         Ok(Response::new(self.list(user, request.into_inner()).await?))
     }
 
-    async fn get_session(&self, request: Request<v1::GetSessionRequest>) -> Result<Response<v1::Session>, Status> {
+    async fn get_session(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
         let user = self.state.auth.user(request.metadata()).await?;
         let s = self.owned(&user, &request.get_ref().session_id).await?;
         let prefix = self.key_prefix(&s.id).await?;
         Ok(Response::new(convert::session(&s, prefix)))
     }
 
-    async fn get_qr(&self, request: Request<v1::GetSessionRequest>) -> Result<Response<v1::QrResponse>, Status> {
+    async fn get_qr(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::QrResponse>, Status> {
         let user = self.state.auth.user(request.metadata()).await?;
         let s = self.owned(&user, &request.get_ref().session_id).await?;
         let qr_code = if s.status == SessionStatus::QrRequired { s.qr_code.clone() } else { None };

@@ -1,0 +1,134 @@
+//! `wagate`: the whole system on one machine (the embedded default).
+//!
+//! Control plane + edge gateway + simulated worker(s) in one process, on
+//! SQLite under `./data` and the in-process cache unless `DATABASE_URL` /
+//! `REDIS_URL` say otherwise. Prints the URLs and a bootstrap admin login.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wagate_control_plane::bootstrap;
+use wagate_control_plane::{ControlPlane, ControlPlaneArgs};
+use wagate_edge_gateway::{EdgeConfig, EdgeServer};
+use wagate_worker_sdk::simulated::{SimulatedConfig, SimulatedDriver};
+use wagate_worker_sdk::{Worker, WorkerConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "wagate",
+    version,
+    about = "wagate on one machine: control plane + edge gateway + simulated worker"
+)]
+struct Cli {
+    #[command(flatten)]
+    control_plane: ControlPlaneArgs,
+    /// REST listen address of the edge gateway.
+    #[arg(long, env = "WAGATE_EDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+    /// Simulated workers to start in-process.
+    #[arg(long, env = "WAGATE_SIM_WORKERS", default_value_t = 1)]
+    sim_workers: usize,
+    /// Sessions each simulated worker accepts.
+    #[arg(long, env = "WAGATE_SIM_MAX_SESSIONS", default_value_t = 50)]
+    sim_max_sessions: u32,
+    /// The simulated phone "scans" the QR code this long after it is shown (0: never).
+    #[arg(long, env = "WAGATE_SIM_AUTO_SCAN_MS", default_value_t = 5000)]
+    sim_auto_scan_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let mut cp_args = cli.control_plane;
+    if cp_args.grpc_listen.ip().is_unspecified() {
+        cp_args.grpc_listen = SocketAddr::from(([127, 0, 0, 1], cp_args.grpc_listen.port()));
+    }
+    let config = cp_args.into_config();
+    let cp = ControlPlane::start(config).await?;
+    let state = cp.state().clone();
+
+    let mut admin_line = String::from("(an administrator already exists)");
+    if state.config.admin_email.is_none() && !bootstrap::has_admin(&state).await? {
+        let email = "admin@wagate.local";
+        let password = format!("wg-{}", &wagate_control_plane::config::random_secret()[..20]);
+        bootstrap::ensure_admin(&state, email, &password).await?;
+        admin_line = format!("{email} / {password}   (shown once; change it)");
+    } else if let Some(email) = &state.config.admin_email {
+        admin_line = format!("{email} (from WAGATE_ADMIN_EMAIL)");
+    }
+
+    let edge = EdgeServer::bind(EdgeConfig {
+        listen: cli.http_listen,
+        control_plane_url: cp.url(),
+        ..EdgeConfig::default()
+    })
+    .await?;
+
+    let mut workers = Vec::new();
+    for i in 0..cli.sim_workers.max(1) {
+        let id = format!("sim-worker-{}", i + 1);
+        let driver = SimulatedDriver::new(SimulatedConfig {
+            auto_scan_after: (cli.sim_auto_scan_ms > 0).then(|| Duration::from_millis(cli.sim_auto_scan_ms)),
+            ..SimulatedConfig::default()
+        });
+        let mut wc = WorkerConfig::new(cp.url(), state.config.worker_auth_token.clone(), id.clone());
+        wc.max_sessions = cli.sim_max_sessions;
+        wc.endpoint = format!("sim://{id}");
+        let handle = Worker::spawn(wc, driver);
+        if !handle.wait_connected(Duration::from_secs(10)).await {
+            anyhow::bail!("simulated worker {id} did not connect");
+        }
+        workers.push(handle);
+    }
+
+    let http = edge.local_addr();
+    println!();
+    println!("  wagate is running");
+    println!("  REST API     http://{http}/api/v1   (alias /api)");
+    println!("  API docs     http://{http}/api-docs");
+    println!("  health       http://{http}/health");
+    println!("  gRPC         {}   (grpc.health.v1 + reflection)", cp.url());
+    println!("  database     {}", redact(&state.config.database_url));
+    println!("  cache        {}", state.cache.kind());
+    println!("  workers      {} simulated (QR auto-scan {} ms)", workers.len(), cli.sim_auto_scan_ms);
+    println!("  admin        {admin_line}");
+    println!();
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    for w in workers {
+        w.shutdown().await;
+    }
+    edge.shutdown().await;
+    cp.shutdown().await;
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

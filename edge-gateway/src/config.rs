@@ -1,0 +1,137 @@
+//! Edge gateway configuration: [`EdgeConfig`] and its command line / env
+//! form [`EdgeArgs`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Everything the edge gateway needs to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeConfig {
+    /// Address the REST server listens on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// gRPC URL of the control plane, e.g. `http://127.0.0.1:50051`.
+    pub control_plane_url: String,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Deadline of one request, body reading and gRPC call included.
+    pub request_timeout: Duration,
+    /// Allowed CORS origins; `*` allows any.
+    pub cors_origins: Vec<String>,
+    /// Number of HTTP/2 channels to the control plane (round-robin).
+    pub grpc_channels: usize,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            control_plane_url: "http://127.0.0.1:50051".to_owned(),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: vec!["*".to_owned()],
+            grpc_channels: 4,
+        }
+    }
+}
+
+/// Command line / environment form of [`EdgeConfig`]; flatten it into a
+/// clap parser. Long options are prefixed `--edge-` so they can sit beside
+/// other components' options in one binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeArgs {
+    /// Address the REST server listens on.
+    #[arg(long = "edge-listen", env = "WAGATE_EDGE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+
+    /// gRPC URL of the control plane.
+    #[arg(
+        long = "edge-control-plane-url",
+        env = "WAGATE_EDGE_CONTROL_PLANE_URL",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub control_plane_url: String,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long = "edge-body-limit-bytes", env = "WAGATE_EDGE_BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+
+    /// Deadline of one request, in milliseconds.
+    #[arg(
+        long = "edge-request-timeout-ms",
+        env = "WAGATE_EDGE_REQUEST_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub request_timeout_ms: u64,
+
+    /// Allowed CORS origins, comma-separated; `*` allows any.
+    #[arg(
+        long = "edge-cors-origins",
+        env = "WAGATE_EDGE_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Number of HTTP/2 channels to the control plane.
+    #[arg(long = "edge-grpc-channels", env = "WAGATE_EDGE_GRPC_CHANNELS", default_value_t = 4)]
+    pub grpc_channels: usize,
+}
+
+impl EdgeArgs {
+    /// The configuration these arguments describe (zero sizes are raised to 1).
+    pub fn into_config(self) -> EdgeConfig {
+        EdgeConfig {
+            listen: self.listen,
+            control_plane_url: self.control_plane_url.trim().to_owned(),
+            body_limit_bytes: self.body_limit_bytes.max(1),
+            request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            cors_origins: self
+                .cors_origins
+                .iter()
+                .map(|o| o.trim())
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            grpc_channels: self.grpc_channels.max(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        edge: EdgeArgs,
+    }
+
+    #[test]
+    fn defaults_match_edge_config_default() {
+        let cli = Cli::try_parse_from(["edge-gateway"]).unwrap();
+        assert_eq!(cli.edge.into_config(), EdgeConfig::default());
+    }
+
+    #[test]
+    fn options_parse() {
+        let cli = Cli::try_parse_from([
+            "edge-gateway",
+            "--edge-listen",
+            "127.0.0.1:0",
+            "--edge-cors-origins",
+            "https://a.example, https://b.example",
+            "--edge-request-timeout-ms",
+            "1500",
+            "--edge-grpc-channels",
+            "0",
+        ])
+        .unwrap();
+        let c = cli.edge.into_config();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.request_timeout, Duration::from_millis(1500));
+        assert_eq!(c.grpc_channels, 1);
+    }
+}

@@ -1,0 +1,204 @@
+//! The way to the control plane: a small pool of lazily connected HTTP/2
+//! channels (round-robin), the metadata forwarded with each call, per-call
+//! deadlines, and gRPC status → [`ApiError`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+use tonic::Code;
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use wagate_proto::error::{ApiError, ErrorCode};
+use wagate_proto::metadata as md;
+use wagate_proto::v1::auth_service_client::AuthServiceClient;
+use wagate_proto::v1::message_service_client::MessageServiceClient;
+use wagate_proto::v1::session_service_client::SessionServiceClient;
+
+/// Round-robin pool of channels to the control plane. Clients made from it
+/// are cheap clones of a pooled [`Channel`].
+#[derive(Debug)]
+pub struct ControlPlane {
+    channels: Box<[Channel]>,
+    next: AtomicUsize,
+}
+
+impl ControlPlane {
+    /// Creates `channels` lazily connecting channels (at least one). Must be
+    /// called inside a Tokio runtime.
+    pub fn new(url: &str, channels: usize) -> Result<Self, tonic::transport::Error> {
+        let channels = (0..channels.max(1))
+            .map(|_| wagate_proto::connect_lazy(url.to_owned()))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_boxed_slice();
+        Ok(Self { channels, next: AtomicUsize::new(0) })
+    }
+
+    /// The next channel of the pool.
+    pub fn channel(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
+
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channel())
+    }
+
+    pub fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(self.channel())
+    }
+
+    pub fn messages(&self) -> MessageServiceClient<Channel> {
+        MessageServiceClient::new(self.channel())
+    }
+
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel())
+    }
+}
+
+/// What a call forwards to the control plane, taken from the REST request.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub authorization: Option<HeaderValue>,
+    pub api_key: Option<HeaderValue>,
+    pub request_id: HeaderValue,
+    pub forwarded_for: Option<HeaderValue>,
+    pub idempotency_key: Option<HeaderValue>,
+    /// When the REST request must be answered.
+    pub deadline: Instant,
+}
+
+const AUTHORIZATION: HeaderName = HeaderName::from_static(md::AUTHORIZATION);
+const API_KEY: HeaderName = HeaderName::from_static(md::API_KEY);
+const REQUEST_ID: HeaderName = HeaderName::from_static(md::REQUEST_ID);
+const FORWARDED_FOR: HeaderName = HeaderName::from_static(md::FORWARDED_FOR);
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(md::IDEMPOTENCY_KEY);
+
+impl CallContext {
+    /// A gRPC request carrying `message`, the forwarded metadata and a
+    /// deadline of the time left for this REST request.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut headers = HeaderMap::with_capacity(8);
+        if let Some(v) = &self.authorization {
+            headers.insert(AUTHORIZATION, v.clone());
+        }
+        if let Some(v) = &self.api_key {
+            headers.insert(API_KEY, v.clone());
+        }
+        headers.insert(REQUEST_ID, self.request_id.clone());
+        if let Some(v) = &self.forwarded_for {
+            headers.insert(FORWARDED_FOR, v.clone());
+        }
+        if let Some(v) = &self.idempotency_key {
+            headers.insert(IDEMPOTENCY_KEY, v.clone());
+        }
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = MetadataMap::from_headers(headers);
+        request.set_timeout(self.remaining());
+        request
+    }
+
+    /// Time left before the deadline (at least 1 ms, so that a call made at
+    /// the very end still carries a valid `grpc-timeout`).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
+    }
+}
+
+/// Maps a gRPC status to the error the REST caller sees. Errors tagged by the
+/// control plane (`x-wagate-code`) pass through; untagged ones (transport
+/// failures, tonic's own) get a generic message so no internals leak.
+pub fn status_to_error(status: &tonic::Status) -> ApiError {
+    if status.metadata().contains_key(md::ERROR_CODE) {
+        return ApiError::from_status(status);
+    }
+    let transport_failure = std::error::Error::source(status).is_some();
+    match status.code() {
+        // tonic reports its own client-side deadline as CANCELLED.
+        Code::Cancelled | Code::DeadlineExceeded => {
+            ApiError::new(ErrorCode::DeadlineExceeded, "the control plane did not answer in time")
+        }
+        Code::Unavailable => control_plane_unavailable(),
+        _ if transport_failure => control_plane_unavailable(),
+        Code::Unknown | Code::Internal | Code::DataLoss => {
+            ApiError::new(ErrorCode::Internal, "internal server error")
+        }
+        _ => ApiError::from_status(status),
+    }
+}
+
+fn control_plane_unavailable() -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, "control plane unavailable").with_retry_after(1)
+}
+
+/// Logs a failed call at a level fitting its cause and returns the REST error.
+pub fn call_failed(method: &'static str, status: &tonic::Status) -> ApiError {
+    let err = status_to_error(status);
+    if err.code.http_status() >= 500 {
+        tracing::warn!(method, code = ?status.code(), status = %status.message(), source = ?std::error::Error::source(status), "control plane call failed");
+    } else {
+        tracing::debug!(method, code = err.code.as_str(), "control plane refused call");
+    }
+    err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_statuses_pass_through() {
+        let e = ApiError::invalid("to", "bad number").to_status();
+        let back = status_to_error(&e);
+        assert_eq!(back.code, ErrorCode::ValidationError);
+        assert_eq!(back.field.as_deref(), Some("to"));
+    }
+
+    #[test]
+    fn untagged_statuses_are_mapped_without_leaking() {
+        let e = status_to_error(&tonic::Status::unavailable("tcp connect error: 10.0.0.3:50051"));
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert_eq!(e.message, "control plane unavailable");
+        assert_eq!(e.retry_after_secs, Some(1));
+        assert_eq!(status_to_error(&tonic::Status::cancelled("Timeout expired")).code.http_status(), 504);
+        assert_eq!(
+            status_to_error(&tonic::Status::internal("panic at foo.rs")).message,
+            "internal server error"
+        );
+        assert_eq!(status_to_error(&tonic::Status::not_found("no such session")).code.http_status(), 404);
+        assert_eq!(status_to_error(&tonic::Status::unauthenticated("missing key")).code.http_status(), 401);
+    }
+
+    #[tokio::test]
+    async fn request_carries_metadata_and_deadline() {
+        let ctx = CallContext {
+            authorization: Some(HeaderValue::from_static("Bearer abc")),
+            api_key: None,
+            request_id: HeaderValue::from_static("rid-1"),
+            forwarded_for: Some(HeaderValue::from_static("10.1.2.3")),
+            idempotency_key: Some(HeaderValue::from_static("idem-1")),
+            deadline: Instant::now() + Duration::from_secs(5),
+        };
+        let r = ctx.request(());
+        let m = r.metadata();
+        assert_eq!(m.get("authorization").unwrap(), "Bearer abc");
+        assert_eq!(m.get("x-request-id").unwrap(), "rid-1");
+        assert_eq!(m.get("x-forwarded-for").unwrap(), "10.1.2.3");
+        assert_eq!(m.get("idempotency-key").unwrap(), "idem-1");
+        assert!(m.get("x-api-key").is_none());
+        assert!(m.get("grpc-timeout").is_some());
+    }
+
+    #[tokio::test]
+    async fn pool_round_robins() {
+        let cp = ControlPlane::new("http://127.0.0.1:1", 3).unwrap();
+        assert_eq!(cp.channels.len(), 3);
+        for _ in 0..4 {
+            let _ = cp.channel();
+        }
+        assert_eq!(cp.next.load(Ordering::Relaxed), 4);
+    }
+}

@@ -1,0 +1,60 @@
+//! `edge-gateway`: the REST/JSON face of wagate.
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use wagate_edge_gateway::{EdgeArgs, EdgeServer};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edge-gateway",
+    version,
+    about = "wagate edge gateway: REST/JSON in front of the control plane"
+)]
+struct Cli {
+    #[command(flatten)]
+    edge: EdgeArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let cli = Cli::parse();
+    let config = cli.edge.into_config();
+    let control_plane = config.control_plane_url.clone();
+    let edge = EdgeServer::bind(config).await.context("starting the edge gateway")?;
+    tracing::info!(rest = %format!("http://{}", edge.local_addr()), %control_plane, "edge gateway ready");
+    shutdown_signal().await;
+    tracing::info!("shutdown signal received");
+    edge.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,309 @@
+//! The tower service of the gateway: method + path → handler, with
+//! `/api/v1/...` and `/api/...` as the same routes, a deadline per request,
+//! and every answer wrapped by [`crate::headers::respond`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::FutureExt;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::time::Instant;
+use wagate_proto::error::{ApiError, ErrorCode};
+
+use crate::config::EdgeConfig;
+use crate::envelope::{Reply, route_not_found, session_not_found};
+use crate::grpc::{CallContext, ControlPlane};
+use crate::headers::{self, Cors, IDEMPOTENCY_KEY, X_API_KEY};
+use crate::json::discard;
+use crate::routes;
+use crate::server::EdgeError;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body the gateway can read (hyper's `Incoming`, or any other
+/// body in tests).
+pub trait RequestBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+impl<B> RequestBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+/// What every request shares: the configuration and the control plane pool.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub config: EdgeConfig,
+    pub control_plane: ControlPlane,
+    pub cors: Cors,
+}
+
+/// The gateway as a `tower::Service`. Cheap to clone; one clone per
+/// connection carries the peer address forwarded as `x-forwarded-for`.
+#[derive(Debug, Clone)]
+pub struct EdgeService {
+    state: Arc<AppState>,
+    forwarded_for: Option<HeaderValue>,
+}
+
+impl EdgeService {
+    /// Builds the service (and its lazily connecting control plane channels).
+    /// Must be called inside a Tokio runtime.
+    pub fn new(config: EdgeConfig) -> Result<EdgeService, EdgeError> {
+        let control_plane = ControlPlane::new(&config.control_plane_url, config.grpc_channels)
+            .map_err(|source| EdgeError::ControlPlaneUrl { url: config.control_plane_url.clone(), source })?;
+        let cors = Cors::new(&config.cors_origins);
+        Ok(EdgeService { state: Arc::new(AppState { config, control_plane, cors }), forwarded_for: None })
+    }
+
+    /// This service for requests arriving from `peer`.
+    pub fn for_peer(&self, peer: SocketAddr) -> EdgeService {
+        let forwarded_for = HeaderValue::from_str(&peer.ip().to_canonical().to_string()).ok();
+        EdgeService { state: self.state.clone(), forwarded_for }
+    }
+
+    pub(crate) fn config(&self) -> &EdgeConfig {
+        &self.state.config
+    }
+}
+
+impl<B: RequestBody> tower::Service<Request<B>> for EdgeService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let state = self.state.clone();
+        let forwarded_for = self.forwarded_for.clone();
+        Box::pin(async move { Ok(handle(state, forwarded_for, request).await) })
+    }
+}
+
+/// One request as handlers see it.
+pub(crate) struct Ctx {
+    state: Arc<AppState>,
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub call: CallContext,
+}
+
+impl Ctx {
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.state.control_plane
+    }
+
+    pub fn config(&self) -> &EdgeConfig {
+        &self.state.config
+    }
+
+    /// 401 unless an `Authorization` header is present (user routes: JWT).
+    pub fn require_authorization(&self) -> Result<(), ApiError> {
+        if self.call.authorization.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Unauthenticated, "missing Authorization: Bearer <token> header"))
+        }
+    }
+
+    /// 401 unless `Authorization` or `X-API-Key` is present (send: API key).
+    pub fn require_api_key(&self) -> Result<(), ApiError> {
+        if self.call.authorization.is_some() || self.call.api_key.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>",
+            ))
+        }
+    }
+}
+
+/// Non-empty header value, if any.
+fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
+    headers.get(name).filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace)).cloned()
+}
+
+async fn handle<B: RequestBody>(
+    state: Arc<AppState>,
+    forwarded_for: Option<HeaderValue>,
+    request: Request<B>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let request_id = headers::request_id(&parts.headers);
+    let cors = state.cors.decide(&parts.headers);
+    if parts.method == Method::OPTIONS {
+        return headers::respond(Reply::empty(StatusCode::NO_CONTENT), request_id, &cors, true);
+    }
+    let deadline = started + state.config.request_timeout;
+    let call = CallContext {
+        authorization: header(&parts.headers, &http::header::AUTHORIZATION),
+        api_key: header(&parts.headers, &X_API_KEY),
+        request_id: request_id.clone(),
+        forwarded_for,
+        idempotency_key: header(&parts.headers, &IDEMPOTENCY_KEY),
+        deadline,
+    };
+    let ctx = Ctx { state, headers: parts.headers, query: parts.uri.query().map(str::to_owned), call };
+    let routed = AssertUnwindSafe(dispatch(&ctx, &parts.method, parts.uri.path(), body)).catch_unwind();
+    let reply = match tokio::time::timeout_at(deadline, routed).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(_panic)) => {
+            tracing::error!(method = %parts.method, path = parts.uri.path(), "handler panicked");
+            Reply::error(&ApiError::new(ErrorCode::Internal, "internal server error"))
+        }
+        Err(_elapsed) => Reply::error(&ApiError::new(ErrorCode::DeadlineExceeded, "request timed out")),
+    };
+    tracing::debug!(
+        method = %parts.method,
+        path = parts.uri.path(),
+        status = reply.status.as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    headers::respond(reply, request_id, &cors, false)
+}
+
+/// The routes of the API (path parameters borrowed from the path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route<'a> {
+    Health,
+    Ready,
+    Register,
+    Login,
+    Sessions,
+    Session(&'a str),
+    SessionQr(&'a str),
+    SessionSend(&'a str),
+}
+
+impl Route<'_> {
+    /// The `Allow` header of the route.
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Health | Route::Ready | Route::SessionQr(_) => "GET, HEAD, OPTIONS",
+            Route::Register | Route::Login | Route::SessionSend(_) => "POST, OPTIONS",
+            Route::Sessions => "GET, HEAD, POST, OPTIONS",
+            Route::Session(_) => "GET, HEAD, DELETE, OPTIONS",
+        }
+    }
+}
+
+/// Resolves a path: `/api/v1/<route>`, `/api/<route>`, and `/health[/ready]`
+/// at the root. One trailing slash is ignored.
+pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
+    let path = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
+    let (api, rest) = match path.strip_prefix("/api/v1/").or_else(|| path.strip_prefix("/api/")) {
+        Some(rest) => (true, rest),
+        None => (false, path.strip_prefix('/')?),
+    };
+    let mut segments = rest.split('/');
+    let s = [segments.next(), segments.next(), segments.next(), segments.next()];
+    let route = match s {
+        [Some("health"), None, ..] => Route::Health,
+        [Some("health"), Some("ready"), None, _] => Route::Ready,
+        _ if !api => return None,
+        [Some("auth"), Some("register"), None, _] => Route::Register,
+        [Some("auth"), Some("login"), None, _] => Route::Login,
+        [Some("sessions"), None, ..] => Route::Sessions,
+        [Some("sessions"), Some(id), None, _] => Route::Session(id),
+        [Some("sessions"), Some(id), Some("qr"), None] => Route::SessionQr(id),
+        [Some("sessions"), Some(id), Some("send"), None] => Route::SessionSend(id),
+        _ => return None,
+    };
+    Some(route)
+}
+
+/// A session id that can exist: 1..=64 characters of `[A-Za-z0-9_-]`.
+pub(crate) fn valid_session_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn session_id(id: &str) -> Result<&str, ApiError> {
+    if valid_session_id(id) { Ok(id) } else { Err(session_not_found()) }
+}
+
+async fn dispatch<B: RequestBody>(ctx: &Ctx, method: &Method, path: &str, body: B) -> Reply {
+    let Some(route) = resolve(path) else {
+        discard(&ctx.headers, body).await;
+        return route_not_found().into();
+    };
+    let get = *method == Method::GET || *method == Method::HEAD;
+    let post = *method == Method::POST;
+    let result = match route {
+        Route::Health if get => Ok(routes::health::live()),
+        Route::Ready if get => routes::health::ready(ctx).await,
+        Route::Register if post => routes::auth::register(ctx, body).await,
+        Route::Login if post => routes::auth::login(ctx, body).await,
+        Route::Sessions if post => routes::sessions::create(ctx, body).await,
+        Route::Sessions if get => routes::sessions::list(ctx).await,
+        Route::Session(id) if get => match session_id(id) {
+            Ok(id) => routes::sessions::get(ctx, id).await,
+            Err(e) => Err(e),
+        },
+        Route::Session(id) if *method == Method::DELETE => match session_id(id) {
+            Ok(id) => routes::sessions::delete(ctx, id).await,
+            Err(e) => Err(e),
+        },
+        Route::SessionQr(id) if get => match session_id(id) {
+            Ok(id) => routes::sessions::qr(ctx, id).await,
+            Err(e) => Err(e),
+        },
+        Route::SessionSend(id) if post => match session_id(id) {
+            Ok(id) => routes::messages::send(ctx, id, body).await,
+            Err(e) => {
+                discard(&ctx.headers, body).await;
+                Err(e)
+            }
+        },
+        other => {
+            discard(&ctx.headers, body).await;
+            return Reply::method_not_allowed(other.allow());
+        }
+    };
+    result.unwrap_or_else(Reply::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_routes_and_aliases() {
+        for prefix in ["/api/v1", "/api"] {
+            assert_eq!(resolve(&format!("{prefix}/auth/register")), Some(Route::Register));
+            assert_eq!(resolve(&format!("{prefix}/auth/login/")), Some(Route::Login));
+            assert_eq!(resolve(&format!("{prefix}/sessions")), Some(Route::Sessions));
+            assert_eq!(resolve(&format!("{prefix}/sessions/abc")), Some(Route::Session("abc")));
+            assert_eq!(resolve(&format!("{prefix}/sessions/abc/qr")), Some(Route::SessionQr("abc")));
+            assert_eq!(resolve(&format!("{prefix}/sessions/abc/send")), Some(Route::SessionSend("abc")));
+            assert_eq!(resolve(&format!("{prefix}/health")), Some(Route::Health));
+            assert_eq!(resolve(&format!("{prefix}/health/ready")), Some(Route::Ready));
+            assert_eq!(resolve(&format!("{prefix}/sessions/abc/other")), None);
+            assert_eq!(resolve(&format!("{prefix}/nope")), None);
+        }
+        assert_eq!(resolve("/health"), Some(Route::Health));
+        assert_eq!(resolve("/health/ready"), Some(Route::Ready));
+        assert_eq!(resolve("/sessions"), None);
+        assert_eq!(resolve("/"), None);
+        assert_eq!(resolve(""), None);
+        assert_eq!(resolve("/api/v2/sessions"), None);
+        assert_eq!(resolve("/api/v1"), None);
+    }
+
+    #[test]
+    fn session_ids() {
+        assert!(valid_session_id("user123-personal_1"));
+        assert!(valid_session_id(&"a".repeat(64)));
+        assert!(!valid_session_id(&"a".repeat(65)));
+        assert!(!valid_session_id(""));
+        assert!(!valid_session_id("a%20b"));
+        assert!(!valid_session_id("a.b"));
+    }
+}

@@ -1,0 +1,153 @@
+//! The listener: accepts TCP connections (TCP_NODELAY), serves each with
+//! hyper's HTTP/1.1 + HTTP/2 auto builder, and shuts down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::EdgeConfig;
+use crate::router::EdgeService;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("invalid control plane URL {url:?}: {source}")]
+    ControlPlaneUrl { url: String, source: tonic::transport::Error },
+}
+
+/// Starts the gateway.
+#[derive(Debug)]
+pub struct EdgeServer;
+
+impl EdgeServer {
+    /// Binds `config.listen` (port 0 picks a free port) and serves in a
+    /// background task until [`RunningEdge::shutdown`] (or the token is
+    /// cancelled, or the handle is dropped).
+    pub async fn bind(config: EdgeConfig) -> Result<RunningEdge, EdgeError> {
+        let listen = config.listen;
+        let service = EdgeService::new(config)?;
+        let listener =
+            TcpListener::bind(listen).await.map_err(|source| EdgeError::Bind { addr: listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| EdgeError::Bind { addr: listen, source })?;
+        let token = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, service, token.clone()));
+        tracing::info!(%local_addr, "edge gateway listening");
+        Ok(RunningEdge { local_addr, token, task: Some(task) })
+    }
+}
+
+/// A running gateway. Dropping it stops the server like
+/// [`RunningEdge::cancel_token`]`.cancel()` (without waiting).
+#[derive(Debug)]
+pub struct RunningEdge {
+    local_addr: SocketAddr,
+    token: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningEdge {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Cancelling this token starts a graceful shutdown.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (at most
+    /// the request timeout plus a second), then returns.
+    pub async fn shutdown(mut self) {
+        self.token.cancel();
+        if let Some(task) = self.task.take()
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "edge gateway task failed");
+        }
+    }
+}
+
+impl Drop for RunningEdge {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .header_read_timeout(Duration::from_secs(30))
+        .pipeline_flush(true)
+        .max_buf_size(256 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(512)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    builder
+}
+
+async fn serve(listener: TcpListener, service: EdgeService, token: CancellationToken) {
+    let drain_deadline = service.config().request_timeout + Duration::from_secs(1);
+    let builder = Arc::new(http_builder());
+    let graceful = GracefulShutdown::new();
+    // Cancelled when the drain deadline passes: connections still open are dropped.
+    let hard_stop = CancellationToken::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = token.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off a little instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "set TCP_NODELAY failed");
+        }
+        let service = TowerToHyperService::new(service.for_peer(peer));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let hard_stop = hard_stop.clone();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = watcher.watch(conn) => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with error");
+                    }
+                }
+                () = hard_stop.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("edge gateway shutting down: draining connections");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("edge gateway drained"),
+        () = tokio::time::sleep(drain_deadline) => {
+            tracing::warn!("edge gateway drain deadline passed; closing remaining connections");
+            hard_stop.cancel();
+        }
+    }
+}

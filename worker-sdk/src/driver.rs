@@ -1,0 +1,137 @@
+//! The trait a worker implements to run WhatsApp sessions.
+
+use async_trait::async_trait;
+use wagate_proto::v1;
+
+use crate::events::EventSink;
+
+/// Machine-readable error codes used in `CommandResult.error_code`.
+pub mod codes {
+    /// The worker does not run this session.
+    pub const UNKNOWN_SESSION: &str = "unknown_session";
+    /// The session exists but is not paired/online.
+    pub const NOT_CONNECTED: &str = "not_connected";
+    /// The message to send is malformed (no recipient, no content, ...).
+    pub const INVALID_MESSAGE: &str = "invalid_message";
+    /// The command carries an older placement generation than the running session.
+    pub const STALE_GENERATION: &str = "stale_generation";
+    /// The command waited longer than its deadline before it could run.
+    pub const DEADLINE_EXCEEDED: &str = "deadline_exceeded";
+    /// The worker is shutting down and takes no new commands.
+    pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// The command has no kind (or one this worker does not know).
+    pub const INVALID_COMMAND: &str = "invalid_command";
+    /// Anything else that went wrong inside the driver.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// Why a driver could not carry out a command; becomes
+/// `CommandResult { ok: false, error_code: code, error_message: message }`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DriverError {
+    /// Machine-readable reason (see [`codes`]).
+    pub code: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl DriverError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+
+    pub fn unknown_session(session_id: &str) -> Self {
+        Self::new(codes::UNKNOWN_SESSION, format!("session {session_id} is not running on this worker"))
+    }
+
+    pub fn not_connected(session_id: &str) -> Self {
+        Self::new(codes::NOT_CONNECTED, format!("session {session_id} is not connected"))
+    }
+
+    pub fn invalid_message(message: impl Into<String>) -> Self {
+        Self::new(codes::INVALID_MESSAGE, message)
+    }
+
+    pub fn stale_generation(session_id: &str, got: u64, current: u64) -> Self {
+        Self::new(
+            codes::STALE_GENERATION,
+            format!("session {session_id}: generation {got} is older than the running generation {current}"),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(codes::INTERNAL, message)
+    }
+
+    /// The failed `CommandResult` for `request_id`.
+    pub fn into_result(self, request_id: u64) -> v1::CommandResult {
+        v1::CommandResult {
+            request_id,
+            ok: false,
+            error_code: self.code,
+            error_message: self.message,
+            payload: None,
+        }
+    }
+}
+
+/// What a worker implements to run sessions. The SDK calls it for every
+/// command from the control plane; calls for different sessions (and for the
+/// same session) may run concurrently.
+///
+/// Generations fence placements: a session placed again (e.g. after a
+/// failover) gets a higher generation, and a command with an older generation
+/// than the running session should be refused with
+/// [`DriverError::stale_generation`].
+#[async_trait]
+pub trait SessionDriver: Send + Sync + 'static {
+    /// Starts (or resumes from `cmd.auth_state`) a session; the driver reports
+    /// QR codes, status changes, inbound messages and auth-state snapshots for
+    /// it through `events`. Idempotent for a session already running with the
+    /// same or a newer generation.
+    async fn start_session(&self, cmd: v1::StartSession, events: EventSink) -> Result<(), DriverError>;
+
+    /// Stops a session (keeps its pairing). Stopping an unknown session is ok.
+    async fn stop_session(&self, cmd: v1::StopSession) -> Result<(), DriverError>;
+
+    /// Logs a session out of WhatsApp (unpairs it) and stops it.
+    async fn logout(&self, cmd: v1::Logout) -> Result<(), DriverError>;
+
+    /// Sends a message. Must de-duplicate on `cmd.message_id`: the control
+    /// plane delivers commands at least once.
+    async fn send_message(&self, cmd: v1::SendMessage) -> Result<v1::SendReceipt, DriverError>;
+
+    /// The current state of a session.
+    async fn get_status(&self, cmd: v1::GetStatus) -> Result<v1::SessionState, DriverError>;
+
+    /// Sessions currently running, reported in Hello after a (re)connect.
+    fn held_sessions(&self) -> Vec<v1::HeldSession>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_error_maps_into_a_failed_result() {
+        let result = DriverError::unknown_session("s1").into_result(42);
+        assert_eq!(result.request_id, 42);
+        assert!(!result.ok);
+        assert_eq!(result.error_code, codes::UNKNOWN_SESSION);
+        assert!(result.error_message.contains("s1"));
+        assert!(result.payload.is_none());
+    }
+
+    #[test]
+    fn driver_error_displays_code_and_message() {
+        let error = DriverError::new("not_connected", "session s1 is not connected");
+        assert_eq!(error.to_string(), "not_connected: session s1 is not connected");
+    }
+
+    #[test]
+    fn the_trait_is_object_safe() {
+        fn assert_object(_: Option<std::sync::Arc<dyn SessionDriver>>) {}
+        assert_object(None);
+    }
+}
