@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wagate/v1/auth.proto",
         "wagate/v1/session.proto",
         "wagate/v1/message.proto",
+        "wagate/v1/fleet.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -214,6 +214,15 @@ impl Cluster {
         self.workers.iter().map(|w| &w.driver).find(|d| d.session_status(session_id).is_some())
     }
 
+    /// The driver of a still-running worker that runs `session_id`.
+    pub fn driver_of_live(&self, session_id: &str) -> Option<&Arc<SimulatedDriver>> {
+        self.workers
+            .iter()
+            .filter(|w| w.handle.is_some())
+            .map(|w| &w.driver)
+            .find(|d| d.session_status(session_id).is_some())
+    }
+
     /// Stops everything and removes the test database / folder.
     pub async fn shutdown(mut self) {
         for w in &mut self.workers {

@@ -60,6 +60,33 @@ pub struct ControlPlaneArgs {
     /// How long shutdown waits for in-flight work.
     #[arg(long, env = "WAGATE_SHUTDOWN_GRACE_MS", default_value_t = 10000)]
     pub shutdown_grace_ms: u64,
+    /// AES-256-GCM key for auth-state snapshots (64 hex chars); random per start when unset.
+    #[arg(long, env = "WAGATE_AUTH_STATE_KEY", hide_env_values = true)]
+    pub auth_state_key: Option<String>,
+    /// Id stored beside each snapshot encrypted with the active key.
+    #[arg(long, env = "WAGATE_AUTH_STATE_KEY_ID", default_value = "k1")]
+    pub auth_state_key_id: String,
+    /// Retired keys that can still decrypt, as `id:hex,id:hex`.
+    #[arg(long, env = "WAGATE_AUTH_STATE_RETIRED_KEYS", hide_env_values = true, default_value = "")]
+    pub auth_state_retired_keys: String,
+    /// Period of the fleet sweep (place waiting sessions, catch stale workers, retention).
+    #[arg(long, env = "WAGATE_SWEEP_INTERVAL_MS", default_value_t = 2000)]
+    pub sweep_interval_ms: u64,
+    /// Periodic rebalancing period in seconds; 0 turns it off.
+    #[arg(long, env = "WAGATE_REBALANCE_INTERVAL_SECS", default_value_t = 0)]
+    pub rebalance_interval_secs: u64,
+    /// Sessions moved per rebalance round at most.
+    #[arg(long, env = "WAGATE_REBALANCE_MAX_MOVES", default_value_t = 5)]
+    pub rebalance_max_moves: u32,
+    /// Target fleet utilisation (0..1) behind the recommended worker count.
+    #[arg(long, env = "WAGATE_FLEET_TARGET_UTILIZATION", default_value_t = 0.7)]
+    pub fleet_target_utilization: f64,
+    /// Sessions started in parallel during a failover.
+    #[arg(long, env = "WAGATE_FAILOVER_CONCURRENCY", default_value_t = 32)]
+    pub failover_concurrency: usize,
+    /// Days of `worker_metrics` kept.
+    #[arg(long, env = "WAGATE_METRICS_RETENTION_DAYS", default_value_t = 30)]
+    pub metrics_retention_days: u32,
 }
 
 /// Resolved configuration.
@@ -84,6 +111,16 @@ pub struct ControlPlaneConfig {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub shutdown_grace: Duration,
+    /// (key id, 64 hex chars) of the active auth-state key.
+    pub auth_state_key: (String, String),
+    pub auth_state_retired_keys: Vec<(String, String)>,
+    pub sweep_interval: Duration,
+    /// `None`: periodic rebalancing off.
+    pub rebalance_interval: Option<Duration>,
+    pub rebalance_max_moves: u32,
+    pub fleet_target_utilization: f64,
+    pub failover_concurrency: usize,
+    pub metrics_retention: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -118,6 +155,27 @@ impl ControlPlaneArgs {
             admin_email: self.admin_email.filter(|s| !s.is_empty()),
             admin_password: self.admin_password.filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            auth_state_key: (
+                self.auth_state_key_id,
+                self.auth_state_key.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+                    tracing::warn!(
+                        "WAGATE_AUTH_STATE_KEY is not set: using a random key, saved auth states will not survive a restart"
+                    );
+                    random_secret()
+                }),
+            ),
+            auth_state_retired_keys: self
+                .auth_state_retired_keys
+                .split(',')
+                .filter_map(|pair| pair.split_once(':'))
+                .map(|(id, k)| (id.trim().to_owned(), k.trim().to_owned()))
+                .collect(),
+            sweep_interval: Duration::from_millis(self.sweep_interval_ms.max(100)),
+            rebalance_interval: (self.rebalance_interval_secs > 0).then(|| Duration::from_secs(self.rebalance_interval_secs)),
+            rebalance_max_moves: self.rebalance_max_moves,
+            fleet_target_utilization: self.fleet_target_utilization.clamp(0.05, 1.0),
+            failover_concurrency: self.failover_concurrency.max(1),
+            metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
         }
     }
 }
@@ -145,6 +203,14 @@ impl ControlPlaneConfig {
             admin_email: None,
             admin_password: None,
             shutdown_grace: Duration::from_secs(5),
+            auth_state_key: ("k1".into(), random_secret()),
+            auth_state_retired_keys: Vec::new(),
+            sweep_interval: Duration::from_millis(500),
+            rebalance_interval: None,
+            rebalance_max_moves: 5,
+            fleet_target_utilization: 0.7,
+            failover_concurrency: 32,
+            metrics_retention: Duration::from_secs(30 * 86_400),
         }
     }
 

@@ -39,6 +39,7 @@ pub fn session(s: &session::Model, api_key_prefix: Option<String>) -> v1::Sessio
         created_at: Some(to_proto(s.created_at)),
         updated_at: Some(to_proto(s.updated_at)),
         api_key_prefix,
+        status_reason: s.status_reason.clone(),
     }
 }
 

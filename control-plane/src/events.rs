@@ -21,11 +21,8 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
         Some(event::Kind::InboundMessage(m)) => {
             on_inbound(state, worker_id, &ev.session_id, ev.generation, m).await
         }
-        Some(event::Kind::AuthState(_)) => {
-            // Custody of auth-state snapshots (encrypted at rest) belongs to
-            // the failover work; until then snapshots are not kept.
-            tracing::debug!(session_id, "auth-state snapshot received");
-            Ok(0)
+        Some(event::Kind::AuthState(snap)) => {
+            on_auth_state(state, worker_id, &ev.session_id, ev.generation, snap).await
         }
         None => Ok(0),
     };
@@ -111,7 +108,43 @@ async fn on_status(
             ],
         ))
         .await?;
+    if status == SessionStatus::Connected && res.rows_affected() > 0 {
+        // Sends accepted while the session moved, or in flight on a lost
+        // worker, go out now.
+        crate::fleet::failover::spawn_redispatch(state, session_id);
+    }
     Ok(res.rows_affected())
+}
+
+async fn on_auth_state(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    generation: u64,
+    snap: v1::AuthStateSnapshot,
+) -> Result<u64, DbErr> {
+    if snap.data.is_empty() || snap.data.len() > 1024 * 1024 {
+        return Ok(0);
+    }
+    let db = &state.db;
+    let owned = db
+        .conn
+        .query_one_raw(db.stmt(
+            &format!("SELECT 1 AS ok FROM sessions WHERE {}", fence(1)),
+            vec![session_id.into(), worker_id.into(), gen_value(generation)],
+        ))
+        .await?;
+    if owned.is_none() {
+        return Ok(0);
+    }
+    match crate::custody::store(db, &state.vault, session_id, generation, &snap.data).await {
+        Ok(n) => Ok(n),
+        Err(crate::custody::CustodyError::Db(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(session_id, error = %e, "auth-state snapshot not stored");
+            Ok(0)
+        }
+    }
 }
 
 async fn on_message_status(

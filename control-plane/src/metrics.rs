@@ -62,6 +62,26 @@ pub static MESSAGES_SENT: Counter =
 pub static MESSAGES_FAILED: Counter =
     Counter::new("wagate_cp_messages_failed_total", "Outbound messages that failed");
 pub static SESSIONS_CREATED: Counter = Counter::new("wagate_cp_sessions_created_total", "Sessions created");
+pub static SESSIONS_MOVED: Counter = Counter::new(
+    "wagate_cp_sessions_moved_total",
+    "Sessions placed on another worker (failover, drain, rebalance, waiting)",
+);
+pub static FAILOVERS: Counter =
+    Counter::new("wagate_cp_failovers_total", "Lost workers whose sessions were failed over");
+pub static MESSAGES_REDISPATCHED: Counter = Counter::new(
+    "wagate_cp_messages_redispatched_total",
+    "PENDING sends dispatched again after a session moved",
+);
+pub static FLEET_TOTAL_SLOTS: Gauge =
+    Gauge::new("wagate_fleet_total_slots", "Session slots of ONLINE workers");
+pub static FLEET_USED_SLOTS: Gauge =
+    Gauge::new("wagate_fleet_used_slots", "Session slots in use on ONLINE workers");
+pub static FLEET_WAITING_SESSIONS: Gauge =
+    Gauge::new("wagate_fleet_waiting_sessions", "Sessions waiting for a worker with free capacity");
+pub static FLEET_RECOMMENDED_WORKERS: Gauge = Gauge::new(
+    "wagate_fleet_recommended_workers",
+    "Workers needed at the target utilisation (autoscaling signal)",
+);
 
 const COUNTERS: &[&Counter] = &[
     &WORKER_STREAMS_OPENED,
@@ -72,8 +92,17 @@ const COUNTERS: &[&Counter] = &[
     &MESSAGES_SENT,
     &MESSAGES_FAILED,
     &SESSIONS_CREATED,
+    &SESSIONS_MOVED,
+    &FAILOVERS,
+    &MESSAGES_REDISPATCHED,
 ];
-const GAUGES: &[&Gauge] = &[&CONNECTED_WORKERS];
+const GAUGES: &[&Gauge] = &[
+    &CONNECTED_WORKERS,
+    &FLEET_TOTAL_SLOTS,
+    &FLEET_USED_SLOTS,
+    &FLEET_WAITING_SESSIONS,
+    &FLEET_RECOMMENDED_WORKERS,
+];
 
 /// All metrics in the Prometheus text exposition format.
 pub fn render() -> String {

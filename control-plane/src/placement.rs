@@ -16,13 +16,13 @@ use sea_orm::{ConnectionTrait, DbErr};
 use crate::persistence::Db;
 
 const PICK_PG: &str = "UPDATE workers SET session_count = session_count + 1, updated_at = $1 \
-    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions \
+    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $2 \
                 ORDER BY session_count, cpu_usage, memory_usage, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
       AND status = 'ONLINE' AND session_count < max_sessions \
     RETURNING id";
 
 const PICK_SQLITE: &str = "UPDATE workers SET session_count = session_count + 1, updated_at = $1 \
-    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions \
+    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $2 \
                 ORDER BY session_count, cpu_usage, memory_usage, id LIMIT 1) \
       AND status = 'ONLINE' AND session_count < max_sessions \
     RETURNING id";
@@ -30,17 +30,23 @@ const PICK_SQLITE: &str = "UPDATE workers SET session_count = session_count + 1,
 const FREE_SLOTS: &str =
     "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions";
 
-/// Reserves one session slot; `None` when no worker has capacity.
-pub async fn reserve_slot<C: ConnectionTrait>(db: &Db, conn: &C) -> Result<Option<String>, DbErr> {
+/// Reserves one session slot on any worker but `exclude`; `None` when no
+/// worker has capacity.
+pub async fn reserve_slot<C: ConnectionTrait>(
+    db: &Db,
+    conn: &C,
+    exclude: Option<&str>,
+) -> Result<Option<String>, DbErr> {
+    let exclude = exclude.unwrap_or_default().to_owned();
     let pick = if db.is_postgres() { PICK_PG } else { PICK_SQLITE };
     for attempt in 0..50u32 {
-        let row = conn.query_one_raw(db.stmt(pick, vec![Utc::now().into()])).await?;
+        let row = conn.query_one_raw(db.stmt(pick, vec![Utc::now().into(), exclude.clone().into()])).await?;
         if let Some(row) = row {
             return Ok(Some(row.try_get::<String>("", "id")?));
         }
         // Nothing reserved: either no capacity, or every free worker was
         // locked by a concurrent create (PostgreSQL SKIP LOCKED).
-        let free = conn.query_one_raw(db.stmt(FREE_SLOTS, vec![])).await?;
+        let free = conn.query_one_raw(db.stmt(FREE_SLOTS, vec![exclude.clone().into()])).await?;
         let free: i64 = match free {
             Some(r) => r.try_get("", "n")?,
             None => 0,

@@ -13,8 +13,9 @@ use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
-    auth_service_server::AuthServiceServer, message_service_server::MessageServiceServer,
-    session_service_server::SessionServiceServer, worker_service_server::WorkerServiceServer,
+    auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
+    message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
+    worker_service_server::WorkerServiceServer,
 };
 
 use crate::auth::Authenticator;
@@ -22,9 +23,10 @@ use crate::auth::jwt::JwtKeys;
 use crate::bootstrap;
 use crate::cache::{Cache, CacheError};
 use crate::config::ControlPlaneConfig;
+use crate::custody::Vault;
 use crate::persistence::Db;
 use crate::registry::Registry;
-use crate::services::{auth::AuthApi, messages::MessageApi, sessions::SessionApi};
+use crate::services::{auth::AuthApi, fleet::FleetApi, messages::MessageApi, sessions::SessionApi};
 use crate::state::{AppState, SharedState};
 use crate::worker_stream::WorkerApi;
 
@@ -59,6 +61,7 @@ const SERVICES: &[&str] = &[
     "wagate.v1.AuthService",
     "wagate.v1.SessionService",
     "wagate.v1.MessageService",
+    "wagate.v1.FleetService",
 ];
 
 impl ControlPlane {
@@ -68,13 +71,18 @@ impl ControlPlane {
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
         let cache = Cache::connect(config.redis_url.as_deref(), &config.redis_prefix).await?;
         let jwt = JwtKeys::new(&config.jwt_secret, &config.jwt_issuer, config.jwt_ttl);
+        let (key_id, key) = &config.auth_state_key;
+        let vault = Vault::new(key_id, key, &config.auth_state_retired_keys)
+            .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(db.clone(), jwt),
+            vault,
             db,
             cache,
             registry: Registry::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            redispatching: Default::default(),
             config,
         });
         if let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password) {
@@ -111,11 +119,13 @@ impl ControlPlane {
             .add_service(WorkerServiceServer::new(WorkerApi::new(state.clone())))
             .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
             .add_service(SessionServiceServer::new(SessionApi::new(state.clone())))
-            .add_service(MessageServiceServer::new(MessageApi::new(state.clone())));
+            .add_service(MessageServiceServer::new(MessageApi::new(state.clone())))
+            .add_service(FleetServiceServer::new(FleetApi::new(state.clone())));
         let server =
             tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 stop.cancelled().await
             }));
+        crate::fleet::sweeper::spawn(&state);
         tracing::info!(
             %addr,
             replica_id = state.config.replica_id,

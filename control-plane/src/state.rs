@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Authenticator;
 use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
+use crate::custody::Vault;
 use crate::error::CpError;
 use crate::persistence::Db;
 use crate::registry::Registry;
@@ -18,10 +19,14 @@ pub struct AppState {
     pub cache: Cache,
     pub registry: Arc<Registry>,
     pub auth: Authenticator,
+    /// Encrypts auth-state snapshots at rest.
+    pub vault: Vault,
     /// Cancelled when the replica starts shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).
     pub tasks: TaskTracker,
+    /// Sessions whose PENDING sends are being re-dispatched right now.
+    pub redispatching: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl AppState {

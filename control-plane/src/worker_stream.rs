@@ -116,6 +116,16 @@ impl WorkerService for WorkerApi {
         );
         tracing::info!(parent: &span, generation = conn.generation, peer, "worker connected");
 
+        // New capacity: sessions waiting for a worker may fit now.
+        let st = state.clone();
+        state.tasks.spawn(
+            async move {
+                if let Err(err) = crate::fleet::sweeper::place_waiting(&st).await {
+                    tracing::warn!(error = %err, "placing waiting sessions failed");
+                }
+            }
+            .instrument(span.clone()),
+        );
         let cancel = conn.cancel.clone();
         let reader = read_loop(state.clone(), conn, registration, inbound);
         state.tasks.spawn(reader.instrument(span));
@@ -180,13 +190,18 @@ async fn read_loop(
     let liveness = state.config.liveness_timeout();
     let mut sampler = heartbeat::Sampler::new(state.config.metrics_sample_interval);
     let started = Instant::now();
+    // After Goodbye the worker finishes in-flight work, stops its sessions and
+    // closes the stream; its sessions move when the stream ends.
+    let mut leaving = false;
     let reason = loop {
+        let wait = if leaving { liveness * 4 + state.config.shutdown_grace } else { liveness };
         let next = tokio::select! {
             () = conn.cancel.cancelled() => break "stream preempted or shutting down",
-            next = tokio::time::timeout(liveness, inbound.next()) => next,
+            next = tokio::time::timeout(wait, inbound.next()) => next,
         };
         let msg = match next {
             Err(_) => break "missed heartbeats",
+            Ok(None) if leaving => break "worker left",
             Ok(None) => break "stream closed by worker",
             Ok(Some(Err(status))) => {
                 tracing::debug!(error = %status, "worker stream error");
@@ -208,8 +223,12 @@ async fn read_loop(
                 events::handle(&state, &conn.worker_id, event).await;
             }
             Some(worker_message::Kind::Goodbye(bye)) => {
-                tracing::info!(reason = bye.reason, "worker said goodbye");
-                break "worker left";
+                tracing::info!(reason = bye.reason, "worker is leaving");
+                leaving = true;
+                // Out of placement at once; its sessions move when it is gone.
+                if let Err(err) = mark_offline(&state, &conn.worker_id).await {
+                    tracing::warn!(error = %err, "could not mark leaving worker offline");
+                }
             }
             Some(worker_message::Kind::Hello(_)) | None => {
                 tracing::warn!("unexpected message on an open stream");
@@ -221,10 +240,14 @@ async fn read_loop(
     drop(registration);
     conn.cancel.cancel();
     metrics::WORKERS_LOST.inc();
-    // A newer stream of the same worker (reconnect) keeps it ONLINE.
-    if state.registry.get(&worker_id).is_none_or(|c| c.generation == generation) {
-        if let Err(err) = mark_offline(&state, &worker_id).await {
-            tracing::error!(error = %err, "could not mark worker offline");
+    // A newer stream of the same worker (reconnect) keeps it ONLINE; our own
+    // shutdown leaves it to reconnect to another replica.
+    let lost = !state.shutdown.is_cancelled()
+        && state.registry.get(&worker_id).is_none_or(|c| c.generation == generation);
+    if lost {
+        match mark_offline(&state, &worker_id).await {
+            Ok(()) => crate::fleet::failover::spawn_on_worker_lost(&state, &worker_id),
+            Err(err) => tracing::error!(error = %err, "could not mark worker offline"),
         }
         let _ = state.cache.clear_worker_replica(&worker_id, &state.config.replica_id).await;
     }
@@ -248,12 +271,12 @@ async fn mark_offline(state: &SharedState, worker_id: &str) -> Result<(), sea_or
     let db = &state.db;
     db.conn
         .execute_raw(db.stmt(
-            "UPDATE workers SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            "UPDATE workers SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $4",
             vec![
                 sea_orm::ActiveEnum::to_value(&WorkerStatus::Offline).into(),
                 Utc::now().into(),
                 worker_id.into(),
-                sea_orm::ActiveEnum::to_value(&WorkerStatus::Online).into(),
+                sea_orm::ActiveEnum::to_value(&WorkerStatus::Offline).into(),
             ],
         ))
         .await?;

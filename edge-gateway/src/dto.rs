@@ -342,6 +342,8 @@ pub struct SessionDto<'a> {
     pub created_at: Option<Ts>,
     pub updated_at: Option<Ts>,
     pub api_key_prefix: Option<&'a str>,
+    /// Why the session waits (e.g. for a worker with free capacity) or failed.
+    pub status_reason: Option<&'a str>,
 }
 
 impl<'a> From<&'a Session> for SessionDto<'a> {
@@ -358,6 +360,7 @@ impl<'a> From<&'a Session> for SessionDto<'a> {
             created_at: Ts::from_proto(s.created_at.as_ref()),
             updated_at: Ts::from_proto(s.updated_at.as_ref()),
             api_key_prefix: s.api_key_prefix.as_deref(),
+            status_reason: s.status_reason.as_deref(),
         }
     }
 }

@@ -40,6 +40,7 @@ fn session(id: &str) -> Session {
         created_at: ts(1_705_314_600),
         updated_at: ts(1_705_314_600),
         api_key_prefix: Some("wg_abc".into()),
+        status_reason: None,
     }
 }
 

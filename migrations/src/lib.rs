@@ -8,13 +8,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod ddl;
 mod m20261125_000001_initial_schema;
+mod m20261125_000010_fleet;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_initial_schema::Migration)]
+        vec![
+            Box::new(m20261125_000001_initial_schema::Migration),
+            Box::new(m20261125_000010_fleet::Migration),
+        ]
     }
 }
 
@@ -30,4 +34,5 @@ pub const TABLES: &[&str] = &[
     "webhook_deliveries",
     "system_logs",
     "usage_records",
+    "session_auth_states",
 ];

@@ -548,6 +548,17 @@ async fn serve(shared: &Arc<Shared>, conn: Conn, events_rx: &mut mpsc::Receiver<
         () = &mut forwarder => return Exit::Stopped,
         () = in_flight => {}
     }
+    // Stop every session here before the stream closes: the control plane
+    // starts them on other workers once it sees the stream end, so a session
+    // is never live on two workers at once.
+    let held = shared.driver.held_sessions();
+    for s in &held {
+        let stop = v1::StopSession { session_id: s.session_id.clone(), generation: s.generation };
+        if let Err(err) = shared.driver.stop_session(stop).await {
+            warn!(session_id = %s.session_id, error = %err, "could not stop session on shutdown");
+        }
+    }
+    info!(stopped = held.len(), "sessions stopped before leaving");
     drop(forwarder);
     connection.cancel();
     let flush = async {

@@ -13,6 +13,7 @@ pub struct MemoryCache {
 struct Inner {
     routes: RwLock<HashMap<String, String>>,
     replicas: RwLock<HashMap<String, (String, Instant)>>,
+    leases: RwLock<HashMap<String, (String, Instant)>>,
 }
 
 impl MemoryCache {
@@ -41,6 +42,18 @@ impl MemoryCache {
     pub fn get_worker_replica(&self, worker_id: &str) -> Option<String> {
         let m = self.inner.replicas.read().ok()?;
         m.get(worker_id).filter(|(_, exp)| *exp > Instant::now()).map(|(r, _)| r.clone())
+    }
+
+    pub fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> bool {
+        let Ok(mut m) = self.inner.leases.write() else { return false };
+        let now = Instant::now();
+        match m.get(name) {
+            Some((h, exp)) if h != holder && *exp > now => false,
+            _ => {
+                m.insert(name.to_owned(), (holder.to_owned(), now + ttl));
+                true
+            }
+        }
     }
 
     pub fn clear_worker_replica(&self, worker_id: &str, replica: &str) {

@@ -103,6 +103,15 @@ impl Cache {
         }
     }
 
+    /// Takes or renews a named lease for `holder` (one replica runs each
+    /// periodic sweep). True when `holder` holds it now.
+    pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(c.try_lease(name, holder, ttl)),
+            Cache::Redis(c) => c.try_lease(name, holder, ttl).await,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
             Cache::Memory(_) => Ok(()),

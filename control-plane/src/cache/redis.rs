@@ -17,6 +17,12 @@ pub struct RedisCache {
 const DEL_IF_EQ: &str =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
+/// Takes the lease when free, renews it when already ours.
+const LEASE: &str = "local cur = redis.call('GET', KEYS[1]) \
+    if cur == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+    if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
+    return 0";
+
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
         let config = Config::from_url(url)?;
@@ -74,6 +80,20 @@ impl RedisCache {
         let _: i64 =
             self.pool.next().eval(DEL_IF_EQ, vec![self.replica_key(worker_id)], vec![replica]).await?;
         Ok(())
+    }
+
+    pub async fn try_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, CacheError> {
+        let ms = i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX);
+        let got: i64 = self
+            .pool
+            .next()
+            .eval(
+                LEASE,
+                vec![format!("{}lease:{name}", self.prefix)],
+                vec![holder.to_owned(), ms.to_string()],
+            )
+            .await?;
+        Ok(got == 1)
     }
 
     pub async fn ping(&self) -> Result<(), CacheError> {

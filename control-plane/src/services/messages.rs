@@ -98,14 +98,19 @@ impl MessageApi {
         {
             return Ok(response(&existing));
         }
-        if ks.status != SessionStatus::Connected {
+        // A paired session moving to another worker (RECONNECTING) queues the
+        // send: it goes out once the session is CONNECTED again.
+        let queue_only = ks.status == SessionStatus::Reconnecting;
+        if ks.status != SessionStatus::Connected && !queue_only {
             return Err(api(
                 ErrorCode::SessionNotConnected,
                 format!("session is not connected (status {})", status_name(ks.status)),
             ));
         }
-        let worker_id =
-            ks.worker_id.clone().ok_or_else(|| api(ErrorCode::WorkerUnavailable, "session has no worker"))?;
+        let worker_id = ks.worker_id.clone().unwrap_or_default();
+        if worker_id.is_empty() && !queue_only {
+            return Err(api(ErrorCode::WorkerUnavailable, "session has no worker"));
+        }
 
         let row = new_row(&ks.session_id, &to, kind, &content, idempotency_key.clone());
         let inserted = match row.insert(&self.state.db.conn).await {
@@ -119,6 +124,9 @@ impl MessageApi {
             Err(e) => return Err(e.into()),
         };
 
+        if queue_only {
+            return Ok(response(&inserted));
+        }
         let cmd = command::Kind::SendMessage(v1::SendMessage {
             session_id: ks.session_id.clone(),
             generation: u64::try_from(ks.generation).unwrap_or_default(),
@@ -166,6 +174,17 @@ impl MessageApi {
                     error: Some(reason),
                     created_at: Some(to_proto(inserted.created_at)),
                 })
+            }
+            Err(crate::registry::DispatchError::StreamClosed(worker)) => {
+                // The worker went away with the command in flight: the row
+                // stays PENDING and is dispatched again on the session's new
+                // worker after failover (the worker side de-duplicates by id).
+                tracing::warn!(
+                    message_id = inserted.id,
+                    worker_id = worker,
+                    "worker lost mid-send, queued for failover"
+                );
+                Ok(response(&inserted))
             }
             Err(e @ crate::registry::DispatchError::Timeout(_)) => {
                 // Outcome unknown: the worker may still send it; its status

@@ -74,7 +74,7 @@ impl SessionApi {
         if session::Entity::find_by_id(session_id.clone()).one(&txn).await?.is_some() {
             return Err(api(ErrorCode::AlreadyExists, "a session with this id already exists"));
         }
-        let worker_id = placement::reserve_slot(db, &txn)
+        let worker_id = placement::reserve_slot(db, &txn, None)
             .await?
             .ok_or_else(|| {
                 api(ErrorCode::NoAvailableWorkers, "no available workers: every worker is full or offline")
@@ -93,6 +93,7 @@ impl SessionApi {
             qr_code: Set(None),
             last_seen_at: Set(None),
             generation: Set(1),
+            status_reason: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };

@@ -15,6 +15,8 @@ pub struct Model {
     pub qr_code: Option<String>,
     pub last_seen_at: Option<DateTimeUtc>,
     pub generation: i64,
+    /// Why the session waits or failed (e.g. no worker with free capacity).
+    pub status_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,0 +1,70 @@
+//! Fleet capacity and the scaling signal (for an HPA/KEDA autoscaler).
+
+use sea_orm::ConnectionTrait;
+
+use crate::error::CpResult;
+use crate::metrics;
+use crate::state::SharedState;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetStatus {
+    pub online_workers: i64,
+    pub total_slots: i64,
+    pub used_slots: i64,
+    pub free_slots: i64,
+    /// used / total (0 when there is no capacity).
+    pub utilization: f64,
+    /// Sessions with no worker, waiting for capacity.
+    pub waiting_sessions: i64,
+    pub target_utilization: f64,
+    /// Workers needed to hold used + waiting sessions at the target utilisation.
+    pub recommended_workers: i64,
+}
+
+pub async fn status(state: &SharedState) -> CpResult<FleetStatus> {
+    let db = &state.db;
+    let row = db
+        .conn
+        .query_one_raw(db.stmt(
+            "SELECT COUNT(*) AS workers, COALESCE(SUM(max_sessions), 0) AS total, COALESCE(SUM(session_count), 0) AS used \
+             FROM workers WHERE status = 'ONLINE'",
+            vec![],
+        ))
+        .await?;
+    let (workers, total, used) = match row {
+        Some(r) => {
+            (r.try_get::<i64>("", "workers")?, r.try_get::<i64>("", "total")?, r.try_get::<i64>("", "used")?)
+        }
+        None => (0, 0, 0),
+    };
+    let waiting = db
+        .conn
+        .query_one_raw(db.stmt(
+            "SELECT COUNT(*) AS n FROM sessions WHERE worker_id IS NULL AND status <> 'DISCONNECTED'",
+            vec![],
+        ))
+        .await?
+        .map(|r| r.try_get::<i64>("", "n"))
+        .transpose()?
+        .unwrap_or(0);
+    let target = state.config.fleet_target_utilization;
+    let per_worker = if workers > 0 { total as f64 / workers as f64 } else { 50.0 };
+    let demand = (used + waiting) as f64;
+    let recommended =
+        if demand <= 0.0 { workers.min(1) } else { (demand / (target * per_worker.max(1.0))).ceil() as i64 };
+    let status = FleetStatus {
+        online_workers: workers,
+        total_slots: total,
+        used_slots: used,
+        free_slots: (total - used).max(0),
+        utilization: if total > 0 { used as f64 / total as f64 } else { 0.0 },
+        waiting_sessions: waiting,
+        target_utilization: target,
+        recommended_workers: recommended.max(1),
+    };
+    metrics::FLEET_TOTAL_SLOTS.set(status.total_slots);
+    metrics::FLEET_USED_SLOTS.set(status.used_slots);
+    metrics::FLEET_WAITING_SESSIONS.set(status.waiting_sessions);
+    metrics::FLEET_RECOMMENDED_WORKERS.set(status.recommended_workers);
+    Ok(status)
+}

@@ -1,0 +1,206 @@
+//! Failover: when a worker is lost its sessions move to other workers, and
+//! sends that were PENDING or in flight on it are dispatched again once the
+//! session is CONNECTED on its new worker (at-least-once; workers
+//! de-duplicate by message id).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use futures::StreamExt;
+use sea_orm::ConnectionTrait;
+use tracing::Instrument;
+use wagate_proto::v1::{self, command};
+
+use crate::audit::{self, AuditEntry};
+use crate::error::CpResult;
+use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
+use crate::metrics;
+use crate::persistence::enums::LogLevel;
+use crate::state::SharedState;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FailoverReport {
+    pub total: usize,
+    pub moved: usize,
+    pub resumed: usize,
+    pub waiting: usize,
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+/// Moves every session of `worker_id` elsewhere (bounded concurrency).
+pub async fn on_worker_lost(state: &SharedState, worker_id: &str) -> CpResult<FailoverReport> {
+    let started = Instant::now();
+    let db = &state.db;
+    let rows = db
+        .conn
+        .query_all_raw(db.stmt("SELECT id FROM sessions WHERE worker_id = $1", vec![worker_id.into()]))
+        .await?;
+    let ids: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String>("", "id").ok()).collect();
+    let mut report = FailoverReport { total: ids.len(), ..Default::default() };
+    if ids.is_empty() {
+        return Ok(report);
+    }
+    metrics::FAILOVERS.inc();
+    let outcomes: Vec<_> = futures::stream::iter(ids)
+        .map(|id| {
+            let state = state.clone();
+            let from = worker_id.to_owned();
+            async move { move_session(&state, &id, Some(&from), MoveMode::Failover).await }
+        })
+        .buffer_unordered(state.config.failover_concurrency)
+        .collect()
+        .await;
+    for outcome in outcomes {
+        match outcome {
+            Ok(MoveOutcome::Moved { resumed, .. }) => {
+                report.moved += 1;
+                report.resumed += usize::from(resumed);
+            }
+            Ok(MoveOutcome::Waiting) => report.waiting += 1,
+            Ok(MoveOutcome::Skipped(_)) => report.skipped += 1,
+            Err(err) => {
+                report.failed += 1;
+                tracing::error!(error = %err, "session failover failed");
+            }
+        }
+    }
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    tracing::info!(?report, elapsed_ms, "failover done");
+    audit::record(
+        &state.db,
+        "fleet",
+        AuditEntry::new("failover")
+            .level(if report.waiting + report.failed > 0 { LogLevel::Warn } else { LogLevel::Info })
+            .worker(worker_id)
+            .details(serde_json::json!({
+                "total": report.total, "moved": report.moved, "resumed": report.resumed,
+                "waiting": report.waiting, "failed": report.failed, "elapsedMs": elapsed_ms,
+            })),
+    );
+    Ok(report)
+}
+
+/// Starts failover in the background (tracked for shutdown).
+pub fn spawn_on_worker_lost(state: &SharedState, worker_id: &str) {
+    let st = state.clone();
+    let id = worker_id.to_owned();
+    let span = tracing::info_span!("failover", worker_id = %worker_id);
+    state.tasks.spawn(
+        async move {
+            if let Err(err) = on_worker_lost(&st, &id).await {
+                tracing::error!(error = %err, "failover aborted");
+            }
+        }
+        .instrument(span),
+    );
+}
+
+const PENDING: &str = "SELECT id, to_number, message_type, content, media_url, caption, filename, metadata \
+    FROM messages WHERE session_id = $1 AND direction = 'OUTBOUND' AND status = 'PENDING' ORDER BY created_at, id LIMIT 1000";
+
+/// Dispatches the PENDING sends of a session that just became CONNECTED.
+pub fn spawn_redispatch(state: &SharedState, session_id: &str) {
+    {
+        let mut busy = state.redispatching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !busy.insert(session_id.to_owned()) {
+            return;
+        }
+    }
+    let st = state.clone();
+    let id = session_id.to_owned();
+    let span = tracing::info_span!("redispatch", session_id = %session_id);
+    state.tasks.spawn(
+        async move {
+            if let Err(err) = redispatch(&st, &id).await {
+                tracing::warn!(error = %err, "re-dispatch of pending sends stopped");
+            }
+            st.redispatching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        }
+        .instrument(span),
+    );
+}
+
+async fn redispatch(state: &SharedState, session_id: &str) -> CpResult<()> {
+    let db = &state.db;
+    let placed = db
+        .conn
+        .query_one_raw(db.stmt(
+            "SELECT worker_id, generation FROM sessions WHERE id = $1 AND status = 'CONNECTED'",
+            vec![session_id.into()],
+        ))
+        .await?;
+    let Some(placed) = placed else { return Ok(()) };
+    let Some(worker_id) = placed.try_get::<Option<String>>("", "worker_id")? else { return Ok(()) };
+    let generation: i64 = placed.try_get("", "generation")?;
+    let rows = db.conn.query_all_raw(db.stmt(PENDING, vec![session_id.into()])).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(count = rows.len(), worker_id, "re-dispatching pending sends");
+    for row in rows {
+        let message_id: String = row.try_get("", "id")?;
+        let content = content_of(&row)?;
+        let cmd = command::Kind::SendMessage(v1::SendMessage {
+            session_id: session_id.to_owned(),
+            generation: u64::try_from(generation).unwrap_or_default(),
+            message_id: message_id.clone(),
+            to: row.try_get("", "to_number")?,
+            content: Some(content),
+        });
+        let result = state.registry.call(&worker_id, cmd, state.config.command_timeout).await?;
+        let now = Utc::now();
+        if result.ok {
+            let wa_id = match result.payload {
+                Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
+                _ => None,
+            };
+            db.conn
+                .execute_raw(db.stmt(
+                    "UPDATE messages SET status = 'SENT', sent_at = $1, wa_message_id = $2 WHERE id = $3 AND status = 'PENDING'",
+                    vec![now.into(), wa_id.into(), message_id.into()],
+                ))
+                .await?;
+            metrics::MESSAGES_REDISPATCHED.inc();
+        } else {
+            db.conn
+                .execute_raw(db.stmt(
+                    "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
+                    vec![result.error_message.into(), message_id.into()],
+                ))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the message payload from its row.
+fn content_of(row: &sea_orm::QueryResult) -> CpResult<v1::MessageContent> {
+    let kind: crate::persistence::enums::MessageType = row.try_get("", "message_type")?;
+    let text: String = row.try_get("", "content")?;
+    let metadata: Option<String> = row.try_get("", "metadata")?;
+    let meta: serde_json::Value = metadata.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default();
+    let proto_kind = match kind {
+        crate::persistence::enums::MessageType::Text => v1::MessageType::Text,
+        crate::persistence::enums::MessageType::Image => v1::MessageType::Image,
+        crate::persistence::enums::MessageType::Document => v1::MessageType::Document,
+        crate::persistence::enums::MessageType::Audio => v1::MessageType::Audio,
+        crate::persistence::enums::MessageType::Video => v1::MessageType::Video,
+        crate::persistence::enums::MessageType::Sticker => v1::MessageType::Sticker,
+        crate::persistence::enums::MessageType::Location => v1::MessageType::Location,
+        crate::persistence::enums::MessageType::Contact => v1::MessageType::Contact,
+    };
+    let s = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(v1::MessageContent {
+        r#type: proto_kind as i32,
+        text,
+        media_url: row.try_get("", "media_url")?,
+        caption: row.try_get("", "caption")?,
+        filename: row.try_get("", "filename")?,
+        latitude: meta.get("latitude").and_then(serde_json::Value::as_f64),
+        longitude: meta.get("longitude").and_then(serde_json::Value::as_f64),
+        name: s("name"),
+        phone: s("phone"),
+        vcard: s("vcard"),
+    })
+}

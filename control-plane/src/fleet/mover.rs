@@ -1,0 +1,170 @@
+//! Moving one session to another worker.
+//!
+//! In one transaction: the session row is re-read (and locked on
+//! PostgreSQL), a slot is reserved on the least-loaded other worker, the
+//! generation is bumped, the old slot is released. Then StartSession goes to
+//! the new worker with the last auth-state snapshot, so a paired session
+//! resumes (RECONNECTING → CONNECTED) without a QR scan. Everything the old
+//! worker still says about the session carries the old generation and is
+//! ignored (events are fenced; a returning worker is told to stop it).
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
+use wagate_proto::v1::{self, command};
+
+use crate::custody;
+use crate::error::CpResult;
+use crate::metrics;
+use crate::persistence::entities::session;
+use crate::persistence::enums::SessionStatus;
+use crate::placement;
+use crate::state::SharedState;
+
+pub const WAITING_REASON: &str = "waiting for a worker with free capacity";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveMode {
+    /// The old worker is gone: just start elsewhere.
+    Failover,
+    /// The old worker is alive: start elsewhere, then stop it there.
+    Drain,
+    /// The session has no worker yet (waited for capacity).
+    Place,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved {
+        to: String,
+        generation: u64,
+        resumed: bool,
+    },
+    /// No worker had capacity; the session waits with a reason.
+    Waiting,
+    /// Nothing to do (deleted, already moved, logged out).
+    Skipped(&'static str),
+}
+
+pub async fn move_session(
+    state: &SharedState,
+    session_id: &str,
+    from: Option<&str>,
+    mode: MoveMode,
+) -> CpResult<MoveOutcome> {
+    let db = &state.db;
+    let snapshot = match custody::load(db, &state.vault, session_id).await {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!(session_id, error = %err, "auth-state snapshot unreadable, session will need a QR scan");
+            None
+        }
+    };
+    let now = Utc::now();
+    let txn = db.conn.begin().await?;
+    if db.is_postgres() {
+        txn.execute_raw(db.stmt("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", vec![session_id.into()]))
+            .await?;
+    }
+    let Some(row) = session::Entity::find_by_id(session_id.to_owned()).one(&txn).await? else {
+        return Ok(MoveOutcome::Skipped("deleted"));
+    };
+    if row.worker_id.as_deref() != from {
+        return Ok(MoveOutcome::Skipped("already moved"));
+    }
+    if row.status == SessionStatus::Disconnected {
+        // Logged out: nothing to resume; just free the dead worker's slot.
+        if let Some(f) = from {
+            txn.execute_raw(db.stmt(
+                "UPDATE sessions SET worker_id = NULL, updated_at = $1 WHERE id = $2",
+                vec![now.into(), session_id.into()],
+            ))
+            .await?;
+            placement::release_slot(db, &txn, f).await?;
+        }
+        txn.commit().await?;
+        return Ok(MoveOutcome::Skipped("disconnected"));
+    }
+    let generation = row.generation + 1;
+    let target = placement::reserve_slot(db, &txn, from).await?;
+    let Some(target) = target else {
+        txn.execute_raw(db.stmt(
+            "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, qr_code = NULL, \
+             generation = $2, updated_at = $3 WHERE id = $4",
+            vec![WAITING_REASON.into(), generation.into(), now.into(), session_id.into()],
+        ))
+        .await?;
+        if let Some(f) = from {
+            placement::release_slot(db, &txn, f).await?;
+        }
+        txn.commit().await?;
+        state.cache.del_route(session_id).await?;
+        tracing::warn!(session_id, "no worker with free capacity, session waits");
+        return Ok(MoveOutcome::Waiting);
+    };
+    let resumed = snapshot.is_some();
+    let status = if resumed { "RECONNECTING" } else { "INIT" };
+    txn.execute_raw(db.stmt(
+        &format!(
+            "UPDATE sessions SET worker_id = $1, generation = $2, status = '{status}', status_reason = NULL, \
+             qr_code = NULL, updated_at = $3 WHERE id = $4"
+        ),
+        vec![target.clone().into(), generation.into(), now.into(), session_id.into()],
+    ))
+    .await?;
+    if let Some(f) = from {
+        placement::release_slot(db, &txn, f).await?;
+    }
+    txn.commit().await?;
+    state.cache.set_route(session_id, &target).await?;
+
+    let generation_u = u64::try_from(generation).unwrap_or_default();
+    let start = command::Kind::StartSession(v1::StartSession {
+        session_id: session_id.to_owned(),
+        generation: generation_u,
+        name: row.name.clone(),
+        auth_state: snapshot,
+    });
+    let started = state.registry.call(&target, start, state.config.command_timeout).await;
+    let failure = match started {
+        Ok(r) if r.ok => None,
+        Ok(r) => Some(format!("{}: {}", r.error_code, r.error_message)),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(reason) = failure {
+        tracing::warn!(session_id, worker_id = target, reason, "start on new worker failed, session waits");
+        let txn = db.conn.begin().await?;
+        let reverted = txn
+            .execute_raw(db.stmt(
+                "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, updated_at = $2 \
+                 WHERE id = $3 AND worker_id = $4 AND generation = $5",
+                vec![
+                    format!("{WAITING_REASON} (start on {target} failed: {reason})").into(),
+                    Utc::now().into(),
+                    session_id.into(),
+                    target.clone().into(),
+                    generation.into(),
+                ],
+            ))
+            .await?;
+        if reverted.rows_affected() > 0 {
+            placement::release_slot(db, &txn, &target).await?;
+        }
+        txn.commit().await?;
+        state.cache.del_route(session_id).await?;
+        return Ok(MoveOutcome::Waiting);
+    }
+    if mode == MoveMode::Drain
+        && let Some(old) = from
+    {
+        let stop = command::Kind::StopSession(v1::StopSession {
+            session_id: session_id.to_owned(),
+            generation: u64::try_from(row.generation).unwrap_or_default(),
+        });
+        if let Err(err) = state.registry.call(old, stop, state.config.command_timeout).await {
+            tracing::warn!(session_id, worker_id = old, error = %err, "stop on the old worker not delivered");
+        }
+    }
+    metrics::SESSIONS_MOVED.inc();
+    tracing::info!(session_id, from = ?from, to = target, generation, resumed, ?mode, "session moved");
+    Ok(MoveOutcome::Moved { to: target, generation: generation_u, resumed })
+}
