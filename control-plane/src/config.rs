@@ -87,6 +87,9 @@ pub struct ControlPlaneArgs {
     /// Days of `worker_metrics` kept.
     #[arg(long, env = "WAGATE_METRICS_RETENTION_DAYS", default_value_t = 30)]
     pub metrics_retention_days: u32,
+    /// Prometheus `/metrics` listen address; empty turns it off.
+    #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    pub metrics_listen: String,
 }
 
 /// Resolved configuration.
@@ -121,6 +124,8 @@ pub struct ControlPlaneConfig {
     pub fleet_target_utilization: f64,
     pub failover_concurrency: usize,
     pub metrics_retention: Duration,
+    /// Prometheus `/metrics` listener (`None`: off).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ControlPlaneArgs {
@@ -176,6 +181,7 @@ impl ControlPlaneArgs {
             fleet_target_utilization: self.fleet_target_utilization.clamp(0.05, 1.0),
             failover_concurrency: self.failover_concurrency.max(1),
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
+            metrics_listen: self.metrics_listen.trim().parse().ok(),
         }
     }
 }
@@ -211,6 +217,7 @@ impl ControlPlaneConfig {
             fleet_target_utilization: 0.7,
             failover_concurrency: 32,
             metrics_retention: Duration::from_secs(30 * 86_400),
+            metrics_listen: None,
         }
     }
 

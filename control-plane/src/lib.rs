@@ -21,6 +21,7 @@ pub mod events;
 pub mod fleet;
 pub mod heartbeat;
 pub mod metrics;
+pub mod metrics_http;
 pub mod persistence;
 pub mod placement;
 pub mod registry;

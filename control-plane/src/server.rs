@@ -47,6 +47,7 @@ pub enum StartError {
 /// A running replica.
 pub struct RunningControlPlane {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: SharedState,
     health: HealthReporter,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -126,6 +127,14 @@ impl ControlPlane {
                 stop.cancelled().await
             }));
         crate::fleet::sweeper::spawn(&state);
+        let metrics_addr = match state.config.metrics_listen {
+            Some(a) => Some(
+                crate::metrics_http::serve(a, stop_listener.clone())
+                    .await
+                    .map_err(|source| StartError::Bind { addr: a, source })?,
+            ),
+            None => None,
+        };
         tracing::info!(
             %addr,
             replica_id = state.config.replica_id,
@@ -133,13 +142,18 @@ impl ControlPlane {
             cache = state.cache.kind(),
             "control plane listening"
         );
-        Ok(RunningControlPlane { addr, state, health, server, stop_listener })
+        Ok(RunningControlPlane { addr, metrics_addr, state, health, server, stop_listener })
     }
 }
 
 impl RunningControlPlane {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, if on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://127.0.0.1:<port>` for clients on this machine.

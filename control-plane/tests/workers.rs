@@ -19,7 +19,18 @@ async fn status_of(cl: &wagate_control_plane::cluster::Cluster, id: &str) -> Opt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_check_answers_serving() {
-    let cl = start(cluster(Storage::Sqlite).without_edge()).await;
+    let cl = start(
+        cluster(Storage::Sqlite)
+            .without_edge()
+            .configure(|c| c.metrics_listen = Some(([127, 0, 0, 1], 0).into()))
+            .workers(1, 3),
+    )
+    .await;
+    let metrics = cl.cp().metrics_addr().expect("metrics listener");
+    let text = reqwest::get(format!("http://{metrics}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("# TYPE wagate_cp_worker_streams_opened_total counter"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("wagate_cp_connected_workers ")), "{text}");
+    assert!(text.contains("wagate_fleet_recommended_workers"), "{text}");
     let channel = wagate_proto::connect(cl.grpc_url()).await.unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     for service in ["", "wagate.v1.SessionService", "wagate.v1.WorkerService"] {

@@ -50,7 +50,12 @@ async fn main() -> anyhow::Result<()> {
     if cp_args.grpc_listen.ip().is_unspecified() {
         cp_args.grpc_listen = SocketAddr::from(([127, 0, 0, 1], cp_args.grpc_listen.port()));
     }
-    let config = cp_args.into_config();
+    let mut config = cp_args.into_config();
+    if let Some(m) = config.metrics_listen.as_mut()
+        && m.ip().is_unspecified()
+    {
+        m.set_ip([127, 0, 0, 1].into());
+    }
     let cp = ControlPlane::start(config).await?;
     let state = cp.state().clone();
 
@@ -95,6 +100,9 @@ async fn main() -> anyhow::Result<()> {
     println!("  API docs     http://{http}/api-docs");
     println!("  health       http://{http}/health");
     println!("  gRPC         {}   (grpc.health.v1 + reflection)", cp.url());
+    if let Some(m) = cp.metrics_addr() {
+        println!("  metrics      http://{m}/metrics");
+    }
     println!("  database     {}", redact(&state.config.database_url));
     println!("  cache        {}", state.cache.kind());
     println!("  workers      {} simulated (QR auto-scan {} ms)", workers.len(), cli.sim_auto_scan_ms);
