@@ -43,6 +43,19 @@ pub struct ControlPlaneArgs {
     /// Deadline of a command sent to a worker.
     #[arg(long, env = "WAGATE_COMMAND_TIMEOUT_MS", default_value_t = 15000)]
     pub command_timeout_ms: u64,
+    /// How long an API-key lookup is cached in memory (0 disables the cache).
+    /// Changes made through this replica invalidate it at once; the TTL bounds
+    /// staleness of changes made elsewhere.
+    #[arg(long, env = "WAGATE_KEY_CACHE_TTL_MS", default_value_t = 2000)]
+    pub key_cache_ttl_ms: u64,
+    /// Write message status changes (SENT acks, DELIVERED/READ events) in
+    /// batches from a background task (false: one UPDATE each, inline).
+    #[arg(long, env = "WAGATE_STATUS_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub status_batching: bool,
+    /// Insert concurrent sends' message rows as one multi-row INSERT (group
+    /// commit; each send still waits for its row's commit before dispatch).
+    #[arg(long, env = "WAGATE_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub group_commit: bool,
     /// Commands queued per worker stream before callers get "worker busy".
     #[arg(long, env = "WAGATE_WORKER_CHANNEL_CAPACITY", default_value_t = 1024)]
     pub worker_channel_capacity: usize,
@@ -109,6 +122,9 @@ pub struct ControlPlaneConfig {
     pub hello_timeout: Duration,
     pub command_timeout: Duration,
     pub worker_channel_capacity: usize,
+    pub key_cache_ttl: Duration,
+    pub status_batching: bool,
+    pub group_commit: bool,
     pub metrics_sample_interval: Duration,
     pub replica_id: String,
     pub admin_email: Option<String>,
@@ -155,6 +171,9 @@ impl ControlPlaneArgs {
             hello_timeout: Duration::from_millis(self.hello_timeout_ms.max(100)),
             command_timeout: Duration::from_millis(self.command_timeout_ms.max(100)),
             worker_channel_capacity: self.worker_channel_capacity.max(1),
+            key_cache_ttl: Duration::from_millis(self.key_cache_ttl_ms),
+            status_batching: self.status_batching,
+            group_commit: self.group_commit,
             metrics_sample_interval: Duration::from_secs(self.metrics_sample_secs),
             replica_id: self.replica_id.filter(|s| !s.is_empty()).unwrap_or_else(default_replica_id),
             admin_email: self.admin_email.filter(|s| !s.is_empty()),
@@ -204,6 +223,9 @@ impl ControlPlaneConfig {
             hello_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(10),
             worker_channel_capacity: 1024,
+            key_cache_ttl: Duration::from_secs(2),
+            status_batching: true,
+            group_commit: true,
             metrics_sample_interval: Duration::from_secs(60),
             replica_id: default_replica_id(),
             admin_email: None,

@@ -8,6 +8,7 @@ use wagate_proto::v1::{self, event};
 
 use crate::convert;
 use crate::persistence::enums::{MessageStatus, SessionStatus};
+use crate::persistence::status_writer::{EventKind, StatusUpdate};
 use crate::state::SharedState;
 
 const FENCE: &str = "id = $A AND worker_id = $B AND generation = $C";
@@ -70,6 +71,9 @@ async fn on_qr(
             vec![qr.code.into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)],
         ))
         .await?;
+    if res.rows_affected() > 0 {
+        state.key_cache.invalidate_session(session_id);
+    }
     Ok(res.rows_affected())
 }
 
@@ -108,6 +112,10 @@ async fn on_status(
             ],
         ))
         .await?;
+    if res.rows_affected() > 0 {
+        // The session's status is part of what its key lookup returns.
+        state.key_cache.invalidate_session(session_id);
+    }
     if status == SessionStatus::Connected && res.rows_affected() > 0 {
         // Sends accepted while the session moved, or in flight on a lost
         // worker, go out now.
@@ -158,50 +166,27 @@ async fn on_message_status(
     else {
         return Ok(0);
     };
-    // Status only moves forward; FAILED only replaces PENDING/SENT.
-    let (set, from): (&str, &str) = match status {
+    // Status only moves forward; FAILED only replaces PENDING/SENT. Written
+    // in batches by the status writer, so this stream's reader (and the
+    // command results behind this event) never waits on the database.
+    let kind = match status {
         MessageStatus::Pending => return Ok(0),
-        MessageStatus::Sent => ("status = 'SENT', sent_at = COALESCE(sent_at, $1)", "'PENDING'"),
-        MessageStatus::Delivered => (
-            "status = 'DELIVERED', delivered_at = $1, sent_at = COALESCE(sent_at, delivered_at, $1)",
-            "'PENDING', 'SENT'",
-        ),
-        MessageStatus::Read => (
-            "status = 'READ', read_at = $1, delivered_at = COALESCE(delivered_at, $1)",
-            "'PENDING', 'SENT', 'DELIVERED'",
-        ),
-        MessageStatus::Failed => (
-            "status = 'FAILED', error_message = COALESCE(error_message, 'failed on worker')",
-            "'PENDING', 'SENT'",
-        ),
+        MessageStatus::Sent => EventKind::Sent,
+        MessageStatus::Delivered => EventKind::Delivered,
+        MessageStatus::Read => EventKind::Read,
+        MessageStatus::Failed => EventKind::Failed,
     };
-    let db = &state.db;
-    let now = Utc::now();
-    // `$1` appears more than once in `set`; SQLite placeholders are
-    // positional, so each occurrence gets its own value.
-    let occurrences = set.matches("$1").count();
-    let mut n = 0;
-    let set = set.split("$1").enumerate().fold(String::new(), |mut acc, (i, part)| {
-        acc.push_str(part);
-        if i < occurrences {
-            n += 1;
-            acc.push_str(&format!("${n}"));
-        }
-        acc
-    });
-    let sql = format!(
-        "UPDATE messages SET {set} WHERE id = ${} AND session_id = ${} AND status IN ({from}) \
-         AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = messages.session_id AND s.worker_id = ${})",
-        n + 1,
-        n + 2,
-        n + 3
-    );
-    let mut values: Vec<sea_orm::Value> = (0..n).map(|_| now.into()).collect();
-    values.push(ms.message_id.into());
-    values.push(session_id.into());
-    values.push(worker_id.into());
-    let res = db.conn.execute_raw(db.stmt(&sql, values)).await?;
-    Ok(res.rows_affected())
+    state
+        .status_writer
+        .submit(StatusUpdate::Event {
+            kind,
+            id: ms.message_id,
+            session_id: session_id.to_owned(),
+            worker_id: worker_id.to_owned(),
+            at: Utc::now(),
+        })
+        .await?;
+    Ok(1)
 }
 
 async fn on_inbound(

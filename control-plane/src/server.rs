@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
@@ -20,11 +19,14 @@ use wagate_proto::v1::{
 
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtKeys;
+use crate::auth::key_cache::KeyCache;
 use crate::bootstrap;
 use crate::cache::{Cache, CacheError};
 use crate::config::ControlPlaneConfig;
 use crate::custody::Vault;
 use crate::persistence::Db;
+use crate::persistence::message_inserter::MessageInserter;
+use crate::persistence::status_writer::StatusWriter;
 use crate::registry::Registry;
 use crate::services::{auth::AuthApi, fleet::FleetApi, messages::MessageApi, sessions::SessionApi};
 use crate::state::{AppState, SharedState};
@@ -56,6 +58,19 @@ pub struct RunningControlPlane {
 
 pub struct ControlPlane;
 
+/// Writer tasks of the message group commit: SQLite has one connection
+/// (one writer); PostgreSQL gets a few so batches overlap their commits.
+fn insert_writers(db: &Db, group_commit: bool) -> usize {
+    match (group_commit, db.is_postgres()) {
+        (false, _) => 0,
+        (true, false) => 1,
+        (true, true) => 4,
+    }
+}
+
+/// Cached API-key lookups kept at most (about 200 bytes each).
+const KEY_CACHE_CAPACITY: usize = 100_000;
+
 const SERVICES: &[&str] = &[
     "",
     "wagate.v1.WorkerService",
@@ -75,14 +90,24 @@ impl ControlPlane {
         let (key_id, key) = &config.auth_state_key;
         let vault = Vault::new(key_id, key, &config.auth_state_retired_keys)
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(db.clone(), jwt),
             vault,
+            key_cache: KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY),
+            status_writer: StatusWriter::spawn(db.clone(), config.status_batching, &tasks, shutdown.clone()),
+            message_inserter: MessageInserter::spawn(
+                db.clone(),
+                insert_writers(&db, config.group_commit),
+                &tasks,
+                shutdown.clone(),
+            ),
             db,
             cache,
             registry: Registry::new(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
             redispatching: Default::default(),
             config,
         });
@@ -108,11 +133,12 @@ impl ControlPlane {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
 
+        let incoming = tonic::transport::server::TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(30)));
         let stop_listener = CancellationToken::new();
         let stop = stop_listener.clone();
         let router = tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .tcp_keepalive(Some(Duration::from_secs(30)))
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .add_service(health_service)
@@ -123,7 +149,11 @@ impl ControlPlane {
             .add_service(MessageServiceServer::new(MessageApi::new(state.clone())))
             .add_service(FleetServiceServer::new(FleetApi::new(state.clone())));
         let server =
-            tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
+            // tonic binds itself; set them on this one's accepted sockets, or
+            // Nagle + the peer's delayed ACK add up to 40 ms to small replies
+            // and commands on the worker streams.
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
                 stop.cancelled().await
             }));
         crate::fleet::sweeper::spawn(&state);

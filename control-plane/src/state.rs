@@ -6,11 +6,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
+use crate::auth::key_cache::KeyCache;
 use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
 use crate::custody::Vault;
 use crate::error::CpError;
 use crate::persistence::Db;
+use crate::persistence::message_inserter::MessageInserter;
+use crate::persistence::status_writer::StatusWriter;
 use crate::registry::Registry;
 
 pub struct AppState {
@@ -21,6 +24,12 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Encrypts auth-state snapshots at rest.
     pub vault: Vault,
+    /// API key → session lookups; invalidate on any change of what a key unlocks.
+    pub key_cache: KeyCache,
+    /// Batched message-status writes (SENT acks, DELIVERED/READ/FAILED events).
+    pub status_writer: StatusWriter,
+    /// Group commit of outbound message rows (PENDING, before dispatch).
+    pub message_inserter: MessageInserter,
     /// Cancelled when the replica starts shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).

@@ -19,9 +19,11 @@ CREATE TABLE session_auth_states (
 );
 ALTER TABLE sessions ADD COLUMN status_reason TEXT;
 CREATE INDEX idx_sessions_waiting ON sessions (worker_id, status);
+CREATE INDEX idx_messages_status_created ON messages (status, created_at);
 "#;
 
 const DOWN: &str = r#"
+DROP INDEX IF EXISTS idx_messages_status_created;
 DROP INDEX IF EXISTS idx_sessions_waiting;
 ALTER TABLE sessions DROP COLUMN status_reason;
 DROP TABLE IF EXISTS session_auth_states;

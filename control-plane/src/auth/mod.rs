@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod identity;
 pub mod jwt;
+pub mod key_cache;
 pub mod passwords;
 
 pub use identity::{AuthUser, Authenticator};

@@ -82,6 +82,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
+        state.key_cache.invalidate_session(session_id);
         return Ok(MoveOutcome::Skipped("disconnected"));
     }
     let generation = row.generation + 1;
@@ -97,6 +98,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
+        state.key_cache.invalidate_session(session_id);
         state.cache.del_route(session_id).await?;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
         return Ok(MoveOutcome::Waiting);
@@ -115,6 +117,7 @@ pub async fn move_session(
         placement::release_slot(db, &txn, f).await?;
     }
     txn.commit().await?;
+    state.key_cache.invalidate_session(session_id);
     state.cache.set_route(session_id, &target).await?;
 
     let generation_u = u64::try_from(generation).unwrap_or_default();
@@ -150,6 +153,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, &target).await?;
         }
         txn.commit().await?;
+        state.key_cache.invalidate_session(session_id);
         state.cache.del_route(session_id).await?;
         return Ok(MoveOutcome::Waiting);
     }

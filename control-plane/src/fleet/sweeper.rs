@@ -65,6 +65,7 @@ pub fn spawn(state: &SharedState) {
 
 pub async fn sweep_once(state: &SharedState) -> CpResult<()> {
     place_waiting(state).await?;
+    redispatch_stale_pending(state).await?;
     orphaned_workers(state).await?;
     capacity::status(state).await?;
     Ok(())
@@ -90,6 +91,29 @@ pub async fn place_waiting(state: &SharedState) -> CpResult<usize> {
         }
     }
     Ok(placed)
+}
+
+/// Sends still PENDING a while after they were accepted, on sessions that are
+/// CONNECTED: accepted while the session moved but written after its
+/// re-dispatch ran, or left by a lost worker. Dispatched again (workers
+/// de-duplicate by message id), so no accepted send is left behind.
+pub async fn redispatch_stale_pending(state: &SharedState) -> CpResult<usize> {
+    let db = &state.db;
+    let cutoff = Utc::now() - chrono::Duration::seconds(3);
+    let rows = db
+        .conn
+        .query_all_raw(db.stmt(
+            "SELECT DISTINCT m.session_id FROM messages m JOIN sessions s ON s.id = m.session_id \
+             WHERE m.status = 'PENDING' AND m.direction = 'OUTBOUND' AND m.created_at < $1 AND s.status = 'CONNECTED' \
+             LIMIT 500",
+            vec![cutoff.into()],
+        ))
+        .await?;
+    for row in &rows {
+        let id: String = row.try_get("", "session_id")?;
+        failover::spawn_redispatch(state, &id);
+    }
+    Ok(rows.len())
 }
 
 /// ONLINE workers that stopped heartbeating and are held by no replica.

@@ -5,6 +5,8 @@
 
 pub mod entities;
 pub mod enums;
+pub mod message_inserter;
+pub mod status_writer;
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,24 +1,27 @@
 //! MessageService.Send: the hot path.
 //!
-//! API key → session (one indexed join) → validate → message row PENDING
+//! API key → session (in-memory cache, else one indexed join) → validate → message row PENDING
 //! (durable before dispatch) → SendMessage on the owning worker's stream →
-//! ack → SENT (or FAILED with the reason). Later status events from the
+//! ack → SENT (batched, see `persistence::status_writer`) or FAILED with
+//! the reason. Later status events from the
 //! worker move the row to DELIVERED / READ.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use chrono::Utc;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
 use wagate_proto::v1::{self, command, message_service_server::MessageService};
 
+use crate::auth::key_cache::KeyEntry;
 use crate::auth::{api_keys, identity};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
 use crate::metrics;
 use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
+use crate::persistence::status_writer::StatusUpdate;
 use crate::state::SharedState;
 use crate::validation;
 
@@ -51,23 +54,39 @@ impl MessageApi {
         if !api_keys::looks_like_key(key) {
             return Err(invalid_key());
         }
-        let db = &self.state.db;
-        let row = db
-            .conn
-            .query_one_raw(db.stmt(KEY_LOOKUP, vec![api_keys::hash(key).into()]))
-            .await?
-            .ok_or_else(invalid_key)?;
-        let key_active: bool = row.try_get("", "key_active")?;
-        let user_active: bool = row.try_get("", "user_active")?;
-        let expires_at: Option<DateTime<Utc>> = row.try_get("", "expires_at")?;
-        if !key_active || !user_active || expires_at.is_some_and(|e| e <= Utc::now()) {
+        let hash = api_keys::hash(key);
+        let cache = &self.state.key_cache;
+        let entry = match cache.get(&hash) {
+            Some(e) => e,
+            None => {
+                let ticket = cache.ticket();
+                let db = &self.state.db;
+                let row = db
+                    .conn
+                    .query_one_raw(db.stmt(KEY_LOOKUP, vec![hash.clone().into()]))
+                    .await?
+                    .ok_or_else(invalid_key)?;
+                let e = KeyEntry {
+                    key_active: row.try_get("", "key_active")?,
+                    user_active: row.try_get("", "user_active")?,
+                    expires_at: row.try_get("", "expires_at")?,
+                    session_id: row.try_get("", "session_id")?,
+                    status: row.try_get("", "status")?,
+                    worker_id: row.try_get("", "worker_id")?,
+                    generation: row.try_get("", "generation")?,
+                };
+                cache.insert(ticket, hash, e.clone());
+                e
+            }
+        };
+        if !entry.key_active || !entry.user_active || entry.expires_at.is_some_and(|e| e <= Utc::now()) {
             return Err(invalid_key());
         }
         Ok(KeySession {
-            session_id: row.try_get("", "session_id")?,
-            status: row.try_get("", "status")?,
-            worker_id: row.try_get("", "worker_id")?,
-            generation: row.try_get("", "generation")?,
+            session_id: entry.session_id,
+            status: entry.status,
+            worker_id: entry.worker_id,
+            generation: entry.generation,
         })
     }
 
@@ -112,9 +131,11 @@ impl MessageApi {
             return Err(api(ErrorCode::WorkerUnavailable, "session has no worker"));
         }
 
-        let row = new_row(&ks.session_id, &to, kind, &content, idempotency_key.clone());
-        let inserted = match row.insert(&self.state.db.conn).await {
-            Ok(m) => m,
+        let inserted = Inserted { id: uuid::Uuid::now_v7().to_string(), created_at: Utc::now() };
+        let row = new_row(&inserted, &ks.session_id, &to, kind, &content, idempotency_key.clone());
+        // Group commit: returns once the row is durable (see `persistence::message_inserter`).
+        match self.state.message_inserter.insert(row).await {
+            Ok(()) => {}
             Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
                 // A concurrent request with the same key won the race.
                 let k = idempotency_key.unwrap_or_default();
@@ -122,10 +143,10 @@ impl MessageApi {
                 return Ok(response(&existing));
             }
             Err(e) => return Err(e.into()),
-        };
+        }
 
         if queue_only {
-            return Ok(response(&inserted));
+            return Ok(pending(&inserted, to));
         }
         let cmd = command::Kind::SendMessage(v1::SendMessage {
             session_id: ks.session_id.clone(),
@@ -135,21 +156,22 @@ impl MessageApi {
             content: Some(content),
         });
         let outcome = self.state.registry.call(&worker_id, cmd, self.state.config.command_timeout).await;
-        let db = &self.state.db;
         match outcome {
             Ok(result) if result.ok => {
                 let wa_id = match result.payload {
                     Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
                     _ => None,
                 };
-                let now = Utc::now();
-                // Only PENDING moves to SENT: a DELIVERED event that raced
-                // ahead of the ack is not overwritten.
-                db.conn
-                    .execute_raw(db.stmt(
-                        "UPDATE messages SET status = 'SENT', sent_at = $1, wa_message_id = $2 WHERE id = $3 AND status = 'PENDING'",
-                        vec![now.into(), wa_id.into(), inserted.id.clone().into()],
-                    ))
+                // Batched off the hot path (the row is already durable as
+                // PENDING). Only PENDING moves to SENT: a DELIVERED event that
+                // raced ahead of the ack is not overwritten.
+                self.state
+                    .status_writer
+                    .submit(StatusUpdate::Sent {
+                        id: inserted.id.clone(),
+                        at: Utc::now(),
+                        wa_message_id: wa_id,
+                    })
                     .await?;
                 metrics::MESSAGES_SENT.inc();
                 Ok(v1::SendResponse {
@@ -184,7 +206,7 @@ impl MessageApi {
                     worker_id = worker,
                     "worker lost mid-send, queued for failover"
                 );
-                Ok(response(&inserted))
+                Ok(pending(&inserted, to))
             }
             Err(e @ crate::registry::DispatchError::Timeout(_)) => {
                 // Outcome unknown: the worker may still send it; its status
@@ -223,6 +245,12 @@ impl MessageApi {
     }
 }
 
+/// What the send needs of its inserted row.
+struct Inserted {
+    id: String,
+    created_at: chrono::DateTime<Utc>,
+}
+
 fn status_name(s: SessionStatus) -> &'static str {
     match s {
         SessionStatus::Init => "INIT",
@@ -231,6 +259,17 @@ fn status_name(s: SessionStatus) -> &'static str {
         SessionStatus::Disconnected => "DISCONNECTED",
         SessionStatus::Reconnecting => "RECONNECTING",
         SessionStatus::Error => "ERROR",
+    }
+}
+
+/// Accepted and durable, not yet acknowledged by a worker.
+fn pending(m: &Inserted, to: String) -> v1::SendResponse {
+    v1::SendResponse {
+        message_id: m.id.clone(),
+        status: v1::MessageStatus::Pending as i32,
+        to,
+        error: None,
+        created_at: Some(to_proto(m.created_at)),
     }
 }
 
@@ -245,6 +284,7 @@ fn response(m: &message::Model) -> v1::SendResponse {
 }
 
 fn new_row(
+    inserted: &Inserted,
     session_id: &str,
     to: &str,
     kind: v1::MessageType,
@@ -270,7 +310,7 @@ fn new_row(
         _ => (c.caption.clone().unwrap_or_default(), None),
     };
     message::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
+        id: Set(inserted.id.clone()),
         session_id: Set(session_id.to_owned()),
         direction: Set(MessageDirection::Outbound),
         from_number: Set(None),
@@ -285,7 +325,7 @@ fn new_row(
         sent_at: Set(None),
         delivered_at: Set(None),
         read_at: Set(None),
-        created_at: Set(Utc::now()),
+        created_at: Set(inserted.created_at),
         wa_message_id: Set(None),
         idempotency_key: Set(idempotency_key),
         metadata: Set(metadata),

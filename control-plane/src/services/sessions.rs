@@ -231,6 +231,8 @@ impl SessionApi {
             placement::release_slot(db, &txn, w).await?;
         }
         txn.commit().await?;
+        // Its key must be refused at once.
+        self.state.key_cache.invalidate_session(session_id);
         self.state.cache.del_route(session_id).await?;
         Ok(())
     }
