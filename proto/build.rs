@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wagate/v1/auth.proto",
         "wagate/v1/session.proto",
         "wagate/v1/message.proto",
+        "wagate/v1/user.proto",
+        "wagate/v1/admin.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -57,6 +57,9 @@ pub struct ControlPlaneArgs {
     pub admin_email: Option<String>,
     #[arg(long, env = "WAGATE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// How often recorded API key use (`lastUsed`) is written to the database.
+    #[arg(long, env = "WAGATE_KEY_USAGE_FLUSH_MS", default_value_t = 5000)]
+    pub key_usage_flush_ms: u64,
     /// How long shutdown waits for in-flight work.
     #[arg(long, env = "WAGATE_SHUTDOWN_GRACE_MS", default_value_t = 10000)]
     pub shutdown_grace_ms: u64,
@@ -84,6 +87,7 @@ pub struct ControlPlaneConfig {
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
     pub shutdown_grace: Duration,
+    pub key_usage_flush: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -118,6 +122,7 @@ impl ControlPlaneArgs {
             admin_email: self.admin_email.filter(|s| !s.is_empty()),
             admin_password: self.admin_password.filter(|s| !s.is_empty()),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
         }
     }
 }
@@ -145,6 +150,7 @@ impl ControlPlaneConfig {
             admin_email: None,
             admin_password: None,
             shutdown_grace: Duration::from_secs(5),
+            key_usage_flush: Duration::from_secs(5),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod convert;
 pub mod error;
 pub mod events;
 pub mod heartbeat;
+pub mod key_usage;
 pub mod metrics;
 pub mod persistence;
 pub mod placement;

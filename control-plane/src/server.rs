@@ -13,8 +13,10 @@ use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
-    auth_service_server::AuthServiceServer, message_service_server::MessageServiceServer,
-    session_service_server::SessionServiceServer, worker_service_server::WorkerServiceServer,
+    admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
+    auth_service_server::AuthServiceServer, message_history_service_server::MessageHistoryServiceServer,
+    message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
 };
 
 use crate::auth::Authenticator;
@@ -22,9 +24,13 @@ use crate::auth::jwt::JwtKeys;
 use crate::bootstrap;
 use crate::cache::{Cache, CacheError};
 use crate::config::ControlPlaneConfig;
+use crate::key_usage::{self, KeyUsage};
 use crate::persistence::Db;
 use crate::registry::Registry;
-use crate::services::{auth::AuthApi, messages::MessageApi, sessions::SessionApi};
+use crate::services::{
+    admin::AdminApi, api_keys::ApiKeyApi, auth::AuthApi, message_history::MessageHistoryApi,
+    messages::MessageApi, sessions::SessionApi, users::UserApi,
+};
 use crate::state::{AppState, SharedState};
 use crate::worker_stream::WorkerApi;
 
@@ -59,6 +65,10 @@ const SERVICES: &[&str] = &[
     "wagate.v1.AuthService",
     "wagate.v1.SessionService",
     "wagate.v1.MessageService",
+    "wagate.v1.MessageHistoryService",
+    "wagate.v1.ApiKeyService",
+    "wagate.v1.UserService",
+    "wagate.v1.AdminService",
 ];
 
 impl ControlPlane {
@@ -70,6 +80,7 @@ impl ControlPlane {
         let jwt = JwtKeys::new(&config.jwt_secret, &config.jwt_issuer, config.jwt_ttl);
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(db.clone(), jwt),
+            key_usage: KeyUsage::new(),
             db,
             cache,
             registry: Registry::new(),
@@ -82,6 +93,8 @@ impl ControlPlane {
                 .await
                 .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         }
+
+        key_usage::spawn_flusher(&state, state.config.key_usage_flush);
 
         let listener = TcpListener::bind(state.config.grpc_listen)
             .await
@@ -111,7 +124,11 @@ impl ControlPlane {
             .add_service(WorkerServiceServer::new(WorkerApi::new(state.clone())))
             .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
             .add_service(SessionServiceServer::new(SessionApi::new(state.clone())))
-            .add_service(MessageServiceServer::new(MessageApi::new(state.clone())));
+            .add_service(MessageServiceServer::new(MessageApi::new(state.clone())))
+            .add_service(MessageHistoryServiceServer::new(MessageHistoryApi::new(state.clone())))
+            .add_service(ApiKeyServiceServer::new(ApiKeyApi::new(state.clone())))
+            .add_service(UserServiceServer::new(UserApi::new(state.clone())))
+            .add_service(AdminServiceServer::new(AdminApi::new(state.clone())));
         let server =
             tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 stop.cancelled().await

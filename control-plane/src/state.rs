@@ -9,6 +9,7 @@ use crate::auth::Authenticator;
 use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
 use crate::error::CpError;
+use crate::key_usage::KeyUsage;
 use crate::persistence::Db;
 use crate::registry::Registry;
 
@@ -18,6 +19,8 @@ pub struct AppState {
     pub cache: Cache,
     pub registry: Arc<Registry>,
     pub auth: Authenticator,
+    /// `api_keys.last_used` recorded in memory, flushed periodically.
+    pub key_usage: KeyUsage,
     /// Cancelled when the replica starts shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).

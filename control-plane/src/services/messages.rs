@@ -34,7 +34,7 @@ struct KeySession {
     generation: i64,
 }
 
-const KEY_LOOKUP: &str = "SELECT k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
+const KEY_LOOKUP: &str = "SELECT k.id AS key_id, k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
     s.worker_id, s.generation, u.is_active AS user_active \
     FROM api_keys k JOIN sessions s ON s.id = k.session_id JOIN users u ON u.id = s.user_id \
     WHERE k.key_hash = $1";
@@ -63,6 +63,7 @@ impl MessageApi {
         if !key_active || !user_active || expires_at.is_some_and(|e| e <= Utc::now()) {
             return Err(invalid_key());
         }
+        self.state.key_usage.touch(&row.try_get::<String>("", "key_id")?);
         Ok(KeySession {
             session_id: row.try_get("", "session_id")?,
             status: row.try_get("", "status")?,
