@@ -10,7 +10,7 @@ use wagate_proto::v1::{self, user_service_server::UserService};
 use crate::audit::{self, AuditEntry};
 use crate::auth::{AuthUser, passwords};
 use crate::convert;
-use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
+use crate::error::{CpResult, api, invalid, is_unique_violation};
 use crate::persistence::entities::{session, user};
 use crate::persistence::enums::LogLevel;
 use crate::placement;
@@ -134,7 +134,7 @@ impl UserService for UserApi {
         request: Request<v1::DeleteMeRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
         let me = self.state.auth.user(request.metadata()).await?;
-        self.state.ensure_running().map_err(CpError::from)?;
+        self.state.ensure_running()?;
         let n = delete_user(&self.state, &me.id).await?;
         audit::record(
             &self.state.db,
