@@ -560,6 +560,28 @@ async fn workers_admin(storage: Storage) {
     assert_eq!(r.data()["sessionsDetached"], 0);
     edge7.shutdown().await;
 
+    // the docs page and its assets come from the gateway itself; the document lists the admin API
+    let page = api.http.get(format!("{}/api-docs", api.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("http"), "{csp}");
+    assert!(page.text().await.unwrap().contains("/api-docs/docs.js"));
+    let js = api.http.get(format!("{}/api-docs/docs.js", api.base)).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+    assert!(!js.text().await.unwrap().contains("https://"), "no external assets");
+    let doc: Value = api
+        .http
+        .get(format!("{}/api-docs/openapi.json", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/v1/admin/workers/{workerId}"]["delete"].is_object(), "{doc}");
+    assert!(doc["components"]["schemas"]["UpdateMeBody"]["properties"].get("role").is_none());
+
     // audit of worker connects
     let r = api.get("/api/v1/admin/logs?service=workers", Some(&admin)).await;
     assert!(
