@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wagate/v1/session.proto",
         "wagate/v1/message.proto",
         "wagate/v1/fleet.proto",
+        "wagate/v1/user.proto",
+        "wagate/v1/admin.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

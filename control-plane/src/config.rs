@@ -70,6 +70,9 @@ pub struct ControlPlaneArgs {
     pub admin_email: Option<String>,
     #[arg(long, env = "WAGATE_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+    /// How often recorded API key use (`lastUsed`) is written to the database.
+    #[arg(long, env = "WAGATE_KEY_USAGE_FLUSH_MS", default_value_t = 5000)]
+    pub key_usage_flush_ms: u64,
     /// How long shutdown waits for in-flight work.
     #[arg(long, env = "WAGATE_SHUTDOWN_GRACE_MS", default_value_t = 10000)]
     pub shutdown_grace_ms: u64,
@@ -142,6 +145,7 @@ pub struct ControlPlaneConfig {
     pub metrics_retention: Duration,
     /// Prometheus `/metrics` listener (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
+    pub key_usage_flush: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -201,6 +205,7 @@ impl ControlPlaneArgs {
             failover_concurrency: self.failover_concurrency.max(1),
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
             metrics_listen: self.metrics_listen.trim().parse().ok(),
+            key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
         }
     }
 }
@@ -240,6 +245,7 @@ impl ControlPlaneConfig {
             failover_concurrency: 32,
             metrics_retention: Duration::from_secs(30 * 86_400),
             metrics_listen: None,
+            key_usage_flush: Duration::from_secs(5),
         }
     }
 

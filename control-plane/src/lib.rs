@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod heartbeat;
+pub mod key_usage;
 pub mod metrics;
 pub mod metrics_http;
 pub mod persistence;

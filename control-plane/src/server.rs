@@ -12,9 +12,11 @@ use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
+    admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
+    message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
-    worker_service_server::WorkerServiceServer,
+    user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
 };
 
 use crate::auth::Authenticator;
@@ -24,11 +26,15 @@ use crate::bootstrap;
 use crate::cache::{Cache, CacheError};
 use crate::config::ControlPlaneConfig;
 use crate::custody::Vault;
+use crate::key_usage::{self, KeyUsage};
 use crate::persistence::Db;
 use crate::persistence::message_inserter::MessageInserter;
 use crate::persistence::status_writer::StatusWriter;
 use crate::registry::Registry;
-use crate::services::{auth::AuthApi, fleet::FleetApi, messages::MessageApi, sessions::SessionApi};
+use crate::services::{
+    admin::AdminApi, api_keys::ApiKeyApi, auth::AuthApi, fleet::FleetApi, message_history::MessageHistoryApi,
+    messages::MessageApi, sessions::SessionApi, users::UserApi,
+};
 use crate::state::{AppState, SharedState};
 use crate::worker_stream::WorkerApi;
 
@@ -78,6 +84,10 @@ const SERVICES: &[&str] = &[
     "wagate.v1.SessionService",
     "wagate.v1.MessageService",
     "wagate.v1.FleetService",
+    "wagate.v1.MessageHistoryService",
+    "wagate.v1.ApiKeyService",
+    "wagate.v1.UserService",
+    "wagate.v1.AdminService",
 ];
 
 impl ControlPlane {
@@ -103,6 +113,7 @@ impl ControlPlane {
                 &tasks,
                 shutdown.clone(),
             ),
+            key_usage: KeyUsage::new(),
             db,
             cache,
             registry: Registry::new(),
@@ -116,6 +127,8 @@ impl ControlPlane {
                 .await
                 .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         }
+
+        key_usage::spawn_flusher(&state, state.config.key_usage_flush);
 
         let listener = TcpListener::bind(state.config.grpc_listen)
             .await
@@ -147,7 +160,11 @@ impl ControlPlane {
             .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
             .add_service(SessionServiceServer::new(SessionApi::new(state.clone())))
             .add_service(MessageServiceServer::new(MessageApi::new(state.clone())))
-            .add_service(FleetServiceServer::new(FleetApi::new(state.clone())));
+            .add_service(FleetServiceServer::new(FleetApi::new(state.clone())))
+            .add_service(MessageHistoryServiceServer::new(MessageHistoryApi::new(state.clone())))
+            .add_service(ApiKeyServiceServer::new(ApiKeyApi::new(state.clone())))
+            .add_service(UserServiceServer::new(UserApi::new(state.clone())))
+            .add_service(AdminServiceServer::new(AdminApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or

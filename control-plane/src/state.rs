@@ -11,6 +11,7 @@ use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
 use crate::custody::Vault;
 use crate::error::CpError;
+use crate::key_usage::KeyUsage;
 use crate::persistence::Db;
 use crate::persistence::message_inserter::MessageInserter;
 use crate::persistence::status_writer::StatusWriter;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub status_writer: StatusWriter,
     /// Group commit of outbound message rows (PENDING, before dispatch).
     pub message_inserter: MessageInserter,
+    /// `api_keys.last_used` recorded in memory, flushed periodically.
+    pub key_usage: KeyUsage,
     /// Cancelled when the replica starts shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).

@@ -31,6 +31,7 @@ use crate::metrics;
 use crate::persistence::entities::session;
 use crate::persistence::enums::{LogLevel, WorkerStatus};
 use crate::registry::{Registration, WorkerConn};
+use crate::services::admin_workers;
 use crate::state::SharedState;
 
 pub struct WorkerApi {
@@ -57,9 +58,14 @@ impl WorkerService for WorkerApi {
         if state.shutdown.is_cancelled() {
             return Err(crate::error::CpError::ShuttingDown.into());
         }
-        let authorized = identity::bearer(request.metadata())
-            .is_some_and(|t| identity::secret_matches(t, &state.config.worker_auth_token));
-        if !authorized {
+        // The shared WORKER_AUTH_TOKEN admits any worker id; a per-worker
+        // token (issued by POST /admin/workers) only the id it was issued for,
+        // checked once the Hello names it.
+        let token = identity::bearer(request.metadata()).map(str::to_owned);
+        let shared =
+            token.as_deref().is_some_and(|t| identity::secret_matches(t, &state.config.worker_auth_token));
+        let per_worker = token.filter(|t| !shared && t.starts_with(admin_workers::WORKER_TOKEN_PREFIX));
+        if !shared && per_worker.is_none() {
             metrics::WORKER_STREAMS_REJECTED.inc();
             return Err(Status::unauthenticated("invalid worker token"));
         }
@@ -80,6 +86,12 @@ impl WorkerService for WorkerApi {
             }
         };
         validate_hello(&hello)?;
+        if let Some(t) = &per_worker
+            && !admin_workers::token_matches(&state, &hello.worker_id, t).await.map_err(Status::from)?
+        {
+            metrics::WORKER_STREAMS_REJECTED.inc();
+            return Err(Status::unauthenticated("invalid worker token"));
+        }
         let worker_id = hello.worker_id.clone();
         let span = tracing::info_span!("worker_stream", worker_id = %worker_id);
 

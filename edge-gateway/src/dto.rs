@@ -18,7 +18,7 @@ use crate::json::{Field, JsonBody, Kind, require};
 // ---------------------------------------------------------------- requests
 
 /// `POST auth/register`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterBody {
     pub email: String,
@@ -40,7 +40,7 @@ impl JsonBody for RegisterBody {
 }
 
 /// `POST auth/login`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginBody {
     pub email: String,
@@ -57,7 +57,7 @@ impl JsonBody for LoginBody {
 }
 
 /// `POST sessions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSessionBody {
     pub name: String,
@@ -74,7 +74,7 @@ impl JsonBody for CreateSessionBody {
 }
 
 /// `POST sessions/{id}/send`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendBody {
     pub to: String,
@@ -252,6 +252,19 @@ impl fmt::Display for Ts {
     }
 }
 
+impl utoipa::PartialSchema for Ts {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .examples(["2026-01-15T10:30:00.000Z"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Ts {}
+
 impl Serialize for Ts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -278,7 +291,7 @@ pub fn tier_name(v: i32) -> &'static str {
     UserTier::try_from(v).map_or("UNSPECIFIED", |s| strip(s.as_str_name(), "USER_TIER_"))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDto<'a> {
     pub id: &'a str,
@@ -309,7 +322,7 @@ impl<'a> From<&'a User> for UserDto<'a> {
 }
 
 /// Answer of register and login.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthDto<'a> {
     pub user: UserDto<'a>,
@@ -328,7 +341,7 @@ impl<'a> AuthDto<'a> {
 }
 
 /// A session as listed and fetched.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionDto<'a> {
     pub id: &'a str,
@@ -366,7 +379,7 @@ impl<'a> From<&'a Session> for SessionDto<'a> {
 }
 
 /// Answer of `POST sessions`: the session and its API key (shown once).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedSessionDto<'a> {
     pub session_id: &'a str,
@@ -403,7 +416,7 @@ impl<'a> CreatedSessionDto<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaginationDto {
     pub total: u64,
@@ -412,7 +425,7 @@ pub struct PaginationDto {
     pub total_pages: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionListDto<'a> {
     pub sessions: Vec<SessionDto<'a>>,
@@ -429,7 +442,7 @@ impl<'a> From<&'a ListSessionsResponse> for SessionListDto<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QrDto<'a> {
     pub session_id: &'a str,
@@ -447,7 +460,7 @@ impl<'a> From<&'a QrResponse> for QrDto<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeletedDto<'a> {
     pub session_id: &'a str,
@@ -461,7 +474,7 @@ impl<'a> From<&'a DeleteSessionResponse> for DeletedDto<'a> {
 }
 
 /// Answer of a send.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendDto<'a> {
     pub message_id: &'a str,
@@ -485,7 +498,7 @@ impl<'a> From<&'a SendResponse> for SendDto<'a> {
 }
 
 /// `GET /health` and `GET /health/ready`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthDto {
     pub status: &'static str,

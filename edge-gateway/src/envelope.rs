@@ -17,6 +17,8 @@ pub struct Reply {
     pub retry_after_secs: Option<u64>,
     /// `Allow` header (405 only).
     pub allow: Option<&'static str>,
+    /// Content-Type and Content-Security-Policy of a non-JSON answer (the docs page).
+    pub content: Option<(&'static str, &'static str)>,
 }
 
 impl Reply {
@@ -30,7 +32,7 @@ impl Reply {
             return Reply::error(&ApiError::new(ErrorCode::Internal, "internal server error"));
         }
         buf.push(b'}');
-        Reply { status, body: Bytes::from(buf), retry_after_secs: None, allow: None }
+        Reply { status, body: Bytes::from(buf), retry_after_secs: None, allow: None, content: None }
     }
 
     /// `200 OK` success envelope.
@@ -69,7 +71,7 @@ impl Reply {
                 br#"{"success":false,"error":"internal server error","code":"INTERNAL_ERROR"}"#,
             )
         });
-        Reply { status, body, retry_after_secs: err.retry_after_secs, allow: None }
+        Reply { status, body, retry_after_secs: err.retry_after_secs, allow: None, content: None }
     }
 
     /// `405` with the `Allow` header.
@@ -78,9 +80,20 @@ impl Reply {
         Reply { allow: Some(allow), ..Reply::error(&err) }
     }
 
+    /// A static non-JSON answer (`200`), e.g. the docs page and its assets.
+    pub fn asset(content_type: &'static str, csp: &'static str, body: &'static [u8]) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::from_static(body),
+            retry_after_secs: None,
+            allow: None,
+            content: Some((content_type, csp)),
+        }
+    }
+
     /// A bodiless answer (CORS preflight).
     pub fn empty(status: StatusCode) -> Reply {
-        Reply { status, body: Bytes::new(), retry_after_secs: None, allow: None }
+        Reply { status, body: Bytes::new(), retry_after_secs: None, allow: None, content: None }
     }
 }
 

@@ -13,9 +13,13 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::metadata as md;
+use wagate_proto::v1::admin_service_client::AdminServiceClient;
+use wagate_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use wagate_proto::v1::auth_service_client::AuthServiceClient;
+use wagate_proto::v1::message_history_service_client::MessageHistoryServiceClient;
 use wagate_proto::v1::message_service_client::MessageServiceClient;
 use wagate_proto::v1::session_service_client::SessionServiceClient;
+use wagate_proto::v1::user_service_client::UserServiceClient;
 
 /// Round-robin pool of channels to the control plane. Clients made from it
 /// are cheap clones of a pooled [`Channel`].
@@ -52,6 +56,22 @@ impl ControlPlane {
 
     pub fn messages(&self) -> MessageServiceClient<Channel> {
         MessageServiceClient::new(self.channel())
+    }
+
+    pub fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel())
+    }
+
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel())
+    }
+
+    pub fn api_keys(&self) -> ApiKeyServiceClient<Channel> {
+        ApiKeyServiceClient::new(self.channel())
+    }
+
+    pub fn history(&self) -> MessageHistoryServiceClient<Channel> {
+        MessageHistoryServiceClient::new(self.channel())
     }
 
     pub fn health(&self) -> HealthClient<Channel> {

@@ -114,8 +114,16 @@ pub fn respond(
     for (name, value) in &SECURITY_HEADERS {
         headers.insert(name.clone(), value.clone());
     }
-    if has_body {
-        headers.insert(header::CONTENT_TYPE, JSON);
+    match reply.content {
+        Some((content_type, csp)) => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+        }
+        None if has_body => {
+            headers.insert(header::CONTENT_TYPE, JSON);
+        }
+        None => {}
     }
     headers.insert(X_REQUEST_ID, request_id);
     if let Some(origin) = &cors.allow_origin {

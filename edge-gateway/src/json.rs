@@ -18,6 +18,7 @@ use wagate_proto::error::{ApiError, ErrorCode};
 pub enum Kind {
     String,
     Number,
+    Bool,
 }
 
 impl Kind {
@@ -25,6 +26,7 @@ impl Kind {
         match self {
             Kind::String => v.is_string(),
             Kind::Number => v.is_number(),
+            Kind::Bool => v.is_boolean(),
         }
     }
 
@@ -32,6 +34,7 @@ impl Kind {
         match self {
             Kind::String => "a string",
             Kind::Number => "a number",
+            Kind::Bool => "true or false",
         }
     }
 }

@@ -181,16 +181,83 @@ pub(crate) enum Route<'a> {
     Session(&'a str),
     SessionQr(&'a str),
     SessionSend(&'a str),
+    Me,
+    SessionApiKey(&'a str),
+    SessionApiKeyRotate(&'a str),
+    SessionMessages(&'a str),
+    SessionMessage(&'a str, &'a str),
+    AdminUsers,
+    AdminUser(&'a str),
+    AdminWorkers,
+    AdminWorker(&'a str),
+    AdminWorkerMetrics(&'a str),
+    AdminAnalytics,
+    AdminLogs,
+    Docs,
+    DocsAsset(&'a str),
+    OpenApi,
 }
+
+/// Every route of the API as `(method, path template)`, the path as the
+/// OpenAPI document spells it (`/api/...` is an alias of each `/api/v1/...`).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/health/ready"),
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("GET", "/api/v1/me"),
+    ("PATCH", "/api/v1/me"),
+    ("DELETE", "/api/v1/me"),
+    ("POST", "/api/v1/sessions"),
+    ("GET", "/api/v1/sessions"),
+    ("GET", "/api/v1/sessions/{sessionId}"),
+    ("DELETE", "/api/v1/sessions/{sessionId}"),
+    ("GET", "/api/v1/sessions/{sessionId}/qr"),
+    ("POST", "/api/v1/sessions/{sessionId}/send"),
+    ("GET", "/api/v1/sessions/{sessionId}/api-key"),
+    ("DELETE", "/api/v1/sessions/{sessionId}/api-key"),
+    ("POST", "/api/v1/sessions/{sessionId}/api-key/rotate"),
+    ("GET", "/api/v1/sessions/{sessionId}/messages"),
+    ("GET", "/api/v1/sessions/{sessionId}/messages/{messageId}"),
+    ("GET", "/api/v1/admin/users"),
+    ("GET", "/api/v1/admin/users/{userId}"),
+    ("PATCH", "/api/v1/admin/users/{userId}"),
+    ("DELETE", "/api/v1/admin/users/{userId}"),
+    ("GET", "/api/v1/admin/workers"),
+    ("POST", "/api/v1/admin/workers"),
+    ("GET", "/api/v1/admin/workers/{workerId}"),
+    ("PATCH", "/api/v1/admin/workers/{workerId}"),
+    ("DELETE", "/api/v1/admin/workers/{workerId}"),
+    ("GET", "/api/v1/admin/workers/{workerId}/metrics"),
+    ("GET", "/api/v1/admin/analytics"),
+    ("GET", "/api/v1/admin/logs"),
+    ("GET", "/api-docs"),
+    ("GET", "/api-docs/openapi.json"),
+];
 
 impl Route<'_> {
     /// The `Allow` header of the route.
-    fn allow(self) -> &'static str {
+    pub(crate) fn allow(self) -> &'static str {
         match self {
-            Route::Health | Route::Ready | Route::SessionQr(_) => "GET, HEAD, OPTIONS",
-            Route::Register | Route::Login | Route::SessionSend(_) => "POST, OPTIONS",
-            Route::Sessions => "GET, HEAD, POST, OPTIONS",
-            Route::Session(_) => "GET, HEAD, DELETE, OPTIONS",
+            Route::Health
+            | Route::Ready
+            | Route::SessionQr(_)
+            | Route::SessionMessages(_)
+            | Route::SessionMessage(..)
+            | Route::AdminUsers
+            | Route::AdminWorkerMetrics(_)
+            | Route::AdminAnalytics
+            | Route::AdminLogs
+            | Route::Docs
+            | Route::DocsAsset(_)
+            | Route::OpenApi => "GET, HEAD, OPTIONS",
+            Route::Register | Route::Login | Route::SessionSend(_) | Route::SessionApiKeyRotate(_) => {
+                "POST, OPTIONS"
+            }
+            Route::Sessions | Route::AdminWorkers => "GET, HEAD, POST, OPTIONS",
+            Route::Session(_) | Route::SessionApiKey(_) => "GET, HEAD, DELETE, OPTIONS",
+            Route::Me | Route::AdminUser(_) | Route::AdminWorker(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
         }
     }
 }
@@ -204,17 +271,32 @@ pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
         None => (false, path.strip_prefix('/')?),
     };
     let mut segments = rest.split('/');
-    let s = [segments.next(), segments.next(), segments.next(), segments.next()];
+    let s = [segments.next(), segments.next(), segments.next(), segments.next(), segments.next()];
     let route = match s {
         [Some("health"), None, ..] => Route::Health,
-        [Some("health"), Some("ready"), None, _] => Route::Ready,
+        [Some("health"), Some("ready"), None, ..] => Route::Ready,
+        [Some("api-docs"), None, ..] if !api => Route::Docs,
+        [Some("api-docs"), Some("openapi.json"), None, ..] if !api => Route::OpenApi,
+        [Some("api-docs"), Some(asset), None, ..] if !api => Route::DocsAsset(asset),
         _ if !api => return None,
-        [Some("auth"), Some("register"), None, _] => Route::Register,
-        [Some("auth"), Some("login"), None, _] => Route::Login,
+        [Some("auth"), Some("register"), None, ..] => Route::Register,
+        [Some("auth"), Some("login"), None, ..] => Route::Login,
+        [Some("me"), None, ..] => Route::Me,
         [Some("sessions"), None, ..] => Route::Sessions,
-        [Some("sessions"), Some(id), None, _] => Route::Session(id),
-        [Some("sessions"), Some(id), Some("qr"), None] => Route::SessionQr(id),
-        [Some("sessions"), Some(id), Some("send"), None] => Route::SessionSend(id),
+        [Some("sessions"), Some(id), None, ..] => Route::Session(id),
+        [Some("sessions"), Some(id), Some("qr"), None, _] => Route::SessionQr(id),
+        [Some("sessions"), Some(id), Some("send"), None, _] => Route::SessionSend(id),
+        [Some("sessions"), Some(id), Some("api-key"), None, _] => Route::SessionApiKey(id),
+        [Some("sessions"), Some(id), Some("api-key"), Some("rotate"), None] => Route::SessionApiKeyRotate(id),
+        [Some("sessions"), Some(id), Some("messages"), None, _] => Route::SessionMessages(id),
+        [Some("sessions"), Some(id), Some("messages"), Some(m), None] => Route::SessionMessage(id, m),
+        [Some("admin"), Some("users"), None, ..] => Route::AdminUsers,
+        [Some("admin"), Some("users"), Some(id), None, _] => Route::AdminUser(id),
+        [Some("admin"), Some("workers"), None, ..] => Route::AdminWorkers,
+        [Some("admin"), Some("workers"), Some(id), None, _] => Route::AdminWorker(id),
+        [Some("admin"), Some("workers"), Some(id), Some("metrics"), None] => Route::AdminWorkerMetrics(id),
+        [Some("admin"), Some("analytics"), None, ..] => Route::AdminAnalytics,
+        [Some("admin"), Some("logs"), None, ..] => Route::AdminLogs,
         _ => return None,
     };
     Some(route)
@@ -229,6 +311,14 @@ fn session_id(id: &str) -> Result<&str, ApiError> {
     if valid_session_id(id) { Ok(id) } else { Err(session_not_found()) }
 }
 
+/// Any other id in a path (user, worker, message): malformed → 404.
+fn path_id(id: &str, what: &str) -> Result<String, ApiError> {
+    let decoded = crate::query::decode(id).filter(|d| {
+        (1..=64).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    });
+    decoded.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("{what} not found")))
+}
+
 async fn dispatch<B: RequestBody>(ctx: &Ctx, method: &Method, path: &str, body: B) -> Reply {
     let Some(route) = resolve(path) else {
         discard(&ctx.headers, body).await;
@@ -236,7 +326,77 @@ async fn dispatch<B: RequestBody>(ctx: &Ctx, method: &Method, path: &str, body: 
     };
     let get = *method == Method::GET || *method == Method::HEAD;
     let post = *method == Method::POST;
+    let patch = *method == Method::PATCH;
+    let delete = *method == Method::DELETE;
     let result = match route {
+        Route::Docs if get => Ok(routes::docs::page()),
+        Route::DocsAsset(name) if get => routes::docs::asset(name),
+        Route::OpenApi if get => Ok(routes::docs::openapi_json()),
+        Route::Me if get => routes::account::get(ctx).await,
+        Route::Me if patch => routes::account::update(ctx, body).await,
+        Route::Me if delete => routes::account::delete(ctx).await,
+        Route::SessionApiKey(id) if get => match session_id(id) {
+            Ok(id) => routes::keys::get(ctx, id).await,
+            Err(e) => Err(e),
+        },
+        Route::SessionApiKey(id) if delete => match session_id(id) {
+            Ok(id) => routes::keys::revoke(ctx, id).await,
+            Err(e) => Err(e),
+        },
+        Route::SessionApiKeyRotate(id) if post => match session_id(id) {
+            Ok(id) => routes::keys::rotate(ctx, id, body).await,
+            Err(e) => {
+                discard(&ctx.headers, body).await;
+                Err(e)
+            }
+        },
+        Route::SessionMessages(id) if get => match session_id(id) {
+            Ok(id) => routes::history::list(ctx, id).await,
+            Err(e) => Err(e),
+        },
+        Route::SessionMessage(id, m) if get => match (session_id(id), path_id(m, "message")) {
+            (Ok(id), Ok(m)) => routes::history::get(ctx, id, &m).await,
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        Route::AdminUsers if get => routes::admin::list_users(ctx).await,
+        Route::AdminUser(id) if get => match path_id(id, "user") {
+            Ok(id) => routes::admin::get_user(ctx, &id).await,
+            Err(e) => Err(e),
+        },
+        Route::AdminUser(id) if patch => match path_id(id, "user") {
+            Ok(id) => routes::admin::update_user(ctx, &id, body).await,
+            Err(e) => {
+                discard(&ctx.headers, body).await;
+                Err(e)
+            }
+        },
+        Route::AdminUser(id) if delete => match path_id(id, "user") {
+            Ok(id) => routes::admin::delete_user(ctx, &id).await,
+            Err(e) => Err(e),
+        },
+        Route::AdminWorkers if get => routes::admin::list_workers(ctx).await,
+        Route::AdminWorkers if post => routes::admin::create_worker(ctx, body).await,
+        Route::AdminWorker(id) if get => match path_id(id, "worker") {
+            Ok(id) => routes::admin::get_worker(ctx, &id).await,
+            Err(e) => Err(e),
+        },
+        Route::AdminWorker(id) if patch => match path_id(id, "worker") {
+            Ok(id) => routes::admin::update_worker(ctx, &id, body).await,
+            Err(e) => {
+                discard(&ctx.headers, body).await;
+                Err(e)
+            }
+        },
+        Route::AdminWorker(id) if delete => match path_id(id, "worker") {
+            Ok(id) => routes::admin::delete_worker(ctx, &id).await,
+            Err(e) => Err(e),
+        },
+        Route::AdminWorkerMetrics(id) if get => match path_id(id, "worker") {
+            Ok(id) => routes::admin::worker_metrics(ctx, &id).await,
+            Err(e) => Err(e),
+        },
+        Route::AdminAnalytics if get => routes::admin::analytics(ctx).await,
+        Route::AdminLogs if get => routes::admin::logs(ctx).await,
         Route::Health if get => Ok(routes::health::live()),
         Route::Ready if get => routes::health::ready(ctx).await,
         Route::Register if post => routes::auth::register(ctx, body).await,
@@ -247,7 +407,7 @@ async fn dispatch<B: RequestBody>(ctx: &Ctx, method: &Method, path: &str, body: 
             Ok(id) => routes::sessions::get(ctx, id).await,
             Err(e) => Err(e),
         },
-        Route::Session(id) if *method == Method::DELETE => match session_id(id) {
+        Route::Session(id) if delete => match session_id(id) {
             Ok(id) => routes::sessions::delete(ctx, id).await,
             Err(e) => Err(e),
         },

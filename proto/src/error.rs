@@ -61,6 +61,7 @@ error_codes! {
     MethodNotAllowed => "METHOD_NOT_ALLOWED", Unimplemented, 405;
     AlreadyExists => "ALREADY_EXISTS", AlreadyExists, 409;
     SessionNotConnected => "SESSION_NOT_CONNECTED", FailedPrecondition, 409;
+    WorkerHasSessions => "WORKER_HAS_SESSIONS", FailedPrecondition, 409;
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413;
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", InvalidArgument, 415;
     RateLimited => "RATE_LIMITED", ResourceExhausted, 429;

@@ -23,6 +23,7 @@ use crate::persistence::enums::SessionStatus;
 /// What a key lookup found (before the active / expiry checks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyEntry {
+    pub key_id: String,
     pub key_active: bool,
     pub user_active: bool,
     pub expires_at: Option<DateTime<Utc>>,
@@ -119,6 +120,7 @@ mod tests {
 
     fn entry(session: &str) -> KeyEntry {
         KeyEntry {
+            key_id: "k".into(),
             key_active: true,
             user_active: true,
             expires_at: None,

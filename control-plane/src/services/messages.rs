@@ -37,7 +37,7 @@ struct KeySession {
     generation: i64,
 }
 
-const KEY_LOOKUP: &str = "SELECT k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
+const KEY_LOOKUP: &str = "SELECT k.id AS key_id, k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
     s.worker_id, s.generation, u.is_active AS user_active \
     FROM api_keys k JOIN sessions s ON s.id = k.session_id JOIN users u ON u.id = s.user_id \
     WHERE k.key_hash = $1";
@@ -67,6 +67,7 @@ impl MessageApi {
                     .await?
                     .ok_or_else(invalid_key)?;
                 let e = KeyEntry {
+                    key_id: row.try_get("", "key_id")?,
                     key_active: row.try_get("", "key_active")?,
                     user_active: row.try_get("", "user_active")?,
                     expires_at: row.try_get("", "expires_at")?,
@@ -82,6 +83,7 @@ impl MessageApi {
         if !entry.key_active || !entry.user_active || entry.expires_at.is_some_and(|e| e <= Utc::now()) {
             return Err(invalid_key());
         }
+        self.state.key_usage.touch(&entry.key_id);
         Ok(KeySession {
             session_id: entry.session_id,
             status: entry.status,

@@ -1,8 +1,13 @@
 //! Handlers: each reads and checks its input, makes one gRPC call with the
 //! forwarded metadata, and maps the reply to the REST shape.
 
+pub(crate) mod account;
+pub(crate) mod admin;
 pub(crate) mod auth;
+pub(crate) mod docs;
 pub(crate) mod health;
+pub(crate) mod history;
+pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod sessions;
 

@@ -1,0 +1,118 @@
+//! `api_keys.last_used` without a database write per request: each
+//! successful key authentication is recorded in memory, and a background
+//! task flushes what was recorded since the last flush with one batched
+//! `UPDATE` every interval (and once more at shutdown).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::persistence::Db;
+use crate::state::SharedState;
+
+/// Keys per `UPDATE` statement (2 bind values each, plus the id list).
+const CHUNK: usize = 300;
+
+#[derive(Default)]
+pub struct KeyUsage {
+    pending: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl KeyUsage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `key_id` was used now (cheap: one map insert).
+    pub fn touch(&self, key_id: &str) {
+        let now = Utc::now();
+        let mut pending = self.lock();
+        match pending.get_mut(key_id) {
+            Some(t) => *t = now,
+            None => {
+                pending.insert(key_id.to_owned(), now);
+            }
+        }
+    }
+
+    /// Keys waiting for the next flush.
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, DateTime<Utc>>> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes what was recorded: one `UPDATE … SET last_used = CASE id …`
+    /// per chunk of keys. On failure the entries are put back (unless a
+    /// newer use was recorded meanwhile) for the next flush.
+    pub async fn flush(&self, db: &Db) -> Result<usize, DbErr> {
+        let batch: Vec<(String, DateTime<Utc>)> = std::mem::take(&mut *self.lock()).into_iter().collect();
+        let mut written = 0;
+        for (i, chunk) in batch.chunks(CHUNK).enumerate() {
+            if let Err(err) = write_chunk(db, chunk).await {
+                let mut pending = self.lock();
+                for (id, t) in &batch[i * CHUNK..] {
+                    pending.entry(id.clone()).or_insert(*t);
+                }
+                return Err(err);
+            }
+            written += chunk.len();
+        }
+        Ok(written)
+    }
+}
+
+async fn write_chunk(db: &Db, chunk: &[(String, DateTime<Utc>)]) -> Result<(), DbErr> {
+    let mut sql = String::from("UPDATE api_keys SET last_used = CASE id");
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
+    let mut n = 0;
+    for (id, t) in chunk {
+        sql.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
+        values.push(id.clone().into());
+        values.push((*t).into());
+        n += 2;
+    }
+    sql.push_str(" ELSE last_used END WHERE id IN (");
+    for (i, (id, _)) in chunk.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        n += 1;
+        sql.push_str(&format!("${n}"));
+        values.push(id.clone().into());
+    }
+    sql.push(')');
+    db.conn.execute_raw(db.stmt(&sql, values)).await?;
+    Ok(())
+}
+
+/// Starts the flusher on `state.tasks`: every `interval`, and once more
+/// when the replica shuts down.
+pub fn spawn_flusher(state: &SharedState, interval: Duration) {
+    let state2 = state.clone();
+    state.tasks.spawn(async move {
+        let state = state2;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            let stopping = tokio::select! {
+                () = state.shutdown.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            match state.key_usage.flush(&state.db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(keys = n, "api key last_used flushed"),
+                Err(err) => tracing::warn!(error = %err, "api key last_used flush failed"),
+            }
+            if stopping {
+                break;
+            }
+        }
+    });
+}

@@ -1,0 +1,330 @@
+//! AdminService: users, workers, analytics and audit logs for operators.
+//! Every method first checks the ADMINISTRATOR role
+//! ([`crate::auth::Authenticator::admin`]).
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use tonic::{Request, Response, Status};
+use wagate_proto::error::ErrorCode;
+use wagate_proto::time::{from_proto, to_proto};
+use wagate_proto::v1::{self, admin_service_server::AdminService};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::AuthUser;
+use crate::convert;
+use crate::error::{CpResult, api, invalid};
+use crate::persistence::entities::{system_log, user};
+use crate::persistence::enums::{LogLevel, UserRole, UserTier};
+use crate::services::{admin_workers, analytics, page_limit, pagination, users};
+use crate::state::SharedState;
+use crate::validation;
+
+pub struct AdminApi {
+    state: SharedState,
+}
+
+/// `%`, `_` and `\` in a search term match themselves.
+pub fn like_pattern(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn log_entry(l: &system_log::Model) -> v1::LogEntry {
+    v1::LogEntry {
+        id: l.id.clone(),
+        level: level_name(l.level).to_owned(),
+        service: l.service.clone(),
+        message: l.message.clone(),
+        details: l.details.clone(),
+        user_id: l.user_id.clone(),
+        session_id: l.session_id.clone(),
+        worker_id: l.worker_id.clone(),
+        timestamp: Some(to_proto(l.timestamp)),
+    }
+}
+
+pub fn level_name(l: LogLevel) -> &'static str {
+    match l {
+        LogLevel::Error => "ERROR",
+        LogLevel::Warn => "WARN",
+        LogLevel::Info => "INFO",
+        LogLevel::Debug => "DEBUG",
+    }
+}
+
+impl AdminApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    async fn user_by_id(&self, id: &str) -> CpResult<user::Model> {
+        let not_found = || api(ErrorCode::NotFound, "user not found");
+        let id = validation::lookup_id(id).ok_or_else(not_found)?;
+        user::Entity::find_by_id(id.to_owned()).one(&self.state.db.conn).await?.ok_or_else(not_found)
+    }
+
+    async fn list_users(&self, req: v1::ListUsersRequest) -> CpResult<v1::ListUsersResponse> {
+        let (page, limit) = page_limit(req.page, req.limit);
+        let mut query = user::Entity::find();
+        let search = req.search.trim();
+        if search.chars().count() > 100 {
+            return Err(invalid("search", "search must be at most 100 characters"));
+        }
+        if !search.is_empty() {
+            let pattern = like_pattern(&search.to_lowercase());
+            let like = |col: user::Column| {
+                Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            query =
+                query.filter(Condition::any().add(like(user::Column::Name)).add(like(user::Column::Email)));
+        }
+        let total = query.clone().count(&self.state.db.conn).await?;
+        let rows = query
+            .order_by_desc(user::Column::CreatedAt)
+            .order_by_asc(user::Column::Id)
+            .offset(u64::from(page - 1) * u64::from(limit))
+            .limit(u64::from(limit))
+            .all(&self.state.db.conn)
+            .await?;
+        Ok(v1::ListUsersResponse {
+            users: rows.iter().map(convert::user).collect(),
+            pagination: Some(pagination(total, page, limit)),
+        })
+    }
+
+    async fn update_user(&self, admin: &AuthUser, req: v1::UpdateUserRequest) -> CpResult<v1::User> {
+        self.state.ensure_running()?;
+        let target = self.user_by_id(&req.user_id).await?;
+        let mut active: user::ActiveModel = target.clone().into();
+        let mut changes = serde_json::Map::new();
+        if let Some(t) = req.tier {
+            let tier = match v1::UserTier::try_from(t) {
+                Ok(v1::UserTier::Basic) => UserTier::Basic,
+                Ok(v1::UserTier::Pro) => UserTier::Pro,
+                Ok(v1::UserTier::Max) => UserTier::Max,
+                _ => return Err(invalid("tier", "tier must be BASIC, PRO or MAX")),
+            };
+            active.tier = Set(tier);
+            changes.insert("tier".into(), tier.as_str().into());
+        }
+        if let Some(r) = req.role {
+            let role = match v1::UserRole::try_from(r) {
+                Ok(v1::UserRole::User) => UserRole::User,
+                Ok(v1::UserRole::Administrator) => UserRole::Administrator,
+                _ => return Err(invalid("role", "role must be USER or ADMINISTRATOR")),
+            };
+            if target.id == admin.id && role != UserRole::Administrator {
+                return Err(invalid("role", "you cannot remove your own administrator role"));
+            }
+            active.role = Set(role);
+            changes.insert("role".into(), crate::services::auth::role_str(role).into());
+        }
+        if let Some(is_active) = req.is_active {
+            if target.id == admin.id && !is_active {
+                return Err(invalid("isActive", "you cannot deactivate your own account"));
+            }
+            active.is_active = Set(is_active);
+            changes.insert("isActive".into(), is_active.into());
+        }
+        if let Some(name) = &req.name {
+            active.name = Set(validation::name("name", name)?);
+            changes.insert("name".into(), true.into());
+        }
+        if changes.is_empty() {
+            return Ok(convert::user(&target));
+        }
+        active.updated_at = Set(Utc::now());
+        let updated = active.update(&self.state.db.conn).await?;
+        // Deactivation stops the user's keys at once: the key cache holds user_active.
+        self.state.key_cache.invalidate_all();
+        audit::record(
+            &self.state.db,
+            "admin",
+            AuditEntry::new("user updated by administrator")
+                .level(LogLevel::Warn)
+                .user(&target.id)
+                .details(serde_json::json!({ "by": admin.id, "changes": changes })),
+        );
+        tracing::info!(user_id = target.id, admin_id = admin.id, "user updated by administrator");
+        Ok(convert::user(&updated))
+    }
+
+    async fn delete_user(&self, admin: &AuthUser, id: &str) -> CpResult<v1::DeleteUserAdminResponse> {
+        self.state.ensure_running()?;
+        let target = self.user_by_id(id).await?;
+        if target.id == admin.id {
+            return Err(invalid("userId", "delete your own account with DELETE /me"));
+        }
+        let n = users::delete_user(&self.state, &target.id).await?;
+        audit::record(
+            &self.state.db,
+            "admin",
+            AuditEntry::new("user deleted by administrator")
+                .level(LogLevel::Warn)
+                .user(&target.id)
+                .details(serde_json::json!({ "by": admin.id, "email": target.email, "sessions": n })),
+        );
+        Ok(v1::DeleteUserAdminResponse { user_id: target.id, deleted: true, sessions_deleted: n })
+    }
+
+    async fn list_logs(&self, req: v1::ListLogsRequest) -> CpResult<v1::ListLogsResponse> {
+        let (page, limit) = page_limit(req.page, req.limit);
+        let mut query = system_log::Entity::find();
+        let level = req.level.trim().to_ascii_uppercase();
+        if !level.is_empty() {
+            let l = match level.as_str() {
+                "ERROR" => LogLevel::Error,
+                "WARN" => LogLevel::Warn,
+                "INFO" => LogLevel::Info,
+                "DEBUG" => LogLevel::Debug,
+                _ => return Err(invalid("level", "level must be ERROR, WARN, INFO or DEBUG")),
+            };
+            query = query.filter(system_log::Column::Level.eq(l));
+        }
+        let service = req.service.trim();
+        if !service.is_empty() {
+            if service.len() > 64 {
+                return Err(invalid("service", "service must be at most 64 characters"));
+            }
+            query = query.filter(system_log::Column::Service.eq(service));
+        }
+        let user_id = req.user_id.trim();
+        if !user_id.is_empty() {
+            let id = validation::lookup_id(user_id)
+                .ok_or_else(|| invalid("userId", "userId is not a valid id"))?;
+            query = query.filter(system_log::Column::UserId.eq(id));
+        }
+        let from = req
+            .from
+            .as_ref()
+            .map(|t| from_proto(t).ok_or_else(|| invalid("from", "from is not a valid time")));
+        if let Some(f) = from.transpose()? {
+            query = query.filter(system_log::Column::Timestamp.gte(f));
+        }
+        let to =
+            req.to.as_ref().map(|t| from_proto(t).ok_or_else(|| invalid("to", "to is not a valid time")));
+        if let Some(t) = to.transpose()? {
+            query = query.filter(system_log::Column::Timestamp.lte(t));
+        }
+        let total = query.clone().count(&self.state.db.conn).await?;
+        let rows = query
+            .order_by_desc(system_log::Column::Timestamp)
+            .order_by_desc(system_log::Column::Id)
+            .offset(u64::from(page - 1) * u64::from(limit))
+            .limit(u64::from(limit))
+            .all(&self.state.db.conn)
+            .await?;
+        Ok(v1::ListLogsResponse {
+            logs: rows.iter().map(log_entry).collect(),
+            pagination: Some(pagination(total, page, limit)),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn list_users(
+        &self,
+        request: Request<v1::ListUsersRequest>,
+    ) -> Result<Response<v1::ListUsersResponse>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(self.list_users(request.into_inner()).await?))
+    }
+
+    async fn get_user(&self, request: Request<v1::GetUserRequest>) -> Result<Response<v1::User>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(convert::user(&self.user_by_id(&request.get_ref().user_id).await?)))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<v1::UpdateUserRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        let admin = self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(self.update_user(&admin, request.into_inner()).await?))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<v1::GetUserRequest>,
+    ) -> Result<Response<v1::DeleteUserAdminResponse>, Status> {
+        let admin = self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(self.delete_user(&admin, &request.get_ref().user_id).await?))
+    }
+
+    async fn list_workers(
+        &self,
+        request: Request<v1::ListWorkersRequest>,
+    ) -> Result<Response<v1::ListWorkersResponse>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(admin_workers::list(&self.state, request.into_inner()).await?))
+    }
+
+    async fn create_worker(
+        &self,
+        request: Request<v1::CreateWorkerRequest>,
+    ) -> Result<Response<v1::CreateWorkerResponse>, Status> {
+        let admin = self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(admin_workers::create(&self.state, &admin, request.into_inner()).await?))
+    }
+
+    async fn get_worker(
+        &self,
+        request: Request<v1::GetWorkerRequest>,
+    ) -> Result<Response<v1::WorkerDetail>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(admin_workers::get(&self.state, &request.get_ref().worker_id).await?))
+    }
+
+    async fn update_worker(
+        &self,
+        request: Request<v1::UpdateWorkerRequest>,
+    ) -> Result<Response<v1::WorkerInfo>, Status> {
+        let admin = self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(admin_workers::update(&self.state, &admin, request.into_inner()).await?))
+    }
+
+    async fn delete_worker(
+        &self,
+        request: Request<v1::DeleteWorkerRequest>,
+    ) -> Result<Response<v1::DeleteWorkerResponse>, Status> {
+        let admin = self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(admin_workers::delete(&self.state, &admin, request.into_inner()).await?))
+    }
+
+    async fn get_worker_metrics(
+        &self,
+        request: Request<v1::GetWorkerMetricsRequest>,
+    ) -> Result<Response<v1::WorkerMetricsResponse>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(analytics::worker_metrics(&self.state, request.into_inner()).await?))
+    }
+
+    async fn get_analytics(
+        &self,
+        request: Request<v1::GetAnalyticsRequest>,
+    ) -> Result<Response<v1::AnalyticsResponse>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(analytics::overview(&self.state, &request.get_ref().time_range).await?))
+    }
+
+    async fn list_logs(
+        &self,
+        request: Request<v1::ListLogsRequest>,
+    ) -> Result<Response<v1::ListLogsResponse>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(self.list_logs(request.into_inner()).await?))
+    }
+}

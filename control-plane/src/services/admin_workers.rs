@@ -1,0 +1,326 @@
+//! Admin functions on the worker fleet: list (with the live stream state of
+//! this replica), pre-register with a per-worker token (shown once, stored
+//! as a hash), detail, update, delete.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use wagate_proto::error::ErrorCode;
+use wagate_proto::time::to_proto;
+use wagate_proto::v1;
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::{AuthUser, api_keys};
+use crate::convert;
+use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
+use crate::persistence::entities::{session, worker, worker_metric};
+use crate::persistence::enums::{LogLevel, WorkerStatus};
+use crate::services::{page_limit, pagination};
+use crate::state::SharedState;
+
+pub const WORKER_TOKEN_PREFIX: &str = "wkt_";
+pub const DEFAULT_MAX_SESSIONS: u32 = 50;
+pub const MAX_MAX_SESSIONS: u32 = 100_000;
+
+/// A new per-worker token and its stored hash.
+pub fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("{WORKER_TOKEN_PREFIX}{}", hex::encode(bytes));
+    let hash = api_keys::hash(&token);
+    (token, hash)
+}
+
+pub fn status_to_proto(s: WorkerStatus) -> v1::WorkerStatus {
+    match s {
+        WorkerStatus::Online => v1::WorkerStatus::Online,
+        WorkerStatus::Offline => v1::WorkerStatus::Offline,
+        WorkerStatus::Maintenance => v1::WorkerStatus::Maintenance,
+    }
+}
+
+pub fn info(state: &SharedState, w: &worker::Model) -> v1::WorkerInfo {
+    let live = state.registry.get(&w.id);
+    v1::WorkerInfo {
+        id: w.id.clone(),
+        endpoint: w.endpoint.clone(),
+        status: status_to_proto(w.status) as i32,
+        session_count: u32::try_from(w.session_count).unwrap_or_default(),
+        max_sessions: u32::try_from(w.max_sessions).unwrap_or_default(),
+        cpu_usage: w.cpu_usage,
+        memory_usage: w.memory_usage,
+        last_heartbeat: Some(to_proto(w.last_heartbeat)),
+        description: w.description.clone(),
+        version: w.version.clone(),
+        connected: live.is_some(),
+        stream_generation: live.as_ref().map_or(0, |c| c.generation),
+        pending_commands: live.as_ref().map_or(0, |c| u32::try_from(c.pending_count()).unwrap_or(u32::MAX)),
+        has_token: w.token_hash.is_some(),
+        created_at: Some(to_proto(w.created_at)),
+        updated_at: Some(to_proto(w.updated_at)),
+    }
+}
+
+pub fn sample(m: &worker_metric::Model) -> v1::WorkerMetricSample {
+    v1::WorkerMetricSample {
+        timestamp: Some(to_proto(m.timestamp)),
+        cpu_usage: m.cpu_usage,
+        memory_usage: m.memory_usage,
+        session_count: u32::try_from(m.session_count).unwrap_or_default(),
+        message_count: u64::try_from(m.message_count).unwrap_or_default(),
+        uptime: u64::try_from(m.uptime).unwrap_or_default(),
+    }
+}
+
+/// A worker id: 1..=64 of `[A-Za-z0-9._-]` (the rule of `Hello`).
+pub fn valid_worker_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+pub async fn find(state: &SharedState, id: &str) -> CpResult<worker::Model> {
+    let not_found = || api(ErrorCode::NotFound, "worker not found");
+    if !valid_worker_id(id.trim()) {
+        return Err(not_found());
+    }
+    worker::Entity::find_by_id(id.trim().to_owned()).one(&state.db.conn).await?.ok_or_else(not_found)
+}
+
+pub async fn list(state: &SharedState, req: v1::ListWorkersRequest) -> CpResult<v1::ListWorkersResponse> {
+    let (page, limit) = page_limit(req.page, req.limit);
+    let total = worker::Entity::find().count(&state.db.conn).await?;
+    let rows = worker::Entity::find()
+        .order_by_asc(worker::Column::Id)
+        .offset(u64::from(page - 1) * u64::from(limit))
+        .limit(u64::from(limit))
+        .all(&state.db.conn)
+        .await?;
+    Ok(v1::ListWorkersResponse {
+        workers: rows.iter().map(|w| info(state, w)).collect(),
+        pagination: Some(pagination(total, page, limit)),
+    })
+}
+
+fn check_max_sessions(n: u32) -> CpResult<i32> {
+    if !(1..=MAX_MAX_SESSIONS).contains(&n) {
+        return Err(invalid("maxSessions", format!("maxSessions must be between 1 and {MAX_MAX_SESSIONS}")));
+    }
+    Ok(i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+fn check_description(d: &str) -> CpResult<Option<String>> {
+    let d = d.trim();
+    if d.chars().count() > 500 || d.chars().any(char::is_control) {
+        return Err(invalid(
+            "description",
+            "description must be at most 500 characters, without control characters",
+        ));
+    }
+    Ok((!d.is_empty()).then(|| d.to_owned()))
+}
+
+pub async fn create(
+    state: &SharedState,
+    admin: &AuthUser,
+    req: v1::CreateWorkerRequest,
+) -> CpResult<v1::CreateWorkerResponse> {
+    state.ensure_running()?;
+    let id = req.worker_id.trim();
+    let id = if id.is_empty() {
+        format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    } else if valid_worker_id(id) {
+        id.to_owned()
+    } else {
+        return Err(invalid(
+            "workerId",
+            "workerId must be 1-64 characters of letters, digits, '.', '-' or '_'",
+        ));
+    };
+    let endpoint = req.endpoint.trim();
+    let endpoint = if endpoint.is_empty() {
+        format!("stream://{id}")
+    } else if endpoint.len() > 512 || endpoint.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("endpoint", "endpoint must be at most 512 characters without spaces"));
+    } else {
+        endpoint.to_owned()
+    };
+    let max_sessions =
+        check_max_sessions(if req.max_sessions == 0 { DEFAULT_MAX_SESSIONS } else { req.max_sessions })?;
+    let description = check_description(req.description.as_deref().unwrap_or_default())?;
+    if worker::Entity::find_by_id(id.clone()).one(&state.db.conn).await?.is_some() {
+        return Err(api(ErrorCode::AlreadyExists, "a worker with this id already exists"));
+    }
+    let (token, hash) = new_token();
+    let now = Utc::now();
+    let row = worker::ActiveModel {
+        id: Set(id.clone()),
+        endpoint: Set(endpoint),
+        status: Set(WorkerStatus::Offline),
+        session_count: Set(0),
+        max_sessions: Set(max_sessions),
+        cpu_usage: Set(0.0),
+        memory_usage: Set(0.0),
+        last_heartbeat: Set(now),
+        description: Set(description),
+        version: Set(None),
+        token_hash: Set(Some(hash)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    let row = match row.insert(&state.db.conn).await {
+        Ok(r) => r,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(api(ErrorCode::AlreadyExists, "a worker with this id or endpoint already exists"));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit::record(
+        &state.db,
+        "admin",
+        AuditEntry::new("worker registered by administrator")
+            .worker(&id)
+            .details(serde_json::json!({ "by": admin.id, "endpoint": row.endpoint })),
+    );
+    Ok(v1::CreateWorkerResponse { worker: Some(info(state, &row)), token })
+}
+
+pub async fn get(state: &SharedState, id: &str) -> CpResult<v1::WorkerDetail> {
+    let w = find(state, id).await?;
+    let sessions = session::Entity::find()
+        .filter(session::Column::WorkerId.eq(w.id.clone()))
+        .order_by_asc(session::Column::CreatedAt)
+        .limit(100)
+        .all(&state.db.conn)
+        .await?;
+    let mut metrics = worker_metric::Entity::find()
+        .filter(worker_metric::Column::WorkerId.eq(w.id.clone()))
+        .order_by_desc(worker_metric::Column::Timestamp)
+        .limit(20)
+        .all(&state.db.conn)
+        .await?;
+    metrics.reverse();
+    Ok(v1::WorkerDetail {
+        worker: Some(info(state, &w)),
+        sessions: sessions
+            .iter()
+            .map(|s| v1::WorkerSession {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                user_id: s.user_id.clone(),
+                status: convert::session_status_to_proto(s.status) as i32,
+                phone_number: s.phone_number.clone(),
+            })
+            .collect(),
+        recent_metrics: metrics.iter().map(sample).collect(),
+    })
+}
+
+pub async fn update(
+    state: &SharedState,
+    admin: &AuthUser,
+    req: v1::UpdateWorkerRequest,
+) -> CpResult<v1::WorkerInfo> {
+    state.ensure_running()?;
+    let w = find(state, &req.worker_id).await?;
+    let mut a: worker::ActiveModel = w.clone().into();
+    let mut changes = serde_json::Map::new();
+    if let Some(n) = req.max_sessions {
+        a.max_sessions = Set(check_max_sessions(n)?);
+        changes.insert("maxSessions".into(), n.into());
+    }
+    if let Some(d) = &req.description {
+        a.description = Set(check_description(d)?);
+        changes.insert("description".into(), true.into());
+    }
+    if let Some(s) = req.status {
+        let status = match v1::WorkerStatus::try_from(s) {
+            Ok(v1::WorkerStatus::Maintenance) => WorkerStatus::Maintenance,
+            // Back in rotation; a worker without a live stream stays OFFLINE
+            // until it connects.
+            Ok(v1::WorkerStatus::Online) if state.registry.get(&w.id).is_some() => WorkerStatus::Online,
+            Ok(v1::WorkerStatus::Online) => WorkerStatus::Offline,
+            _ => return Err(invalid("status", "status must be MAINTENANCE or ONLINE")),
+        };
+        a.status = Set(status);
+        changes.insert("status".into(), format!("{status:?}").to_uppercase().into());
+    }
+    if changes.is_empty() {
+        return Ok(info(state, &w));
+    }
+    a.updated_at = Set(Utc::now());
+    let row = a.update(&state.db.conn).await?;
+    audit::record(
+        &state.db,
+        "admin",
+        AuditEntry::new("worker updated by administrator")
+            .worker(&w.id)
+            .details(serde_json::json!({ "by": admin.id, "changes": changes })),
+    );
+    Ok(info(state, &row))
+}
+
+pub async fn delete(
+    state: &SharedState,
+    admin: &AuthUser,
+    req: v1::DeleteWorkerRequest,
+) -> CpResult<v1::DeleteWorkerResponse> {
+    state.ensure_running()?;
+    let w = find(state, &req.worker_id).await?;
+    let db = &state.db;
+    let session_ids: Vec<String> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::WorkerId.eq(w.id.clone()))
+        .into_tuple()
+        .all(&db.conn)
+        .await?;
+    if !session_ids.is_empty() && !req.force {
+        return Err(api(
+            ErrorCode::WorkerHasSessions,
+            format!("worker holds {} session(s); pass force=true to detach them", session_ids.len()),
+        ));
+    }
+    let txn = db.conn.begin().await?;
+    txn.execute_raw(db.stmt(
+        "UPDATE sessions SET worker_id = NULL, status = 'DISCONNECTED', qr_code = NULL, updated_at = $1 WHERE worker_id = $2",
+        vec![Utc::now().into(), w.id.clone().into()],
+    ))
+    .await?;
+    worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
+    txn.commit().await?;
+    state.key_cache.invalidate_all();
+    for id in &session_ids {
+        if let Err(err) = state.cache.del_route(id).await {
+            tracing::warn!(session_id = id, error = %err, "route not removed");
+        }
+    }
+    if let Some(conn) = state.registry.get(&w.id) {
+        conn.cancel.cancel();
+    }
+    audit::record(
+        &state.db,
+        "admin",
+        AuditEntry::new("worker deleted by administrator")
+            .level(LogLevel::Warn)
+            .worker(&w.id)
+            .details(serde_json::json!({ "by": admin.id, "detached": session_ids.len() })),
+    );
+    Ok(v1::DeleteWorkerResponse {
+        worker_id: w.id,
+        deleted: true,
+        sessions_detached: u32::try_from(session_ids.len()).unwrap_or(u32::MAX),
+    })
+}
+
+/// Checks a per-worker token: true when `worker_id` was pre-registered
+/// with a token whose hash matches.
+pub async fn token_matches(state: &SharedState, worker_id: &str, token: &str) -> Result<bool, CpError> {
+    if !token.starts_with(WORKER_TOKEN_PREFIX) || !valid_worker_id(worker_id) {
+        return Ok(false);
+    }
+    let row = worker::Entity::find_by_id(worker_id.to_owned()).one(&state.db.conn).await?;
+    Ok(row
+        .and_then(|w| w.token_hash)
+        .is_some_and(|h| crate::auth::identity::secret_matches(&api_keys::hash(token), &h)))
+}

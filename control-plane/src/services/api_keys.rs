@@ -1,0 +1,172 @@
+//! ApiKeyService: a session's API key — show (metadata only), rotate (new
+//! key shown once, the old hash replaced in the same row so it stops
+//! working at once), revoke.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use tonic::{Request, Response, Status};
+use wagate_proto::error::ErrorCode;
+use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
+use wagate_proto::v1::{self, api_key_service_server::ApiKeyService};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::{AuthUser, api_keys};
+use crate::error::{CpResult, api, invalid};
+use crate::persistence::entities::api_key;
+use crate::services::owned_session;
+use crate::state::SharedState;
+
+pub const MAX_EXPIRY_DAYS: u32 = 3650;
+
+pub struct ApiKeyApi {
+    state: SharedState,
+}
+
+pub fn info(k: &api_key::Model) -> v1::ApiKeyInfo {
+    v1::ApiKeyInfo {
+        id: k.id.clone(),
+        session_id: k.session_id.clone(),
+        name: k.name.clone(),
+        prefix: k.key_prefix.clone(),
+        is_active: k.is_active,
+        last_used: opt_to_proto(k.last_used),
+        created_at: Some(to_proto(k.created_at)),
+        expires_at: opt_to_proto(k.expires_at),
+    }
+}
+
+/// The expiry asked for by a rotate request.
+pub fn expiry(req: &v1::RotateApiKeyRequest, now: DateTime<Utc>) -> CpResult<Option<DateTime<Utc>>> {
+    if let Some(t) = &req.expires_at {
+        let at = from_proto(t).ok_or_else(|| invalid("expiresAt", "expiresAt is not a valid timestamp"))?;
+        if at <= now {
+            return Err(invalid("expiresAt", "expiresAt must be in the future"));
+        }
+        if at > now + Duration::days(i64::from(MAX_EXPIRY_DAYS)) {
+            return Err(invalid("expiresAt", format!("expiresAt must be within {MAX_EXPIRY_DAYS} days")));
+        }
+        return Ok(Some(at));
+    }
+    match req.expires_in_days {
+        None => Ok(None),
+        Some(d) if (1..=MAX_EXPIRY_DAYS).contains(&d) => Ok(Some(now + Duration::days(i64::from(d)))),
+        Some(_) => {
+            Err(invalid("expiresInDays", format!("expiresInDays must be between 1 and {MAX_EXPIRY_DAYS}")))
+        }
+    }
+}
+
+impl ApiKeyApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    async fn key_of(&self, user: &AuthUser, session_id: &str) -> CpResult<(String, Option<api_key::Model>)> {
+        let s = owned_session(&self.state, user, session_id).await?;
+        let key = api_key::Entity::find()
+            .filter(api_key::Column::SessionId.eq(s.id.clone()))
+            .one(&self.state.db.conn)
+            .await?;
+        Ok((s.id, key))
+    }
+
+    async fn rotate(
+        &self,
+        user: AuthUser,
+        req: v1::RotateApiKeyRequest,
+    ) -> CpResult<v1::RotateApiKeyResponse> {
+        self.state.ensure_running()?;
+        let (session_id, existing) = self.key_of(&user, &req.session_id).await?;
+        let now = Utc::now();
+        let expires_at = expiry(&req, now)?;
+        let key = api_keys::generate();
+        let row = match existing {
+            Some(k) => {
+                let mut a: api_key::ActiveModel = k.into();
+                a.key_hash = Set(key.hash.clone());
+                a.key_prefix = Set(key.display_prefix.clone());
+                a.is_active = Set(true);
+                a.last_used = Set(None);
+                a.created_at = Set(now);
+                a.expires_at = Set(expires_at);
+                a.update(&self.state.db.conn).await?
+            }
+            None => {
+                api_key::ActiveModel {
+                    id: Set(uuid::Uuid::new_v4().to_string()),
+                    key_hash: Set(key.hash.clone()),
+                    key_prefix: Set(key.display_prefix.clone()),
+                    session_id: Set(session_id.clone()),
+                    name: Set(format!("Session API Key - {session_id}")),
+                    is_active: Set(true),
+                    last_used: Set(None),
+                    created_at: Set(now),
+                    expires_at: Set(expires_at),
+                }
+                .insert(&self.state.db.conn)
+                .await?
+            }
+        };
+        // The old key must stop working at once on this replica's key cache.
+        self.state.key_cache.invalidate_session(&session_id);
+        audit::record(
+            &self.state.db,
+            "api_keys",
+            AuditEntry::new("api key rotated")
+                .user(&user.id)
+                .session(&session_id)
+                .details(serde_json::json!({ "prefix": row.key_prefix, "expiresAt": row.expires_at })),
+        );
+        tracing::info!(session_id, user_id = user.id, "api key rotated");
+        Ok(v1::RotateApiKeyResponse { key: Some(info(&row)), api_key: key.key })
+    }
+
+    async fn revoke(&self, user: AuthUser, session_id: &str) -> CpResult<v1::ApiKeyInfo> {
+        self.state.ensure_running()?;
+        let (session_id, existing) = self.key_of(&user, session_id).await?;
+        let k = existing.ok_or_else(|| api(ErrorCode::NotFound, "this session has no API key"))?;
+        let mut a: api_key::ActiveModel = k.into();
+        a.is_active = Set(false);
+        let row = a.update(&self.state.db.conn).await?;
+        self.state.key_cache.invalidate_session(&session_id);
+        audit::record(
+            &self.state.db,
+            "api_keys",
+            AuditEntry::new("api key revoked")
+                .user(&user.id)
+                .session(&session_id)
+                .details(serde_json::json!({ "prefix": row.key_prefix })),
+        );
+        tracing::info!(session_id, user_id = user.id, "api key revoked");
+        Ok(info(&row))
+    }
+}
+
+#[tonic::async_trait]
+impl ApiKeyService for ApiKeyApi {
+    async fn get_api_key(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::ApiKeyInfo>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let (_, key) = self.key_of(&user, &request.get_ref().session_id).await?;
+        let k = key.ok_or_else(|| api(ErrorCode::NotFound, "this session has no API key"))?;
+        Ok(Response::new(info(&k)))
+    }
+
+    async fn rotate_api_key(
+        &self,
+        request: Request<v1::RotateApiKeyRequest>,
+    ) -> Result<Response<v1::RotateApiKeyResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.rotate(user, request.into_inner()).await?))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::ApiKeyInfo>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.revoke(user, &request.get_ref().session_id).await?))
+    }
+}

@@ -1,0 +1,149 @@
+//! UserService: the caller's own account (`/me`). Role and tier are not
+//! part of the request type, so they cannot be mass-assigned.
+
+use chrono::Utc;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use tonic::{Request, Response, Status};
+use wagate_proto::error::ErrorCode;
+use wagate_proto::v1::{self, user_service_server::UserService};
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::{AuthUser, passwords};
+use crate::convert;
+use crate::error::{CpResult, api, invalid, is_unique_violation};
+use crate::persistence::entities::{session, user};
+use crate::persistence::enums::LogLevel;
+use crate::placement;
+use crate::services::stop_on_worker;
+use crate::state::SharedState;
+use crate::validation;
+
+pub struct UserApi {
+    state: SharedState,
+}
+
+impl UserApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    async fn update_me(&self, me: AuthUser, req: v1::UpdateMeRequest) -> CpResult<v1::User> {
+        self.state.ensure_running()?;
+        let mut active: user::ActiveModel = me.clone().into();
+        let mut changed = Vec::new();
+        if let Some(name) = &req.name {
+            active.name = Set(validation::name("name", name)?);
+            changed.push("name");
+        }
+        if let Some(email) = &req.email {
+            let email = validation::email(email)?;
+            if email != me.email {
+                let taken = user::Entity::find()
+                    .filter(user::Column::Email.eq(email.clone()))
+                    .one(&self.state.db.conn)
+                    .await?
+                    .is_some();
+                if taken {
+                    return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
+                }
+                active.email = Set(email);
+                changed.push("email");
+            }
+        }
+        if let Some(password) = &req.password {
+            let current = req.current_password.as_deref().unwrap_or_default();
+            if current.is_empty() {
+                return Err(invalid("currentPassword", "currentPassword is required to change the password"));
+            }
+            validation::password(password)
+                .map_err(|_| invalid("password", "password must be 8 to 128 characters"))?;
+            if !passwords::verify(current.to_owned(), me.password_hash.clone()).await? {
+                audit::record(
+                    &self.state.db,
+                    "users",
+                    AuditEntry::new("password change refused: wrong current password")
+                        .level(LogLevel::Warn)
+                        .user(&me.id),
+                );
+                return Err(invalid("currentPassword", "currentPassword is not correct"));
+            }
+            active.password_hash = Set(passwords::hash(password.clone()).await?);
+            changed.push("password");
+        }
+        if changed.is_empty() {
+            return Ok(convert::user(&me));
+        }
+        active.updated_at = Set(Utc::now());
+        let updated = match active.update(&self.state.db.conn).await {
+            Ok(u) => u,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        audit::record(
+            &self.state.db,
+            "users",
+            AuditEntry::new("account updated").user(&me.id).details(serde_json::json!({ "fields": changed })),
+        );
+        Ok(convert::user(&updated))
+    }
+}
+
+/// Deletes a user: stops their sessions on the workers (best effort),
+/// frees the worker slots, deletes the row (cascading to sessions, keys,
+/// messages, webhooks, usage) and the routes. Returns the sessions removed.
+pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
+    let sessions =
+        session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&state.db.conn).await?;
+    futures::future::join_all(sessions.iter().map(|s| stop_on_worker(state, s))).await;
+    let db = &state.db;
+    let txn = db.conn.begin().await?;
+    for s in &sessions {
+        if let Some(w) = &s.worker_id {
+            placement::release_slot(db, &txn, w).await?;
+        }
+    }
+    let deleted = user::Entity::delete_by_id(user_id.to_owned()).exec(&txn).await?;
+    if deleted.rows_affected == 0 {
+        return Err(api(ErrorCode::NotFound, "user not found"));
+    }
+    txn.commit().await?;
+    state.key_cache.invalidate_all();
+    for s in &sessions {
+        if let Err(err) = state.cache.del_route(&s.id).await {
+            tracing::warn!(session_id = s.id, error = %err, "route not removed");
+        }
+    }
+    Ok(u32::try_from(sessions.len()).unwrap_or(u32::MAX))
+}
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn get_me(&self, request: Request<v1::GetMeRequest>) -> Result<Response<v1::User>, Status> {
+        let me = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(convert::user(&me)))
+    }
+
+    async fn update_me(&self, request: Request<v1::UpdateMeRequest>) -> Result<Response<v1::User>, Status> {
+        let me = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.update_me(me, request.into_inner()).await?))
+    }
+
+    async fn delete_me(
+        &self,
+        request: Request<v1::DeleteMeRequest>,
+    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
+        let me = self.state.auth.user(request.metadata()).await?;
+        self.state.ensure_running()?;
+        let n = delete_user(&self.state, &me.id).await?;
+        audit::record(
+            &self.state.db,
+            "users",
+            AuditEntry::new("account deleted by its owner")
+                .user(&me.id)
+                .details(serde_json::json!({ "sessions": n })),
+        );
+        Ok(Response::new(v1::DeleteUserResponse { user_id: me.id, deleted: true, sessions_deleted: n }))
+    }
+}
