@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use sea_orm::{DbErr, EntityTrait};
+use sea_orm::{DbErr, EntityTrait, TransactionTrait};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,7 +21,7 @@ use crate::persistence::Db;
 use crate::persistence::entities::message;
 
 /// Rows inserted by one statement at most.
-const MAX_BATCH: usize = 128;
+const MAX_BATCH: usize = 256;
 /// Rows waiting for a writer before callers wait for room.
 const QUEUE: usize = 4096;
 
@@ -67,6 +67,23 @@ async fn insert_one(db: &Db, row: message::ActiveModel) -> Result<(), DbErr> {
     message::Entity::insert(row).exec_without_returning(&db.conn).await.map(|_| ())
 }
 
+/// Statement sizes used (see `status_writer::SIZE_CLASSES`: each distinct
+/// SQL text is prepared and cached per pooled connection, so the number of
+/// shapes must stay small).
+const SIZE_CLASSES: [usize; 4] = [64, 16, 4, 1];
+
+/// Inserts `rows` in one transaction (one commit), as multi-row INSERTs of
+/// a few fixed sizes.
+async fn insert_batch(db: &Db, mut rows: Vec<message::ActiveModel>) -> Result<(), DbErr> {
+    let txn = db.conn.begin().await?;
+    while !rows.is_empty() {
+        let size = SIZE_CLASSES.iter().copied().find(|&c| c <= rows.len()).unwrap_or(1);
+        let chunk: Vec<message::ActiveModel> = rows.drain(..size).collect();
+        message::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
+    }
+    txn.commit().await
+}
+
 async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>, shutdown: CancellationToken) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -95,7 +112,7 @@ async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>, shutdown: Cancellation
             continue;
         }
         let rows: Vec<message::ActiveModel> = batch.iter().map(|(r, _)| r.clone()).collect();
-        match message::Entity::insert_many(rows).exec_without_returning(&db.conn).await {
+        match insert_batch(&db, rows).await {
             Ok(_) => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Ok(()));

@@ -135,13 +135,29 @@ async fn run(db: Db, mut rx: mpsc::Receiver<StatusUpdate>, shutdown: Cancellatio
     tracing::debug!("status writer stopped");
 }
 
+/// Statement sizes used: every batch is padded up to one of these (by
+/// repeating its last entry, harmless in `IN` lists and `CASE`), so only a
+/// handful of distinct statements exist. Each distinct SQL text is prepared
+/// and cached per pooled connection; unbounded shapes grew the control
+/// plane to hundreds of MiB.
+const SIZE_CLASSES: [usize; 5] = [1, 4, 16, 64, 256];
+
+fn padded<'a>(items: &[&'a StatusUpdate]) -> Vec<&'a StatusUpdate> {
+    let target = SIZE_CLASSES.iter().copied().find(|&c| c >= items.len()).unwrap_or(items.len());
+    let mut v = items.to_vec();
+    if let Some(last) = items.last() {
+        v.resize(target, last);
+    }
+    v
+}
+
 /// Writes `batch` in one transaction: one statement for the acks, one per
 /// event kind (in forward order: SENT, DELIVERED, READ, FAILED).
 pub async fn write_batch(db: &Db, batch: &[StatusUpdate]) -> Result<(), DbErr> {
     let acks: Vec<&StatusUpdate> = batch.iter().filter(|u| matches!(u, StatusUpdate::Sent { .. })).collect();
     let mut stmts = Vec::new();
     for chunk in acks.chunks(MAX_BATCH) {
-        stmts.push(acks_stmt(db, chunk));
+        stmts.push(acks_stmt(db, &padded(chunk)));
     }
     let mut workers: Vec<&str> = Vec::new();
     for u in batch {
@@ -160,7 +176,7 @@ pub async fn write_batch(db: &Db, batch: &[StatusUpdate]) -> Result<(), DbErr> {
                 })
                 .collect();
             for chunk in evs.chunks(MAX_BATCH) {
-                stmts.push(events_stmt(db, kind, w, chunk));
+                stmts.push(events_stmt(db, kind, w, &padded(chunk)));
             }
         }
     }
@@ -213,7 +229,7 @@ fn acks_stmt(db: &Db, acks: &[&StatusUpdate]) -> sea_orm::Statement {
 
 /// One statement applying events of one kind from one worker: the rows
 /// must belong to a session currently placed on that worker (the fence of
-/// the single-row statement), and to one of the sessions the events name.
+/// the single-row statement).
 fn events_stmt(db: &Db, kind: EventKind, worker_id: &str, evs: &[&StatusUpdate]) -> sea_orm::Statement {
     let (set, from) = kind.set_and_from();
     let mut values: Vec<Value> = Vec::new();
@@ -241,22 +257,31 @@ fn events_stmt(db: &Db, kind: EventKind, worker_id: &str, evs: &[&StatusUpdate])
         acc
     });
     let mut ids = Vec::with_capacity(evs.len());
-    let mut sessions: Vec<&str> = Vec::new();
     for u in evs {
-        if let StatusUpdate::Event { id, session_id, .. } = u {
+        if let StatusUpdate::Event { id, .. } = u {
             ids.push(next(&mut values, id.clone().into()));
-            if !sessions.contains(&session_id.as_str()) {
-                sessions.push(session_id);
-            }
         }
     }
-    let sessions: Vec<String> = sessions.into_iter().map(|s| next(&mut values, s.into())).collect();
     let w = next(&mut values, worker_id.into());
     let sql = format!(
-        "UPDATE messages SET {set} WHERE id IN ({}) AND status IN ({from}) AND session_id IN ({}) \
+        "UPDATE messages SET {set} WHERE id IN ({}) AND status IN ({from}) \
          AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = messages.session_id AND s.worker_id = {w})",
-        ids.join(", "),
-        sessions.join(", ")
+        ids.join(", ")
     );
     db.stmt(&sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_padded_to_a_few_sizes() {
+        let u = StatusUpdate::Sent { id: "m".into(), at: Utc::now(), wa_message_id: None };
+        for n in 1..=256 {
+            let items = vec![&u; n];
+            let p = padded(&items);
+            assert!(SIZE_CLASSES.contains(&p.len()) && p.len() >= n, "{n} -> {}", p.len());
+        }
+    }
 }
