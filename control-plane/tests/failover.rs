@@ -412,6 +412,26 @@ async fn fleet_grpc_is_admin_only_and_drains() {
         (1, 2),
         "worker-1 in MAINTENANCE is out of capacity"
     );
+
+    // the same over REST
+    api.get("/api/v1/admin/fleet", Some(&user)).await.expect_code(403, "FORBIDDEN");
+    let r = api.get("/api/admin/fleet", Some(&admin)).await;
+    r.expect(200);
+    assert_eq!(r.data()["onlineWorkers"], 1);
+    assert_eq!(r.data()["usedSlots"], 2);
+    assert!(r.data()["recommendedWorkers"].as_i64().unwrap() >= 1);
+    api.post("/api/v1/admin/workers/worker-2/drain", Some(&user), json!({})).await.expect_code(403, "FORBIDDEN");
+    api.post("/api/v1/admin/workers/nope/drain", Some(&admin), json!({})).await.expect(404);
+    api.post("/api/v1/admin/rebalance?maxMoves=abc", Some(&admin), json!({})).await.expect_code(400, "VALIDATION_ERROR");
+    let r = api.post("/api/v1/admin/rebalance?maxMoves=3", Some(&admin), json!({})).await;
+    r.expect(200);
+    assert!(r.data()["moves"].as_array().unwrap().is_empty(), "one ONLINE worker: nothing to even out");
+    let r = api.post("/api/v1/admin/workers/worker-2/drain", Some(&admin), json!({})).await;
+    r.expect(200);
+    assert_eq!(r.data()["workerId"], "worker-2");
+    assert_eq!(r.data()["waiting"], 2, "no capacity left: both sessions wait");
+    let r = api.get("/api/v1/admin/fleet", Some(&admin)).await;
+    assert_eq!(r.data()["waitingSessions"], 2);
     cl.shutdown().await;
 }
 

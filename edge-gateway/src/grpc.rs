@@ -16,6 +16,7 @@ use wagate_proto::metadata as md;
 use wagate_proto::v1::admin_service_client::AdminServiceClient;
 use wagate_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use wagate_proto::v1::auth_service_client::AuthServiceClient;
+use wagate_proto::v1::fleet_service_client::FleetServiceClient;
 use wagate_proto::v1::message_history_service_client::MessageHistoryServiceClient;
 use wagate_proto::v1::message_service_client::MessageServiceClient;
 use wagate_proto::v1::session_service_client::SessionServiceClient;
@@ -60,6 +61,10 @@ impl ControlPlane {
 
     pub fn users(&self) -> UserServiceClient<Channel> {
         UserServiceClient::new(self.channel())
+    }
+
+    pub fn fleet(&self) -> FleetServiceClient<Channel> {
+        FleetServiceClient::new(self.channel())
     }
 
     pub fn admin(&self) -> AdminServiceClient<Channel> {

@@ -213,6 +213,27 @@ fn delete_worker() {}
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 fn worker_metrics() {}
 
+#[utoipa::path(post, path = "/api/v1/admin/workers/{workerId}/drain", tag = "fleet",
+    summary = "Drain a worker: MAINTENANCE, then move each session (start on the new worker with its auth state, stop on the old)",
+    security(("bearer" = [])), params(("workerId" = String, Path)),
+    responses((status = 200, body = Envelope<crate::routes::fleet::DrainDto>), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+fn drain_worker() {}
+
+#[utoipa::path(get, path = "/api/v1/admin/fleet", tag = "fleet",
+    summary = "Fleet capacity, waiting sessions and the recommended worker count (autoscaling signal)",
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<crate::routes::fleet::FleetDto>), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope)))]
+fn fleet() {}
+
+#[utoipa::path(post, path = "/api/v1/admin/rebalance", tag = "fleet",
+    summary = "Move up to maxMoves sessions from the busiest to the idlest workers (never one mid-send)",
+    security(("bearer" = [])), params(("maxMoves" = Option<u32>, Query, description = "1..1000; default from config")),
+    responses((status = 200, body = Envelope<crate::routes::fleet::RebalanceDto>), (status = 400, body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
+fn rebalance() {}
+
 #[utoipa::path(get, path = "/api/v1/admin/analytics", tag = "admin", summary = "System analytics",
     security(("bearer" = [])), params(("timeRange" = Option<String>, Query, description = "1h, 24h (default), 7d or 30d")),
     responses((status = 200, body = Envelope<AnalyticsDto>), (status = 400, body = ErrorEnvelope),
@@ -274,6 +295,9 @@ fn docs_json() {}
         update_worker,
         delete_worker,
         worker_metrics,
+        drain_worker,
+        fleet,
+        rebalance,
         analytics,
         logs,
         docs_page,

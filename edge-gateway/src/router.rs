@@ -191,6 +191,9 @@ pub(crate) enum Route<'a> {
     AdminWorkers,
     AdminWorker(&'a str),
     AdminWorkerMetrics(&'a str),
+    AdminWorkerDrain(&'a str),
+    AdminFleet,
+    AdminRebalance,
     AdminAnalytics,
     AdminLogs,
     Docs,
@@ -230,6 +233,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/admin/workers/{workerId}"),
     ("DELETE", "/api/v1/admin/workers/{workerId}"),
     ("GET", "/api/v1/admin/workers/{workerId}/metrics"),
+    ("POST", "/api/v1/admin/workers/{workerId}/drain"),
+    ("GET", "/api/v1/admin/fleet"),
+    ("POST", "/api/v1/admin/rebalance"),
     ("GET", "/api/v1/admin/analytics"),
     ("GET", "/api/v1/admin/logs"),
     ("GET", "/api-docs"),
@@ -247,14 +253,18 @@ impl Route<'_> {
             | Route::SessionMessage(..)
             | Route::AdminUsers
             | Route::AdminWorkerMetrics(_)
+            | Route::AdminFleet
             | Route::AdminAnalytics
             | Route::AdminLogs
             | Route::Docs
             | Route::DocsAsset(_)
             | Route::OpenApi => "GET, HEAD, OPTIONS",
-            Route::Register | Route::Login | Route::SessionSend(_) | Route::SessionApiKeyRotate(_) => {
-                "POST, OPTIONS"
-            }
+            Route::Register
+            | Route::Login
+            | Route::SessionSend(_)
+            | Route::SessionApiKeyRotate(_)
+            | Route::AdminWorkerDrain(_)
+            | Route::AdminRebalance => "POST, OPTIONS",
             Route::Sessions | Route::AdminWorkers => "GET, HEAD, POST, OPTIONS",
             Route::Session(_) | Route::SessionApiKey(_) => "GET, HEAD, DELETE, OPTIONS",
             Route::Me | Route::AdminUser(_) | Route::AdminWorker(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
@@ -295,6 +305,9 @@ pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
         [Some("admin"), Some("workers"), None, ..] => Route::AdminWorkers,
         [Some("admin"), Some("workers"), Some(id), None, _] => Route::AdminWorker(id),
         [Some("admin"), Some("workers"), Some(id), Some("metrics"), None] => Route::AdminWorkerMetrics(id),
+        [Some("admin"), Some("workers"), Some(id), Some("drain"), None] => Route::AdminWorkerDrain(id),
+        [Some("admin"), Some("fleet"), None, ..] => Route::AdminFleet,
+        [Some("admin"), Some("rebalance"), None, ..] => Route::AdminRebalance,
         [Some("admin"), Some("analytics"), None, ..] => Route::AdminAnalytics,
         [Some("admin"), Some("logs"), None, ..] => Route::AdminLogs,
         _ => return None,
@@ -397,6 +410,18 @@ async fn dispatch<B: RequestBody>(ctx: &Ctx, method: &Method, path: &str, body: 
         },
         Route::AdminAnalytics if get => routes::admin::analytics(ctx).await,
         Route::AdminLogs if get => routes::admin::logs(ctx).await,
+        Route::AdminFleet if get => routes::fleet::fleet(ctx).await,
+        Route::AdminWorkerDrain(id) if post => {
+            discard(&ctx.headers, body).await;
+            match path_id(id, "worker") {
+                Ok(id) => routes::fleet::drain(ctx, &id).await,
+                Err(e) => Err(e),
+            }
+        }
+        Route::AdminRebalance if post => {
+            discard(&ctx.headers, body).await;
+            routes::fleet::rebalance(ctx).await
+        }
         Route::Health if get => Ok(routes::health::live()),
         Route::Ready if get => routes::health::ready(ctx).await,
         Route::Register if post => routes::auth::register(ctx, body).await,

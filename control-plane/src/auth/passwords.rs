@@ -6,7 +6,15 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::error::CpError;
 
+/// argon2id allocates its memory cost (19 MiB by default) per hash; running
+/// every concurrent sign-up or login at once would multiply that (and the
+/// allocator keeps the peak). At most this many hash at a time.
+const MAX_CONCURRENT_HASHES: usize = 2;
+
+static HASH_PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_HASHES);
+
 pub async fn hash(password: String) -> Result<String, CpError> {
+    let _permit = HASH_PERMITS.acquire().await.map_err(|e| CpError::Hashing(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -20,6 +28,7 @@ pub async fn hash(password: String) -> Result<String, CpError> {
 /// Verifies `password` against a stored PHC string. A malformed stored hash
 /// never matches.
 pub async fn verify(password: String, stored: String) -> Result<bool, CpError> {
+    let _permit = HASH_PERMITS.acquire().await.map_err(|e| CpError::Hashing(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         let Ok(parsed) = PasswordHash::new(&stored) else {
             return false;

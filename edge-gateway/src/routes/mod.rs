@@ -5,6 +5,7 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod docs;
+pub(crate) mod fleet;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod keys;
