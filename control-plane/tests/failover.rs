@@ -420,9 +420,13 @@ async fn fleet_grpc_is_admin_only_and_drains() {
     assert_eq!(r.data()["onlineWorkers"], 1);
     assert_eq!(r.data()["usedSlots"], 2);
     assert!(r.data()["recommendedWorkers"].as_i64().unwrap() >= 1);
-    api.post("/api/v1/admin/workers/worker-2/drain", Some(&user), json!({})).await.expect_code(403, "FORBIDDEN");
+    api.post("/api/v1/admin/workers/worker-2/drain", Some(&user), json!({}))
+        .await
+        .expect_code(403, "FORBIDDEN");
     api.post("/api/v1/admin/workers/nope/drain", Some(&admin), json!({})).await.expect(404);
-    api.post("/api/v1/admin/rebalance?maxMoves=abc", Some(&admin), json!({})).await.expect_code(400, "VALIDATION_ERROR");
+    api.post("/api/v1/admin/rebalance?maxMoves=abc", Some(&admin), json!({}))
+        .await
+        .expect_code(400, "VALIDATION_ERROR");
     let r = api.post("/api/v1/admin/rebalance?maxMoves=3", Some(&admin), json!({})).await;
     r.expect(200);
     assert!(r.data()["moves"].as_array().unwrap().is_empty(), "one ONLINE worker: nothing to even out");
