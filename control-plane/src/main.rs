@@ -18,23 +18,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let running = ControlPlane::start(cli.control_plane.into_config()).await?;
-    wait_for_signal().await;
+    wagate_control_plane::server::shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

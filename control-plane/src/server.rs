@@ -238,3 +238,19 @@ impl RunningControlPlane {
         tracing::info!("control plane stopped");
     }
 }
+
+/// Resolves on SIGTERM or Ctrl-C (the binaries' shutdown trigger).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  admin        {admin_line}");
     println!();
 
-    wait_for_signal().await;
+    wagate_control_plane::server::shutdown_signal().await;
     tracing::info!("shutting down");
     for w in workers {
         w.shutdown().await;
@@ -124,19 +124,4 @@ fn redact(url: &str) -> String {
         (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
         _ => url.to_owned(),
     }
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }
