@@ -51,6 +51,14 @@ async fn main() -> anyhow::Result<()> {
     if cp_args.grpc_listen.ip().is_unspecified() {
         cp_args.grpc_listen = SocketAddr::from(([127, 0, 0, 1], cp_args.grpc_listen.port()));
     }
+    // One machine, one data folder: secrets that are not configured are
+    // generated once and kept beside the SQLite file, so user tokens and saved
+    // auth states survive a restart of the embedded system.
+    if cp_args.jwt_secret.is_none() || cp_args.auth_state_key.is_none() {
+        let secrets = dev_secrets(std::path::Path::new("data").join("dev-secrets.json").as_path())?;
+        cp_args.jwt_secret.get_or_insert(secrets.jwt_secret);
+        cp_args.auth_state_key.get_or_insert(secrets.auth_state_key);
+    }
     let mut config = cp_args.into_config();
     if let Some(m) = config.metrics_listen.as_mut()
         && m.ip().is_unspecified()
@@ -118,6 +126,33 @@ async fn main() -> anyhow::Result<()> {
     edge.shutdown().await;
     cp.shutdown().await;
     Ok(())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DevSecrets {
+    jwt_secret: String,
+    auth_state_key: String,
+}
+
+/// Reads the embedded system's generated secrets, creating them (mode 0600) on first start.
+fn dev_secrets(path: &std::path::Path) -> anyhow::Result<DevSecrets> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(serde_json::from_str(&text)?);
+    }
+    let secrets = DevSecrets {
+        jwt_secret: wagate_control_plane::config::random_secret(),
+        auth_state_key: wagate_control_plane::config::random_secret(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&secrets)?)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secrets)
 }
 
 fn redact(url: &str) -> String {
