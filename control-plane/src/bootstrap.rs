@@ -13,7 +13,7 @@ use crate::validation;
 /// when it created one.
 pub async fn ensure_admin(state: &SharedState, email: &str, password: &str) -> CpResult<bool> {
     let email = validation::email(email)?;
-    validation::password(password)?;
+    crate::auth::password_policy::check(password, &email, "Administrator")?;
     let exists =
         user::Entity::find().filter(user::Column::Email.eq(email.clone())).count(&state.db.conn).await? > 0;
     if exists {

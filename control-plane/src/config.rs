@@ -27,10 +27,25 @@ pub struct ControlPlaneArgs {
     pub jwt_secret: Option<String>,
     #[arg(long, env = "WAGATE_JWT_ISSUER", default_value = "wagate")]
     pub jwt_issuer: String,
-    /// Token lifetime in seconds (default 7 days).
-    #[arg(long, env = "WAGATE_JWT_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    /// Access-token lifetime in seconds (default 15 minutes; clients renew with a refresh token).
+    #[arg(long, env = "WAGATE_JWT_TTL_SECS", default_value_t = 900)]
     pub jwt_ttl_secs: u64,
     /// Shared bearer token workers present on their stream; random when unset.
+    /// Refresh-token lifetime in seconds (default 30 days); each use rotates it.
+    #[arg(long, env = "WAGATE_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_ttl_secs: u64,
+    /// Email changes, account deletion and key rotation need `currentPassword`
+    /// unless the token is younger than this many seconds.
+    #[arg(long, env = "WAGATE_REAUTH_WINDOW_SECS", default_value_t = 300)]
+    pub reauth_window_secs: u64,
+    /// Peers whose `x-forwarded-for` is believed (CIDRs or addresses, comma
+    /// separated); everyone else's client address is the socket peer.
+    #[arg(long, env = "WAGATE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+    /// Shared secret the edge gateway presents (`x-wagate-edge-token`) so the
+    /// client address it forwards is believed; at least 32 random bytes.
+    #[arg(long, env = "WAGATE_EDGE_TOKEN", hide_env_values = true)]
+    pub edge_token: Option<String>,
     #[arg(long, env = "WORKER_AUTH_TOKEN", hide_env_values = true)]
     pub worker_auth_token: Option<String>,
     #[arg(long, env = "WAGATE_HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
@@ -103,8 +118,8 @@ pub struct ControlPlaneArgs {
     /// Days of `worker_metrics` kept.
     #[arg(long, env = "WAGATE_METRICS_RETENTION_DAYS", default_value_t = 30)]
     pub metrics_retention_days: u32,
-    /// Prometheus `/metrics` listen address; empty turns it off.
-    #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
+    /// Prometheus `/metrics` listen address (loopback by default; set `0.0.0.0:9090` where a scraper must reach it); empty turns it off.
+    #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: String,
 }
 
@@ -119,7 +134,11 @@ pub struct ControlPlaneConfig {
     pub jwt_secret: String,
     pub jwt_issuer: String,
     pub jwt_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub reauth_window: Duration,
     pub worker_auth_token: String,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub edge_token: Option<String>,
     pub heartbeat_interval: Duration,
     pub heartbeat_tolerance: u32,
     pub hello_timeout: Duration,
@@ -149,7 +168,23 @@ pub struct ControlPlaneConfig {
 }
 
 impl ControlPlaneArgs {
-    pub fn into_config(self) -> ControlPlaneConfig {
+    /// Resolves the configuration; an explicitly configured secret that is
+    /// short or a known placeholder refuses start-up (see [`check_secret`]).
+    pub fn into_config(self) -> Result<ControlPlaneConfig, ConfigError> {
+        if let Some(s) = self.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+            check_secret("JWT_SECRET", s)?;
+        }
+        if let Some(s) = self.worker_auth_token.as_deref().filter(|s| !s.is_empty()) {
+            check_secret("WORKER_AUTH_TOKEN", s)?;
+        }
+        if let Some(s) = self.auth_state_key.as_deref().filter(|s| !s.is_empty()) {
+            check_secret("WAGATE_AUTH_STATE_KEY", s)?;
+        }
+        if let Some(s) = self.edge_token.as_deref().filter(|s| !s.is_empty()) {
+            check_secret("WAGATE_EDGE_TOKEN", s)?;
+        }
+        let trusted_proxies = crate::auth::client_addr::parse_cidrs(&self.trusted_proxies)
+            .map_err(|reason| ConfigError::Invalid { name: "WAGATE_TRUSTED_PROXIES", reason })?;
         let jwt_secret = self.jwt_secret.filter(|s| !s.is_empty()).unwrap_or_else(|| {
             tracing::warn!("JWT_SECRET is not set: using a random secret, tokens will not survive a restart");
             random_secret()
@@ -160,7 +195,7 @@ impl ControlPlaneArgs {
             );
             random_secret()
         });
-        ControlPlaneConfig {
+        Ok(ControlPlaneConfig {
             grpc_listen: self.grpc_listen,
             database_url: self.database_url,
             db_max_connections: self.db_max_connections,
@@ -169,7 +204,11 @@ impl ControlPlaneArgs {
             jwt_secret,
             jwt_issuer: self.jwt_issuer,
             jwt_ttl: Duration::from_secs(self.jwt_ttl_secs.max(60)),
+            refresh_ttl: Duration::from_secs(self.refresh_ttl_secs.max(60)),
+            reauth_window: Duration::from_secs(self.reauth_window_secs),
             worker_auth_token,
+            trusted_proxies,
+            edge_token: self.edge_token.filter(|s| !s.is_empty()),
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(50)),
             heartbeat_tolerance: self.heartbeat_tolerance.max(1),
             hello_timeout: Duration::from_millis(self.hello_timeout_ms.max(100)),
@@ -206,8 +245,52 @@ impl ControlPlaneArgs {
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
             metrics_listen: self.metrics_listen.trim().parse().ok(),
             key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
-        }
+        })
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is too weak: {reason}; generate one with `openssl rand -hex 32`")]
+    WeakSecret { name: &'static str, reason: &'static str },
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Minimum length of a configured secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Placeholders seen in examples and docs (ours and common ones).
+const PLACEHOLDERS: &[&str] = &[
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "placeholder",
+    "example",
+    "dev-worker-token",
+    "your-secret",
+    "secret-key",
+];
+
+/// Refuses a secret that is shorter than [`MIN_SECRET_BYTES`], a known
+/// placeholder, or made of too few distinct characters to be random.
+pub fn check_secret(name: &'static str, value: &str) -> Result<(), ConfigError> {
+    let lower = value.to_ascii_lowercase();
+    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
+        return Err(ConfigError::WeakSecret { name, reason: "it is a known placeholder" });
+    }
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(ConfigError::WeakSecret { name, reason: "it must be at least 32 bytes" });
+    }
+    let distinct: std::collections::HashSet<char> = value.chars().collect();
+    if distinct.len() < 10 {
+        return Err(ConfigError::WeakSecret {
+            name,
+            reason: "it has too few distinct characters to be random",
+        });
+    }
+    Ok(())
 }
 
 impl ControlPlaneConfig {
@@ -221,8 +304,16 @@ impl ControlPlaneConfig {
             redis_prefix: "wagate:".into(),
             jwt_secret: random_secret(),
             jwt_issuer: "wagate".into(),
-            jwt_ttl: Duration::from_secs(24 * 3600),
+            jwt_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            reauth_window: Duration::from_secs(300),
             worker_auth_token: random_secret(),
+            // One machine: the edge on loopback is the forwarder.
+            trusted_proxies: vec![
+                ipnet::IpNet::new_assert(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8),
+                ipnet::IpNet::new_assert(std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), 128),
+            ],
+            edge_token: Some(random_secret()),
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_tolerance: 3,
             hello_timeout: Duration::from_secs(5),

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let cli = Cli::parse();
-    let running = ControlPlane::start(cli.control_plane.into_config()).await?;
+    let running = ControlPlane::start(cli.control_plane.into_config()?).await?;
     wagate_control_plane::server::shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;

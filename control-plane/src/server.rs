@@ -20,6 +20,7 @@ use wagate_proto::v1::{
 };
 
 use crate::auth::Authenticator;
+use crate::auth::client_addr::Forwarders;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::key_cache::KeyCache;
 use crate::bootstrap;
@@ -103,7 +104,13 @@ impl ControlPlane {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let state: SharedState = Arc::new(AppState {
-            auth: Authenticator::new(db.clone(), jwt),
+            auth: Authenticator::new(
+                db.clone(),
+                jwt,
+                cache.clone(),
+                config.reauth_window,
+                Forwarders::new(config.trusted_proxies.clone(), config.edge_token.clone()),
+            ),
             vault,
             key_cache: KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY),
             status_writer: StatusWriter::spawn(db.clone(), config.status_batching, &tasks, shutdown.clone()),

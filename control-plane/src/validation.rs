@@ -37,17 +37,6 @@ pub fn email(raw: &str) -> Result<String, CpError> {
     Ok(email)
 }
 
-pub fn password(raw: &str) -> Result<(), CpError> {
-    let n = raw.chars().count();
-    if n < 8 {
-        return Err(invalid("password", "password must be at least 8 characters"));
-    }
-    if raw.len() > 128 {
-        return Err(invalid("password", "password must be at most 128 bytes"));
-    }
-    Ok(())
-}
-
 /// A display name: trimmed, 1..=100 characters, no control characters.
 pub fn name(field: &str, raw: &str) -> Result<String, CpError> {
     let name = raw.trim();

@@ -138,11 +138,16 @@ pub struct RotateKeyBody {
     pub expires_at: Option<String>,
     /// Relative expiry in days (1-3650); ignored when `expiresAt` is set.
     pub expires_in_days: Option<f64>,
+    /// Needed unless the token is younger than the re-authentication window.
+    pub current_password: Option<String>,
 }
 
 impl JsonBody for RotateKeyBody {
-    const FIELDS: &'static [Field] =
-        &[Field::optional("expiresAt", Kind::String), Field::optional("expiresInDays", Kind::Number)];
+    const FIELDS: &'static [Field] = &[
+        Field::optional("expiresAt", Kind::String),
+        Field::optional("expiresInDays", Kind::Number),
+        Field::optional("currentPassword", Kind::String),
+    ];
     fn validate(&self) -> Result<(), ApiError> {
         if let Some(d) = self.expires_in_days
             && !(d.fract() == 0.0 && (1.0..=3650.0).contains(&d))
@@ -170,6 +175,7 @@ impl RotateKeyBody {
             session_id: session_id.to_owned(),
             expires_at,
             expires_in_days: self.expires_in_days.map(|d| d as u32),
+            current_password: self.current_password,
         })
     }
 }

@@ -80,6 +80,7 @@ impl AuthService for Fake {
             user: Some(user(&r.email)),
             token: "jwt".into(),
             expires_at: ts(1_705_400_000),
+            ..Default::default()
         }))
     }
 
@@ -88,7 +89,19 @@ impl AuthService for Fake {
         if r.get_ref().password != "right" {
             return Err(ApiError::new(ErrorCode::InvalidCredentials, "invalid email or password").to_status());
         }
-        Ok(Response::new(AuthResponse { user: None, token: "jwt".into(), expires_at: None }))
+        Ok(Response::new(AuthResponse { user: None, token: "jwt".into(), ..Default::default() }))
+    }
+
+    async fn refresh(&self, _: Request<RefreshRequest>) -> Result<Response<AuthResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn logout(&self, _: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn logout_all(&self, _: Request<LogoutAllRequest>) -> Result<Response<LogoutResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
     }
 }
 

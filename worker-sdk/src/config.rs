@@ -88,8 +88,10 @@ pub struct Args {
     #[arg(long, env = "WAGATE_WORKER_CONTROL_PLANE_URL", default_value = "http://127.0.0.1:50051")]
     pub control_plane_url: String,
 
-    /// Worker token (sent as `authorization: Bearer <token>`).
-    #[arg(long, env = "WORKER_AUTH_TOKEN", default_value = "dev-worker-token", hide_env_values = true)]
+    /// Worker token (sent as `authorization: Bearer <token>`): the per-worker `wkt_…` token an
+    /// administrator issued for this worker id, or the shared `WORKER_AUTH_TOKEN`. Required: there is
+    /// no default.
+    #[arg(long, env = "WORKER_AUTH_TOKEN", hide_env_values = true)]
     pub token: String,
 
     /// Stable worker id [default: worker-<hostname or random>].

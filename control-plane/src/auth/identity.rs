@@ -6,8 +6,11 @@ use tonic::metadata::MetadataMap;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::metadata;
 
-use crate::auth::jwt::JwtKeys;
-use crate::error::{CpError, api};
+use crate::auth::client_addr::Forwarders;
+use crate::auth::jwt::{Claims, JwtKeys};
+use crate::auth::passwords;
+use crate::cache::Cache;
+use crate::error::{CpError, api, invalid};
 use crate::persistence::Db;
 use crate::persistence::entities::user;
 use crate::persistence::enums::UserRole;
@@ -20,11 +23,31 @@ pub type AuthUser = user::Model;
 pub struct Authenticator {
     db: Db,
     jwt: JwtKeys,
+    cache: Cache,
+    reauth_window: std::time::Duration,
+    forwarders: Forwarders,
+}
+
+/// A user with the claims of the token they presented.
+pub struct Authenticated {
+    pub user: AuthUser,
+    pub claims: Claims,
 }
 
 impl Authenticator {
-    pub fn new(db: Db, jwt: JwtKeys) -> Self {
-        Self { db, jwt }
+    pub fn new(
+        db: Db,
+        jwt: JwtKeys,
+        cache: Cache,
+        reauth_window: std::time::Duration,
+        forwarders: Forwarders,
+    ) -> Self {
+        Self { db, jwt, cache, reauth_window, forwarders }
+    }
+
+    /// The caller's client address (see [`Forwarders`]).
+    pub fn client_ip<T>(&self, req: &tonic::Request<T>) -> String {
+        self.forwarders.client_ip(req)
     }
 
     pub fn jwt(&self) -> &JwtKeys {
@@ -33,18 +56,70 @@ impl Authenticator {
 
     /// A user authenticated by `authorization: Bearer <jwt>`.
     pub async fn user(&self, md: &MetadataMap) -> Result<AuthUser, CpError> {
+        Ok(self.authenticate(md).await?.user)
+    }
+
+    /// The user and the claims of their token: valid signature, issuer and
+    /// expiry, issued at the user's current token version (a password change
+    /// or logout-all refuses every earlier token), not logged out.
+    pub async fn authenticate(&self, md: &MetadataMap) -> Result<Authenticated, CpError> {
         let token =
             bearer(md).ok_or_else(|| api(ErrorCode::Unauthenticated, "authorization token required"))?;
-        let claims =
-            self.jwt.verify(token).map_err(|_| api(ErrorCode::InvalidToken, "invalid or expired token"))?;
-        let user = user::Entity::find_by_id(claims.sub)
+        let invalid_token = || api(ErrorCode::InvalidToken, "invalid or expired token");
+        let claims = self.jwt.verify(token).map_err(|_| invalid_token())?;
+        let user = user::Entity::find_by_id(claims.sub.clone())
             .one(&self.db.conn)
             .await?
-            .ok_or_else(|| api(ErrorCode::InvalidToken, "invalid or expired token"))?;
+            .ok_or_else(invalid_token)?;
         if !user.is_active {
             return Err(api(ErrorCode::InvalidToken, "account is deactivated"));
         }
-        Ok(user)
+        if claims.tv != user.token_version {
+            return Err(api(
+                ErrorCode::InvalidToken,
+                "token was revoked (password changed or signed out everywhere)",
+            ));
+        }
+        if !claims.jti.is_empty() && self.cache.is_token_denied(&claims.jti).await? {
+            return Err(api(ErrorCode::InvalidToken, "token was revoked (signed out)"));
+        }
+        Ok(Authenticated { user, claims })
+    }
+
+    /// Sensitive changes (email, account deletion, key rotation) need the
+    /// current password, or a token issued within the re-authentication
+    /// window (a stolen older token cannot lock the owner out).
+    pub async fn require_recent_auth(
+        &self,
+        who: &Authenticated,
+        current_password: Option<&str>,
+    ) -> Result<(), CpError> {
+        match current_password.filter(|p| !p.is_empty()) {
+            Some(p) => {
+                if p.len() > 1024 || !passwords::verify(p.to_owned(), who.user.password_hash.clone()).await? {
+                    return Err(invalid("currentPassword", "currentPassword is not correct"));
+                }
+                Ok(())
+            }
+            None => {
+                let age = chrono::Utc::now().timestamp().saturating_sub(who.claims.iat);
+                if u64::try_from(age).unwrap_or(u64::MAX) < self.reauth_window.as_secs() {
+                    return Ok(());
+                }
+                Err(invalid(
+                    "currentPassword",
+                    "currentPassword is required for this change (or sign in again: the token is older than the re-authentication window)",
+                ))
+            }
+        }
+    }
+
+    /// Revokes the presented access token until it expires (logout).
+    pub async fn deny(&self, claims: &Claims) -> Result<(), CpError> {
+        let left = claims.exp.saturating_sub(chrono::Utc::now().timestamp()).max(1);
+        let ttl = std::time::Duration::from_secs(u64::try_from(left).unwrap_or(1) + 10);
+        self.cache.deny_token(&claims.jti, ttl).await?;
+        Ok(())
     }
 
     /// A user with the ADMINISTRATOR role.

@@ -16,6 +16,22 @@ pub struct Claims {
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
+    /// The user's token version at issue time (tokens from before a password
+    /// change or logout-all are refused). Absent in older tokens: 0.
+    #[serde(default)]
+    pub tv: i64,
+    /// Token id, the key of the logout deny-list.
+    #[serde(default)]
+    pub jti: String,
+}
+
+/// What a token is issued for.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub role: &'a str,
+    pub tier: &'a str,
+    pub token_version: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,24 +65,20 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(
-        &self,
-        user_id: &str,
-        email: &str,
-        role: &str,
-        tier: &str,
-    ) -> Result<(String, DateTime<Utc>), JwtError> {
+    pub fn issue(&self, subject: &Subject<'_>) -> Result<(String, DateTime<Utc>), JwtError> {
         let now = Utc::now();
-        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(7));
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(15));
         let exp = now + ttl;
         let claims = Claims {
-            sub: user_id.to_owned(),
-            email: email.to_owned(),
-            role: role.to_owned(),
-            tier: tier.to_owned(),
+            sub: subject.user_id.to_owned(),
+            email: subject.email.to_owned(),
+            role: subject.role.to_owned(),
+            tier: subject.tier.to_owned(),
             iss: self.issuer.clone(),
             iat: now.timestamp(),
             exp: exp.timestamp(),
+            tv: subject.token_version,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, exp))
@@ -84,8 +96,13 @@ mod tests {
     #[test]
     fn round_trip_and_rejections() {
         let keys = JwtKeys::new("s3cret", "wagate", Duration::from_secs(60));
-        let (token, _) = keys.issue("u1", "a@b.c", "USER", "BASIC").unwrap();
-        assert_eq!(keys.verify(&token).unwrap().sub, "u1");
+        let subject =
+            Subject { user_id: "u1", email: "a@b.c", role: "USER", tier: "BASIC", token_version: 3 };
+        let (token, _) = keys.issue(&subject).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!((claims.sub.as_str(), claims.tv), ("u1", 3));
+        let (again, _) = keys.issue(&subject).unwrap();
+        assert_ne!(claims.jti, keys.verify(&again).unwrap().jti, "every token has its own id");
         // other secret
         assert!(JwtKeys::new("other", "wagate", Duration::from_secs(60)).verify(&token).is_err());
         // other issuer

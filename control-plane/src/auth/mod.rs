@@ -4,9 +4,12 @@
 //! The edge never decides who someone is; every credential is checked here.
 
 pub mod api_keys;
+pub mod client_addr;
 pub mod identity;
 pub mod jwt;
 pub mod key_cache;
+pub mod password_policy;
 pub mod passwords;
+pub mod refresh;
 
 pub use identity::{AuthUser, Authenticator};

@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         cp_args.jwt_secret.get_or_insert(secrets.jwt_secret);
         cp_args.auth_state_key.get_or_insert(secrets.auth_state_key);
     }
-    let mut config = cp_args.into_config();
+    let mut config = cp_args.into_config()?;
     if let Some(m) = config.metrics_listen.as_mut()
         && m.ip().is_unspecified()
     {

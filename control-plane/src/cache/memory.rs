@@ -14,6 +14,8 @@ struct Inner {
     routes: RwLock<HashMap<String, String>>,
     replicas: RwLock<HashMap<String, (String, Instant)>>,
     leases: RwLock<HashMap<String, (String, Instant)>>,
+    /// Revoked token ids → when their token expires anyway.
+    denied: RwLock<HashMap<String, Instant>>,
 }
 
 impl MemoryCache {
@@ -62,5 +64,18 @@ impl MemoryCache {
         {
             m.remove(worker_id);
         }
+    }
+
+    pub fn deny_token(&self, jti: &str, ttl: Duration) {
+        if let Ok(mut m) = self.inner.denied.write() {
+            let now = Instant::now();
+            // Entries outlive their token by nothing: drop the expired ones.
+            m.retain(|_, exp| *exp > now);
+            m.insert(jti.to_owned(), now + ttl);
+        }
+    }
+
+    pub fn is_token_denied(&self, jti: &str) -> bool {
+        self.inner.denied.read().is_ok_and(|m| m.get(jti).is_some_and(|exp| *exp > Instant::now()))
     }
 }

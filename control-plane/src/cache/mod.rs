@@ -112,6 +112,24 @@ impl Cache {
         }
     }
 
+    /// Revokes one access token (logout) until it would have expired anyway.
+    pub async fn deny_token(&self, jti: &str, ttl: Duration) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(c) => {
+                c.deny_token(jti, ttl);
+                Ok(())
+            }
+            Cache::Redis(c) => c.deny_token(jti, ttl).await,
+        }
+    }
+
+    pub async fn is_token_denied(&self, jti: &str) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(c.is_token_denied(jti)),
+            Cache::Redis(c) => c.is_token_denied(jti).await,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
             Cache::Memory(_) => Ok(()),

@@ -96,6 +96,18 @@ impl RedisCache {
         Ok(got == 1)
     }
 
+    pub async fn deny_token(&self, jti: &str, ttl: Duration) -> Result<(), CacheError> {
+        let ms = i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX);
+        let key = format!("{}jwt_deny:{jti}", self.prefix);
+        let _: () = self.pool.set(key, 1, Some(Expiration::PX(ms)), None, false).await?;
+        Ok(())
+    }
+
+    pub async fn is_token_denied(&self, jti: &str) -> Result<bool, CacheError> {
+        let n: i64 = self.pool.exists(format!("{}jwt_deny:{jti}", self.prefix)).await?;
+        Ok(n > 0)
+    }
+
     pub async fn ping(&self) -> Result<(), CacheError> {
         let _: String = self.pool.ping(None).await?;
         Ok(())

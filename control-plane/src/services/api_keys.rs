@@ -10,6 +10,7 @@ use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
 use wagate_proto::v1::{self, api_key_service_server::ApiKeyService};
 
 use crate::audit::{self, AuditEntry};
+use crate::auth::identity::Authenticated;
 use crate::auth::{AuthUser, api_keys};
 use crate::error::{CpResult, api, invalid};
 use crate::persistence::entities::api_key;
@@ -72,11 +73,13 @@ impl ApiKeyApi {
 
     async fn rotate(
         &self,
-        user: AuthUser,
+        who: Authenticated,
         req: v1::RotateApiKeyRequest,
     ) -> CpResult<v1::RotateApiKeyResponse> {
         self.state.ensure_running()?;
-        let (session_id, existing) = self.key_of(&user, &req.session_id).await?;
+        let user = &who.user;
+        let (session_id, existing) = self.key_of(user, &req.session_id).await?;
+        self.state.auth.require_recent_auth(&who, req.current_password.as_deref()).await?;
         let now = Utc::now();
         let expires_at = expiry(&req, now)?;
         let key = api_keys::generate();
@@ -158,8 +161,8 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<v1::RotateApiKeyRequest>,
     ) -> Result<Response<v1::RotateApiKeyResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
-        Ok(Response::new(self.rotate(user, request.into_inner()).await?))
+        let who = self.state.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.rotate(who, request.into_inner()).await?))
     }
 
     async fn revoke_api_key(

@@ -1,6 +1,7 @@
 //! AuthService: register and login.
 
 use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
@@ -8,7 +9,9 @@ use wagate_proto::time::to_proto;
 use wagate_proto::v1::{self, auth_service_server::AuthService};
 
 use crate::audit::{self, AuditEntry};
-use crate::auth::passwords;
+use crate::auth::identity::Authenticated;
+use crate::auth::jwt::Subject;
+use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::persistence::entities::user;
@@ -25,28 +28,84 @@ impl AuthApi {
         Self { state }
     }
 
-    fn respond(&self, u: &user::Model) -> CpResult<v1::AuthResponse> {
-        let (token, exp) = self
-            .state
-            .auth
-            .jwt()
-            .issue(&u.id, &u.email, role_str(u.role), u.tier.as_str())
-            .map_err(|e| api(ErrorCode::Internal, e.to_string()))?;
-        Ok(v1::AuthResponse { user: Some(convert::user(u)), token, expires_at: Some(to_proto(exp)) })
+    /// An access token and a refresh token (a new family unless `family`).
+    async fn respond(&self, u: &user::Model, family: Option<&str>) -> CpResult<v1::AuthResponse> {
+        let subject = Subject {
+            user_id: &u.id,
+            email: &u.email,
+            role: role_str(u.role),
+            tier: u.tier.as_str(),
+            token_version: u.token_version,
+        };
+        let (token, exp) =
+            self.state.auth.jwt().issue(&subject).map_err(|e| api(ErrorCode::Internal, e.to_string()))?;
+        let refresh = refresh::issue(&self.state.db, &u.id, family, self.state.config.refresh_ttl).await?;
+        Ok(v1::AuthResponse {
+            user: Some(convert::user(u)),
+            token,
+            expires_at: Some(to_proto(exp)),
+            refresh_token: refresh.token,
+            refresh_expires_at: Some(to_proto(refresh.expires_at)),
+        })
+    }
+
+    async fn refresh(&self, req: v1::RefreshRequest) -> CpResult<v1::AuthResponse> {
+        self.state.ensure_running()?;
+        if req.refresh_token.trim().is_empty() {
+            return Err(crate::error::invalid("refreshToken", "refreshToken is required"));
+        }
+        let refused = || api(ErrorCode::InvalidToken, "invalid or expired refresh token");
+        match refresh::redeem(&self.state.db, req.refresh_token.trim()).await? {
+            refresh::Redeemed::Rotated { user_id, family_id } => {
+                let u =
+                    user::Entity::find_by_id(user_id).one(&self.state.db.conn).await?.ok_or_else(refused)?;
+                if !u.is_active {
+                    return Err(refused());
+                }
+                self.respond(&u, Some(&family_id)).await
+            }
+            refresh::Redeemed::Reused { user_id } => {
+                audit::record(
+                    &self.state.db,
+                    "auth",
+                    AuditEntry::new("refresh token reuse detected: token family revoked")
+                        .level(LogLevel::Warn)
+                        .user(&user_id),
+                );
+                Err(refused())
+            }
+        }
+    }
+
+    async fn logout(&self, who: Authenticated, req: v1::LogoutRequest) -> CpResult<v1::LogoutResponse> {
+        self.state.auth.deny(&who.claims).await?;
+        if !req.refresh_token.trim().is_empty() {
+            refresh::revoke_token_family(&self.state.db, req.refresh_token.trim()).await?;
+        }
+        audit::record(&self.state.db, "auth", AuditEntry::new("signed out").user(&who.user.id));
+        Ok(v1::LogoutResponse { revoked: true })
+    }
+
+    async fn logout_all(&self, who: Authenticated) -> CpResult<v1::LogoutResponse> {
+        self.state.ensure_running()?;
+        bump_token_version(&self.state, &who.user.id).await?;
+        refresh::revoke_all(&self.state.db, &who.user.id).await?;
+        audit::record(&self.state.db, "auth", AuditEntry::new("signed out everywhere").user(&who.user.id));
+        Ok(v1::LogoutResponse { revoked: true })
     }
 
     async fn register(&self, req: v1::RegisterRequest) -> CpResult<v1::AuthResponse> {
         self.state.ensure_running()?;
         let email = validation::email(&req.email)?;
-        validation::password(&req.password)?;
         let name = if req.name.trim().is_empty() {
             email.split('@').next().unwrap_or("user").to_owned()
         } else {
             validation::name("name", &req.name)?
         };
+        password_policy::check(&req.password, &email, &name)?;
         let created = create_user(&self.state, name, email, req.password, UserRole::User).await?;
         audit::record(&self.state.db, "auth", AuditEntry::new("user registered").user(&created.id));
-        self.respond(&created)
+        self.respond(&created, None).await
     }
 
     async fn login(&self, req: v1::LoginRequest, peer: String) -> CpResult<v1::AuthResponse> {
@@ -101,7 +160,7 @@ impl AuthApi {
             "auth",
             AuditEntry::new("login succeeded").user(&user.id).details(serde_json::json!({ "peer": peer })),
         );
-        self.respond(&user)
+        self.respond(&user, None).await
     }
 }
 
@@ -128,6 +187,7 @@ pub async fn create_user(
         role: Set(role),
         tier: Set(UserTier::Basic),
         is_active: Set(true),
+        token_version: Set(0),
         last_login_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -141,20 +201,22 @@ pub async fn create_user(
     }
 }
 
+/// Invalidates every access token issued to the user so far (the version is
+/// checked on each call against the row the call reads anyway).
+pub async fn bump_token_version(state: &SharedState, user_id: &str) -> CpResult<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::TokenVersion, Expr::col(user::Column::TokenVersion).add(1))
+        .filter(user::Column::Id.eq(user_id))
+        .exec(&state.db.conn)
+        .await?;
+    Ok(())
+}
+
 pub fn role_str(role: UserRole) -> &'static str {
     match role {
         UserRole::User => "USER",
         UserRole::Administrator => "ADMINISTRATOR",
     }
-}
-
-pub fn peer_of<T>(req: &Request<T>) -> String {
-    req.metadata()
-        .get(wagate_proto::metadata::FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.remote_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_default()
 }
 
 #[tonic::async_trait]
@@ -167,7 +229,30 @@ impl AuthService for AuthApi {
     }
 
     async fn login(&self, request: Request<v1::LoginRequest>) -> Result<Response<v1::AuthResponse>, Status> {
-        let peer = peer_of(&request);
+        let peer = self.state.auth.client_ip(&request);
         Ok(Response::new(self.login(request.into_inner(), peer).await?))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<v1::RefreshRequest>,
+    ) -> Result<Response<v1::AuthResponse>, Status> {
+        Ok(Response::new(self.refresh(request.into_inner()).await?))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<v1::LogoutRequest>,
+    ) -> Result<Response<v1::LogoutResponse>, Status> {
+        let who = self.state.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.logout(who, request.into_inner()).await?))
+    }
+
+    async fn logout_all(
+        &self,
+        request: Request<v1::LogoutAllRequest>,
+    ) -> Result<Response<v1::LogoutResponse>, Status> {
+        let who = self.state.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.logout_all(who).await?))
     }
 }

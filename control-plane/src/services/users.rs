@@ -8,7 +8,8 @@ use wagate_proto::error::ErrorCode;
 use wagate_proto::v1::{self, user_service_server::UserService};
 
 use crate::audit::{self, AuditEntry};
-use crate::auth::{AuthUser, passwords};
+use crate::auth::identity::Authenticated;
+use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpResult, api, invalid, is_unique_violation};
 use crate::persistence::entities::{session, user};
@@ -27,8 +28,9 @@ impl UserApi {
         Self { state }
     }
 
-    async fn update_me(&self, me: AuthUser, req: v1::UpdateMeRequest) -> CpResult<v1::User> {
+    async fn update_me(&self, who: Authenticated, req: v1::UpdateMeRequest) -> CpResult<v1::User> {
         self.state.ensure_running()?;
+        let me = who.user.clone();
         let mut active: user::ActiveModel = me.clone().into();
         let mut changed = Vec::new();
         if let Some(name) = &req.name {
@@ -38,6 +40,10 @@ impl UserApi {
         if let Some(email) = &req.email {
             let email = validation::email(email)?;
             if email != me.email {
+                // The password check below covers a combined change.
+                if req.password.is_none() {
+                    self.state.auth.require_recent_auth(&who, req.current_password.as_deref()).await?;
+                }
                 let taken = user::Entity::find()
                     .filter(user::Column::Email.eq(email.clone()))
                     .one(&self.state.db.conn)
@@ -55,8 +61,10 @@ impl UserApi {
             if current.is_empty() {
                 return Err(invalid("currentPassword", "currentPassword is required to change the password"));
             }
-            validation::password(password)
-                .map_err(|_| invalid("password", "password must be 8 to 128 characters"))?;
+            // The email this change leaves on the account (validated above).
+            let email =
+                req.email.as_deref().and_then(|e| validation::email(e).ok()).unwrap_or(me.email.clone());
+            password_policy::check(password, &email, &me.name)?;
             if !passwords::verify(current.to_owned(), me.password_hash.clone()).await? {
                 audit::record(
                     &self.state.db,
@@ -68,12 +76,15 @@ impl UserApi {
                 return Err(invalid("currentPassword", "currentPassword is not correct"));
             }
             active.password_hash = Set(passwords::hash(password.clone()).await?);
+            // Every earlier access token dies with the old password.
+            active.token_version = Set(me.token_version.saturating_add(1));
             changed.push("password");
         }
         if changed.is_empty() {
             return Ok(convert::user(&me));
         }
         active.updated_at = Set(Utc::now());
+        let password_changed = changed.contains(&"password");
         let updated = match active.update(&self.state.db.conn).await {
             Ok(u) => u,
             Err(e) if is_unique_violation(&e) => {
@@ -81,6 +92,9 @@ impl UserApi {
             }
             Err(e) => return Err(e.into()),
         };
+        if password_changed {
+            refresh::revoke_all(&self.state.db, &me.id).await?;
+        }
         audit::record(
             &self.state.db,
             "users",
@@ -126,16 +140,18 @@ impl UserService for UserApi {
     }
 
     async fn update_me(&self, request: Request<v1::UpdateMeRequest>) -> Result<Response<v1::User>, Status> {
-        let me = self.state.auth.user(request.metadata()).await?;
-        Ok(Response::new(self.update_me(me, request.into_inner()).await?))
+        let who = self.state.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.update_me(who, request.into_inner()).await?))
     }
 
     async fn delete_me(
         &self,
         request: Request<v1::DeleteMeRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        let me = self.state.auth.user(request.metadata()).await?;
+        let who = self.state.auth.authenticate(request.metadata()).await?;
         self.state.ensure_running()?;
+        self.state.auth.require_recent_auth(&who, request.get_ref().current_password.as_deref()).await?;
+        let me = who.user;
         let n = delete_user(&self.state, &me.id).await?;
         audit::record(
             &self.state.db,

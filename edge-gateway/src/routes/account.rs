@@ -46,7 +46,7 @@ pub(crate) async fn delete(ctx: &Ctx) -> Result<Reply, ApiError> {
     let r = ctx
         .control_plane()
         .users()
-        .delete_me(ctx.call.request(DeleteMeRequest {}))
+        .delete_me(ctx.call.request(DeleteMeRequest { current_password: None }))
         .await
         .map_err(|s| call_failed("UserService.DeleteMe", &s))?
         .into_inner();

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod message;
+pub mod refresh_token;
 pub mod session;
 pub mod system_log;
 pub mod user;

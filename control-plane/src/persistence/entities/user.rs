@@ -14,6 +14,9 @@ pub struct Model {
     pub role: UserRole,
     pub tier: UserTier,
     pub is_active: bool,
+    /// Bumped by a password change or logout-all: tokens carry the version
+    /// they were issued at and older ones are refused.
+    pub token_version: i64,
     pub last_login_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

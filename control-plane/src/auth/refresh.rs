@@ -1,0 +1,140 @@
+//! Refresh tokens: `wrt_` + 64 hex chars, shown once, stored as a SHA-256
+//! hash. Each use rotates the token (the old one is spent, a new one of the
+//! same family is issued); presenting a spent or revoked token is taken as
+//! theft and revokes the whole family, so neither the thief nor the owner
+//! can go on without signing in again.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use sha2::{Digest, Sha256};
+use wagate_proto::error::ErrorCode;
+
+use crate::error::{CpResult, api};
+use crate::persistence::Db;
+use crate::persistence::entities::refresh_token;
+
+pub const TOKEN_PREFIX: &str = "wrt_";
+
+/// A refresh token just issued (the only time its plaintext exists).
+pub struct Issued {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How a presented refresh token was judged.
+pub enum Redeemed {
+    /// Valid and now spent: issue a new one in `family_id` for `user_id`.
+    Rotated { user_id: String, family_id: String },
+    /// Spent or revoked before: the family is revoked now.
+    Reused { user_id: String },
+}
+
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn looks_like_token(token: &str) -> bool {
+    token.len() == TOKEN_PREFIX.len() + 64
+        && token.starts_with(TOKEN_PREFIX)
+        && token[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Issues a refresh token for `user_id` in `family_id` (a new family at login).
+pub async fn issue(
+    db: &Db,
+    user_id: &str,
+    family_id: Option<&str>,
+    ttl: std::time::Duration,
+) -> CpResult<Issued> {
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
+    let family = family_id.map(str::to_owned).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    refresh_token::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        user_id: Set(user_id.to_owned()),
+        family_id: Set(family),
+        token_hash: Set(hash(&token)),
+        expires_at: Set(expires_at),
+        used_at: Set(None),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&db.conn)
+    .await?;
+    Ok(Issued { token, expires_at })
+}
+
+/// Spends `token` once. Unknown or expired → 401; reuse revokes the family.
+pub async fn redeem(db: &Db, token: &str) -> CpResult<Redeemed> {
+    let invalid = || api(ErrorCode::InvalidToken, "invalid or expired refresh token");
+    if !looks_like_token(token) {
+        return Err(invalid());
+    }
+    let row = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash(token)))
+        .one(&db.conn)
+        .await?
+        .ok_or_else(invalid)?;
+    let now = Utc::now();
+    if row.used_at.is_some() || row.revoked_at.is_some() {
+        revoke_family(db, &row.family_id).await?;
+        return Ok(Redeemed::Reused { user_id: row.user_id });
+    }
+    if row.expires_at <= now {
+        return Err(invalid());
+    }
+    // Spend it atomically: of two concurrent uses, one wins and the other is
+    // a reuse.
+    let spent = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::Id.eq(row.id.clone()))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&db.conn)
+        .await?;
+    if spent.rows_affected != 1 {
+        revoke_family(db, &row.family_id).await?;
+        return Ok(Redeemed::Reused { user_id: row.user_id });
+    }
+    Ok(Redeemed::Rotated { user_id: row.user_id, family_id: row.family_id })
+}
+
+/// Revokes the family of `token` (logout with a refresh token). Unknown
+/// tokens are ignored: logout never reveals whether a token existed.
+pub async fn revoke_token_family(db: &Db, token: &str) -> CpResult<()> {
+    if !looks_like_token(token) {
+        return Ok(());
+    }
+    let row = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(hash(token)))
+        .one(&db.conn)
+        .await?;
+    if let Some(row) = row {
+        revoke_family(db, &row.family_id).await?;
+    }
+    Ok(())
+}
+
+async fn revoke_family(db: &Db, family_id: &str) -> CpResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
+
+/// Revokes every refresh token of a user (logout-all, password change).
+pub async fn revoke_all(db: &Db, user_id: &str) -> CpResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .filter(refresh_token::Column::UserId.eq(user_id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&db.conn)
+        .await?;
+    Ok(())
+}
