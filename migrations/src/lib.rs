@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod ddl;
 mod m20261125_000001_initial_schema;
 mod m20261125_000010_fleet;
+mod m20261127_000010_send_pipeline;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261125_000010_fleet::Migration),
+            Box::new(m20261127_000010_send_pipeline::Migration),
         ]
     }
 }
@@ -35,4 +37,5 @@ pub const TABLES: &[&str] = &[
     "system_logs",
     "usage_records",
     "session_auth_states",
+    "message_dispatch",
 ];
