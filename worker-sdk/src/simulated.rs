@@ -693,7 +693,9 @@ mod tests {
         SimulatedConfig {
             connect_delay: Duration::from_millis(5),
             delivered_after: Duration::from_millis(10),
+            delivered_after_max: Duration::from_millis(10),
             read_after: Duration::from_millis(10),
+            read_after_max: Duration::from_millis(10),
             ..Default::default()
         }
     }
@@ -713,6 +715,7 @@ mod tests {
                 text: "hello".into(),
                 ..Default::default()
             }),
+            attempt: 1,
         }
     }
 
@@ -874,6 +877,40 @@ mod tests {
         assert_eq!(order("m2"), vec![MessageStatus::Delivered, MessageStatus::Read]);
         // The duplicate produced no extra status events.
         assert!(tokio::time::timeout(Duration::from_millis(60), rx.recv()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn without_dedup_every_send_counts_and_unread_messages_stop_at_delivered() {
+        let driver = SimulatedDriver::new(SimulatedConfig {
+            dedup: false,
+            read_share: 0.0,
+            delivered_after: Duration::from_millis(5),
+            delivered_after_max: Duration::from_millis(15),
+            ..fast()
+        });
+        let (sink, mut rx) = EventSink::channel(64);
+        paired(&driver, "s1", &mut rx, &sink).await;
+        let first = driver.send_message(text("s1", "m1")).await.unwrap();
+        let again = driver.send_message(text("s1", "m1")).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!((driver.send_calls(), driver.duplicate_sends(), driver.total_sent()), (2, 1, 1));
+        match next(&mut rx).await.kind {
+            Some(Kind::MessageStatus(m)) => assert_eq!(m.status(), MessageStatus::Delivered),
+            other => panic!("expected DELIVERED, got {other:?}"),
+        }
+        // read_share 0: no READ follows.
+        assert!(tokio::time::timeout(Duration::from_millis(80), rx.recv()).await.is_err());
+    }
+
+    #[test]
+    fn delays_are_drawn_from_their_range() {
+        let mut rng = rand::rng();
+        let (lo, hi) = (Duration::from_millis(10), Duration::from_millis(20));
+        for _ in 0..100 {
+            let d = between(&mut rng, lo, hi);
+            assert!(d >= lo && d <= hi, "{d:?}");
+        }
+        assert_eq!(between(&mut rng, hi, lo), hi, "max below min: fixed at min");
     }
 
     #[tokio::test]
