@@ -230,3 +230,74 @@ async fn status_moves_forward_only_sqlite() {
 async fn status_moves_forward_only_postgres() {
     forward_only(Storage::PostgresRedis).await;
 }
+
+/// A status hook (how webhook outbox rows ride along) sees exactly the
+/// moves that were applied, and its statements commit with them.
+struct LogHook;
+
+impl wagate_control_plane::persistence::status_writer::StatusHook for LogHook {
+    fn statements(
+        &self,
+        db: &wagate_control_plane::persistence::Db,
+        applied: &[wagate_control_plane::persistence::status_writer::Applied],
+    ) -> Vec<Statement> {
+        applied
+            .iter()
+            .map(|a| {
+                db.stmt(
+                    "INSERT INTO system_logs (id, level, service, message, session_id, timestamp) VALUES ($1, 'INFO', 'hook', $2, $3, $4)",
+                    vec![
+                        uuid::Uuid::new_v4().to_string().into(),
+                        format!("{} {:?}", a.id, a.status).into(),
+                        a.session_id.clone().into(),
+                        chrono::Utc::now().into(),
+                    ],
+                )
+            })
+            .collect()
+    }
+}
+
+async fn hook_rides_along(storage: Storage) {
+    let (c, api, sid, key) = setup(storage, Duration::from_millis(20)).await;
+    assert!(c.cp().state().status_writer.set_hook(std::sync::Arc::new(LogHook)));
+    let ids = send_all(&api, &sid, &key, 3).await;
+    // Each message: SENT (ack), DELIVERED, and READ for about half; every
+    // applied move is logged once, repeats are not.
+    wait_all_settled(&c, &ids).await;
+    wait_for("DELIVERED for all", Duration::from_secs(5), || async {
+        let n = count(&c, "SELECT COUNT(*) AS n FROM messages WHERE status IN ('DELIVERED','READ')").await;
+        (n == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Moves of one message that share a write window fold into one write
+    // (one applied move): 1 to 3 logged moves per message, the last one
+    // naming its final status.
+    for id in &ids {
+        let per = |extra: &str| {
+            format!(
+                "SELECT COUNT(*) AS n FROM system_logs WHERE service = 'hook' AND message LIKE '{id}%'{extra}"
+            )
+        };
+        let n = count(&c, &per("")).await;
+        assert!((1..=3).contains(&n), "{id}: {n} logged moves");
+        let final_status =
+            count(&c, &format!("SELECT COUNT(*) AS n FROM messages WHERE id = '{id}' AND status = 'READ'"))
+                .await;
+        let want =
+            if final_status == 1 { " AND message LIKE '% Read'" } else { " AND message LIKE '% Delivered'" };
+        assert_eq!(count(&c, &per(want)).await, 1, "{id}: the final move is logged once");
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_hook_statements_commit_with_the_batch_sqlite() {
+    hook_rides_along(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn status_hook_statements_commit_with_the_batch_postgres() {
+    hook_rides_along(Storage::PostgresRedis).await;
+}

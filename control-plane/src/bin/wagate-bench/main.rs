@@ -611,6 +611,9 @@ struct StorageReport {
     /// Peak (VmHWM) and current RSS of each process at the end, KiB.
     memory: BTreeMap<String, Mem>,
     verification: Verification,
+    /// PostgreSQL's own counters of the message tables (pg_stat_user_tables).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    table_stats: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -767,7 +770,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 load::run(edge, health_reqs.clone(), c, warmup, duration, false)
             })
             .await?;
-            let redispatched_before = scrape(stack.metrics_addr, "wagate_send_redispatches_total").await;
+            let redispatched_before = redispatches(stack.metrics_addr).await;
             let (mut send, out) =
                 measure(stack, "send", c, || load::run(edge, send_reqs.clone(), c, warmup, duration, true))
                     .await?;
@@ -775,7 +778,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 send.ratio_to_ceiling = Some(send.summary.rps / ceil.summary.rps);
             }
             let mut backlog = backlog(stack).await?;
-            let after = scrape(stack.metrics_addr, "wagate_send_redispatches_total").await;
+            let after = redispatches(stack.metrics_addr).await;
             backlog.redispatches = after.unwrap_or(0).saturating_sub(redispatched_before.unwrap_or(0));
             for r in [&ceil, &health, &send] {
                 print_row(r);
@@ -789,6 +792,17 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 if after.is_none() { " (metrics not scraped)" } else { "" },
                 backlog.delivered_or_read,
             );
+            if send.summary.rps > 0.0 {
+                let per = |k: &str| send.cpu_pct.get(k).copied().unwrap_or(0.0) * 10_000.0 / send.summary.rps;
+                eprintln!(
+                    "== CPU per send at C={c}: control plane {:.0} µs, edge {:.0} µs, workers {:.0} µs, postgres {:.0} µs, redis {:.0} µs",
+                    per("control-plane"),
+                    per("edge-gateway"),
+                    per("workers"),
+                    per("postgres"),
+                    per("redis"),
+                );
+            }
             send.backlog = Some(backlog);
             accepted.extend(out.accepted_ids);
             rows.extend([ceil, health, send]);
@@ -823,6 +837,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
     // No lost messages: every accepted send is in the database as SENT or later.
     let verification = verify(stack, &accepted).await?;
     let memory = stack.mem();
+    let table_stats = table_stats(stack).await;
     Ok(StorageReport {
         storage: stack.storage.to_owned(),
         sessions: sessions.len(),
@@ -830,7 +845,46 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
         rows,
         memory,
         verification,
+        table_stats,
     })
+}
+
+/// Inserts, updates, HOT updates and deletes of the message tables.
+async fn table_stats(stack: &Stack) -> Vec<Value> {
+    if stack.storage != "postgres" {
+        return Vec::new();
+    }
+    // The statistics are flushed shortly after each transaction.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let rows = stack
+        .db
+        .query_all_raw(Statement::from_string(
+            stack.db.get_database_backend(),
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup \
+             FROM pg_stat_user_tables WHERE relname IN ('messages', 'message_dispatch') ORDER BY relname"
+                .to_owned(),
+        ))
+        .await
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for r in rows {
+        let g = |c: &str| r.try_get::<i64>("", c).unwrap_or(-1);
+        let name: String = r.try_get("", "relname").unwrap_or_default();
+        let (upd, hot) = (g("n_tup_upd"), g("n_tup_hot_upd"));
+        eprintln!(
+            "== pg_stat_user_tables {name}: {} inserts, {upd} updates ({hot} HOT, {:.0} %), {} deletes, {} live, {} dead",
+            g("n_tup_ins"),
+            if upd > 0 { hot as f64 * 100.0 / upd as f64 } else { 0.0 },
+            g("n_tup_del"),
+            g("n_live_tup"),
+            g("n_dead_tup"),
+        );
+        out.push(json!({
+            "table": name, "inserts": g("n_tup_ins"), "updates": upd, "hot_updates": hot,
+            "deletes": g("n_tup_del"), "live": g("n_live_tup"), "dead": g("n_dead_tup"),
+        }));
+    }
+    out
 }
 
 /// Session create + delete churn: each connection loops create → delete with its own user.
@@ -944,6 +998,15 @@ async fn backlog(stack: &Stack) -> anyhow::Result<Backlog> {
     let delivered_or_read =
         count(&stack.db, "SELECT COUNT(*) AS n FROM messages WHERE status IN ('DELIVERED', 'READ')").await?;
     Ok(Backlog { pending_at_stop, unacked_at_stop, pending_gone_ms, redispatches: 0, delivered_or_read })
+}
+
+/// Re-dispatched sends so far: `wagate_send_redispatches_total`, or on
+/// control planes before it, `wagate_cp_messages_redispatched_total`.
+async fn redispatches(addr: SocketAddr) -> Option<u64> {
+    match scrape(addr, "wagate_send_redispatches_total").await {
+        Some(n) => Some(n),
+        None => scrape(addr, "wagate_cp_messages_redispatched_total").await,
+    }
 }
 
 /// One counter of the control plane's `/metrics` (None: not served / absent).
