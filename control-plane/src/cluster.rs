@@ -223,6 +223,36 @@ impl Cluster {
             .find(|d| d.session_status(session_id).is_some())
     }
 
+    /// Stops the control plane (gracefully, or at once like `kill -9` when
+    /// `crash`) and starts a new one on the same address and storage; the
+    /// workers and the edge reconnect to it.
+    pub async fn restart_control_plane(&mut self, crash: bool) -> Result<(), ClusterError> {
+        let cp = self.cp.take().expect("control plane is running until shutdown");
+        let mut config = cp.state().config.clone();
+        config.grpc_listen = cp.local_addr();
+        let db = cp.state().db.conn.clone();
+        if crash {
+            cp.crash().await;
+        } else {
+            cp.shutdown().await;
+        }
+        let _ = db.close().await;
+        let mut last = None;
+        for _ in 0..50 {
+            match ControlPlane::start(config.clone()).await {
+                Ok(cp) => {
+                    self.cp = Some(cp);
+                    return Ok(());
+                }
+                Err(e) => {
+                    last = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        Err(ClusterError::ControlPlane(last.unwrap_or_default()))
+    }
+
     /// Stops everything and removes the test database / folder.
     pub async fn shutdown(mut self) {
         for w in &mut self.workers {

@@ -67,6 +67,16 @@ pub struct ControlPlaneArgs {
     /// batches from a background task (false: one UPDATE each, inline).
     #[arg(long, env = "WAGATE_STATUS_BATCHING", default_value_t = true, action = clap::ArgAction::Set)]
     pub status_batching: bool,
+    /// How long the status writer gathers SENT / DELIVERED / READ updates
+    /// before writing them (moves of one message inside the window become
+    /// one row update; sends never wait for it).
+    #[arg(long, env = "WAGATE_STATUS_WRITE_WINDOW_MS", default_value_t = 20)]
+    pub status_write_window_ms: u64,
+    /// A send dispatched this long ago that no worker acknowledged (and no
+    /// status event settled) is dispatched again by the sweep. Keep it above
+    /// the command timeout.
+    #[arg(long, env = "WAGATE_REDISPATCH_AFTER_MS", default_value_t = 30000)]
+    pub redispatch_after_ms: u64,
     /// Insert concurrent sends' message rows as one multi-row INSERT (group
     /// commit; each send still waits for its row's commit before dispatch).
     #[arg(long, env = "WAGATE_GROUP_COMMIT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -146,6 +156,8 @@ pub struct ControlPlaneConfig {
     pub worker_channel_capacity: usize,
     pub key_cache_ttl: Duration,
     pub status_batching: bool,
+    pub status_write_window: Duration,
+    pub redispatch_after: Duration,
     pub group_commit: bool,
     pub metrics_sample_interval: Duration,
     pub replica_id: String,
@@ -216,6 +228,8 @@ impl ControlPlaneArgs {
             worker_channel_capacity: self.worker_channel_capacity.max(1),
             key_cache_ttl: Duration::from_millis(self.key_cache_ttl_ms),
             status_batching: self.status_batching,
+            status_write_window: Duration::from_millis(self.status_write_window_ms.min(1000)),
+            redispatch_after: Duration::from_millis(self.redispatch_after_ms.max(1000)),
             group_commit: self.group_commit,
             metrics_sample_interval: Duration::from_secs(self.metrics_sample_secs),
             replica_id: self.replica_id.filter(|s| !s.is_empty()).unwrap_or_else(default_replica_id),
@@ -321,6 +335,8 @@ impl ControlPlaneConfig {
             worker_channel_capacity: 1024,
             key_cache_ttl: Duration::from_secs(2),
             status_batching: true,
+            status_write_window: Duration::from_millis(20),
+            redispatch_after: Duration::from_secs(30),
             group_commit: true,
             metrics_sample_interval: Duration::from_secs(60),
             replica_id: default_replica_id(),

@@ -26,6 +26,8 @@ pub mod metrics_http;
 pub mod persistence;
 pub mod placement;
 pub mod registry;
+pub mod send_dispatch;
+pub mod send_tracker;
 pub mod server;
 pub mod services;
 pub mod state;

@@ -72,6 +72,16 @@ pub static MESSAGES_REDISPATCHED: Counter = Counter::new(
     "wagate_cp_messages_redispatched_total",
     "PENDING sends dispatched again after a session moved",
 );
+pub static SEND_REDISPATCHES: Counter = Counter::new(
+    "wagate_send_redispatches_total",
+    "SendMessage commands dispatched with an attempt number above 1 (re-dispatches)",
+);
+pub static STATUS_BATCHES: Counter =
+    Counter::new("wagate_status_batches_total", "Message-status batches written by the status writer");
+pub static STATUS_BATCH_RETRIES: Counter = Counter::new(
+    "wagate_status_batch_retries_total",
+    "Failed message-status batch writes (each is retried until written)",
+);
 pub static FLEET_TOTAL_SLOTS: Gauge =
     Gauge::new("wagate_fleet_total_slots", "Session slots of ONLINE workers");
 pub static FLEET_USED_SLOTS: Gauge =
@@ -95,6 +105,9 @@ const COUNTERS: &[&Counter] = &[
     &SESSIONS_MOVED,
     &FAILOVERS,
     &MESSAGES_REDISPATCHED,
+    &SEND_REDISPATCHES,
+    &STATUS_BATCHES,
+    &STATUS_BATCH_RETRIES,
 ];
 const GAUGES: &[&Gauge] = &[
     &CONNECTED_WORKERS,

@@ -103,6 +103,7 @@ impl ControlPlane {
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let send_tracker = Arc::new(crate::send_tracker::SendTracker::new());
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(
                 db.clone(),
@@ -113,7 +114,15 @@ impl ControlPlane {
             ),
             vault,
             key_cache: KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY),
-            status_writer: StatusWriter::spawn(db.clone(), config.status_batching, &tasks, shutdown.clone()),
+            status_writer: StatusWriter::spawn(
+                db.clone(),
+                config.status_batching,
+                config.status_write_window,
+                send_tracker.clone(),
+                &tasks,
+                shutdown.clone(),
+            ),
+            send_tracker,
             message_inserter: MessageInserter::spawn(
                 db.clone(),
                 insert_writers(&db, config.group_commit),
@@ -243,6 +252,21 @@ impl RunningControlPlane {
             );
         }
         tracing::info!("control plane stopped");
+    }
+}
+
+impl RunningControlPlane {
+    /// Stops at once, like a killed process: queued status writes are lost,
+    /// worker streams and the listener are cut, nothing is drained (tests of
+    /// crash recovery). Background tasks see the shutdown token and end.
+    pub async fn crash(self) {
+        self.state.status_writer.abort();
+        self.state.shutdown.cancel();
+        self.state.registry.cancel_all();
+        self.stop_listener.cancel();
+        self.server.abort();
+        let _ = self.server.await;
+        tracing::warn!("control plane crashed (simulated)");
     }
 }
 

@@ -29,6 +29,8 @@ pub struct AppState {
     pub key_cache: KeyCache,
     /// Batched message-status writes (SENT acks, DELIVERED/READ/FAILED events).
     pub status_writer: StatusWriter,
+    /// Sends in flight on this replica, or acked and not yet written.
+    pub send_tracker: Arc<crate::send_tracker::SendTracker>,
     /// Group commit of outbound message rows (PENDING, before dispatch).
     pub message_inserter: MessageInserter,
     /// `api_keys.last_used` recorded in memory, flushed periodically.

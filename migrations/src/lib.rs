@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod ddl;
 mod m20261125_000001_initial_schema;
 mod m20261125_000010_fleet;
+mod m20261127_000010_send_pipeline;
 mod m20261127_000013_credentials;
 
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261125_000010_fleet::Migration),
+            Box::new(m20261127_000010_send_pipeline::Migration),
             Box::new(m20261127_000013_credentials::Migration),
         ]
     }
@@ -37,5 +39,6 @@ pub const TABLES: &[&str] = &[
     "system_logs",
     "usage_records",
     "session_auth_states",
+    "message_dispatch",
     "refresh_tokens",
 ];

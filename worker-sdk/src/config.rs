@@ -35,6 +35,9 @@ pub struct WorkerConfig {
     pub event_queue_capacity: usize,
     /// How long a graceful shutdown waits for in-flight commands.
     pub shutdown_grace: Duration,
+    /// Message ids (with their receipts) remembered for de-duplication of
+    /// repeated `SendMessage` commands (about 150 bytes each).
+    pub dedup_window: usize,
 }
 
 impl WorkerConfig {
@@ -59,6 +62,7 @@ impl WorkerConfig {
             command_concurrency: 256,
             event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY,
             shutdown_grace: Duration::from_secs(5),
+            dedup_window: 100_000,
         }
     }
 }
@@ -114,13 +118,29 @@ pub struct Args {
     #[arg(long, env = "WAGATE_WORKER_AUTO_SCAN_MS")]
     pub auto_scan_ms: Option<u64>,
 
-    /// Simulated driver: report a sent message DELIVERED after this many ms.
+    /// Simulated driver: report a sent message DELIVERED after at least this many ms.
     #[arg(long, env = "WAGATE_WORKER_DELIVERED_MS", default_value_t = 50)]
     pub delivered_ms: u64,
 
-    /// Simulated driver: report it READ this many ms after DELIVERED.
+    /// Simulated driver: ... and at most this many ms (uniform; default: --delivered-ms).
+    #[arg(long, env = "WAGATE_WORKER_DELIVERED_MAX_MS")]
+    pub delivered_max_ms: Option<u64>,
+
+    /// Simulated driver: report it READ at least this many ms after DELIVERED.
     #[arg(long, env = "WAGATE_WORKER_READ_MS", default_value_t = 100)]
     pub read_ms: u64,
+
+    /// Simulated driver: ... and at most this many ms (uniform; default: --read-ms).
+    #[arg(long, env = "WAGATE_WORKER_READ_MAX_MS")]
+    pub read_max_ms: Option<u64>,
+
+    /// Simulated driver: share of delivered messages that are read (0 to 1).
+    #[arg(long, env = "WAGATE_WORKER_READ_SHARE", default_value_t = 1.0)]
+    pub read_share: f64,
+
+    /// Message ids remembered by the SDK to answer repeated sends.
+    #[arg(long, env = "WAGATE_WORKER_DEDUP_WINDOW", default_value_t = 100_000)]
+    pub dedup_window: usize,
 
     /// Commands run at the same time at most.
     #[arg(long, env = "WAGATE_WORKER_COMMAND_CONCURRENCY", default_value_t = 256)]
@@ -146,6 +166,7 @@ impl Args {
         config.max_sessions = self.max_sessions;
         config.labels = self.labels.iter().cloned().collect();
         config.command_concurrency = self.command_concurrency.max(1);
+        config.dedup_window = self.dedup_window.max(1);
         config
     }
 
@@ -154,7 +175,10 @@ impl Args {
         crate::simulated::SimulatedConfig {
             auto_scan_after: self.auto_scan_ms.map(Duration::from_millis),
             delivered_after: Duration::from_millis(self.delivered_ms),
+            delivered_after_max: Duration::from_millis(self.delivered_max_ms.unwrap_or(self.delivered_ms)),
             read_after: Duration::from_millis(self.read_ms),
+            read_after_max: Duration::from_millis(self.read_max_ms.unwrap_or(self.read_ms)),
+            read_share: self.read_share.clamp(0.0, 1.0),
             ..Default::default()
         }
     }

@@ -40,6 +40,7 @@ use wagate_proto::v1::{self, command, command_result, control_message, worker_me
 
 use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
+use crate::dedup::{self, Claim, SendWindow};
 use crate::driver::{DriverError, SessionDriver, codes};
 use crate::events::EventSink;
 use crate::heartbeat::{self, ProcessMetrics};
@@ -99,6 +100,9 @@ impl Worker {
             tracker: TaskTracker::new(),
             connect_count: AtomicU64::new(0),
             message_count: AtomicU64::new(0),
+            sent: SendWindow::new(config.dedup_window),
+            repeated_sends: AtomicU64::new(0),
+            redispatched_sends: AtomicU64::new(0),
             drain: AtomicBool::new(false),
             started: Instant::now(),
             metrics: Mutex::new(ProcessMetrics::new()),
@@ -172,6 +176,17 @@ impl WorkerHandle {
     /// Successful `SendMessage` commands handled (the heartbeat's message count).
     pub fn message_count(&self) -> u64 {
         self.shared.message_count.load(Ordering::Relaxed)
+    }
+
+    /// Repeated `SendMessage` commands (a message already sent, or being
+    /// sent) answered from the de-duplication window without the driver.
+    pub fn repeated_sends(&self) -> u64 {
+        self.shared.repeated_sends.load(Ordering::Relaxed)
+    }
+
+    /// `SendMessage` commands received with an attempt number above 1.
+    pub fn redispatched_sends(&self) -> u64 {
+        self.shared.redispatched_sends.load(Ordering::Relaxed)
     }
 
     /// The worker's event sink (the queue the driver's events go through).
@@ -265,6 +280,10 @@ struct Shared {
     tracker: TaskTracker,
     connect_count: AtomicU64,
     message_count: AtomicU64,
+    /// Messages sent, answered again on a repeated `SendMessage`.
+    sent: Arc<SendWindow>,
+    repeated_sends: AtomicU64,
+    redispatched_sends: AtomicU64,
     drain: AtomicBool,
     started: Instant,
     metrics: Mutex<ProcessMetrics>,
@@ -718,11 +737,7 @@ async fn execute(shared: &Shared, cmd: v1::Command, received: Instant) -> v1::Co
         Some(command::Kind::StopSession(c)) => driver.stop_session(c).await.map(|()| None),
         Some(command::Kind::Logout(c)) => driver.logout(c).await.map(|()| None),
         Some(command::Kind::SendMessage(c)) => {
-            let receipt = driver.send_message(c).await;
-            if receipt.is_ok() {
-                shared.message_count.fetch_add(1, Ordering::Relaxed);
-            }
-            receipt.map(|r| Some(command_result::Payload::SendReceipt(r)))
+            send_once(shared, c).await.map(|r| Some(command_result::Payload::SendReceipt(r)))
         }
         Some(command::Kind::GetStatus(c)) => {
             driver.get_status(c).await.map(|s| Some(command_result::Payload::SessionState(s)))
@@ -737,6 +752,38 @@ async fn execute(shared: &Shared, cmd: v1::Command, received: Instant) -> v1::Co
             payload,
         },
         Err(e) => e.into_result(request_id),
+    }
+}
+
+/// Runs a `SendMessage` on the driver unless this worker already sent that
+/// message (see [`crate::dedup`]).
+async fn send_once(shared: &Shared, c: v1::SendMessage) -> Result<v1::SendReceipt, DriverError> {
+    let (message_id, attempt) = (c.message_id.clone(), c.attempt);
+    if attempt > 1 {
+        shared.redispatched_sends.fetch_add(1, Ordering::Relaxed);
+    }
+    match shared.sent.claim(&message_id) {
+        Claim::Done(receipt) => {
+            shared.repeated_sends.fetch_add(1, Ordering::Relaxed);
+            info!(message_id = %message_id, attempt, "repeated send answered from the de-duplication window");
+            Ok(receipt)
+        }
+        Claim::Wait(rx) => {
+            shared.repeated_sends.fetch_add(1, Ordering::Relaxed);
+            info!(message_id = %message_id, attempt, "repeated send waits for the first one");
+            dedup::wait(rx).await
+        }
+        Claim::Run(running) => {
+            if attempt > 1 {
+                info!(message_id = %message_id, attempt, "re-dispatched send not seen before, sending");
+            }
+            let receipt = shared.driver.send_message(c).await;
+            if receipt.is_ok() {
+                shared.message_count.fetch_add(1, Ordering::Relaxed);
+            }
+            running.finish(&receipt);
+            receipt
+        }
     }
 }
 

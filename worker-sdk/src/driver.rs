@@ -98,8 +98,16 @@ pub trait SessionDriver: Send + Sync + 'static {
     /// Logs a session out of WhatsApp (unpairs it) and stops it.
     async fn logout(&self, cmd: v1::Logout) -> Result<(), DriverError>;
 
-    /// Sends a message. Must de-duplicate on `cmd.message_id`: the control
-    /// plane delivers commands at least once.
+    /// Sends a message and returns its receipt.
+    ///
+    /// The control plane delivers `SendMessage` at least once; the SDK
+    /// de-duplicates on `cmd.message_id` before calling this (a repeat of a
+    /// message this worker sent, or is sending, is answered from its window
+    /// with the first receipt), so a driver is called once per message per
+    /// worker process while the id is in the window (`WorkerConfig::dedup_window`).
+    /// A driver that persists state across restarts may de-duplicate too, but
+    /// need not. `cmd.attempt` is the control plane's dispatch attempt (1 for
+    /// the first; higher after a lost stream, a timeout or a failover).
     async fn send_message(&self, cmd: v1::SendMessage) -> Result<v1::SendReceipt, DriverError>;
 
     /// The current state of a session.

@@ -10,6 +10,9 @@
 //!   jitter ([`backoff`]) when the stream is lost ([`connection`]);
 //! - every `Command` from the control plane runs concurrently (bounded) on the
 //!   worker's [`SessionDriver`] and is answered by exactly one `CommandResult`;
+//! - a repeated `SendMessage` (the control plane delivers at least once) is
+//!   answered from a bounded window of sent message ids without calling the
+//!   driver ([`dedup`]), so a message goes out once;
 //! - the driver reports what happens to its sessions through an [`EventSink`]:
 //!   a bounded queue that survives reconnects ([`events`]);
 //! - [`simulated::SimulatedDriver`] is a cheap in-memory driver for
@@ -33,6 +36,7 @@
 pub mod backoff;
 pub mod config;
 pub mod connection;
+pub mod dedup;
 pub mod driver;
 pub mod events;
 pub mod heartbeat;

@@ -31,10 +31,21 @@ pub struct SimulatedConfig {
     pub auto_scan_after: Option<Duration>,
     /// Time from RECONNECTING to CONNECTED when resuming from an auth state.
     pub connect_delay: Duration,
-    /// Time from the send to the DELIVERED status.
+    /// Time from the send to the DELIVERED status: uniform between this and
+    /// `delivered_after_max` (a range models real phones; equal: fixed).
     pub delivered_after: Duration,
-    /// Time from DELIVERED to READ.
+    pub delivered_after_max: Duration,
+    /// Time from DELIVERED to READ: uniform between this and `read_after_max`.
     pub read_after: Duration,
+    pub read_after_max: Duration,
+    /// Share of delivered messages that are read (0.0 to 1.0).
+    pub read_share: f64,
+    /// De-duplicate sends on the message id (a repeated id gets the first
+    /// receipt and no second send). Off, every call sends: tests count side
+    /// effects at the driver with [`SimulatedDriver::send_calls`] and
+    /// [`SimulatedDriver::duplicate_sends`]. The SDK de-duplicates before
+    /// the driver either way.
+    pub dedup: bool,
     /// Country/operator prefix of the simulated phone numbers.
     pub phone_prefix: String,
     /// Message ids remembered per session for de-duplication (and returned by
@@ -48,7 +59,11 @@ impl Default for SimulatedConfig {
             auto_scan_after: None,
             connect_delay: Duration::from_millis(20),
             delivered_after: Duration::from_millis(50),
+            delivered_after_max: Duration::from_millis(50),
             read_after: Duration::from_millis(100),
+            read_after_max: Duration::from_millis(100),
+            read_share: 1.0,
+            dedup: true,
             phone_prefix: "628".to_owned(),
             dedup_window: 100_000,
         }
@@ -95,6 +110,10 @@ pub struct SimulatedDriver {
     config: SimulatedConfig,
     shards: Vec<Mutex<Shard>>,
     total_sent: AtomicU64,
+    /// Every send performed (with de-duplication off, repeats too).
+    send_calls: AtomicU64,
+    /// Sends of a message id this driver had sent before (de-duplication off).
+    duplicate_sends: AtomicU64,
     next_instance: AtomicU64,
     this: Weak<SimulatedDriver>,
 }
@@ -115,6 +134,8 @@ impl SimulatedDriver {
             config,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             total_sent: AtomicU64::new(0),
+            send_calls: AtomicU64::new(0),
+            duplicate_sends: AtomicU64::new(0),
             next_instance: AtomicU64::new(1),
             this: this.clone(),
         })
@@ -262,6 +283,18 @@ impl SimulatedDriver {
     /// Unique messages sent by all sessions since the driver was created.
     pub fn total_sent(&self) -> u64 {
         self.total_sent.load(Ordering::Relaxed)
+    }
+
+    /// Every send this driver performed (a WhatsApp message going out),
+    /// repeats included when de-duplication is off.
+    pub fn send_calls(&self) -> u64 {
+        self.send_calls.load(Ordering::Relaxed)
+    }
+
+    /// Sends of a message id the session had already sent (only with
+    /// de-duplication off; with it on, repeats are answered, not sent).
+    pub fn duplicate_sends(&self) -> u64 {
+        self.duplicate_sends.load(Ordering::Relaxed)
     }
 
     /// Message ids sent by a running session, oldest first (at most
@@ -476,9 +509,16 @@ impl SessionDriver for SimulatedDriver {
             if s.status != SessionStatus::Connected {
                 return Err(DriverError::not_connected(&cmd.session_id));
             }
-            if let Some(n) = s.receipts.get(cmd.message_id.as_str()) {
-                // At-least-once delivery from the control plane: same id, same receipt, sent once.
-                return Ok(v1::SendReceipt { wa_message_id: wa_id(*n) });
+            if let Some(n) = s.receipts.get(cmd.message_id.as_str()).copied() {
+                if self.config.dedup {
+                    // At-least-once delivery from the control plane: same id, same receipt, sent once.
+                    return Ok(v1::SendReceipt { wa_message_id: wa_id(n) });
+                }
+                // De-duplication off: it goes out again (counted).
+                self.duplicate_sends.fetch_add(1, Ordering::Relaxed);
+                self.send_calls.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(message_id = %cmd.message_id, attempt = cmd.attempt, "simulated driver sent a message twice");
+                return Ok(v1::SendReceipt { wa_message_id: wa_id(n) });
             }
             let n: u64 = rand::random();
             let id: Arc<str> = Arc::from(cmd.message_id.as_str());
@@ -493,8 +533,17 @@ impl SessionDriver for SimulatedDriver {
             (v1::SendReceipt { wa_message_id: wa_id(n) }, s.events.clone(), s.generation)
         };
         self.total_sent.fetch_add(1, Ordering::Relaxed);
+        self.send_calls.fetch_add(1, Ordering::Relaxed);
 
-        let (delivered_after, read_after) = (self.config.delivered_after, self.config.read_after);
+        let c = &self.config;
+        let (delivered_after, read_after, read) = {
+            let mut rng = rand::rng();
+            (
+                between(&mut rng, c.delivered_after, c.delivered_after_max),
+                between(&mut rng, c.read_after, c.read_after_max),
+                c.read_share >= 1.0 || (c.read_share > 0.0 && rng.random_bool(c.read_share)),
+            )
+        };
         let (session_id, message_id) = (cmd.session_id, cmd.message_id);
         tokio::spawn(async move {
             tokio::time::sleep(delivered_after).await;
@@ -505,7 +554,7 @@ impl SessionDriver for SimulatedDriver {
                 MessageStatus::Delivered,
                 None,
             );
-            if sink.emit(delivered).await.is_err() {
+            if sink.emit(delivered).await.is_err() || !read {
                 return;
             }
             tokio::time::sleep(read_after).await;
@@ -545,6 +594,15 @@ impl SessionDriver for SimulatedDriver {
             })
             .collect()
     }
+}
+
+/// Uniform in `[min, max]` (`min` when `max <= min`).
+fn between(rng: &mut impl Rng, min: Duration, max: Duration) -> Duration {
+    if max <= min {
+        return min;
+    }
+    let (lo, hi) = (min.as_micros() as u64, max.as_micros() as u64);
+    Duration::from_micros(rng.random_range(lo..=hi))
 }
 
 fn validate(cmd: &v1::SendMessage) -> Result<(), DriverError> {
@@ -635,7 +693,9 @@ mod tests {
         SimulatedConfig {
             connect_delay: Duration::from_millis(5),
             delivered_after: Duration::from_millis(10),
+            delivered_after_max: Duration::from_millis(10),
             read_after: Duration::from_millis(10),
+            read_after_max: Duration::from_millis(10),
             ..Default::default()
         }
     }
@@ -655,6 +715,7 @@ mod tests {
                 text: "hello".into(),
                 ..Default::default()
             }),
+            attempt: 1,
         }
     }
 
@@ -816,6 +877,40 @@ mod tests {
         assert_eq!(order("m2"), vec![MessageStatus::Delivered, MessageStatus::Read]);
         // The duplicate produced no extra status events.
         assert!(tokio::time::timeout(Duration::from_millis(60), rx.recv()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn without_dedup_every_send_counts_and_unread_messages_stop_at_delivered() {
+        let driver = SimulatedDriver::new(SimulatedConfig {
+            dedup: false,
+            read_share: 0.0,
+            delivered_after: Duration::from_millis(5),
+            delivered_after_max: Duration::from_millis(15),
+            ..fast()
+        });
+        let (sink, mut rx) = EventSink::channel(64);
+        paired(&driver, "s1", &mut rx, &sink).await;
+        let first = driver.send_message(text("s1", "m1")).await.unwrap();
+        let again = driver.send_message(text("s1", "m1")).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!((driver.send_calls(), driver.duplicate_sends(), driver.total_sent()), (2, 1, 1));
+        match next(&mut rx).await.kind {
+            Some(Kind::MessageStatus(m)) => assert_eq!(m.status(), MessageStatus::Delivered),
+            other => panic!("expected DELIVERED, got {other:?}"),
+        }
+        // read_share 0: no READ follows.
+        assert!(tokio::time::timeout(Duration::from_millis(80), rx.recv()).await.is_err());
+    }
+
+    #[test]
+    fn delays_are_drawn_from_their_range() {
+        let mut rng = rand::rng();
+        let (lo, hi) = (Duration::from_millis(10), Duration::from_millis(20));
+        for _ in 0..100 {
+            let d = between(&mut rng, lo, hi);
+            assert!(d >= lo && d <= hi, "{d:?}");
+        }
+        assert_eq!(between(&mut rng, hi, lo), hi, "max below min: fixed at min");
     }
 
     #[tokio::test]

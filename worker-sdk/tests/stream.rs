@@ -198,6 +198,7 @@ fn text(session_id: &str, message_id: &str) -> v1::SendMessage {
             text: "hi".into(),
             ..Default::default()
         }),
+        attempt: 1,
     }
 }
 
@@ -205,7 +206,9 @@ fn fast_driver() -> Arc<SimulatedDriver> {
     SimulatedDriver::new(SimulatedConfig {
         connect_delay: Duration::from_millis(5),
         delivered_after: Duration::from_millis(10),
+        delivered_after_max: Duration::from_millis(10),
         read_after: Duration::from_millis(10),
+        read_after_max: Duration::from_millis(10),
         ..Default::default()
     })
 }

@@ -5,17 +5,18 @@
 
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use sea_orm::ConnectionTrait;
 use tracing::Instrument;
-use wagate_proto::v1::{self, command};
+use wagate_proto::v1;
 
 use crate::audit::{self, AuditEntry};
 use crate::error::CpResult;
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
 use crate::metrics;
 use crate::persistence::enums::LogLevel;
+use crate::send_dispatch::{self, SendOutcome, Unreached};
 use crate::state::SharedState;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -96,11 +97,25 @@ pub fn spawn_on_worker_lost(state: &SharedState, worker_id: &str) {
     );
 }
 
-const PENDING: &str = "SELECT id, to_number, message_type, content, media_url, caption, filename, metadata \
-    FROM messages WHERE session_id = $1 AND direction = 'OUTBOUND' AND status = 'PENDING' ORDER BY created_at, id LIMIT 1000";
+/// Sends no worker has acknowledged (in the ledger, still PENDING) of one
+/// session, not dispatched since `$2` (or never), oldest first.
+const UNACKED: &str = "SELECT d.id, d.attempts, m.to_number, m.message_type, m.content, m.media_url, m.caption, \
+    m.filename, m.metadata FROM message_dispatch d JOIN messages m ON m.id = d.id \
+    WHERE d.session_id = $1 AND m.status = 'PENDING' AND (d.dispatched_at IS NULL OR d.dispatched_at < $2) \
+    ORDER BY d.created_at, d.id LIMIT 1000";
 
-/// Dispatches the PENDING sends of a session that just became CONNECTED.
+/// Dispatches again the unacknowledged sends of a session that just became
+/// CONNECTED (accepted while it moved, or in flight on a lost worker).
 pub fn spawn_redispatch(state: &SharedState, session_id: &str) {
+    spawn_redispatch_before(state, session_id, Utc::now() + chrono::Duration::days(1));
+}
+
+/// Dispatches again the unacknowledged sends of a session last dispatched
+/// before `cutoff` (the sweep: stream lost, timeout with no later event,
+/// replica died). Messages this replica has in flight, or acked and not yet
+/// written, are skipped; each dispatch claims its attempt in the ledger
+/// first, so two re-dispatchers never send the same attempt.
+pub fn spawn_redispatch_before(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>) {
     {
         let mut busy = state.redispatching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !busy.insert(session_id.to_owned()) {
@@ -112,7 +127,7 @@ pub fn spawn_redispatch(state: &SharedState, session_id: &str) {
     let span = tracing::info_span!("redispatch", session_id = %session_id);
     state.tasks.spawn(
         async move {
-            if let Err(err) = redispatch(&st, &id).await {
+            if let Err(err) = redispatch(&st, &id, cutoff).await {
                 tracing::warn!(error = %err, "re-dispatch of pending sends stopped");
             }
             st.redispatching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
@@ -121,7 +136,7 @@ pub fn spawn_redispatch(state: &SharedState, session_id: &str) {
     );
 }
 
-async fn redispatch(state: &SharedState, session_id: &str) -> CpResult<()> {
+async fn redispatch(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>) -> CpResult<()> {
     let db = &state.db;
     let placed = db
         .conn
@@ -133,42 +148,59 @@ async fn redispatch(state: &SharedState, session_id: &str) -> CpResult<()> {
     let Some(placed) = placed else { return Ok(()) };
     let Some(worker_id) = placed.try_get::<Option<String>>("", "worker_id")? else { return Ok(()) };
     let generation: i64 = placed.try_get("", "generation")?;
-    let rows = db.conn.query_all_raw(db.stmt(PENDING, vec![session_id.into()])).await?;
+    let rows = db.conn.query_all_raw(db.stmt(UNACKED, vec![session_id.into(), cutoff.into()])).await?;
     if rows.is_empty() {
         return Ok(());
     }
-    tracing::info!(count = rows.len(), worker_id, "re-dispatching pending sends");
+    tracing::info!(count = rows.len(), worker_id, "re-dispatching unacknowledged sends");
     for row in rows {
         let message_id: String = row.try_get("", "id")?;
-        let content = content_of(&row)?;
-        let cmd = command::Kind::SendMessage(v1::SendMessage {
+        let attempts: i32 = row.try_get("", "attempts")?;
+        if !state.send_tracker.begin(&message_id) {
+            // In flight here, or acked and waiting for its write.
+            continue;
+        }
+        let claimed = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE message_dispatch SET attempts = $1, dispatched_at = $2 WHERE id = $3 AND attempts = $4",
+                vec![(attempts + 1).into(), Utc::now().into(), message_id.clone().into(), attempts.into()],
+            ))
+            .await;
+        match claimed {
+            Ok(r) if r.rows_affected() == 1 => {}
+            Ok(_) => {
+                state.send_tracker.release(&message_id);
+                continue;
+            }
+            Err(e) => {
+                state.send_tracker.release(&message_id);
+                return Err(e.into());
+            }
+        }
+        let content = match content_of(&row) {
+            Ok(c) => c,
+            Err(e) => {
+                state.send_tracker.release(&message_id);
+                return Err(e);
+            }
+        };
+        let send = v1::SendMessage {
             session_id: session_id.to_owned(),
             generation: u64::try_from(generation).unwrap_or_default(),
             message_id: message_id.clone(),
-            to: row.try_get("", "to_number")?,
+            to: row.try_get("", "to_number").unwrap_or_default(),
             content: Some(content),
-        });
-        let result = state.registry.call(&worker_id, cmd, state.config.command_timeout).await?;
-        let now = Utc::now();
-        if result.ok {
-            let wa_id = match result.payload {
-                Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
-                _ => None,
-            };
-            db.conn
-                .execute_raw(db.stmt(
-                    "UPDATE messages SET status = 'SENT', sent_at = $1, wa_message_id = $2 WHERE id = $3 AND status = 'PENDING'",
-                    vec![now.into(), wa_id.into(), message_id.into()],
-                ))
-                .await?;
-            metrics::MESSAGES_REDISPATCHED.inc();
-        } else {
-            db.conn
-                .execute_raw(db.stmt(
-                    "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
-                    vec![result.error_message.into(), message_id.into()],
-                ))
-                .await?;
+            attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
+        };
+        match send_dispatch::dispatch_tracked(state, &worker_id, send, Unreached::Keep).await {
+            SendOutcome::Sent { .. } => metrics::MESSAGES_REDISPATCHED.inc(),
+            SendOutcome::Failed { .. } => {}
+            // The session's worker is gone or stuck: stop; the next
+            // CONNECTED (or sweep) picks the rest up.
+            SendOutcome::Lost(e) | SendOutcome::TimedOut(e) | SendOutcome::NotReached(e) => {
+                return Err(e.into());
+            }
         }
     }
     Ok(())

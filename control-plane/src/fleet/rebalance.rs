@@ -21,7 +21,7 @@ struct Load {
 }
 
 const MOVABLE: &str = "SELECT s.id FROM sessions s WHERE s.worker_id = $1 AND s.status = 'CONNECTED' \
-    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id AND m.status = 'PENDING') \
+    AND NOT EXISTS (SELECT 1 FROM message_dispatch d WHERE d.session_id = s.id) \
     ORDER BY s.created_at DESC, s.id LIMIT 1";
 
 pub async fn rebalance(state: &SharedState, max_moves: u32) -> CpResult<RebalanceReport> {

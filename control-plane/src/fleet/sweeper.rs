@@ -93,25 +93,30 @@ pub async fn place_waiting(state: &SharedState) -> CpResult<usize> {
     Ok(placed)
 }
 
-/// Sends still PENDING a while after they were accepted, on sessions that are
-/// CONNECTED: accepted while the session moved but written after its
-/// re-dispatch ran, or left by a lost worker. Dispatched again (workers
-/// de-duplicate by message id), so no accepted send is left behind.
+/// Sends no worker has acknowledged, on CONNECTED sessions: accepted while
+/// the session moved but written after its re-dispatch ran (never
+/// dispatched, after a few seconds), or last dispatched longer ago than
+/// `redispatch_after` (stream lost, timeout with no later event, replica
+/// died). The ledger holds only unacknowledged sends, so this scans a small
+/// table; messages this replica has in flight or acked-but-unwritten are
+/// skipped by the re-dispatch.
 pub async fn redispatch_stale_pending(state: &SharedState) -> CpResult<usize> {
     let db = &state.db;
-    let cutoff = Utc::now() - chrono::Duration::seconds(3);
+    let now = Utc::now();
+    let never_after = now - chrono::Duration::seconds(3);
+    let stale = now - chrono::Duration::from_std(state.config.redispatch_after).unwrap_or_default();
     let rows = db
         .conn
         .query_all_raw(db.stmt(
-            "SELECT DISTINCT m.session_id FROM messages m JOIN sessions s ON s.id = m.session_id \
-             WHERE m.status = 'PENDING' AND m.direction = 'OUTBOUND' AND m.created_at < $1 AND s.status = 'CONNECTED' \
+            "SELECT DISTINCT d.session_id FROM message_dispatch d JOIN sessions s ON s.id = d.session_id \
+             WHERE s.status = 'CONNECTED' AND ((d.dispatched_at IS NULL AND d.created_at < $1) OR d.dispatched_at < $2) \
              LIMIT 500",
-            vec![cutoff.into()],
+            vec![never_after.into(), stale.into()],
         ))
         .await?;
     for row in &rows {
         let id: String = row.try_get("", "session_id")?;
-        failover::spawn_redispatch(state, &id);
+        failover::spawn_redispatch_before(state, &id, stale);
     }
     Ok(rows.len())
 }

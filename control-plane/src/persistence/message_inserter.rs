@@ -9,10 +9,16 @@
 //!
 //! A failed batch is retried row by row, so each caller gets its own
 //! outcome (e.g. the unique violation of a duplicate `Idempotency-Key`).
+//!
+//! Each outbound row comes with its `message_dispatch` ledger row (attempt
+//! 1 and `dispatched_at` when it is dispatched right after the commit),
+//! written in the same transaction: the ledger is how the sweep knows what
+//! no worker has acknowledged yet.
 
 use std::sync::Arc;
 
-use sea_orm::{DbErr, EntityTrait, TransactionTrait};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, TransactionTrait, Value};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,7 +31,19 @@ const MAX_BATCH: usize = 256;
 /// Rows waiting for a writer before callers wait for room.
 const QUEUE: usize = 4096;
 
-type Job = (message::ActiveModel, oneshot::Sender<Result<(), DbErr>>);
+/// The `message_dispatch` row of an outbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRow {
+    pub id: String,
+    pub session_id: String,
+    pub created_at: DateTime<Utc>,
+    /// 1 when it is dispatched at once, 0 when it waits (session moving).
+    pub attempts: i32,
+    pub dispatched_at: Option<DateTime<Utc>>,
+}
+
+type Row = (message::ActiveModel, Option<LedgerRow>);
+type Job = (Row, oneshot::Sender<Result<(), DbErr>>);
 
 #[derive(Debug)]
 pub struct MessageInserter {
@@ -50,8 +68,9 @@ impl MessageInserter {
         Self { tx: Some(tx), db }
     }
 
-    /// Inserts `row`; returns once it is committed.
-    pub async fn insert(&self, row: message::ActiveModel) -> Result<(), DbErr> {
+    /// Inserts `row` (and its ledger row); returns once it is committed.
+    pub async fn insert(&self, row: message::ActiveModel, ledger: Option<LedgerRow>) -> Result<(), DbErr> {
+        let row = (row, ledger);
         let Some(tx) = &self.tx else {
             return insert_one(&self.db, row).await;
         };
@@ -63,8 +82,102 @@ impl MessageInserter {
     }
 }
 
-async fn insert_one(db: &Db, row: message::ActiveModel) -> Result<(), DbErr> {
-    message::Entity::insert(row).exec_without_returning(&db.conn).await.map(|_| ())
+async fn insert_one(db: &Db, (row, ledger): Row) -> Result<(), DbErr> {
+    if db.is_postgres() {
+        db.conn.execute_raw(pg_insert_stmt(db, &[(row, ledger)])?).await?;
+        return Ok(());
+    }
+    let Some(ledger) = ledger else {
+        return message::Entity::insert(row).exec_without_returning(&db.conn).await.map(|_| ());
+    };
+    let txn = db.conn.begin().await?;
+    message::Entity::insert(row).exec_without_returning(&txn).await?;
+    txn.execute_raw(ledger_stmt(db, std::slice::from_ref(&ledger))).await?;
+    txn.commit().await
+}
+
+/// Inserts ledger rows: one statement (a JSON parameter) on PostgreSQL,
+/// one per row on SQLite (see [`ledger_stmt`]).
+async fn insert_ledger<C: ConnectionTrait>(conn: &C, db: &Db, rows: &[LedgerRow]) -> Result<(), DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    if db.is_postgres() {
+        conn.execute_raw(ledger_stmt(db, rows)).await?;
+    } else {
+        for r in rows {
+            conn.execute_raw(ledger_stmt(db, std::slice::from_ref(r))).await?;
+        }
+    }
+    Ok(())
+}
+
+/// PostgreSQL: all `rows` in one statement; SQLite: exactly one row.
+fn ledger_stmt(db: &Db, rows: &[LedgerRow]) -> sea_orm::Statement {
+    if db.is_postgres() {
+        let json: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({ "id": r.id, "session_id": r.session_id, "created_at": r.created_at,
+                    "attempts": r.attempts, "dispatched_at": r.dispatched_at })
+            })
+            .collect();
+        db.stmt(
+            "INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) \
+             SELECT id, session_id, created_at, attempts, dispatched_at FROM json_to_recordset($1::json) \
+             AS v(id text, session_id text, created_at timestamptz, attempts int, dispatched_at timestamptz)",
+            vec![Value::from(serde_json::Value::Array(json).to_string())],
+        )
+    } else {
+        let r = &rows[0];
+        db.stmt(
+            "INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                r.id.clone().into(),
+                r.session_id.clone().into(),
+                r.created_at.into(),
+                r.attempts.into(),
+                r.dispatched_at.into(),
+            ],
+        )
+    }
+}
+
+/// PostgreSQL: the whole batch (message rows and their ledger rows) as ONE
+/// statement with one JSON parameter: one round trip and one commit, and a
+/// single statement text whatever the batch size (no per-size prepared
+/// statements). The ledger's foreign key is checked at the end of the
+/// statement, after the messages are in.
+fn pg_insert_stmt(db: &Db, rows: &[Row]) -> Result<sea_orm::Statement, DbErr> {
+    use sea_orm::{ActiveEnum, TryIntoModel};
+    let mut entries = Vec::with_capacity(rows.len());
+    for (am, ledger) in rows {
+        let m: message::Model = am.clone().try_into_model()?;
+        entries.push(serde_json::json!({
+            "id": m.id, "session_id": m.session_id, "direction": m.direction.to_value(),
+            "from_number": m.from_number, "to_number": m.to_number, "message_type": m.message_type.to_value(),
+            "content": m.content, "media_url": m.media_url, "filename": m.filename, "caption": m.caption,
+            "status": m.status.to_value(), "error_message": m.error_message, "sent_at": m.sent_at,
+            "delivered_at": m.delivered_at, "read_at": m.read_at, "created_at": m.created_at,
+            "wa_message_id": m.wa_message_id, "idempotency_key": m.idempotency_key, "metadata": m.metadata,
+            "ledger": ledger.is_some(), "attempts": ledger.as_ref().map(|l| l.attempts),
+            "dispatched_at": ledger.as_ref().and_then(|l| l.dispatched_at),
+        }));
+    }
+    const COLS: &str = "id, session_id, direction, from_number, to_number, message_type, content, media_url, \
+        filename, caption, status, error_message, sent_at, delivered_at, read_at, created_at, wa_message_id, \
+        idempotency_key, metadata";
+    let sql = format!(
+        "WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id text, session_id text, direction text, \
+            from_number text, to_number text, message_type text, content text, media_url text, filename text, \
+            caption text, status text, error_message text, sent_at timestamptz, delivered_at timestamptz, \
+            read_at timestamptz, created_at timestamptz, wa_message_id text, idempotency_key text, metadata text, \
+            ledger boolean, attempts int, dispatched_at timestamptz)), \
+         m AS (INSERT INTO messages ({COLS}) SELECT {COLS} FROM v) \
+         INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) \
+         SELECT id, session_id, created_at, attempts, dispatched_at FROM v WHERE ledger"
+    );
+    Ok(db.stmt(&sql, vec![Value::from(serde_json::Value::Array(entries).to_string())]))
 }
 
 /// Statement sizes used (see `status_writer::SIZE_CLASSES`: each distinct
@@ -74,13 +187,20 @@ const SIZE_CLASSES: [usize; 4] = [64, 16, 4, 1];
 
 /// Inserts `rows` in one transaction (one commit), as multi-row INSERTs of
 /// a few fixed sizes.
-async fn insert_batch(db: &Db, mut rows: Vec<message::ActiveModel>) -> Result<(), DbErr> {
+async fn insert_batch(db: &Db, batch: Vec<Row>) -> Result<(), DbErr> {
+    if db.is_postgres() {
+        db.conn.execute_raw(pg_insert_stmt(db, &batch)?).await?;
+        return Ok(());
+    }
+    let (mut rows, ledger): (Vec<message::ActiveModel>, Vec<Option<LedgerRow>>) = batch.into_iter().unzip();
+    let ledger: Vec<LedgerRow> = ledger.into_iter().flatten().collect();
     let txn = db.conn.begin().await?;
     while !rows.is_empty() {
         let size = SIZE_CLASSES.iter().copied().find(|&c| c <= rows.len()).unwrap_or(1);
         let chunk: Vec<message::ActiveModel> = rows.drain(..size).collect();
         message::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
     }
+    insert_ledger(&txn, db, &ledger).await?;
     txn.commit().await
 }
 
@@ -111,7 +231,7 @@ async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>, shutdown: Cancellation
             let _ = reply.send(insert_one(&db, row).await);
             continue;
         }
-        let rows: Vec<message::ActiveModel> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let rows: Vec<Row> = batch.iter().map(|(r, _)| r.clone()).collect();
         match insert_batch(&db, rows).await {
             Ok(_) => {
                 for (_, reply) in batch.drain(..) {

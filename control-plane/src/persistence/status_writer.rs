@@ -1,32 +1,57 @@
-//! Batched message-status writes, off the hot path.
+//! Message-status writes, off the hot path, coalesced and never dropped.
 //!
-//! A send's row is written PENDING (durably) before the worker gets the
-//! command; what follows (the ack's SENT, the worker's DELIVERED / READ /
-//! FAILED events) only moves the row forward and may be batched: concurrent
-//! updates are queued and written by one background task, one statement per
-//! kind for the whole batch, in one transaction. This keeps the worker
-//! stream's reader from waiting on the database for every status event (a
-//! command result queued behind such writes waits too), and turns N commits
-//! into one.
+//! A send's row is written PENDING (durably, with its `message_dispatch`
+//! ledger row) before the worker gets the command; what follows (the ack's
+//! SENT, the worker's DELIVERED / READ / FAILED events) only moves the row
+//! forward. Updates are queued and written by one background task:
 //!
-//! The guards of the single-row statements are kept: status only moves
-//! forward (`status IN (…)`), and events are fenced by the session's current
-//! worker. A full queue (or a stopped writer) falls back to writing directly.
+//! - **coalesced**: all moves of one message inside the write window become
+//!   one row update (an ack, DELIVERED and READ that arrive together are one
+//!   write, not three);
+//! - **forward only**: a move is written only if it advances the row
+//!   (PENDING → SENT → DELIVERED → READ; FAILED only from PENDING/SENT), so
+//!   repeated or late events cost no write;
+//! - **one statement per batch** on PostgreSQL (the batch travels as one JSON
+//!   parameter: a single statement text, no per-size prepared statements),
+//!   which also deletes the batch's ledger rows: once a move is written the
+//!   sweep no longer considers the message for re-dispatch;
+//! - **never dropped**: a failed batch is retried (with backoff) until it is
+//!   written; the queue is bounded and a full queue makes callers wait
+//!   (back-pressure on sends); a graceful shutdown drains it.
+//!
+//! After a batch commits, its messages leave the [`SendTracker`] (acked but
+//! not yet written → written).
+//!
+//! Extra inserts in the same transaction (e.g. webhook outbox rows for
+//! `message.status` events): install a [`StatusHook`] with
+//! [`StatusWriter::set_hook`]; it gets the moves that were applied and
+//! returns statements that run in the batch's transaction.
+//!
+//! Events are fenced by worker: an event's move applies only while the
+//! message's session is placed on the worker that reported it (an ack from
+//! a dispatch is not fenced: the worker did send the message).
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, TransactionTrait, Value};
-use tokio::sync::mpsc;
+use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait, Value};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::metrics;
 use crate::persistence::Db;
+use crate::persistence::enums::MessageStatus;
+use crate::send_tracker::SendTracker;
 
-/// Largest statement (updates of one kind) written at once.
-const MAX_BATCH: usize = 256;
-/// Queue length before callers write directly.
+/// Updates taken into one batch at most.
+const MAX_BATCH: usize = 2048;
+/// Queue length before callers wait for room (back-pressure).
 const QUEUE: usize = 16 * 1024;
+/// Longest wait between retries of a failed batch.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
 
 /// One forward move of an outbound message.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +60,14 @@ pub enum StatusUpdate {
     Sent { id: String, at: DateTime<Utc>, wa_message_id: Option<String> },
     /// A status event from `worker_id` for a message of `session_id`.
     Event { kind: EventKind, id: String, session_id: String, worker_id: String, at: DateTime<Utc> },
+}
+
+impl StatusUpdate {
+    fn id(&self) -> &str {
+        match self {
+            StatusUpdate::Sent { id, .. } | StatusUpdate::Event { id, .. } => id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,242 +79,489 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// `SET` clause (with `$T` = the event time) and the statuses it moves from.
-    fn set_and_from(self) -> (&'static str, &'static str) {
+    /// Position in the forward order; FAILED ties with DELIVERED so neither
+    /// replaces the other, and READ does not replace FAILED (checked apart).
+    fn rank(self) -> u8 {
         match self {
-            EventKind::Sent => ("status = 'SENT', sent_at = COALESCE(sent_at, $T)", "'PENDING'"),
-            EventKind::Delivered => (
-                "status = 'DELIVERED', delivered_at = $T, sent_at = COALESCE(sent_at, delivered_at, $T)",
-                "'PENDING', 'SENT'",
-            ),
-            EventKind::Read => (
-                "status = 'READ', read_at = $T, delivered_at = COALESCE(delivered_at, $T)",
-                "'PENDING', 'SENT', 'DELIVERED'",
-            ),
-            EventKind::Failed => (
-                "status = 'FAILED', error_message = COALESCE(error_message, 'failed on worker')",
-                "'PENDING', 'SENT'",
-            ),
+            EventKind::Sent => 1,
+            EventKind::Delivered | EventKind::Failed => 2,
+            EventKind::Read => 3,
         }
     }
 }
 
-/// Handle of the background writer (cheap to share).
-#[derive(Debug)]
+/// A move that was written (what a [`StatusHook`] gets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub id: String,
+    pub session_id: String,
+    /// The message's status after the move.
+    pub status: MessageStatus,
+}
+
+/// Statements to run in a status batch's transaction, after its updates.
+pub trait StatusHook: Send + Sync + 'static {
+    /// `applied`: the moves of this batch that changed a row. An error-free
+    /// empty vector adds nothing (and no transaction is opened for it).
+    fn statements(&self, db: &Db, applied: &[Applied]) -> Vec<Statement>;
+}
+
+/// All moves of one message inside a batch, folded into one.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Folded {
+    id: String,
+    /// Rank reached by the (unfenced) ack: 0 or 1.
+    ack: u8,
+    /// Rank reached by fenced events (0: none).
+    ev: u8,
+    failed: bool,
+    /// The worker whose events these are (the fence).
+    worker: Option<String>,
+    sent_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+    wa: Option<String>,
+}
+
+impl Folded {
+    fn add(&mut self, u: &StatusUpdate) {
+        match u {
+            StatusUpdate::Sent { at, wa_message_id, .. } => {
+                self.ack = 1;
+                self.sent_at = self.sent_at.or(Some(*at));
+                if self.wa.is_none() {
+                    self.wa.clone_from(wa_message_id);
+                }
+            }
+            StatusUpdate::Event { kind, worker_id, at, .. } => {
+                if self.worker.as_deref().is_some_and(|w| w != worker_id) {
+                    // Events of another worker for the same message in one
+                    // window (the session moved): keep the latest worker's.
+                    self.ev = 0;
+                    self.failed = false;
+                }
+                self.worker = Some(worker_id.clone());
+                match kind {
+                    EventKind::Sent => self.sent_at = self.sent_at.or(Some(*at)),
+                    EventKind::Delivered => self.delivered_at = self.delivered_at.or(Some(*at)),
+                    EventKind::Read => self.read_at = self.read_at.or(Some(*at)),
+                    EventKind::Failed => {}
+                }
+                let r = kind.rank();
+                if *kind == EventKind::Read && self.failed {
+                    return;
+                }
+                if r > self.ev {
+                    self.ev = r;
+                    self.failed = *kind == EventKind::Failed;
+                }
+            }
+        }
+    }
+}
+
+/// Folds a batch: one entry per message, in first-seen order.
+fn fold(batch: &[StatusUpdate]) -> Vec<Folded> {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    let mut out: Vec<Folded> = Vec::with_capacity(batch.len());
+    for u in batch {
+        let i = *index.entry(u.id()).or_insert_with(|| {
+            out.push(Folded { id: u.id().to_owned(), ..Default::default() });
+            out.len() - 1
+        });
+        out[i].add(u);
+    }
+    out
+}
+
+/// Handle of the background writer.
 pub struct StatusWriter {
     /// None: batching is off, every update is written by its caller.
     tx: Option<mpsc::Sender<StatusUpdate>>,
     db: Db,
+    tracker: Arc<SendTracker>,
+    hook: Arc<OnceLock<Arc<dyn StatusHook>>>,
+    paused: watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Set by [`StatusWriter::abort`]: nothing is written any more.
+    dead: std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for StatusWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusWriter").field("batched", &self.tx.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl StatusWriter {
     /// Starts the writer task (unless `batched` is false); it drains its
-    /// queue and stops on `shutdown`.
-    pub fn spawn(db: Db, batched: bool, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+    /// queue and stops on `shutdown`. `window`: how long the writer gathers
+    /// updates before a write (more coalescing, fewer statements; the hot
+    /// path never waits for it).
+    pub fn spawn(
+        db: Db,
+        batched: bool,
+        window: Duration,
+        tracker: Arc<SendTracker>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let hook: Arc<OnceLock<Arc<dyn StatusHook>>> = Arc::new(OnceLock::new());
+        let paused = watch::Sender::new(false);
         if !batched {
-            return Self { tx: None, db };
+            return Self {
+                tx: None,
+                db,
+                tracker,
+                hook,
+                paused,
+                task: std::sync::Mutex::new(None),
+                dead: Default::default(),
+            };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        tasks.spawn(run(db.clone(), rx, shutdown));
-        Self { tx: Some(tx), db }
+        let writer = Writer { db: db.clone(), tracker: tracker.clone(), hook: hook.clone(), window };
+        let handle = tasks.spawn(writer.run(rx, shutdown, paused.subscribe()));
+        Self {
+            tx: Some(tx),
+            db,
+            tracker,
+            hook,
+            paused,
+            task: std::sync::Mutex::new(Some(handle.abort_handle())),
+            dead: Default::default(),
+        }
     }
 
-    /// Queues `update`; writes it directly when batching is off or the
-    /// queue is full or closed.
+    /// Installs the hook whose statements run in each batch's transaction
+    /// (once; later calls are ignored and return false).
+    pub fn set_hook(&self, hook: Arc<dyn StatusHook>) -> bool {
+        self.hook.set(hook).is_ok()
+    }
+
+    /// Queues `update`, waiting for room when the queue is full
+    /// (back-pressure); writes it directly when batching is off or the
+    /// writer has stopped.
     pub async fn submit(&self, update: StatusUpdate) -> Result<(), DbErr> {
+        if self.dead.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(DbErr::Custom("status writer aborted".into()));
+        }
         let update = match &self.tx {
             None => update,
-            Some(tx) => match tx.try_send(update) {
+            Some(tx) => match tx.send(update).await {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(u) | mpsc::error::TrySendError::Closed(u)) => u,
+                Err(mpsc::error::SendError(u)) => u,
             },
         };
-        write_batch(&self.db, std::slice::from_ref(&update)).await
+        let id = update.id().to_owned();
+        let hook = self.hook.get().cloned();
+        write_batch(&self.db, std::slice::from_ref(&update), hook.as_deref()).await?;
+        self.tracker.settled([id.as_str()]);
+        Ok(())
+    }
+
+    /// Updates queued and not yet taken by the writer.
+    pub fn queued(&self) -> usize {
+        self.tx.as_ref().map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
+    /// Holds the writer back (tests: a writer that cannot keep up). A
+    /// graceful shutdown still drains the queue.
+    pub fn pause(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    /// Stops the writer at once, dropping what is queued (tests: a crash).
+    pub fn abort(&self) {
+        self.dead.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+            h.abort();
+        }
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<StatusUpdate>, shutdown: CancellationToken) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let first = tokio::select! {
-            biased;
-            u = rx.recv() => u,
-            () = shutdown.cancelled() => {
-                // Refuse new work, then drain what is queued.
-                rx.close();
+struct Writer {
+    db: Db,
+    tracker: Arc<SendTracker>,
+    hook: Arc<OnceLock<Arc<dyn StatusHook>>>,
+    window: Duration,
+}
+
+impl Writer {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<StatusUpdate>,
+        shutdown: CancellationToken,
+        mut paused: watch::Receiver<bool>,
+    ) {
+        let mut batch: Vec<StatusUpdate> = Vec::with_capacity(MAX_BATCH);
+        let mut stopping = false;
+        loop {
+            let first = if stopping {
                 rx.recv().await
+            } else {
+                tokio::select! {
+                    biased;
+                    u = rx.recv() => u,
+                    () = shutdown.cancelled() => {
+                        // Refuse new work (callers then write directly), then drain.
+                        stopping = true;
+                        rx.close();
+                        rx.recv().await
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            batch.push(first);
+            if !self.window.is_zero() && !stopping {
+                tokio::select! {
+                    () = tokio::time::sleep(self.window) => {}
+                    () = shutdown.cancelled() => {}
+                }
             }
-        };
-        let Some(first) = first else { break };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(u) => batch.push(u),
-                Err(_) => break,
+            while !stopping && *paused.borrow() {
+                tokio::select! {
+                    _ = paused.changed() => {}
+                    () = shutdown.cancelled() => {
+                        stopping = true;
+                        rx.close();
+                    }
+                }
             }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(u) => batch.push(u),
+                    Err(_) => break,
+                }
+            }
+            self.write_until_done(&batch).await;
+            batch.clear();
         }
-        let mut attempt = 0;
-        while let Err(err) = write_batch(&db, &batch).await {
-            attempt += 1;
-            if attempt >= 3 {
-                tracing::error!(error = %err, updates = batch.len(), "status batch dropped after retries; later events settle these rows");
-                break;
-            }
-            tracing::warn!(error = %err, updates = batch.len(), "status batch failed, retrying");
-            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-        }
-        batch.clear();
+        tracing::debug!("status writer stopped");
     }
-    tracing::debug!("status writer stopped");
+
+    /// Retries until the batch is written: a status move is never dropped.
+    async fn write_until_done(&self, batch: &[StatusUpdate]) {
+        let mut attempt: u32 = 0;
+        loop {
+            let hook = self.hook.get().cloned();
+            match write_batch(&self.db, batch, hook.as_deref()).await {
+                Ok(()) => break,
+                Err(err) => {
+                    attempt += 1;
+                    metrics::STATUS_BATCH_RETRIES.inc();
+                    let delay = (Duration::from_millis(50) * 2u32.saturating_pow(attempt.min(6)))
+                        .min(MAX_RETRY_DELAY);
+                    tracing::warn!(error = %err, updates = batch.len(), attempt, "status batch failed, retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        metrics::STATUS_BATCHES.inc();
+        self.tracker.settled(batch.iter().map(StatusUpdate::id));
+    }
 }
 
-/// Statement sizes used: every batch is padded up to one of these (by
-/// repeating its last entry, harmless in `IN` lists and `CASE`), so only a
-/// handful of distinct statements exist. Each distinct SQL text is prepared
-/// and cached per pooled connection; unbounded shapes grew the control
-/// plane to hundreds of MiB.
-const SIZE_CLASSES: [usize; 5] = [1, 4, 16, 64, 256];
-
-fn padded<'a>(items: &[&'a StatusUpdate]) -> Vec<&'a StatusUpdate> {
-    let target = SIZE_CLASSES.iter().copied().find(|&c| c >= items.len()).unwrap_or(items.len());
-    let mut v = items.to_vec();
-    if let Some(last) = items.last() {
-        v.resize(target, last);
-    }
-    v
-}
-
-/// Writes `batch` in one transaction: one statement for the acks, one per
-/// event kind (in forward order: SENT, DELIVERED, READ, FAILED).
-pub async fn write_batch(db: &Db, batch: &[StatusUpdate]) -> Result<(), DbErr> {
-    let acks: Vec<&StatusUpdate> = batch.iter().filter(|u| matches!(u, StatusUpdate::Sent { .. })).collect();
-    let mut stmts = Vec::new();
-    for chunk in acks.chunks(MAX_BATCH) {
-        stmts.push(acks_stmt(db, &padded(chunk)));
-    }
-    let mut workers: Vec<&str> = Vec::new();
-    for u in batch {
-        if let StatusUpdate::Event { worker_id, .. } = u
-            && !workers.contains(&worker_id.as_str())
-        {
-            workers.push(worker_id);
-        }
-    }
-    for kind in [EventKind::Sent, EventKind::Delivered, EventKind::Read, EventKind::Failed] {
-        for w in &workers {
-            let evs: Vec<&StatusUpdate> = batch
-                .iter()
-                .filter(|u| {
-                    matches!(u, StatusUpdate::Event { kind: k, worker_id, .. } if *k == kind && worker_id == w)
-                })
-                .collect();
-            for chunk in evs.chunks(MAX_BATCH) {
-                stmts.push(events_stmt(db, kind, w, &padded(chunk)));
-            }
-        }
-    }
-    if stmts.len() == 1 {
-        db.conn.execute_raw(stmts.remove(0)).await?;
+/// Writes `batch` (coalesced, forward moves only) and deletes its ledger
+/// rows; with a hook, in one transaction with the hook's statements.
+pub async fn write_batch(
+    db: &Db,
+    batch: &[StatusUpdate],
+    hook: Option<&dyn StatusHook>,
+) -> Result<(), DbErr> {
+    let folded = fold(batch);
+    if folded.is_empty() {
         return Ok(());
     }
-    let txn = db.conn.begin().await?;
-    for s in stmts {
-        txn.execute_raw(s).await?;
+    if db.is_postgres() {
+        let stmt = postgres_stmt(db, &folded);
+        match hook {
+            None => {
+                db.conn.execute_raw(stmt).await?;
+                Ok(())
+            }
+            Some(hook) => {
+                let txn = db.conn.begin().await?;
+                let rows = txn.query_all_raw(stmt).await?;
+                let applied = applied_rows(&rows)?;
+                for s in hook.statements(db, &applied) {
+                    txn.execute_raw(s).await?;
+                }
+                txn.commit().await
+            }
+        }
+    } else {
+        let txn = db.conn.begin().await?;
+        let mut applied = Vec::new();
+        for f in &folded {
+            let rank = if f.ev > f.ack && f.worker.is_some() {
+                let fenced = txn
+                    .query_one_raw(db.stmt(
+                        "SELECT 1 AS ok FROM messages m JOIN sessions s ON s.id = m.session_id \
+                         WHERE m.id = $1 AND s.worker_id = $2",
+                        vec![f.id.clone().into(), f.worker.clone().into()],
+                    ))
+                    .await?
+                    .is_some();
+                if fenced { f.ev } else { f.ack }
+            } else {
+                f.ack.max(f.ev)
+            };
+            let failed = rank == f.ev && f.failed;
+            if rank > 0 {
+                let rows = txn.query_all_raw(sqlite_stmt(db, f, rank, failed)).await?;
+                if hook.is_some() {
+                    applied.extend(applied_rows(&rows)?);
+                }
+            }
+            txn.execute_raw(db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![f.id.clone().into()]))
+                .await?;
+        }
+        if let Some(hook) = hook {
+            for s in hook.statements(db, &applied) {
+                txn.execute_raw(s).await?;
+            }
+        }
+        txn.commit().await
     }
-    txn.commit().await
 }
 
-/// `UPDATE … SET status='SENT', sent_at = CASE id …, wa_message_id = CASE id … WHERE status='PENDING' AND id IN (…)`.
-fn acks_stmt(db: &Db, acks: &[&StatusUpdate]) -> sea_orm::Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(acks.len() * 5);
-    let mut p = 0usize;
-    let mut next = |values: &mut Vec<Value>, v: Value| {
-        values.push(v);
-        p += 1;
-        format!("${p}")
-    };
-    let mut sent_case = String::from("CASE id");
-    let mut wa_case = String::from("CASE id");
-    let mut ids = Vec::with_capacity(acks.len());
-    for u in acks {
-        if let StatusUpdate::Sent { id, at, wa_message_id } = u {
-            let a = next(&mut values, id.clone().into());
-            let b = next(&mut values, (*at).into());
-            sent_case.push_str(&format!(" WHEN {a} THEN {b}"));
-            let a = next(&mut values, id.clone().into());
-            let b = next(&mut values, wa_message_id.clone().into());
-            wa_case.push_str(&format!(" WHEN {a} THEN {b}"));
-        }
-    }
-    for u in acks {
-        if let StatusUpdate::Sent { id, .. } = u {
-            ids.push(next(&mut values, id.clone().into()));
-        }
-    }
-    let sql = format!(
-        "UPDATE messages SET status = 'SENT', sent_at = {sent_case} ELSE sent_at END, \
-         wa_message_id = {wa_case} ELSE wa_message_id END \
-         WHERE status = 'PENDING' AND id IN ({})",
-        ids.join(", ")
-    );
-    db.stmt(&sql, values)
-}
-
-/// One statement applying events of one kind from one worker: the rows
-/// must belong to a session currently placed on that worker (the fence of
-/// the single-row statement).
-fn events_stmt(db: &Db, kind: EventKind, worker_id: &str, evs: &[&StatusUpdate]) -> sea_orm::Statement {
-    let (set, from) = kind.set_and_from();
-    let mut values: Vec<Value> = Vec::new();
-    let mut p = 0usize;
-    let mut next = |values: &mut Vec<Value>, v: Value| {
-        values.push(v);
-        p += 1;
-        format!("${p}")
-    };
-    // One event time for the batch (they were queued within milliseconds).
-    let at = evs
-        .iter()
-        .filter_map(|u| match u {
-            StatusUpdate::Event { at, .. } => Some(*at),
-            StatusUpdate::Sent { .. } => None,
+fn applied_rows(rows: &[sea_orm::QueryResult]) -> Result<Vec<Applied>, DbErr> {
+    rows.iter()
+        .map(|r| {
+            Ok(Applied {
+                id: r.try_get("", "id")?,
+                session_id: r.try_get("", "session_id")?,
+                status: r.try_get("", "status")?,
+            })
         })
-        .max()
-        .unwrap_or_else(Utc::now);
-    // SQLite placeholders are positional: every `$T` gets its own value.
-    let set = set.split("$T").enumerate().fold(String::new(), |mut acc, (i, part)| {
-        if i > 0 {
-            acc.push_str(&next(&mut values, at.into()));
-        }
-        acc.push_str(part);
-        acc
-    });
-    let mut ids = Vec::with_capacity(evs.len());
-    for u in evs {
-        if let StatusUpdate::Event { id, .. } = u {
-            ids.push(next(&mut values, id.clone().into()));
-        }
-    }
-    let w = next(&mut values, worker_id.into());
+        .collect()
+}
+
+/// The `SET` list shared by both backends, for a target rank `r` and
+/// "failed" flag `f` (SQL expressions) and the folded times.
+const SET: &str = "status = CASE WHEN {r} = 3 THEN 'READ' WHEN {r} = 2 AND {f} THEN 'FAILED' \
+        WHEN {r} = 2 THEN 'DELIVERED' ELSE 'SENT' END, \
+    sent_at = COALESCE(messages.sent_at, {sent}, {delivered}, {read}), \
+    delivered_at = CASE WHEN {r} >= 2 AND NOT ({r} = 2 AND {f}) \
+        THEN COALESCE(messages.delivered_at, {delivered}, {read}) ELSE messages.delivered_at END, \
+    read_at = CASE WHEN {r} = 3 THEN COALESCE(messages.read_at, {read}) ELSE messages.read_at END, \
+    wa_message_id = COALESCE(messages.wa_message_id, {wa}), \
+    error_message = CASE WHEN {r} = 2 AND {f} THEN COALESCE(messages.error_message, 'failed on worker') \
+        ELSE messages.error_message END";
+
+/// Forward only: FAILED is final, and the target must be past the current status.
+const FORWARD: &str = "messages.status <> 'FAILED' AND {r} > CASE messages.status WHEN 'PENDING' THEN 0 \
+    WHEN 'SENT' THEN 1 WHEN 'DELIVERED' THEN 2 ELSE 3 END";
+
+fn render(template: &str, vars: &[(&str, &str)]) -> String {
+    vars.iter().fold(template.to_owned(), |s, (k, v)| s.replace(k, v))
+}
+
+/// One statement for the whole batch: the entries travel as one JSON array.
+fn postgres_stmt(db: &Db, folded: &[Folded]) -> Statement {
+    let entries: Vec<serde_json::Value> = folded
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "id": f.id, "ack": f.ack, "ev": f.ev, "failed": f.failed, "w": f.worker,
+                "sent_at": f.sent_at, "delivered_at": f.delivered_at, "read_at": f.read_at, "wa": f.wa,
+            })
+        })
+        .collect();
+    let vars = [
+        ("{r}", "x.r"),
+        ("{f}", "x.failed"),
+        ("{sent}", "x.sent_at"),
+        ("{delivered}", "x.delivered_at"),
+        ("{read}", "x.read_at"),
+        ("{wa}", "x.wa"),
+    ];
     let sql = format!(
-        "UPDATE messages SET {set} WHERE id IN ({}) AND status IN ({from}) \
-         AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = messages.session_id AND s.worker_id = {w})",
-        ids.join(", ")
+        "WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id text, ack int, ev int, failed boolean, \
+            w text, sent_at timestamptz, delivered_at timestamptz, read_at timestamptz, wa text)), \
+         d AS (DELETE FROM message_dispatch WHERE id IN (SELECT id FROM v)), \
+         x AS (SELECT v.id, v.failed AND v.ev > v.ack AS failed, v.sent_at, v.delivered_at, v.read_at, v.wa, \
+            CASE WHEN v.ev <= v.ack THEN v.ack \
+                 WHEN v.w IS NULL OR EXISTS (SELECT 1 FROM messages mm JOIN sessions s ON s.id = mm.session_id \
+                    WHERE mm.id = v.id AND s.worker_id = v.w) THEN v.ev \
+                 ELSE v.ack END AS r FROM v) \
+         UPDATE messages SET {} FROM x WHERE messages.id = x.id AND x.r > 0 AND {} \
+         RETURNING messages.id, messages.session_id, messages.status",
+        render(SET, &vars),
+        render(FORWARD, &vars),
     );
-    db.stmt(&sql, values)
+    db.stmt(&sql, vec![Value::from(serde_json::Value::Array(entries).to_string())])
+}
+
+/// One message's update (SQLite: positional parameters, each used once).
+fn sqlite_stmt(db: &Db, f: &Folded, rank: u8, failed: bool) -> Statement {
+    let r = rank.to_string();
+    let fl = if failed { "1" } else { "0" };
+    let flag = format!("({fl} = 1)");
+    // Times are bound once each; the SQL refers to them by position.
+    let vars = [
+        ("{r}", r.as_str()),
+        ("{f}", flag.as_str()),
+        ("{sent}", "?1"),
+        ("{delivered}", "?2"),
+        ("{read}", "?3"),
+        ("{wa}", "?4"),
+    ];
+    let sql = format!(
+        "UPDATE messages SET {} WHERE messages.id = ?5 AND {} RETURNING id, session_id, status",
+        render(SET, &vars),
+        render(FORWARD, &vars)
+    );
+    // Numbered `?N` placeholders are left alone by `Db::stmt` (no `$`).
+    db.stmt(
+        &sql,
+        vec![
+            f.sent_at.into(),
+            f.delivered_at.into(),
+            f.read_at.into(),
+            f.wa.clone().into(),
+            f.id.clone().into(),
+        ],
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn batches_are_padded_to_a_few_sizes() {
-        let u = StatusUpdate::Sent { id: "m".into(), at: Utc::now(), wa_message_id: None };
-        for n in 1..=256 {
-            let items = vec![&u; n];
-            let p = padded(&items);
-            assert!(SIZE_CLASSES.contains(&p.len()) && p.len() >= n, "{n} -> {}", p.len());
+    fn ev(kind: EventKind, id: &str, w: &str) -> StatusUpdate {
+        StatusUpdate::Event {
+            kind,
+            id: id.into(),
+            session_id: "s".into(),
+            worker_id: w.into(),
+            at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn moves_of_one_message_fold_into_one_entry() {
+        let batch = vec![
+            StatusUpdate::Sent { id: "a".into(), at: Utc::now(), wa_message_id: Some("wa".into()) },
+            ev(EventKind::Delivered, "a", "w1"),
+            ev(EventKind::Delivered, "b", "w1"),
+            ev(EventKind::Read, "a", "w1"),
+            ev(EventKind::Delivered, "a", "w1"),
+        ];
+        let f = fold(&batch);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].id.as_str(), f[0].ack, f[0].ev, f[0].failed), ("a", 1, 3, false));
+        assert!(f[0].sent_at.is_some() && f[0].delivered_at.is_some() && f[0].read_at.is_some());
+        assert_eq!(f[0].wa.as_deref(), Some("wa"));
+        assert_eq!((f[1].ack, f[1].ev), (0, 2));
+    }
+
+    #[test]
+    fn failed_is_not_overtaken_by_read_and_ties_with_delivered() {
+        let f = fold(&[ev(EventKind::Failed, "a", "w"), ev(EventKind::Read, "a", "w")]);
+        assert_eq!((f[0].ev, f[0].failed), (2, true));
+        let f = fold(&[ev(EventKind::Delivered, "a", "w"), ev(EventKind::Failed, "a", "w")]);
+        assert_eq!((f[0].ev, f[0].failed), (2, false));
     }
 }

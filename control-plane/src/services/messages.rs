@@ -3,7 +3,7 @@
 //! API key → session (in-memory cache, else one indexed join) → validate → message row PENDING
 //! (durable before dispatch) → SendMessage on the owning worker's stream →
 //! ack → SENT (batched, see `persistence::status_writer`) or FAILED with
-//! the reason. Later status events from the
+//! the reason (see `send_dispatch`). Later status events from the
 //! worker move the row to DELIVERED / READ.
 
 use chrono::Utc;
@@ -12,16 +12,16 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
-use wagate_proto::v1::{self, command, message_service_server::MessageService};
+use wagate_proto::v1::{self, message_service_server::MessageService};
 
 use crate::auth::key_cache::KeyEntry;
 use crate::auth::{api_keys, identity};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
-use crate::metrics;
 use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
-use crate::persistence::status_writer::StatusUpdate;
+use crate::persistence::message_inserter::LedgerRow;
+use crate::send_dispatch::{self, SendOutcome, Unreached};
 use crate::state::SharedState;
 use crate::validation;
 
@@ -135,107 +135,70 @@ impl MessageApi {
 
         let inserted = Inserted { id: uuid::Uuid::now_v7().to_string(), created_at: Utc::now() };
         let row = new_row(&inserted, &ks.session_id, &to, kind, &content, idempotency_key.clone());
+        let ledger = LedgerRow {
+            id: inserted.id.clone(),
+            session_id: ks.session_id.clone(),
+            created_at: inserted.created_at,
+            attempts: if queue_only { 0 } else { 1 },
+            dispatched_at: (!queue_only).then_some(inserted.created_at),
+        };
+        // Tracked before its ledger row is visible: no re-dispatch can pick
+        // it up while this request owns it.
+        if !queue_only {
+            self.state.send_tracker.begin(&inserted.id);
+        }
         // Group commit: returns once the row is durable (see `persistence::message_inserter`).
-        match self.state.message_inserter.insert(row).await {
+        match self.state.message_inserter.insert(row, Some(ledger)).await {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
+                self.state.send_tracker.release(&inserted.id);
                 // A concurrent request with the same key won the race.
                 let k = idempotency_key.unwrap_or_default();
                 let existing = self.find_idempotent(&ks.session_id, &k).await?.ok_or(CpError::Db(e))?;
                 return Ok(response(&existing));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                self.state.send_tracker.release(&inserted.id);
+                return Err(e.into());
+            }
         }
 
         if queue_only {
             return Ok(pending(&inserted, to));
         }
-        let cmd = command::Kind::SendMessage(v1::SendMessage {
+        let send = v1::SendMessage {
             session_id: ks.session_id.clone(),
             generation: u64::try_from(ks.generation).unwrap_or_default(),
             message_id: inserted.id.clone(),
             to: to.clone(),
             content: Some(content),
-        });
-        let outcome = self.state.registry.call(&worker_id, cmd, self.state.config.command_timeout).await;
-        match outcome {
-            Ok(result) if result.ok => {
-                let wa_id = match result.payload {
-                    Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
-                    _ => None,
-                };
-                // Batched off the hot path (the row is already durable as
-                // PENDING). Only PENDING moves to SENT: a DELIVERED event that
-                // raced ahead of the ack is not overwritten.
-                self.state
-                    .status_writer
-                    .submit(StatusUpdate::Sent {
-                        id: inserted.id.clone(),
-                        at: Utc::now(),
-                        wa_message_id: wa_id,
-                    })
-                    .await?;
-                metrics::MESSAGES_SENT.inc();
-                Ok(v1::SendResponse {
-                    message_id: inserted.id,
-                    status: v1::MessageStatus::Sent as i32,
-                    to,
-                    error: None,
-                    created_at: Some(to_proto(inserted.created_at)),
-                })
-            }
-            Ok(result) => {
-                let reason = if result.error_message.is_empty() {
-                    result.error_code.clone()
-                } else {
-                    result.error_message.clone()
-                };
-                self.mark_failed(&inserted.id, &reason).await?;
-                Ok(v1::SendResponse {
-                    message_id: inserted.id,
-                    status: v1::MessageStatus::Failed as i32,
-                    to,
-                    error: Some(reason),
-                    created_at: Some(to_proto(inserted.created_at)),
-                })
-            }
-            Err(crate::registry::DispatchError::StreamClosed(worker)) => {
-                // The worker went away with the command in flight: the row
-                // stays PENDING and is dispatched again on the session's new
-                // worker after failover (the worker side de-duplicates by id).
-                tracing::warn!(
-                    message_id = inserted.id,
-                    worker_id = worker,
-                    "worker lost mid-send, queued for failover"
-                );
-                Ok(pending(&inserted, to))
-            }
-            Err(e @ crate::registry::DispatchError::Timeout(_)) => {
-                // Outcome unknown: the worker may still send it; its status
-                // events will settle the row. Stays PENDING.
-                Err(CpError::Api(
-                    wagate_proto::error::ApiError::from(e)
-                        .with_message_suffix(&format!("; message {} is pending", inserted.id)),
-                ))
-            }
-            Err(e) => {
-                // Never reached a worker: FAILED, safe to retry.
-                self.mark_failed(&inserted.id, &e.to_string()).await?;
-                Err(CpError::Dispatch(e))
-            }
+            attempt: 1,
+        };
+        match send_dispatch::dispatch_tracked(&self.state, &worker_id, send, Unreached::Fail).await {
+            SendOutcome::Sent { .. } => Ok(v1::SendResponse {
+                message_id: inserted.id,
+                status: v1::MessageStatus::Sent as i32,
+                to,
+                error: None,
+                created_at: Some(to_proto(inserted.created_at)),
+            }),
+            SendOutcome::Failed { reason, error: None } => Ok(v1::SendResponse {
+                message_id: inserted.id,
+                status: v1::MessageStatus::Failed as i32,
+                to,
+                error: Some(reason),
+                created_at: Some(to_proto(inserted.created_at)),
+            }),
+            SendOutcome::Failed { error: Some(e), .. } => Err(CpError::Dispatch(e)),
+            // Re-dispatched on the session's new worker after failover.
+            SendOutcome::Lost(_) => Ok(pending(&inserted, to)),
+            // Outcome unknown: the worker may still send it; its status
+            // events settle the row, or the sweep dispatches it again.
+            SendOutcome::TimedOut(e) | SendOutcome::NotReached(e) => Err(CpError::Api(
+                wagate_proto::error::ApiError::from(e)
+                    .with_message_suffix(&format!("; message {} is pending", inserted.id)),
+            )),
         }
-    }
-
-    async fn mark_failed(&self, id: &str, reason: &str) -> CpResult<()> {
-        metrics::MESSAGES_FAILED.inc();
-        let db = &self.state.db;
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
-                vec![reason.chars().take(1000).collect::<String>().into(), id.into()],
-            ))
-            .await?;
-        Ok(())
     }
 
     async fn find_idempotent(&self, session_id: &str, key: &str) -> CpResult<Option<message::Model>> {

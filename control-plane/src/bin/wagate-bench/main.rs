@@ -52,6 +52,53 @@ enum Scenario {
     All,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Lifecycle {
+    Realistic,
+    Fast,
+}
+
+/// The simulated lifecycle in effect: (delivered min, max, read min, max ms, read share).
+#[derive(Debug, Clone, Copy, Serialize)]
+struct LifecycleParams {
+    delivered_ms: u64,
+    delivered_max_ms: u64,
+    read_ms: u64,
+    read_max_ms: u64,
+    read_share: f64,
+}
+
+impl Args {
+    fn lifecycle(&self) -> LifecycleParams {
+        let base = match self.lifecycle {
+            Lifecycle::Realistic => LifecycleParams {
+                delivered_ms: 300,
+                delivered_max_ms: 3000,
+                read_ms: 1000,
+                read_max_ms: 8000,
+                read_share: 0.6,
+            },
+            Lifecycle::Fast => LifecycleParams {
+                delivered_ms: 50,
+                delivered_max_ms: 50,
+                read_ms: 100,
+                read_max_ms: 100,
+                read_share: 1.0,
+            },
+        };
+        let delivered_ms = self.delivered_ms.unwrap_or(base.delivered_ms);
+        let read_ms = self.read_ms.unwrap_or(base.read_ms);
+        LifecycleParams {
+            delivered_ms,
+            delivered_max_ms: self.delivered_max_ms.unwrap_or(base.delivered_max_ms).max(delivered_ms),
+            read_ms,
+            read_max_ms: self.read_max_ms.unwrap_or(base.read_max_ms).max(read_ms),
+            read_share: self.read_share.unwrap_or(base.read_share).clamp(0.0, 1.0),
+        }
+    }
+}
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "wagate-bench", about = "wagate send-path benchmark (real processes on loopback)")]
 struct Args {
@@ -79,11 +126,25 @@ struct Args {
     /// Connections of the churn / listing scenario.
     #[arg(long, default_value_t = 8)]
     churn_connections: usize,
-    /// Simulated DELIVERED / READ delays of the workers (ms); each is one more row update per send.
-    #[arg(long, default_value_t = 50)]
-    delivered_ms: u64,
-    #[arg(long, default_value_t = 100)]
-    read_ms: u64,
+    /// Message lifecycle the simulated workers report: `realistic` (DELIVERED
+    /// for every message after 0.3–3 s, READ for 60 % of them 1–8 s later)
+    /// or `fast` (DELIVERED after 50 ms, READ for all 100 ms later: the old
+    /// figures). The flags below override single values.
+    #[arg(long, value_enum, default_value = "realistic")]
+    lifecycle: Lifecycle,
+    /// DELIVERED after at least this many ms (per message, uniform up to --delivered-max-ms).
+    #[arg(long)]
+    delivered_ms: Option<u64>,
+    #[arg(long)]
+    delivered_max_ms: Option<u64>,
+    /// READ at least this many ms after DELIVERED (uniform up to --read-max-ms).
+    #[arg(long)]
+    read_ms: Option<u64>,
+    #[arg(long)]
+    read_max_ms: Option<u64>,
+    /// Share of delivered messages that are read (0 to 1).
+    #[arg(long)]
+    read_share: Option<f64>,
     /// PostgreSQL server (a fresh database is created on it and dropped after).
     #[arg(
         long,
@@ -162,6 +223,8 @@ struct Stack {
     workers: Vec<Proc>,
     ceiling_addr: SocketAddr,
     edge_addr: SocketAddr,
+    /// The control plane's Prometheus listener.
+    metrics_addr: SocketAddr,
     db: DatabaseConnection,
     /// PostgreSQL: (admin url, database) to drop afterwards.
     pg_drop: Option<(String, String)>,
@@ -237,9 +300,14 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
                 .with_context(|| format!("PostgreSQL at {}", args.postgres_url))?;
             admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
             let _ = admin.close().await;
-            let base = args.postgres_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or_default();
+            // Query parameters of the server URL (e.g. `?sslmode=disable`) carry over.
+            let (server, query) = match args.postgres_url.split_once('?') {
+                Some((s, q)) => (s, format!("?{q}")),
+                None => (args.postgres_url.as_str(), String::new()),
+            };
+            let base = server.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or_default();
             (
-                format!("{base}/{name}"),
+                format!("{base}/{name}{query}"),
                 Some(args.redis_url.clone()),
                 Some((args.postgres_url.clone(), name)),
                 "postgres",
@@ -257,8 +325,10 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
 
     let grpc_port = procs::free_port()?;
     let grpc_addr: SocketAddr = ([127, 0, 0, 1], grpc_port).into();
+    let metrics_addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
     let mut env = vec![
         ("WAGATE_GRPC_LISTEN", grpc_addr.to_string()),
+        ("WAGATE_METRICS_LISTEN", metrics_addr.to_string()),
         ("DATABASE_URL", db_url.clone()),
         ("WORKER_AUTH_TOKEN", token.clone()),
         ("JWT_SECRET", format!("{}", uuid::Uuid::new_v4().simple())),
@@ -288,6 +358,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
     procs::wait_listening(&mut edge, edge_addr, Duration::from_secs(30)).await?;
 
     let k = args.workers.max(1);
+    let life = args.lifecycle();
     let per_worker = args.sessions.div_ceil(k) + args.churn_connections + 4;
     let mut workers = Vec::new();
     for i in 0..k {
@@ -303,8 +374,11 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
                 ("WAGATE_WORKER_ENDPOINT", format!("sim://{id}")),
                 ("WAGATE_WORKER_MAX_SESSIONS", per_worker.to_string()),
                 ("WAGATE_WORKER_AUTO_SCAN_MS", "50".into()),
-                ("WAGATE_WORKER_DELIVERED_MS", args.delivered_ms.to_string()),
-                ("WAGATE_WORKER_READ_MS", args.read_ms.to_string()),
+                ("WAGATE_WORKER_DELIVERED_MS", life.delivered_ms.to_string()),
+                ("WAGATE_WORKER_DELIVERED_MAX_MS", life.delivered_max_ms.to_string()),
+                ("WAGATE_WORKER_READ_MS", life.read_ms.to_string()),
+                ("WAGATE_WORKER_READ_MAX_MS", life.read_max_ms.to_string()),
+                ("WAGATE_WORKER_READ_SHARE", life.read_share.to_string()),
             ],
             dir,
         )?;
@@ -335,6 +409,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
         workers,
         ceiling_addr,
         edge_addr,
+        metrics_addr,
         db,
         pg_drop,
         dir: dir.to_path_buf(),
@@ -506,6 +581,25 @@ struct Row {
     cpu_pct: BTreeMap<String, f64>,
     /// VmRSS (KiB) of each process right after the run.
     rss_kib: BTreeMap<String, u64>,
+    /// Send rows: what the run left behind and what it dispatched twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backlog: Option<Backlog>,
+}
+
+/// The state of the pipeline right after a send run stopped.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Backlog {
+    /// Messages still PENDING when the load stopped.
+    pending_at_stop: i64,
+    /// Of those, not acknowledged by any worker (the dispatch ledger).
+    unacked_at_stop: i64,
+    /// Time until no message was PENDING any more (capped at 20 s).
+    pending_gone_ms: u64,
+    /// `wagate_send_redispatches_total` of the control plane during the run
+    /// and the drain.
+    redispatches: u64,
+    /// DELIVERED / READ rows written by the end of the drain (lifecycle check).
+    delivered_or_read: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -517,6 +611,9 @@ struct StorageReport {
     /// Peak (VmHWM) and current RSS of each process at the end, KiB.
     memory: BTreeMap<String, Mem>,
     verification: Verification,
+    /// PostgreSQL's own counters of the message tables (pg_stat_user_tables).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    table_stats: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -565,6 +662,7 @@ where
         ratio_to_ceiling: None,
         cpu_pct,
         rss_kib,
+        backlog: None,
     };
     Ok((row, out))
 }
@@ -672,15 +770,40 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 load::run(edge, health_reqs.clone(), c, warmup, duration, false)
             })
             .await?;
+            let redispatched_before = redispatches(stack.metrics_addr).await;
             let (mut send, out) =
                 measure(stack, "send", c, || load::run(edge, send_reqs.clone(), c, warmup, duration, true))
                     .await?;
             if ceil.summary.rps > 0.0 {
                 send.ratio_to_ceiling = Some(send.summary.rps / ceil.summary.rps);
             }
+            let mut backlog = backlog(stack).await?;
+            let after = redispatches(stack.metrics_addr).await;
+            backlog.redispatches = after.unwrap_or(0).saturating_sub(redispatched_before.unwrap_or(0));
             for r in [&ceil, &health, &send] {
                 print_row(r);
             }
+            eprintln!(
+                "== after C={c}: {} PENDING at stop ({} unacknowledged), none PENDING after {} ms, {} re-dispatches{}, {} DELIVERED/READ",
+                backlog.pending_at_stop,
+                backlog.unacked_at_stop,
+                backlog.pending_gone_ms,
+                backlog.redispatches,
+                if after.is_none() { " (metrics not scraped)" } else { "" },
+                backlog.delivered_or_read,
+            );
+            if send.summary.rps > 0.0 {
+                let per = |k: &str| send.cpu_pct.get(k).copied().unwrap_or(0.0) * 10_000.0 / send.summary.rps;
+                eprintln!(
+                    "== CPU per send at C={c}: control plane {:.0} µs, edge {:.0} µs, workers {:.0} µs, postgres {:.0} µs, redis {:.0} µs",
+                    per("control-plane"),
+                    per("edge-gateway"),
+                    per("workers"),
+                    per("postgres"),
+                    per("redis"),
+                );
+            }
+            send.backlog = Some(backlog);
             accepted.extend(out.accepted_ids);
             rows.extend([ceil, health, send]);
         }
@@ -714,6 +837,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
     // No lost messages: every accepted send is in the database as SENT or later.
     let verification = verify(stack, &accepted).await?;
     let memory = stack.mem();
+    let table_stats = table_stats(stack).await;
     Ok(StorageReport {
         storage: stack.storage.to_owned(),
         sessions: sessions.len(),
@@ -721,7 +845,46 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
         rows,
         memory,
         verification,
+        table_stats,
     })
+}
+
+/// Inserts, updates, HOT updates and deletes of the message tables.
+async fn table_stats(stack: &Stack) -> Vec<Value> {
+    if stack.storage != "postgres" {
+        return Vec::new();
+    }
+    // The statistics are flushed shortly after each transaction.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let rows = stack
+        .db
+        .query_all_raw(Statement::from_string(
+            stack.db.get_database_backend(),
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup \
+             FROM pg_stat_user_tables WHERE relname IN ('messages', 'message_dispatch') ORDER BY relname"
+                .to_owned(),
+        ))
+        .await
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for r in rows {
+        let g = |c: &str| r.try_get::<i64>("", c).unwrap_or(-1);
+        let name: String = r.try_get("", "relname").unwrap_or_default();
+        let (upd, hot) = (g("n_tup_upd"), g("n_tup_hot_upd"));
+        eprintln!(
+            "== pg_stat_user_tables {name}: {} inserts, {upd} updates ({hot} HOT, {:.0} %), {} deletes, {} live, {} dead",
+            g("n_tup_ins"),
+            if upd > 0 { hot as f64 * 100.0 / upd as f64 } else { 0.0 },
+            g("n_tup_del"),
+            g("n_live_tup"),
+            g("n_dead_tup"),
+        );
+        out.push(json!({
+            "table": name, "inserts": g("n_tup_ins"), "updates": upd, "hot_updates": hot,
+            "deletes": g("n_tup_del"), "live": g("n_live_tup"), "dead": g("n_dead_tup"),
+        }));
+    }
+    out
 }
 
 /// Session create + delete churn: each connection loops create → delete with its own user.
@@ -811,11 +974,56 @@ async fn churn(
         ratio_to_ceiling: None,
         cpu_pct: cpu_pct.clone(),
         rss_kib: rss_kib.clone(),
+        backlog: None,
     };
     let (a, b) = (mk("churn: create session", create), mk("churn: delete session", delete));
     print_row(&a);
     print_row(&b);
     Ok((a, b))
+}
+
+/// Measures the PENDING backlog right after a send run and how long it
+/// takes to drain.
+async fn backlog(stack: &Stack) -> anyhow::Result<Backlog> {
+    const PENDING: &str = "SELECT COUNT(*) AS n FROM messages WHERE status = 'PENDING'";
+    let t0 = Instant::now();
+    let pending_at_stop = count(&stack.db, PENDING).await?;
+    let unacked_at_stop = count(&stack.db, "SELECT COUNT(*) AS n FROM message_dispatch").await.unwrap_or(-1);
+    let mut pending = pending_at_stop;
+    while pending > 0 && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pending = count(&stack.db, PENDING).await?;
+    }
+    let pending_gone_ms = t0.elapsed().as_millis() as u64;
+    let delivered_or_read =
+        count(&stack.db, "SELECT COUNT(*) AS n FROM messages WHERE status IN ('DELIVERED', 'READ')").await?;
+    Ok(Backlog { pending_at_stop, unacked_at_stop, pending_gone_ms, redispatches: 0, delivered_or_read })
+}
+
+/// Re-dispatched sends so far: `wagate_send_redispatches_total`, or on
+/// control planes before it, `wagate_cp_messages_redispatched_total`.
+async fn redispatches(addr: SocketAddr) -> Option<u64> {
+    match scrape(addr, "wagate_send_redispatches_total").await {
+        Some(n) => Some(n),
+        None => scrape(addr, "wagate_cp_messages_redispatched_total").await,
+    }
+}
+
+/// One counter of the control plane's `/metrics` (None: not served / absent).
+async fn scrape(addr: SocketAddr, name: &str) -> Option<u64> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let uri: http::Uri = format!("http://{addr}/metrics").parse().ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(uri)).await.ok()?.ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(k, _)| *k == name || k.starts_with(&format!("{name}{{")))
+        .map(|(_, v)| v.trim().parse::<f64>().unwrap_or(0.0) as u64)
+        .reduce(|a, b| a + b)
 }
 
 async fn verify(stack: &Stack, accepted: &[String]) -> anyhow::Result<Verification> {
@@ -930,8 +1138,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "workers": args.workers,
             "sessions": args.sessions,
             "churn_connections": args.churn_connections,
-            "delivered_ms": args.delivered_ms,
-            "read_ms": args.read_ms,
+            "lifecycle": args.lifecycle,
+            "lifecycle_params": args.lifecycle(),
             "cp_env": args.cp_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
         },
         "storages": reports,

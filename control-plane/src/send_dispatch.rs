@@ -1,0 +1,134 @@
+//! Dispatching a send to the worker that runs its session, and settling
+//! the outcome. Both the hot path (`services::messages`) and the
+//! re-dispatch (`fleet::failover`) go through [`dispatch_tracked`]; the
+//! registry is called in exactly one place, [`call_worker`], so a
+//! dispatcher that forwards to another replica can replace it there.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, DbErr};
+use wagate_proto::v1::{self, command};
+
+use crate::metrics;
+use crate::persistence::status_writer::StatusUpdate;
+use crate::registry::DispatchError;
+use crate::state::SharedState;
+
+/// How a dispatch ended.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// Acked: SENT is queued with the status writer.
+    Sent { wa_message_id: Option<String> },
+    /// The worker refused it, or it could not be handed to any worker:
+    /// FAILED with the reason (safe for the caller to retry).
+    Failed { reason: String, error: Option<DispatchError> },
+    /// The stream went away with the command in flight: stays PENDING and is
+    /// dispatched again on the session's next worker.
+    Lost(DispatchError),
+    /// No answer in time: outcome unknown, stays PENDING (its events settle
+    /// it; the sweep dispatches it again if nothing comes).
+    TimedOut(DispatchError),
+    /// A re-dispatch could not reach the worker (not connected, busy): stays
+    /// PENDING for the next re-dispatch.
+    NotReached(DispatchError),
+}
+
+/// What a dispatch that reaches no worker does with the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreached {
+    /// FAILED (the hot path: the caller gets the error and may retry).
+    Fail,
+    /// Left PENDING (a re-dispatch: it was accepted long ago).
+    Keep,
+}
+
+/// Sends one `SendMessage` to `worker_id` and waits for its result. The
+/// single place where a send meets the worker registry.
+pub async fn call_worker(
+    state: &SharedState,
+    worker_id: &str,
+    send: v1::SendMessage,
+) -> Result<v1::CommandResult, DispatchError> {
+    state.registry.call(worker_id, command::Kind::SendMessage(send), state.config.command_timeout).await
+}
+
+/// Dispatches `send` (already marked in flight in the send tracker) and
+/// settles the row and the tracker by the outcome.
+pub async fn dispatch_tracked(
+    state: &SharedState,
+    worker_id: &str,
+    send: v1::SendMessage,
+    unreached: Unreached,
+) -> SendOutcome {
+    let id = send.message_id.clone();
+    if send.attempt > 1 {
+        metrics::SEND_REDISPATCHES.inc();
+        tracing::info!(message_id = %id, attempt = send.attempt, worker_id, "re-dispatching send");
+    }
+    let outcome = call_worker(state, worker_id, send).await;
+    match outcome {
+        Ok(result) if result.ok => {
+            let wa_message_id = match result.payload {
+                Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
+                _ => None,
+            };
+            state.send_tracker.acked(&id);
+            // Batched off the hot path (the row is durable as PENDING and the
+            // tracker keeps it from being dispatched again until written).
+            let update =
+                StatusUpdate::Sent { id: id.clone(), at: Utc::now(), wa_message_id: wa_message_id.clone() };
+            if let Err(err) = state.status_writer.submit(update).await {
+                tracing::error!(message_id = %id, error = %err, "SENT not written; the message stays tracked as acked");
+            }
+            metrics::MESSAGES_SENT.inc();
+            SendOutcome::Sent { wa_message_id }
+        }
+        Ok(result) => {
+            let reason = if result.error_message.is_empty() {
+                result.error_code.clone()
+            } else {
+                result.error_message.clone()
+            };
+            settle_failed(state, &id, &reason).await;
+            SendOutcome::Failed { reason, error: None }
+        }
+        Err(e @ DispatchError::StreamClosed(_)) => {
+            state.send_tracker.release(&id);
+            tracing::warn!(message_id = %id, worker_id, "worker lost mid-send, queued for failover");
+            SendOutcome::Lost(e)
+        }
+        Err(e @ DispatchError::Timeout(_)) => {
+            state.send_tracker.release(&id);
+            SendOutcome::TimedOut(e)
+        }
+        Err(e) if unreached == Unreached::Keep => {
+            state.send_tracker.release(&id);
+            SendOutcome::NotReached(e)
+        }
+        Err(e) => {
+            // Never reached a worker: FAILED, safe to retry.
+            settle_failed(state, &id, &e.to_string()).await;
+            SendOutcome::Failed { reason: e.to_string(), error: Some(e) }
+        }
+    }
+}
+
+async fn settle_failed(state: &SharedState, id: &str, reason: &str) {
+    if let Err(err) = mark_failed(state, id, reason).await {
+        tracing::warn!(message_id = %id, error = %err, "could not mark send FAILED; it stays PENDING");
+    }
+    state.send_tracker.release(id);
+}
+
+/// PENDING → FAILED with `reason`, and out of the dispatch ledger.
+pub async fn mark_failed(state: &SharedState, id: &str, reason: &str) -> Result<(), DbErr> {
+    metrics::MESSAGES_FAILED.inc();
+    let db = &state.db;
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
+            vec![reason.chars().take(1000).collect::<String>().into(), id.into()],
+        ))
+        .await?;
+    db.conn.execute_raw(db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![id.into()])).await?;
+    Ok(())
+}
