@@ -131,6 +131,9 @@ pub struct ControlPlaneArgs {
     /// Prometheus `/metrics` listen address (loopback by default; set `0.0.0.0:9090` where a scraper must reach it); empty turns it off.
     #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: String,
+    /// How often the database and cache are checked for `grpc.health.v1`.
+    #[arg(long, env = "WAGATE_HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
+    pub health_check_interval_ms: u64,
 }
 
 /// Resolved configuration.
@@ -177,6 +180,8 @@ pub struct ControlPlaneConfig {
     /// Prometheus `/metrics` listener (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
     pub key_usage_flush: Duration,
+    /// Database and cache checks behind the gRPC health status.
+    pub health_check_interval: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -259,6 +264,7 @@ impl ControlPlaneArgs {
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
             metrics_listen: self.metrics_listen.trim().parse().ok(),
             key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
+            health_check_interval: Duration::from_millis(self.health_check_interval_ms.max(100)),
         })
     }
 }
@@ -353,6 +359,7 @@ impl ControlPlaneConfig {
             metrics_retention: Duration::from_secs(30 * 86_400),
             metrics_listen: None,
             key_usage_flush: Duration::from_secs(5),
+            health_check_interval: Duration::from_millis(500),
         }
     }
 

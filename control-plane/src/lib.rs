@@ -19,6 +19,8 @@ pub mod custody;
 pub mod error;
 pub mod events;
 pub mod fleet;
+pub mod grpc_metrics;
+pub mod health;
 pub mod heartbeat;
 pub mod key_usage;
 pub mod metrics;

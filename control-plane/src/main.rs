@@ -1,7 +1,6 @@
 //! `control-plane`: one replica of the gRPC control plane (production entry).
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use wagate_control_plane::{ControlPlane, ControlPlaneArgs};
 
 #[derive(Parser)]
@@ -14,9 +13,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     wagate_control_plane::server::tune_allocator();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    wagate_proto::telemetry::init_logging("info");
     let cli = Cli::parse();
     let running = ControlPlane::start(cli.control_plane.into_config()?).await?;
     wagate_control_plane::server::shutdown_signal().await;

@@ -1,41 +1,35 @@
-//! Control-plane metrics: statics with a name and a description, rendered in
-//! the Prometheus text format by [`render`].
+//! Control-plane metrics through the `metrics` facade (rendered by the
+//! Prometheus recorder of [`wagate_proto::telemetry`]). The unlabelled
+//! counters and gauges keep their statics (`metrics::SESSIONS_CREATED.inc()`);
+//! labelled series have a name constant and a small recording function.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 pub struct Counter {
     pub name: &'static str,
     pub help: &'static str,
-    value: AtomicU64,
 }
 
 impl Counter {
     const fn new(name: &'static str, help: &'static str) -> Self {
-        Self { name, help, value: AtomicU64::new(0) }
+        Self { name, help }
     }
     pub fn inc(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
+        ::metrics::counter!(self.name).increment(1);
     }
 }
 
 pub struct Gauge {
     pub name: &'static str,
     pub help: &'static str,
-    value: AtomicI64,
 }
 
 impl Gauge {
     const fn new(name: &'static str, help: &'static str) -> Self {
-        Self { name, help, value: AtomicI64::new(0) }
+        Self { name, help }
     }
     pub fn set(&self, v: i64) {
-        self.value.store(v, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.value.load(Ordering::Relaxed)
+        ::metrics::gauge!(self.name).set(v as f64);
     }
 }
 
@@ -93,6 +87,13 @@ pub static FLEET_RECOMMENDED_WORKERS: Gauge = Gauge::new(
     "Workers needed at the target utilisation (autoscaling signal)",
 );
 
+/// Latency of gRPC calls served, labelled `method` (`/wagate.v1.SessionService/GetSession`) and `code`.
+pub const GRPC_SERVER_DURATION: &str = "wagate_cp_grpc_request_duration_seconds";
+/// Round trip of a command to a worker, labelled `kind` and `outcome` (ok, error, busy, timeout, gone).
+pub const COMMAND_DURATION: &str = "wagate_cp_command_duration_seconds";
+/// Outcomes of sends, labelled `outcome` (sent, failed, pending, refused).
+pub const SEND_OUTCOMES: &str = "wagate_cp_send_outcomes_total";
+
 const COUNTERS: &[&Counter] = &[
     &WORKER_STREAMS_OPENED,
     &WORKER_STREAMS_REJECTED,
@@ -117,17 +118,69 @@ const GAUGES: &[&Gauge] = &[
     &FLEET_RECOMMENDED_WORKERS,
 ];
 
-/// All metrics in the Prometheus text exposition format.
-pub fn render() -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
+/// Installs the recorder, describes every metric and registers the
+/// unlabelled ones at zero so that they are scraped before their first event.
+pub fn describe() {
+    wagate_proto::telemetry::prometheus();
     for c in COUNTERS {
-        let _ =
-            writeln!(out, "# HELP {} {}\n# TYPE {} counter\n{} {}", c.name, c.help, c.name, c.name, c.get());
+        ::metrics::describe_counter!(c.name, c.help);
+        ::metrics::counter!(c.name).increment(0);
     }
     for g in GAUGES {
-        let _ =
-            writeln!(out, "# HELP {} {}\n# TYPE {} gauge\n{} {}", g.name, g.help, g.name, g.name, g.get());
+        ::metrics::describe_gauge!(g.name, g.help);
+        ::metrics::gauge!(g.name).increment(0.0);
     }
-    out
+    ::metrics::describe_histogram!(
+        GRPC_SERVER_DURATION,
+        ::metrics::Unit::Seconds,
+        "Latency of gRPC calls served"
+    );
+    ::metrics::describe_histogram!(
+        COMMAND_DURATION,
+        ::metrics::Unit::Seconds,
+        "Round trip of commands to workers"
+    );
+    ::metrics::describe_counter!(SEND_OUTCOMES, "Sends by outcome");
+}
+
+/// One command round trip to a worker.
+pub fn command(kind: &'static str, outcome: &'static str, elapsed: Duration) {
+    ::metrics::histogram!(COMMAND_DURATION, "kind" => kind, "outcome" => outcome)
+        .record(elapsed.as_secs_f64());
+}
+
+/// One send's outcome.
+pub fn send_outcome(outcome: &'static str) {
+    ::metrics::counter!(SEND_OUTCOMES, "outcome" => outcome).increment(1);
+}
+
+/// All metrics of this process in the Prometheus text exposition format.
+pub fn render() -> String {
+    wagate_proto::telemetry::render()
+}
+
+/// The `kind` label of a command.
+pub fn command_kind(kind: &wagate_proto::v1::command::Kind) -> &'static str {
+    use wagate_proto::v1::command::Kind;
+    match kind {
+        Kind::StartSession(_) => "start_session",
+        Kind::StopSession(_) => "stop_session",
+        Kind::Logout(_) => "logout",
+        Kind::SendMessage(_) => "send_message",
+        Kind::GetStatus(_) => "get_status",
+    }
+}
+
+/// The `outcome` label of a command's result.
+pub fn command_outcome(
+    result: &Result<wagate_proto::v1::CommandResult, crate::registry::DispatchError>,
+) -> &'static str {
+    use crate::registry::DispatchError;
+    match result {
+        Ok(r) if r.ok => "ok",
+        Ok(_) => "error",
+        Err(DispatchError::Busy(_)) => "busy",
+        Err(DispatchError::Timeout(_)) => "timeout",
+        Err(DispatchError::NotConnected(_) | DispatchError::StreamClosed(_)) => "gone",
+    }
 }

@@ -58,8 +58,21 @@ pub struct WorkerConn {
 }
 
 impl WorkerConn {
-    /// Sends a command and waits for its result until `deadline`.
+    /// Sends a command and waits for its result until `deadline`; its round
+    /// trip is recorded by kind and outcome.
     pub async fn call(
+        &self,
+        kind: command::Kind,
+        deadline: Duration,
+    ) -> Result<CommandResult, DispatchError> {
+        let label = metrics::command_kind(&kind);
+        let started = std::time::Instant::now();
+        let result = self.call_inner(kind, deadline).await;
+        metrics::command(label, metrics::command_outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn call_inner(
         &self,
         kind: command::Kind,
         deadline: Duration,

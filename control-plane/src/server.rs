@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
@@ -61,6 +60,7 @@ pub struct RunningControlPlane {
     health: HealthReporter,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     stop_listener: CancellationToken,
+    stop_health: CancellationToken,
 }
 
 pub struct ControlPlane;
@@ -77,19 +77,6 @@ fn insert_writers(db: &Db, group_commit: bool) -> usize {
 
 /// Cached API-key lookups kept at most (about 200 bytes each).
 const KEY_CACHE_CAPACITY: usize = 100_000;
-
-const SERVICES: &[&str] = &[
-    "",
-    "wagate.v1.WorkerService",
-    "wagate.v1.AuthService",
-    "wagate.v1.SessionService",
-    "wagate.v1.MessageService",
-    "wagate.v1.FleetService",
-    "wagate.v1.MessageHistoryService",
-    "wagate.v1.ApiKeyService",
-    "wagate.v1.UserService",
-    "wagate.v1.AdminService",
-];
 
 impl ControlPlane {
     /// Connects storage, applies migrations, binds the gRPC listener (port 0
@@ -154,13 +141,23 @@ impl ControlPlane {
             .map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        for name in SERVICES {
-            health.set_service_status(*name, ServingStatus::Serving).await;
-        }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(wagate_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        crate::health::set_all(&health, crate::health::dependencies_up(&state).await).await;
+        let stop_health = CancellationToken::new();
+        crate::health::spawn_watch(
+            state.clone(),
+            health.clone(),
+            state.config.health_check_interval,
+            stop_health.clone(),
+        );
+        // Reflection v1 and v1alpha (grpcio-reflection, Postman and older grpcurl speak only v1alpha).
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(wagate_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let reflection = reflection().build_v1()?;
+        crate::metrics::describe();
 
         let incoming = tonic::transport::server::TcpIncoming::from(listener)
             .with_nodelay(Some(true))
@@ -170,8 +167,10 @@ impl ControlPlane {
         let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+            .layer(crate::grpc_metrics::GrpcMetricsLayer)
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(WorkerServiceServer::new(WorkerApi::new(state.clone())))
             .add_service(AuthServiceServer::new(AuthApi::new(state.clone())))
             .add_service(SessionServiceServer::new(SessionApi::new(state.clone())))
@@ -205,7 +204,7 @@ impl ControlPlane {
             cache = state.cache.kind(),
             "control plane listening"
         );
-        Ok(RunningControlPlane { addr, metrics_addr, state, health, server, stop_listener })
+        Ok(RunningControlPlane { addr, metrics_addr, state, health, server, stop_listener, stop_health })
     }
 }
 
@@ -233,9 +232,8 @@ impl RunningControlPlane {
     /// period.
     pub async fn shutdown(self) {
         let grace = self.state.config.shutdown_grace;
-        for name in SERVICES {
-            self.health.set_service_status(*name, ServingStatus::NotServing).await;
-        }
+        self.stop_health.cancel();
+        crate::health::set_all(&self.health, false).await;
         self.state.shutdown.cancel();
         self.state.registry.cancel_all();
         self.stop_listener.cancel();

@@ -86,6 +86,18 @@ impl WorkerService for WorkerApi {
             }
         };
         validate_hello(&hello)?;
+        let ours = (wagate_proto::PROTOCOL_VERSION_MIN, wagate_proto::PROTOCOL_VERSION_MAX);
+        let theirs = (hello.min_protocol_version, hello.max_protocol_version);
+        let Some(protocol_version) = wagate_proto::negotiate_protocol(theirs, ours) else {
+            metrics::WORKER_STREAMS_REJECTED.inc();
+            return Err(Status::failed_precondition(format!(
+                "incompatible stream protocol: the worker speaks versions {}..={}, this control plane {}..={}",
+                theirs.0.max(1),
+                theirs.1.max(theirs.0.max(1)),
+                ours.0,
+                ours.1
+            )));
+        };
         if let Some(t) = &per_worker
             && !admin_workers::token_matches(&state, &hello.worker_id, t).await.map_err(Status::from)?
         {
@@ -106,6 +118,7 @@ impl WorkerService for WorkerApi {
                     .unwrap_or(u32::MAX),
                 stop_sessions,
                 replica_id: state.config.replica_id.clone(),
+                protocol_version,
             })),
         };
         if !conn.send(welcome).await {

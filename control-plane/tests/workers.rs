@@ -138,6 +138,7 @@ fn hello(id: &str, sessions: Vec<v1::HeldSession>) -> v1::WorkerMessage {
             version: "test".into(),
             sessions,
             labels: Default::default(),
+            ..Default::default()
         })),
     }
 }

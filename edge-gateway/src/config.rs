@@ -75,9 +75,18 @@ pub struct EdgeArgs {
     /// Number of HTTP/2 channels to the control plane.
     #[arg(long = "edge-grpc-channels", env = "WAGATE_EDGE_GRPC_CHANNELS", default_value_t = 4)]
     pub grpc_channels: usize,
+
+    /// Prometheus `GET /metrics` listen address of the edge binary; empty turns it off.
+    #[arg(long = "edge-metrics-listen", env = "WAGATE_EDGE_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
+    pub metrics_listen: String,
 }
 
 impl EdgeArgs {
+    /// Where the edge binary serves `/metrics` (`None`: off).
+    pub fn metrics_listen(&self) -> Option<SocketAddr> {
+        self.metrics_listen.trim().parse().ok()
+    }
+
     /// The configuration these arguments describe (zero sizes are raised to 1).
     pub fn into_config(self) -> EdgeConfig {
         EdgeConfig {

@@ -3,20 +3,23 @@
 //! `{"success":false,"error":"…","code":"…","field":"…"}`,
 //! and the mapping of [`ApiError`] to an HTTP status.
 
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::StatusCode;
+use http::header::{self, HeaderValue};
 use serde::Serialize;
 use wagate_proto::error::{ApiError, ErrorCode};
 
-/// A finished answer body with its status, before headers are added.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A finished answer body with its status, before the common headers are added.
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub body: Bytes,
     /// `Retry-After` seconds (errors only).
     pub retry_after_secs: Option<u64>,
-    /// `Allow` header (405 only).
-    pub allow: Option<&'static str>,
     /// Content-Type and Content-Security-Policy of a non-JSON answer (the docs page).
     pub content: Option<(&'static str, &'static str)>,
 }
@@ -32,7 +35,7 @@ impl Reply {
             return Reply::error(&ApiError::new(ErrorCode::Internal, "internal server error"));
         }
         buf.push(b'}');
-        Reply { status, body: Bytes::from(buf), retry_after_secs: None, allow: None, content: None }
+        Reply { status, body: Bytes::from(buf), retry_after_secs: None, content: None }
     }
 
     /// `200 OK` success envelope.
@@ -71,13 +74,7 @@ impl Reply {
                 br#"{"success":false,"error":"internal server error","code":"INTERNAL_ERROR"}"#,
             )
         });
-        Reply { status, body, retry_after_secs: err.retry_after_secs, allow: None, content: None }
-    }
-
-    /// `405` with the `Allow` header.
-    pub fn method_not_allowed(allow: &'static str) -> Reply {
-        let err = ApiError::new(ErrorCode::MethodNotAllowed, format!("method not allowed; allowed: {allow}"));
-        Reply { allow: Some(allow), ..Reply::error(&err) }
+        Reply { status, body, retry_after_secs: err.retry_after_secs, content: None }
     }
 
     /// A static non-JSON answer (`200`), e.g. the docs page and its assets.
@@ -86,22 +83,53 @@ impl Reply {
             status: StatusCode::OK,
             body: Bytes::from_static(body),
             retry_after_secs: None,
-            allow: None,
             content: Some((content_type, csp)),
         }
     }
+}
 
-    /// A bodiless answer (CORS preflight).
-    pub fn empty(status: StatusCode) -> Reply {
-        Reply { status, body: Bytes::new(), retry_after_secs: None, allow: None, content: None }
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let has_body = !self.body.is_empty();
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        match self.content {
+            Some((content_type, csp)) => {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+                headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+            }
+            None if has_body => {
+                headers.insert(header::CONTENT_TYPE, JSON);
+            }
+            None => {}
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
-impl From<ApiError> for Reply {
-    fn from(err: ApiError) -> Reply {
-        Reply::error(&err)
+/// A handler's error: answered as the error envelope.
+#[derive(Debug)]
+pub struct Error(pub ApiError);
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error(e)
     }
 }
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Reply::error(&self.0).into_response()
+    }
+}
+
+/// What every handler returns.
+pub type Answer = Result<Reply, Error>;
 
 /// `404 NOT_FOUND` for a path the API does not have.
 pub fn route_not_found() -> ApiError {
@@ -141,6 +169,9 @@ mod tests {
         assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(r.retry_after_secs, Some(7));
         assert!(json(&r).get("field").is_none());
+        let resp = r.into_response();
+        assert_eq!(resp.headers()["retry-after"], "7");
+        assert_eq!(resp.headers()["content-type"], "application/json");
     }
 
     #[test]

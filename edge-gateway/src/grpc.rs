@@ -1,10 +1,15 @@
 //! The way to the control plane: a small pool of lazily connected HTTP/2
-//! channels (round-robin), the metadata forwarded with each call, per-call
-//! deadlines, and gRPC status → [`ApiError`].
+//! channels (round-robin), the metadata forwarded with each call
+//! ([`CallContext`], an extractor), per-call deadlines, the one unary helper
+//! ([`CallContext::unary`]) and gRPC status → [`ApiError`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::future::Future;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tokio::time::Instant;
 use tonic::Code;
@@ -102,7 +107,75 @@ const REQUEST_ID: HeaderName = HeaderName::from_static(md::REQUEST_ID);
 const FORWARDED_FOR: HeaderName = HeaderName::from_static(md::FORWARDED_FOR);
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(md::IDEMPOTENCY_KEY);
 
+/// Set on each request by [`crate::middleware::context`]: its id and deadline.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: HeaderValue,
+    pub deadline: Instant,
+    pub forwarded_for: Option<HeaderValue>,
+}
+
+/// Non-empty header value, if any.
+fn header(headers: &HeaderMap, name: &http::HeaderName) -> Option<HeaderValue> {
+    headers.get(name).filter(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace)).cloned()
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CallContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let meta = parts.extensions.get::<RequestMeta>().cloned().unwrap_or_else(|| RequestMeta {
+            request_id: HeaderValue::from_static("unknown"),
+            deadline: Instant::now() + Duration::from_secs(30),
+            forwarded_for: None,
+        });
+        Ok(CallContext {
+            authorization: header(&parts.headers, &http::header::AUTHORIZATION),
+            api_key: header(&parts.headers, &API_KEY),
+            request_id: meta.request_id,
+            forwarded_for: meta.forwarded_for,
+            idempotency_key: header(&parts.headers, &IDEMPOTENCY_KEY),
+            deadline: meta.deadline,
+        })
+    }
+}
+
 impl CallContext {
+    /// Runs one unary call (`call` is the client's future, built with
+    /// [`CallContext::request`]) and maps a failure to the REST error.
+    /// `method` names the call in logs and metrics (`"SessionService.GetSession"`).
+    pub async fn unary<T>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ApiError> {
+        match call.await {
+            Ok(reply) => Ok(reply.into_inner()),
+            Err(status) => Err(call_failed(method, &status)),
+        }
+    }
+
+    /// 401 unless an `Authorization` header is present (user routes: JWT).
+    pub fn require_authorization(&self) -> Result<(), ApiError> {
+        if self.authorization.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Unauthenticated, "missing Authorization: Bearer <token> header"))
+        }
+    }
+
+    /// 401 unless `Authorization` or `X-API-Key` is present (send: API key).
+    pub fn require_api_key(&self) -> Result<(), ApiError> {
+        if self.authorization.is_some() || self.api_key.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>",
+            ))
+        }
+    }
+
     /// A gRPC request carrying `message`, the forwarded metadata and a
     /// deadline of the time left for this REST request.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {

@@ -1,68 +1,21 @@
-//! Reading a JSON request body: Content-Type check, size limit (declared
-//! and while streaming), and typed parsing whose errors name the field.
+//! JSON request bodies: the [`Json`] extractor (Content-Type check, then
+//! typed parsing whose errors name the field, via `serde_path_to_error`),
+//! and [`Validate`] for checks beyond JSON types.
+//!
+//! The body itself was already read, within the size limit, by
+//! [`crate::middleware::read_body`].
 
-use std::pin::pin;
-use std::time::Duration;
-
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use axum::extract::{FromRequest, Request};
+use bytes::Bytes;
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
-use http_body::Body;
-use http_body_util::BodyExt;
+use http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use wagate_proto::error::{ApiError, ErrorCode};
 
-/// The JSON type a request field must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    String,
-    Number,
-    Bool,
-}
+use crate::envelope::Error;
 
-impl Kind {
-    fn matches(self, v: &Value) -> bool {
-        match self {
-            Kind::String => v.is_string(),
-            Kind::Number => v.is_number(),
-            Kind::Bool => v.is_boolean(),
-        }
-    }
-
-    fn article(self) -> &'static str {
-        match self {
-            Kind::String => "a string",
-            Kind::Number => "a number",
-            Kind::Bool => "true or false",
-        }
-    }
-}
-
-/// One field of a request body, for error messages.
-#[derive(Debug, Clone, Copy)]
-pub struct Field {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub required: bool,
-}
-
-impl Field {
-    pub const fn required(name: &'static str, kind: Kind) -> Field {
-        Field { name, kind, required: true }
-    }
-
-    pub const fn optional(name: &'static str, kind: Kind) -> Field {
-        Field { name, kind, required: false }
-    }
-}
-
-/// A typed request body.
-pub trait JsonBody: DeserializeOwned {
-    /// The fields of the body (JSON names), used to explain a type error.
-    const FIELDS: &'static [Field];
-
-    /// Checks beyond JSON types (required strings not blank, ranges).
+/// Checks a body beyond its JSON types (required strings not blank, ranges).
+pub trait Validate {
     fn validate(&self) -> Result<(), ApiError> {
         Ok(())
     }
@@ -71,6 +24,11 @@ pub trait JsonBody: DeserializeOwned {
 /// `"<name> is required"` unless `value` has non-blank content.
 pub fn require(name: &'static str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() { Err(ApiError::invalid(name, format!("{name} is required"))) } else { Ok(()) }
+}
+
+/// `"<name> is required"` when `value` is empty.
+pub fn require_present(name: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() { Err(ApiError::invalid(name, format!("{name} is required"))) } else { Ok(()) }
 }
 
 /// Fails with 415 unless the Content-Type is `application/json` (parameters
@@ -88,115 +46,57 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn too_large(limit: usize) -> ApiError {
-    ApiError::new(ErrorCode::PayloadTooLarge, format!("request body is larger than {limit} bytes"))
-}
+/// A JSON object body of type `T`, checked by [`Validate`].
+#[derive(Debug)]
+pub struct Json<T>(pub T);
 
-/// How much of a refused body is still read (and thrown away) so that the
-/// answer reaches the client: closing a socket with unread input makes the
-/// kernel send a reset, which can destroy the answer in flight.
-const DISCARD_MAX_BYTES: usize = 256 * 1024;
-const DISCARD_MAX_TIME: Duration = Duration::from_secs(1);
-
-/// Reads and drops what is left of a body we will not use, within
-/// [`DISCARD_MAX_BYTES`] and [`DISCARD_MAX_TIME`]. Nothing is read when the
-/// client waits for `100 Continue` (it has not sent the body, and reading
-/// would invite it to).
-pub async fn discard<B: Body>(headers: &HeaderMap, body: B) {
-    if body.is_end_stream() || headers.contains_key(EXPECT) {
-        return;
-    }
-    let mut body = pin!(body);
-    let _ = tokio::time::timeout(DISCARD_MAX_TIME, async {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                seen += data.remaining();
-                if seen > DISCARD_MAX_BYTES {
-                    break;
-                }
-            }
-        }
-    })
-    .await;
-}
-
-/// Reads the whole body, refusing (413) a declared or actual size above `limit`.
-pub async fn read_body<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
+impl<T, S> FromRequest<S> for Json<T>
 where
-    B: Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: DeserializeOwned + Validate,
+    S: Send + Sync,
 {
-    let declared =
-        headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if let Some(n) = declared
-        && n > limit as u64
-    {
-        if n <= (limit + DISCARD_MAX_BYTES) as u64 {
-            discard(headers, body).await;
-        }
-        return Err(too_large(limit));
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        check_content_type(req.headers())?;
+        let bytes = body_bytes(req, state).await?;
+        Ok(Json(parse(&bytes)?))
     }
-    let mut body = pin!(body);
-    // The usual body is one frame: keep it without copying.
-    let mut first: Option<Bytes> = None;
-    let mut rest: Option<BytesMut> = None;
-    let mut total = 0usize;
-    loop {
-        let Some(frame) = body.frame().await else { break };
-        let frame = frame.map_err(|e| {
-            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-            tracing::debug!(error = %e, "reading request body failed");
-            ApiError::new(ErrorCode::ValidationError, "could not read the request body")
-        })?;
-        let Ok(mut data) = frame.into_data() else { continue };
-        let len = data.remaining();
-        if len == 0 {
-            continue;
-        }
-        total += len;
-        if total > limit {
-            discard(headers, body).await;
-            return Err(too_large(limit));
-        }
-        match (&mut first, &mut rest) {
-            (None, _) => first = Some(data.copy_to_bytes(len)),
-            (Some(head), None) => {
-                let mut buf = BytesMut::with_capacity(declared.map_or(2 * total, |n| n as usize).max(total));
-                buf.extend_from_slice(head);
-                buf.put(data);
-                rest = Some(buf);
-            }
-            (Some(_), Some(buf)) => buf.put(data),
-        }
-    }
-    Ok(match (first, rest) {
-        (_, Some(buf)) => buf.freeze(),
-        (Some(head), None) => head,
-        (None, None) => Bytes::new(),
-    })
 }
 
-/// Content-Type check, body reading and typed parsing in one go.
-pub async fn read_json<T, B>(headers: &HeaderMap, body: B, limit: usize) -> Result<T, ApiError>
+/// A JSON object body that may also be absent (no body, or only whitespace).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
 where
-    T: JsonBody,
-    B: Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    T: DeserializeOwned + Validate,
+    S: Send + Sync,
 {
-    if let Err(e) = check_content_type(headers) {
-        discard(headers, body).await;
-        return Err(e);
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let headers = req.headers().clone();
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        check_content_type(&headers)?;
+        Ok(OptionalJson(Some(parse(&bytes)?)))
     }
-    let bytes = read_body(headers, body, limit).await?;
-    parse(&bytes)
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    // The body is already in memory (read by the body middleware): this does not wait.
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::ValidationError, "could not read the request body"))
 }
 
 /// Parses and validates a body: malformed JSON → `INVALID_JSON`; a missing,
 /// null or mistyped field → `VALIDATION_ERROR` naming the field.
-pub fn parse<T: JsonBody>(bytes: &[u8]) -> Result<T, ApiError> {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    match first {
+pub fn parse<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => {
             return Err(ApiError::new(
                 ErrorCode::InvalidJson,
@@ -211,52 +111,67 @@ pub fn parse<T: JsonBody>(bytes: &[u8]) -> Result<T, ApiError> {
             });
         }
     }
-    match serde_json::from_slice::<T>(bytes) {
-        Ok(value) => {
-            value.validate()?;
-            Ok(value)
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(match inner.classify() {
+                serde_json::error::Category::Data => explain(&path, &inner),
+                _ => invalid_json(&inner),
+            });
         }
-        Err(e) => Err(match e.classify() {
-            serde_json::error::Category::Data => explain_data_error(bytes, T::FIELDS, &e),
-            _ => invalid_json(&e),
-        }),
+    };
+    // Trailing characters after the object.
+    if let Err(e) = de.end() {
+        return Err(invalid_json(&e));
     }
+    value.validate()?;
+    Ok(value)
 }
 
 fn invalid_json(e: &serde_json::Error) -> ApiError {
     ApiError::new(ErrorCode::InvalidJson, format!("invalid JSON: {e}"))
 }
 
-/// The JSON is well formed but does not fit the type: find the field.
-fn explain_data_error(bytes: &[u8], fields: &[Field], e: &serde_json::Error) -> ApiError {
-    if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(bytes) {
-        for f in fields {
-            match map.get(f.name) {
-                None | Some(Value::Null) if f.required => {
-                    return ApiError::invalid(f.name, format!("{} is required", f.name));
-                }
-                Some(v) if !v.is_null() && !f.kind.matches(v) => {
-                    return ApiError::invalid(f.name, format!("{} must be {}", f.name, f.kind.article()));
-                }
-                _ => {}
-            }
-        }
-    }
-    // Fall back to serde's own words ("duplicate field `x`", …), without the position.
+/// A well-formed body that does not fit the type: name the field and say
+/// what it must be.
+fn explain(path: &str, e: &serde_json::Error) -> ApiError {
     let text = e.to_string();
     let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
-    match text.split('`').nth(1) {
-        Some(field) if !field.is_empty() && !field.contains(char::is_whitespace) => {
-            ApiError::invalid(field.to_owned(), text.clone())
-        }
-        _ => ApiError::new(ErrorCode::ValidationError, text),
+    // serde names a missing or duplicated field in backticks; the path is then the parent.
+    let quoted = text.split('`').nth(1).filter(|f| !f.is_empty() && !f.contains(char::is_whitespace));
+    if text.starts_with("missing field")
+        && let Some(field) = quoted
+    {
+        return ApiError::invalid(field.to_owned(), format!("{field} is required"));
     }
+    if path == "." || path.is_empty() {
+        return match quoted {
+            Some(field) if text.starts_with("duplicate field") => {
+                ApiError::invalid(field.to_owned(), text.clone())
+            }
+            _ => ApiError::new(ErrorCode::ValidationError, text),
+        };
+    }
+    let field = path.to_owned();
+    if text.starts_with("invalid type: null") {
+        return ApiError::invalid(field.clone(), format!("{field} is required"));
+    }
+    let expected = text.rsplit("expected ").next().unwrap_or("");
+    let must = match expected {
+        "a string" => "a string",
+        "a boolean" => "true or false",
+        e if e.starts_with('f') || e.starts_with('u') || e.starts_with('i') => "a number",
+        _ => return ApiError::invalid(field, text),
+    };
+    ApiError::invalid(field.clone(), format!("{field} must be {must}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::Full;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
@@ -265,11 +180,10 @@ mod tests {
     struct Demo {
         email: String,
         latitude: Option<f64>,
+        active: Option<bool>,
     }
 
-    impl JsonBody for Demo {
-        const FIELDS: &'static [Field] =
-            &[Field::required("email", Kind::String), Field::optional("latitude", Kind::Number)];
+    impl Validate for Demo {
         fn validate(&self) -> Result<(), ApiError> {
             require("email", &self.email)
         }
@@ -304,6 +218,7 @@ mod tests {
             (r#"{"email":"  "}"#, "email", "email is required"),
             (r#"{"email":5}"#, "email", "email must be a string"),
             (r#"{"email":"a","latitude":"1.5"}"#, "latitude", "latitude must be a number"),
+            (r#"{"email":"a","active":"yes"}"#, "active", "active must be true or false"),
         ] {
             let e = err(body);
             assert_eq!(e.code, ErrorCode::ValidationError, "{body}");
@@ -331,35 +246,5 @@ mod tests {
         assert!(check_content_type(&h).is_err());
         h.insert(CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().unwrap());
         assert!(check_content_type(&h).is_ok());
-    }
-
-    #[tokio::test]
-    async fn body_limit_is_enforced_declared_and_streamed() {
-        let h = HeaderMap::new();
-        let e = read_body(&h, Full::new(Bytes::from(vec![b'x'; 11])), 10).await.unwrap_err();
-        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
-        let mut h = HeaderMap::new();
-        h.insert(CONTENT_LENGTH, "1000".parse().unwrap());
-        let e = read_body(&h, Full::new(Bytes::from_static(b"{}")), 10).await.unwrap_err();
-        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
-        let ok = read_body(&HeaderMap::new(), Full::new(Bytes::from_static(b"{}")), 10).await.unwrap();
-        assert_eq!(&ok[..], b"{}");
-        let ok = read_body(&HeaderMap::new(), Full::new(Bytes::new()), 10).await.unwrap();
-        assert!(ok.is_empty());
-    }
-
-    #[tokio::test]
-    async fn multi_frame_bodies_are_joined_and_limited() {
-        use futures::stream;
-        use http_body_util::StreamBody;
-        let frames = |parts: &[&'static str]| {
-            let frames: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> =
-                parts.iter().map(|p| Ok(http_body::Frame::data(Bytes::from_static(p.as_bytes())))).collect();
-            StreamBody::new(stream::iter(frames))
-        };
-        let ok = read_body(&HeaderMap::new(), frames(&["{\"a\"", ":", "1}"]), 10).await.unwrap();
-        assert_eq!(&ok[..], b"{\"a\":1}");
-        let e = read_body(&HeaderMap::new(), frames(&["12345", "67890", "x"]), 10).await.unwrap_err();
-        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
     }
 }

@@ -15,20 +15,21 @@
 //! # Ok(()) }
 //! ```
 
+mod app;
 mod config;
-mod dto;
+mod cors;
 mod envelope;
 mod grpc;
-mod headers;
 mod json;
+mod middleware;
+mod model;
 mod openapi;
-mod query;
-mod resources;
-mod router;
+mod params;
 mod routes;
 mod server;
+mod state;
 
 pub use config::{EdgeArgs, EdgeConfig};
-pub use router::EdgeService;
+pub use middleware::HTTP_REQUEST_DURATION;
 pub use server::{EdgeError, EdgeServer, RunningEdge};
 pub use tokio_util::sync::CancellationToken;

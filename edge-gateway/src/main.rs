@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use wagate_edge_gateway::{EdgeArgs, EdgeServer};
 
 #[derive(Debug, Parser)]
@@ -18,10 +17,14 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    wagate_proto::telemetry::init_logging("info");
     let cli = Cli::parse();
+    let metrics_stop = wagate_edge_gateway::CancellationToken::new();
+    if let Some(addr) = cli.edge.metrics_listen() {
+        wagate_proto::telemetry::serve_metrics(addr, metrics_stop.clone())
+            .await
+            .with_context(|| format!("metrics listener on {addr}"))?;
+    }
     let config = cli.edge.into_config();
     let control_plane = config.control_plane_url.clone();
     let edge = EdgeServer::bind(config).await.context("starting the edge gateway")?;
@@ -29,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutdown signal received");
     edge.shutdown().await;
+    metrics_stop.cancel();
     Ok(())
 }
 

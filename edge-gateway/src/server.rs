@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -13,8 +14,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use tower::ServiceExt;
+
 use crate::config::EdgeConfig;
-use crate::router::EdgeService;
+use crate::cors::Cors;
+use crate::grpc::ControlPlane;
+use crate::middleware::Peer;
+use crate::state::AppState;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +41,15 @@ impl EdgeServer {
     /// cancelled, or the handle is dropped).
     pub async fn bind(config: EdgeConfig) -> Result<RunningEdge, EdgeError> {
         let listen = config.listen;
-        let service = EdgeService::new(config)?;
+        let control_plane = ControlPlane::new(&config.control_plane_url, config.grpc_channels)
+            .map_err(|source| EdgeError::ControlPlaneUrl { url: config.control_plane_url.clone(), source })?;
+        let cors = Cors::new(&config.cors_origins);
+        let state = Arc::new(AppState { config, control_plane, cors });
         let listener =
             TcpListener::bind(listen).await.map_err(|source| EdgeError::Bind { addr: listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| EdgeError::Bind { addr: listen, source })?;
         let token = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, service, token.clone()));
+        let task = tokio::spawn(serve(listener, state, token.clone()));
         tracing::info!(%local_addr, "edge gateway listening");
         Ok(RunningEdge { local_addr, token, task: Some(task) })
     }
@@ -102,8 +111,9 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn serve(listener: TcpListener, service: EdgeService, token: CancellationToken) {
-    let drain_deadline = service.config().request_timeout + Duration::from_secs(1);
+async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationToken) {
+    let drain_deadline = state.config.request_timeout + Duration::from_secs(1);
+    let app = crate::app::service(state);
     let builder = Arc::new(http_builder());
     let graceful = GracefulShutdown::new();
     // Cancelled when the drain deadline passes: connections still open are dropped.
@@ -125,7 +135,13 @@ async fn serve(listener: TcpListener, service: EdgeService, token: CancellationT
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "set TCP_NODELAY failed");
         }
-        let service = TowerToHyperService::new(service.for_peer(peer));
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |r: http::Request<hyper::body::Incoming>| {
+                let mut r = r.map(Body::new);
+                r.extensions_mut().insert(Peer(peer));
+                r
+            },
+        ));
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let hard_stop = hard_stop.clone();

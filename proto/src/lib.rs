@@ -6,6 +6,8 @@
 //! - [`connect`]: a client channel with keepalive set, for workers and the edge.
 
 pub mod error;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 pub mod time;
 
 use std::time::Duration;
@@ -16,6 +18,24 @@ pub use tonic;
 #[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("wagate.v1");
+}
+
+/// Worker stream protocol versions this build speaks (`Hello.min/max_protocol_version`,
+/// `Welcome.protocol_version`). Raise the maximum when a change needs both
+/// sides to know about it; raise the minimum when an old version is dropped.
+pub const PROTOCOL_VERSION_MIN: u32 = 1;
+pub const PROTOCOL_VERSION_MAX: u32 = 1;
+
+/// The version two ranges share (the highest), if any; 0 bounds read as 1.
+pub fn negotiate_protocol(theirs: (u32, u32), ours: (u32, u32)) -> Option<u32> {
+    let norm = |(min, max): (u32, u32)| {
+        let min = min.max(1);
+        (min, max.max(min))
+    };
+    let (a_min, a_max) = norm(theirs);
+    let (b_min, b_max) = norm(ours);
+    let (lo, hi) = (a_min.max(b_min), a_max.min(b_max));
+    (lo <= hi).then_some(hi)
 }
 
 /// Encoded `FileDescriptorSet` of all wagate protos, for server reflection.

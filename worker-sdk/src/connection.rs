@@ -194,15 +194,17 @@ impl WorkerHandle {
         self.shared.events.clone()
     }
 
-    /// Simulates a frozen worker: while paused the worker sends no heartbeats,
+    /// Test hook (feature `test-util`). Simulates a frozen worker: while paused the worker sends no heartbeats,
     /// does not answer (ignores) commands and holds back events, but keeps the
     /// connection open.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn pause_heartbeats(&self, paused: bool) {
         if self.shared.paused.send_replace(paused) != paused {
             info!(worker_id = %self.worker_id(), paused, "heartbeats pause changed");
         }
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn heartbeats_paused(&self) -> bool {
         *self.shared.paused.borrow()
     }
@@ -235,8 +237,9 @@ impl WorkerHandle {
         self.join(deadline, grace).await;
     }
 
-    /// Abrupt stop: drops the stream without `Goodbye` (simulates a crash) and
-    /// cancels in-flight commands.
+    /// Test hook (feature `test-util`). Abrupt stop: drops the stream without
+    /// `Goodbye` (simulates a crash) and cancels in-flight commands.
+    #[cfg(any(test, feature = "test-util"))]
     pub async fn kill(self) {
         info!(worker_id = %self.worker_id(), "killing worker");
         self.shared.kill.cancel();
@@ -470,6 +473,8 @@ async fn connect(shared: &Arc<Shared>) -> Result<Conn, ConnectError> {
             version: config.version.clone(),
             sessions: held.clone(),
             labels: config.labels.clone(),
+            min_protocol_version: wagate_proto::PROTOCOL_VERSION_MIN,
+            max_protocol_version: wagate_proto::PROTOCOL_VERSION_MAX,
         };
         // Queued before the call so that the control plane has it at once.
         outbox.send(worker_message::Kind::Hello(hello)).await.map_err(|_| ConnectError::Gone)?;
@@ -481,6 +486,15 @@ async fn connect(shared: &Arc<Shared>) -> Result<Conn, ConnectError> {
         let mut inbound = client.connect(request).await?.into_inner();
         match inbound.message().await? {
             Some(v1::ControlMessage { kind: Some(control_message::Kind::Welcome(welcome)) }) => {
+                // 0: a control plane from before protocol negotiation (version 1).
+                let version = welcome.protocol_version.max(1);
+                if !(wagate_proto::PROTOCOL_VERSION_MIN..=wagate_proto::PROTOCOL_VERSION_MAX)
+                    .contains(&version)
+                {
+                    return Err(ConnectError::Protocol(
+                        "the control plane chose a protocol version this worker does not speak",
+                    ));
+                }
                 Ok(Conn { welcome, inbound, outbox, held, _client: client })
             }
             Some(_) => Err(ConnectError::Protocol("first control message is not a welcome")),

@@ -182,6 +182,7 @@ impl SimulatedDriver {
     /// Simulates the user scanning the QR code of a session waiting for it:
     /// the session becomes CONNECTED with its phone number and an auth-state
     /// snapshot is emitted. `false` if the session is not waiting for a scan.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn scan(&self, session_id: &str) -> bool {
         match self.pair(session_id, None) {
             Some((sink, evs)) => {
@@ -215,6 +216,7 @@ impl SimulatedDriver {
 
     /// Simulates an inbound text message from `from`; `false` if the session
     /// is not running and connected.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn inject_inbound(&self, session_id: &str, from: &str, text: &str) -> bool {
         let (sink, generation) = {
             let shard = self.shard(session_id);
@@ -241,6 +243,7 @@ impl SimulatedDriver {
     }
 
     /// Ids of the running sessions.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn session_ids(&self) -> Vec<String> {
         self.each_shard().flat_map(|s| s.sessions.keys().cloned().collect::<Vec<_>>()).collect()
     }
@@ -251,31 +254,37 @@ impl SimulatedDriver {
     }
 
     /// Status of a running session.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn session_status(&self, session_id: &str) -> Option<SessionStatus> {
         self.shard(session_id).sessions.get(session_id).map(|s| s.status)
     }
 
     /// Generation a running session was started with.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn session_generation(&self, session_id: &str) -> Option<u64> {
         self.shard(session_id).sessions.get(session_id).map(|s| s.generation)
     }
 
     /// Name a running session was started with.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn session_name(&self, session_id: &str) -> Option<String> {
         self.shard(session_id).sessions.get(session_id).map(|s| s.name.clone())
     }
 
     /// Phone number of a running, paired session.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn phone_number(&self, session_id: &str) -> Option<String> {
         self.shard(session_id).sessions.get(session_id).and_then(|s| s.phone.clone())
     }
 
     /// Current QR code of a session waiting for a scan.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn qr_code(&self, session_id: &str) -> Option<String> {
         self.shard(session_id).sessions.get(session_id).and_then(|s| s.qr.clone())
     }
 
     /// Unique messages sent by a running session.
+    #[cfg(any(test, feature = "test-util"))]
     pub fn sent_count(&self, session_id: &str) -> u64 {
         self.shard(session_id).sessions.get(session_id).map_or(0, |s| s.sent)
     }
@@ -299,6 +308,7 @@ impl SimulatedDriver {
 
     /// Message ids sent by a running session, oldest first (at most
     /// `dedup_window` of them).
+    #[cfg(any(test, feature = "test-util"))]
     pub fn sent_message_ids(&self, session_id: &str) -> Vec<String> {
         self.shard(session_id)
             .sessions

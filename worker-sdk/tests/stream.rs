@@ -76,6 +76,7 @@ impl WorkerService for Fake {
             heartbeat_interval_ms: 100,
             stop_sessions,
             replica_id: "fake-1".into(),
+            ..Default::default()
         };
         tx.send(Ok(v1::ControlMessage { kind: Some(control_message::Kind::Welcome(welcome)) })).await.ok();
         *self.current.lock().unwrap() = Some(tx);

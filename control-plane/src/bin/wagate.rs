@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use wagate_control_plane::bootstrap;
 use wagate_control_plane::{ControlPlane, ControlPlaneArgs};
 use wagate_edge_gateway::{EdgeConfig, EdgeServer};
@@ -41,11 +40,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     wagate_control_plane::server::tune_allocator();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .init();
+    wagate_proto::telemetry::init_logging("info,sqlx=warn");
     let cli = Cli::parse();
     let mut cp_args = cli.control_plane;
     if cp_args.grpc_listen.ip().is_unspecified() {

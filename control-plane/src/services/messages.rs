@@ -303,6 +303,19 @@ impl MessageService for MessageApi {
         let request_id = identity::request_id(request.metadata());
         let (md, _, req) = request.into_parts();
         let span = tracing::debug_span!("send", session_id = %req.session_id, request_id);
-        Ok(Response::new(self.send(md, req).instrument(span).await?))
+        let result = self.send(md, req).instrument(span).await;
+        metrics::send_outcome(send_outcome(&result));
+        Ok(Response::new(result?))
+    }
+}
+
+/// The `outcome` label of a send: sent, failed (by the worker), pending
+/// (accepted, not yet acknowledged) or refused (an error answer).
+fn send_outcome(result: &CpResult<v1::SendResponse>) -> &'static str {
+    match result {
+        Ok(r) if r.status == v1::MessageStatus::Failed as i32 => "failed",
+        Ok(r) if r.status == v1::MessageStatus::Pending as i32 => "pending",
+        Ok(_) => "sent",
+        Err(_) => "refused",
     }
 }

@@ -1,58 +1,109 @@
 //! `GET/PATCH/DELETE /me`: the caller's own account (JWT).
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
 use wagate_proto::v1::{DeleteMeRequest, GetMeRequest, UpdateMeRequest};
 
-use crate::dto::UserDto;
-use crate::envelope::Reply;
-use crate::grpc::call_failed;
-use crate::json::read_json;
-use crate::resources::{DeletedUserDto, UpdateMeBody};
-use crate::router::{Ctx, RequestBody};
+use super::{Answer, AppState, CallContext, Reply};
+use crate::json::{Json, Validate, require};
+use crate::model::{DeletedUserDto, UserDto};
+use crate::openapi::Envelope;
 
-pub(crate) async fn get(ctx: &Ctx) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let u = ctx
-        .control_plane()
-        .users()
-        .get_me(ctx.call.request(GetMeRequest {}))
-        .await
-        .map_err(|s| call_failed("UserService.GetMe", &s))?
-        .into_inner();
+pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(get_me, update_me, delete_me))
+}
+
+/// `PATCH /me`. `role`, `tier`, `isActive` (any other field) are refused (mass assignment).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "Ann Smith"}))]
+pub struct UpdateMeBody {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 254)]
+    pub email: Option<String>,
+    /// New password (8-128 characters); needs `currentPassword`.
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: Option<String>,
+    #[schema(min_length = 1)]
+    pub current_password: Option<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+const UPDATE_ME_FIELDS: [&str; 4] = ["name", "email", "password", "currentPassword"];
+
+impl Validate for UpdateMeBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        if let Some(key) = self.rest.keys().find(|k| !UPDATE_ME_FIELDS.contains(&k.as_str())) {
+            return Err(ApiError::invalid(key.clone(), format!("{key} cannot be changed here")));
+        }
+        if let Some(n) = &self.name {
+            require("name", n)?;
+        }
+        if let Some(e) = &self.email {
+            require("email", e)?;
+        }
+        if self.password.is_some() && self.current_password.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiError::invalid(
+                "currentPassword",
+                "currentPassword is required to change the password",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[utoipa::path(get, path = "/me", tag = "account", summary = "The caller's account",
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<UserDto>)))]
+pub(crate) async fn get_me(State(state): State<Arc<AppState>>, call: CallContext) -> Answer {
+    call.require_authorization()?;
+    let u = call
+        .unary("UserService.GetMe", state.control_plane.users().get_me(call.request(GetMeRequest {})))
+        .await?;
     Ok(Reply::ok(&UserDto::from(&u)))
 }
 
-pub(crate) async fn update<B: RequestBody>(ctx: &Ctx, body: B) -> Result<Reply, ApiError> {
-    let body: UpdateMeBody = read_json(&ctx.headers, body, ctx.config().body_limit_bytes).await?;
-    ctx.require_authorization()?;
+#[utoipa::path(patch, path = "/me", tag = "account",
+    summary = "Change name, email or password (role and tier are refused)",
+    security(("bearer" = [])), request_body = UpdateMeBody,
+    responses((status = 200, body = Envelope<UserDto>), (status = 409, body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn update_me(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<UpdateMeBody>,
+) -> Answer {
+    call.require_authorization()?;
     let request = UpdateMeRequest {
         name: body.name,
         email: body.email,
         password: body.password,
         current_password: body.current_password,
     };
-    let u = ctx
-        .control_plane()
-        .users()
-        .update_me(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("UserService.UpdateMe", &s))?
-        .into_inner();
+    let u = call
+        .unary("UserService.UpdateMe", state.control_plane.users().update_me(call.request(request)))
+        .await?;
     Ok(Reply::ok(&UserDto::from(&u)))
 }
 
-pub(crate) async fn delete(ctx: &Ctx) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let r = ctx
-        .control_plane()
-        .users()
-        .delete_me(ctx.call.request(DeleteMeRequest { current_password: None }))
-        .await
-        .map_err(|s| call_failed("UserService.DeleteMe", &s))?
-        .into_inner();
-    Ok(Reply::ok(&DeletedUserDto {
-        user_id: r.user_id,
-        deleted: r.deleted,
-        sessions_deleted: r.sessions_deleted,
-    }))
+#[utoipa::path(delete, path = "/me", tag = "account",
+    summary = "Delete the account, its sessions (stopped on the workers), keys and messages",
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<DeletedUserDto>)))]
+pub(crate) async fn delete_me(State(state): State<Arc<AppState>>, call: CallContext) -> Answer {
+    call.require_authorization()?;
+    let r = call
+        .unary(
+            "UserService.DeleteMe",
+            state.control_plane.users().delete_me(call.request(DeleteMeRequest { current_password: None })),
+        )
+        .await?;
+    Ok(Reply::ok(&DeletedUserDto::from(r)))
 }

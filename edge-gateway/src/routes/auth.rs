@@ -1,40 +1,110 @@
-//! `POST auth/register` and `POST auth/login`.
+//! `POST /auth/register` and `POST /auth/login`.
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
-use wagate_proto::v1::{LoginRequest, RegisterRequest};
+use wagate_proto::v1::{AuthResponse, LoginRequest, RegisterRequest};
 
-use crate::dto::{AuthDto, LoginBody, RegisterBody};
-use crate::envelope::Reply;
-use crate::grpc::call_failed;
-use crate::json::read_json;
-use crate::router::{Ctx, RequestBody};
-use crate::routes::incomplete_reply;
+use super::{Answer, AppState, CallContext, Reply, incomplete_reply};
+use crate::json::{Json, Validate, require, require_present};
+use crate::model::{Ts, UserDto};
+use crate::openapi::Envelope;
 
-pub(crate) async fn register<B: RequestBody>(ctx: &Ctx, body: B) -> Result<Reply, ApiError> {
-    let body: RegisterBody = read_json(&ctx.headers, body, ctx.config().body_limit_bytes).await?;
+pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login))
+}
+
+/// `POST auth/register`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"email": "ann@example.com", "password": "correct-horse-9", "name": "Ann"}))]
+pub struct RegisterBody {
+    #[schema(min_length = 1, max_length = 254, pattern = r"^\S+@\S+\.\S+$")]
+    pub email: String,
+    /// 8-128 characters.
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+}
+
+impl Validate for RegisterBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("email", &self.email)?;
+        require_present("password", &self.password)
+    }
+}
+
+/// `POST auth/login`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"email": "ann@example.com", "password": "correct-horse-9"}))]
+pub struct LoginBody {
+    #[schema(min_length = 1)]
+    pub email: String,
+    #[schema(min_length = 1)]
+    pub password: String,
+}
+
+impl Validate for LoginBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("email", &self.email)?;
+        require_present("password", &self.password)
+    }
+}
+
+/// Answer of register and login.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthDto<'a> {
+    pub user: UserDto<'a>,
+    pub token: &'a str,
+    pub expires_at: Option<Ts>,
+}
+
+impl<'a> AuthDto<'a> {
+    pub fn from_proto(r: &'a AuthResponse) -> Option<Self> {
+        Some(AuthDto {
+            user: r.user.as_ref()?.into(),
+            token: &r.token,
+            expires_at: Ts::from_proto(r.expires_at.as_ref()),
+        })
+    }
+}
+
+#[utoipa::path(post, path = "/auth/register", tag = "auth", summary = "Create an account (USER, BASIC)",
+    request_body = RegisterBody,
+    responses((status = 201, body = Envelope<AuthDto>), (status = 409, body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn register(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<RegisterBody>,
+) -> Answer {
     let request =
         RegisterRequest { email: body.email, password: body.password, name: body.name.unwrap_or_default() };
-    let reply = ctx
-        .control_plane()
-        .auth()
-        .register(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("AuthService.Register", &s))?
-        .into_inner();
+    let reply = call
+        .unary("AuthService.Register", state.control_plane.auth().register(call.request(request)))
+        .await?;
     let dto = AuthDto::from_proto(&reply).ok_or_else(|| incomplete_reply("AuthService.Register"))?;
     Ok(Reply::created(&dto))
 }
 
-pub(crate) async fn login<B: RequestBody>(ctx: &Ctx, body: B) -> Result<Reply, ApiError> {
-    let body: LoginBody = read_json(&ctx.headers, body, ctx.config().body_limit_bytes).await?;
+#[utoipa::path(post, path = "/auth/login", tag = "auth", summary = "Log in, get a JWT",
+    request_body = LoginBody,
+    responses((status = 200, body = Envelope<AuthDto>)))]
+pub(crate) async fn login(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<LoginBody>,
+) -> Answer {
     let request = LoginRequest { email: body.email, password: body.password };
-    let reply = ctx
-        .control_plane()
-        .auth()
-        .login(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("AuthService.Login", &s))?
-        .into_inner();
+    let reply =
+        call.unary("AuthService.Login", state.control_plane.auth().login(call.request(request))).await?;
     let dto = AuthDto::from_proto(&reply).ok_or_else(|| incomplete_reply("AuthService.Login"))?;
     Ok(Reply::ok(&dto))
 }

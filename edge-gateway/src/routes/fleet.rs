@@ -1,14 +1,38 @@
 //! Fleet orchestration for administrators: capacity / scaling signal, drain
 //! a worker, rebalance (→ `wagate.v1.FleetService`).
 
-use serde::Serialize;
-use wagate_proto::error::ApiError;
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wagate_proto::v1::{DrainWorkerRequest, GetFleetRequest, RebalanceRequest};
 
-use crate::envelope::Reply;
-use crate::grpc::call_failed;
-use crate::query::Query;
-use crate::router::Ctx;
+use super::{Answer, AppState, CallContext, Reply};
+use crate::openapi::Envelope;
+use crate::params::{PathIds, Query};
+
+pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(fleet)).routes(routes!(drain)).routes(routes!(rebalance))
+}
+
+/// `?maxMoves=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RebalanceParams {
+    /// Moves at most (1-1000; default from the control plane's configuration).
+    #[serde(default, rename = "maxMoves", deserialize_with = "max_moves")]
+    #[param(rename = "maxMoves", minimum = 1, maximum = 1000)]
+    pub max_moves: Option<u32>,
+}
+
+fn max_moves<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match crate::params::positive(d)? {
+        Some(n) if n > 1000 => Err(serde::de::Error::custom("must be at most 1000")),
+        other => Ok(other),
+    }
+}
 
 /// Fleet capacity and the recommended worker count (autoscaling signal).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -56,15 +80,18 @@ pub struct RebalanceDto {
     pub moves: Vec<SessionMoveDto>,
 }
 
-pub(crate) async fn fleet(ctx: &Ctx) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let f = ctx
-        .control_plane()
-        .fleet()
-        .get_fleet(ctx.call.request(GetFleetRequest {}))
-        .await
-        .map_err(|s| call_failed("FleetService.GetFleet", &s))?
-        .into_inner();
+#[utoipa::path(get, path = "/admin/fleet", tag = "fleet",
+    summary = "Fleet capacity, waiting sessions and the recommended worker count (autoscaling signal)",
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<FleetDto>)))]
+pub(crate) async fn fleet(State(state): State<Arc<AppState>>, call: CallContext) -> Answer {
+    call.require_authorization()?;
+    let f = call
+        .unary(
+            "FleetService.GetFleet",
+            state.control_plane.fleet().get_fleet(call.request(GetFleetRequest {})),
+        )
+        .await?;
     Ok(Reply::ok(&FleetDto {
         online_workers: f.online_workers,
         total_slots: f.total_slots,
@@ -77,15 +104,16 @@ pub(crate) async fn fleet(ctx: &Ctx) -> Result<Reply, ApiError> {
     }))
 }
 
-pub(crate) async fn drain(ctx: &Ctx, worker_id: &str) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let r = ctx
-        .control_plane()
-        .fleet()
-        .drain_worker(ctx.call.request(DrainWorkerRequest { worker_id: worker_id.to_owned() }))
-        .await
-        .map_err(|s| call_failed("FleetService.DrainWorker", &s))?
-        .into_inner();
+#[utoipa::path(post, path = "/admin/workers/{workerId}/drain", tag = "fleet",
+    summary = "Drain a worker: MAINTENANCE, then move each session (start on the new worker with its auth state, stop on the old)",
+    security(("bearer" = [])), params(("workerId" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64)),
+    responses((status = 200, body = Envelope<DrainDto>)))]
+pub(crate) async fn drain(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = DrainWorkerRequest { worker_id: ids.id("workerId", "worker")? };
+    call.require_authorization()?;
+    let r = call
+        .unary("FleetService.DrainWorker", state.control_plane.fleet().drain_worker(call.request(request)))
+        .await?;
     Ok(Reply::ok(&DrainDto {
         worker_id: r.worker_id,
         total: r.total,
@@ -97,20 +125,20 @@ pub(crate) async fn drain(ctx: &Ctx, worker_id: &str) -> Result<Reply, ApiError>
     }))
 }
 
-pub(crate) async fn rebalance(ctx: &Ctx) -> Result<Reply, ApiError> {
-    let q = Query::parse(ctx.query.as_deref())?;
-    let max_moves = q.positive("maxMoves")?;
-    if max_moves > 1000 {
-        return Err(ApiError::invalid("maxMoves", "maxMoves must be at most 1000"));
-    }
-    ctx.require_authorization()?;
-    let r = ctx
-        .control_plane()
-        .fleet()
-        .rebalance(ctx.call.request(RebalanceRequest { max_moves }))
-        .await
-        .map_err(|s| call_failed("FleetService.Rebalance", &s))?
-        .into_inner();
+#[utoipa::path(post, path = "/admin/rebalance", tag = "fleet",
+    summary = "Move up to maxMoves sessions from the busiest to the idlest workers (never one mid-send)",
+    security(("bearer" = [])), params(RebalanceParams),
+    responses((status = 200, body = Envelope<RebalanceDto>)))]
+pub(crate) async fn rebalance(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Query(q): Query<RebalanceParams>,
+) -> Answer {
+    call.require_authorization()?;
+    let request = RebalanceRequest { max_moves: q.max_moves.unwrap_or(0) };
+    let r = call
+        .unary("FleetService.Rebalance", state.control_plane.fleet().rebalance(call.request(request)))
+        .await?;
     Ok(Reply::ok(&RebalanceDto {
         moves: r
             .moves

@@ -1,87 +1,222 @@
-//! `GET /sessions/{id}/messages` (filters + cursor) and
-//! `GET /sessions/{id}/messages/{messageId}` (owner's JWT).
+//! `GET /sessions/{sessionId}/messages` (filters + cursor) and
+//! `GET /sessions/{sessionId}/messages/{messageId}` (owner's JWT).
 
-use wagate_proto::error::ApiError;
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wagate_proto::v1::{
-    GetMessageRequest, ListMessagesRequest, MessageDirection, MessageStatus, MessageType,
+    self, GetMessageRequest, ListMessagesRequest, MessageDirection, MessageStatus, MessageType,
 };
 
-use crate::envelope::Reply;
-use crate::grpc::call_failed;
-use crate::query::Query;
-use crate::resources::{MessageDto, MessageListDto};
-use crate::router::Ctx;
+use super::{Answer, AppState, CallContext, Reply};
+use crate::model::{Ts, direction_name, message_status_name, message_type_name};
+use crate::names;
+use crate::openapi::Envelope;
+use crate::params::{Names, PathIds, Query, SessionId, one_of, positive, text, time};
 
-pub const DIRECTIONS: [&str; 2] = ["INBOUND", "OUTBOUND"];
-pub const STATUSES: [&str; 5] = ["PENDING", "SENT", "DELIVERED", "READ", "FAILED"];
-pub const TYPES: [&str; 8] =
-    ["TEXT", "IMAGE", "DOCUMENT", "AUDIO", "VIDEO", "STICKER", "LOCATION", "CONTACT"];
-
-pub(crate) fn list_request(id: &str, q: &Query) -> Result<ListMessagesRequest, ApiError> {
-    // limit above 100 is capped by the control plane.
-    let limit = q.positive("limit")?;
-    let direction = match q.one_of("direction", &DIRECTIONS)? {
-        None => MessageDirection::Unspecified,
-        Some(0) => MessageDirection::Inbound,
-        Some(_) => MessageDirection::Outbound,
-    };
-    let status = q.one_of("status", &STATUSES)?.map_or(0, |i| {
-        [
-            MessageStatus::Pending,
-            MessageStatus::Sent,
-            MessageStatus::Delivered,
-            MessageStatus::Read,
-            MessageStatus::Failed,
-        ][i] as i32
-    });
-    let kind = q.one_of("type", &TYPES)?.map_or(0, |i| {
-        [
-            MessageType::Text,
-            MessageType::Image,
-            MessageType::Document,
-            MessageType::Audio,
-            MessageType::Video,
-            MessageType::Sticker,
-            MessageType::Location,
-            MessageType::Contact,
-        ][i] as i32
-    });
-    Ok(ListMessagesRequest {
-        session_id: id.to_owned(),
-        limit,
-        cursor: q.text("cursor", 256)?.unwrap_or_default(),
-        direction: direction as i32,
-        status,
-        r#type: kind,
-        peer: q.text("peer", 128)?.unwrap_or_default(),
-        from: q.time("from")?,
-        to: q.time("to")?,
-    })
+pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(get))
 }
 
-pub(crate) async fn list(ctx: &Ctx, id: &str) -> Result<Reply, ApiError> {
-    let q = Query::parse(ctx.query.as_deref())?;
-    let request = list_request(id, &q)?;
-    ctx.require_authorization()?;
-    let r = ctx
-        .control_plane()
-        .history()
-        .list_messages(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("MessageHistoryService.ListMessages", &s))?
-        .into_inner();
+names!(Direction { Inbound = "INBOUND", Outbound = "OUTBOUND" });
+names!(Status { Pending = "PENDING", Sent = "SENT", Delivered = "DELIVERED", Read = "READ", Failed = "FAILED" });
+names!(Kind {
+    Text = "TEXT", Image = "IMAGE", Document = "DOCUMENT", Audio = "AUDIO", Video = "VIDEO",
+    Sticker = "STICKER", Location = "LOCATION", Contact = "CONTACT",
+});
+
+/// Filters and cursor of the history.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// Page size, default 50 (values above 100 are capped at 100).
+    #[serde(default, deserialize_with = "positive")]
+    #[param(minimum = 1, maximum = 2147483647)]
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    #[serde(default, deserialize_with = "text::<_, 256>")]
+    #[param(max_length = 256)]
+    pub cursor: Option<String>,
+    #[serde(default, deserialize_with = "one_of")]
+    #[param(schema_with = Direction::schema)]
+    pub direction: Option<Direction>,
+    #[serde(default, deserialize_with = "one_of")]
+    #[param(schema_with = Status::schema)]
+    pub status: Option<Status>,
+    #[serde(default, rename = "type", deserialize_with = "one_of")]
+    #[param(rename = "type", schema_with = Kind::schema)]
+    pub kind: Option<Kind>,
+    /// Phone number or JID of the other party (to or from).
+    #[serde(default, deserialize_with = "text::<_, 128>")]
+    #[param(max_length = 128)]
+    pub peer: Option<String>,
+    /// RFC 3339, inclusive.
+    #[serde(default, deserialize_with = "time")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub from: Option<prost_types::Timestamp>,
+    /// RFC 3339, inclusive.
+    #[serde(default, deserialize_with = "time")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub to: Option<prost_types::Timestamp>,
+}
+
+impl HistoryParams {
+    pub fn into_request(self, session_id: String) -> ListMessagesRequest {
+        let direction = match self.direction {
+            None => MessageDirection::Unspecified,
+            Some(Direction::Inbound) => MessageDirection::Inbound,
+            Some(Direction::Outbound) => MessageDirection::Outbound,
+        };
+        let status = self.status.map_or(0, |s| match s {
+            Status::Pending => MessageStatus::Pending,
+            Status::Sent => MessageStatus::Sent,
+            Status::Delivered => MessageStatus::Delivered,
+            Status::Read => MessageStatus::Read,
+            Status::Failed => MessageStatus::Failed,
+        } as i32);
+        let kind = self.kind.map_or(0, |k| match k {
+            Kind::Text => MessageType::Text,
+            Kind::Image => MessageType::Image,
+            Kind::Document => MessageType::Document,
+            Kind::Audio => MessageType::Audio,
+            Kind::Video => MessageType::Video,
+            Kind::Sticker => MessageType::Sticker,
+            Kind::Location => MessageType::Location,
+            Kind::Contact => MessageType::Contact,
+        } as i32);
+        ListMessagesRequest {
+            session_id,
+            limit: self.limit.unwrap_or(0),
+            cursor: self.cursor.unwrap_or_default(),
+            direction: direction as i32,
+            status,
+            r#type: kind,
+            peer: self.peer.unwrap_or_default(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDto {
+    pub id: String,
+    pub message_id: String,
+    pub session_id: String,
+    /// INBOUND or OUTBOUND.
+    pub direction: &'static str,
+    pub from: Option<String>,
+    pub to: String,
+    /// TEXT, IMAGE, DOCUMENT, AUDIO, VIDEO, STICKER, LOCATION or CONTACT.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub message: String,
+    pub media_url: Option<String>,
+    pub caption: Option<String>,
+    pub filename: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub vcard: Option<String>,
+    /// PENDING, SENT, DELIVERED, READ or FAILED.
+    pub status: &'static str,
+    pub error: Option<String>,
+    pub sent_at: Option<Ts>,
+    pub delivered_at: Option<Ts>,
+    pub read_at: Option<Ts>,
+    pub created_at: Option<Ts>,
+}
+
+impl From<&v1::Message> for MessageDto {
+    fn from(m: &v1::Message) -> Self {
+        let c = m.content.clone().unwrap_or_default();
+        MessageDto {
+            id: m.id.clone(),
+            message_id: m.id.clone(),
+            session_id: m.session_id.clone(),
+            direction: direction_name(m.direction),
+            from: m.from.clone(),
+            to: m.to.clone(),
+            kind: message_type_name(c.r#type),
+            message: c.text,
+            media_url: c.media_url,
+            caption: c.caption,
+            filename: c.filename,
+            latitude: c.latitude,
+            longitude: c.longitude,
+            name: c.name,
+            phone: c.phone,
+            vcard: c.vcard,
+            status: message_status_name(m.status),
+            error: m.error.clone(),
+            sent_at: Ts::from_proto(m.sent_at.as_ref()),
+            delivered_at: Ts::from_proto(m.delivered_at.as_ref()),
+            read_at: Ts::from_proto(m.read_at.as_ref()),
+            created_at: Ts::from_proto(m.created_at.as_ref()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageListDto {
+    pub messages: Vec<MessageDto>,
+    /// Pass as `cursor` for the next (older) page; null on the last page.
+    pub next_cursor: Option<String>,
+    pub limit: u32,
+}
+
+impl From<&v1::ListMessagesResponse> for MessageListDto {
+    fn from(r: &v1::ListMessagesResponse) -> Self {
+        MessageListDto {
+            messages: r.messages.iter().map(MessageDto::from).collect(),
+            next_cursor: (!r.next_cursor.is_empty()).then(|| r.next_cursor.clone()),
+            limit: r.limit,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/sessions/{sessionId}/messages", tag = "messages",
+    summary = "Message history, newest first, cursor-paged",
+    security(("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), HistoryParams),
+    responses((status = 200, body = Envelope<MessageListDto>)))]
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    SessionId(id): SessionId,
+    Query(q): Query<HistoryParams>,
+) -> Answer {
+    let request = q.into_request(id);
+    call.require_authorization()?;
+    let r = call
+        .unary(
+            "MessageHistoryService.ListMessages",
+            state.control_plane.history().list_messages(call.request(request)),
+        )
+        .await?;
     Ok(Reply::ok(&MessageListDto::from(&r)))
 }
 
-pub(crate) async fn get(ctx: &Ctx, id: &str, message_id: &str) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let request = GetMessageRequest { session_id: id.to_owned(), message_id: message_id.to_owned() };
-    let m = ctx
-        .control_plane()
-        .history()
-        .get_message(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("MessageHistoryService.GetMessage", &s))?
-        .into_inner();
+#[utoipa::path(get, path = "/sessions/{sessionId}/messages/{messageId}", tag = "messages", summary = "One message",
+    security(("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
+        ("messageId" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64)),
+    responses((status = 200, body = Envelope<MessageDto>)))]
+pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request =
+        GetMessageRequest { session_id: ids.session()?, message_id: ids.id("messageId", "message")? };
+    call.require_authorization()?;
+    let m = call
+        .unary(
+            "MessageHistoryService.GetMessage",
+            state.control_plane.history().get_message(call.request(request)),
+        )
+        .await?;
     Ok(Reply::ok(&MessageDto::from(&m)))
 }

@@ -1,24 +1,236 @@
-//! `POST sessions/{id}/send`: the hot path. Authenticated by the session's
-//! API key, which the control plane checks; `Idempotency-Key` is forwarded.
+//! `POST sessions/{sessionId}/send`: the hot path. Authenticated by the
+//! session's API key, which the control plane checks; `Idempotency-Key` is forwarded.
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
+use wagate_proto::v1::{MessageContent, MessageType, SendRequest, SendResponse};
 
-use crate::dto::{SendBody, SendDto};
-use crate::envelope::Reply;
-use crate::grpc::call_failed;
-use crate::json::read_json;
-use crate::router::{Ctx, RequestBody};
+use super::{Answer, AppState, CallContext, Reply};
+use crate::json::{Json, Validate, require};
+use crate::model::{Ts, message_status_name};
+use crate::openapi::Envelope;
+use crate::params::SessionId;
 
-pub(crate) async fn send<B: RequestBody>(ctx: &Ctx, session_id: &str, body: B) -> Result<Reply, ApiError> {
-    let body: SendBody = read_json(&ctx.headers, body, ctx.config().body_limit_bytes).await?;
-    ctx.require_api_key()?;
-    let request = body.into_request(session_id)?;
-    let reply = ctx
-        .control_plane()
-        .messages()
-        .send(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("MessageService.Send", &s))?
-        .into_inner();
+pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(send))
+}
+
+/// `POST sessions/{id}/send`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"to": "6281234567890", "type": "text", "message": "Hello from wagate"}))]
+pub struct SendBody {
+    /// Phone number (digits, with country code) or a JID.
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    pub to: String,
+    /// text (default), image, document, audio, video, sticker, location or contact (any case).
+    #[serde(rename = "type", default)]
+    #[schema(value_type = Option<String>, pattern = "^(?i)(text|image|document|audio|video|sticker|location|contact)$")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub media_url: Option<String>,
+    #[serde(default)]
+    pub caption: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
+    #[serde(default)]
+    #[schema(minimum = -90, maximum = 90)]
+    pub latitude: Option<f64>,
+    #[serde(default)]
+    #[schema(minimum = -180, maximum = 180)]
+    pub longitude: Option<f64>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub vcard: Option<String>,
+}
+
+const MESSAGE_TYPES: &str = "text, image, document, audio, video, sticker, location, contact";
+
+impl Validate for SendBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("to", &self.to)?;
+        let kind = self.message_type()?;
+        let missing =
+            |name: &'static str, what: &str| ApiError::invalid(name, format!("{name} is required {what}"));
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        match kind {
+            MessageType::Text if blank(&self.message) => {
+                return Err(missing("message", "for a text message"));
+            }
+            MessageType::Image
+            | MessageType::Video
+            | MessageType::Audio
+            | MessageType::Document
+            | MessageType::Sticker
+                if blank(&self.media_url) =>
+            {
+                return Err(missing("mediaUrl", "for a media message"));
+            }
+            MessageType::Location => {
+                let lat = self.latitude.ok_or_else(|| missing("latitude", "for a location message"))?;
+                let lon = self.longitude.ok_or_else(|| missing("longitude", "for a location message"))?;
+                if !(-90.0..=90.0).contains(&lat) {
+                    return Err(ApiError::invalid("latitude", "latitude must be between -90 and 90"));
+                }
+                if !(-180.0..=180.0).contains(&lon) {
+                    return Err(ApiError::invalid("longitude", "longitude must be between -180 and 180"));
+                }
+            }
+            MessageType::Contact if blank(&self.phone) && blank(&self.vcard) => {
+                return Err(missing("phone", "(or vcard) for a contact message"));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SendBody {
+    /// The message type named by `type` (any case; `text` when absent).
+    pub fn message_type(&self) -> Result<MessageType, ApiError> {
+        let Some(kind) = self.kind.as_deref() else { return Ok(MessageType::Text) };
+        let kind = kind.trim();
+        const TYPES: [(&str, MessageType); 8] = [
+            ("text", MessageType::Text),
+            ("image", MessageType::Image),
+            ("document", MessageType::Document),
+            ("audio", MessageType::Audio),
+            ("video", MessageType::Video),
+            ("sticker", MessageType::Sticker),
+            ("location", MessageType::Location),
+            ("contact", MessageType::Contact),
+        ];
+        TYPES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(kind))
+            .map(|&(_, t)| t)
+            .ok_or_else(|| ApiError::invalid("type", format!("type must be one of {MESSAGE_TYPES}")))
+    }
+
+    /// The gRPC request for sending this body through `session_id`.
+    pub fn into_request(self, session_id: &str) -> Result<SendRequest, ApiError> {
+        let kind = self.message_type()?;
+        Ok(SendRequest {
+            session_id: session_id.to_owned(),
+            to: self.to,
+            content: Some(MessageContent {
+                r#type: kind as i32,
+                text: self.message.unwrap_or_default(),
+                media_url: self.media_url,
+                caption: self.caption,
+                filename: self.filename,
+                latitude: self.latitude,
+                longitude: self.longitude,
+                name: self.name,
+                phone: self.phone,
+                vcard: self.vcard,
+            }),
+        })
+    }
+}
+
+/// Answer of a send.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SendDto<'a> {
+    pub message_id: &'a str,
+    /// PENDING, SENT or FAILED.
+    pub status: &'static str,
+    pub to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    pub created_at: Option<Ts>,
+}
+
+impl<'a> From<&'a SendResponse> for SendDto<'a> {
+    fn from(r: &'a SendResponse) -> Self {
+        SendDto {
+            message_id: &r.message_id,
+            status: message_status_name(r.status),
+            to: &r.to,
+            error: r.error.as_deref(),
+            created_at: Ts::from_proto(r.created_at.as_ref()),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/send", tag = "messages",
+    summary = "Send a message with the session's API key (Idempotency-Key honoured)",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a retried send safe: the same key answers the first send's message")),
+    request_body = SendBody,
+    responses((status = 200, body = Envelope<SendDto>), (status = 409, body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn send(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    SessionId(session_id): SessionId,
+    Json(body): Json<SendBody>,
+) -> Answer {
+    call.require_api_key()?;
+    let request = body.into_request(&session_id)?;
+    let reply =
+        call.unary("MessageService.Send", state.control_plane.messages().send(call.request(request))).await?;
     Ok(Reply::ok(&SendDto::from(&reply)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+    use wagate_proto::error::ErrorCode;
+
+    fn send(body: &str) -> Result<SendBody, ApiError> {
+        parse::<SendBody>(body.as_bytes())
+    }
+
+    #[test]
+    fn send_type_is_case_insensitive_and_defaults_to_text() {
+        for t in ["text", "TEXT", "Text"] {
+            let b = send(&format!(r#"{{"to":"62811","type":"{t}","message":"hi"}}"#)).unwrap();
+            assert_eq!(b.message_type().unwrap(), MessageType::Text);
+        }
+        let b = send(r#"{"to":"62811","message":"hi"}"#).unwrap();
+        let req = b.into_request("s1").unwrap();
+        assert_eq!(req.session_id, "s1");
+        let content = req.content.unwrap();
+        assert_eq!(content.r#type, MessageType::Text as i32);
+        assert_eq!(content.text, "hi");
+        let b = send(r#"{"to":"62811","type":"IMAGE","mediaUrl":"https://x/y.png","caption":"c"}"#).unwrap();
+        let content = b.into_request("s1").unwrap().content.unwrap();
+        assert_eq!(content.r#type, MessageType::Image as i32);
+        assert_eq!(content.media_url.as_deref(), Some("https://x/y.png"));
+    }
+
+    #[test]
+    fn send_validation_names_fields() {
+        for (body, field) in [
+            (r#"{"message":"hi"}"#, "to"),
+            (r#"{"to":"","message":"hi"}"#, "to"),
+            (r#"{"to":628,"message":"hi"}"#, "to"),
+            (r#"{"to":"1","type":"fax","message":"hi"}"#, "type"),
+            (r#"{"to":"1","type":7,"message":"hi"}"#, "type"),
+            (r#"{"to":"1","type":"text"}"#, "message"),
+            (r#"{"to":"1","type":"image"}"#, "mediaUrl"),
+            (r#"{"to":"1","type":"location","latitude":"x","longitude":1}"#, "latitude"),
+            (r#"{"to":"1","type":"location","longitude":1}"#, "latitude"),
+            (r#"{"to":"1","type":"location","latitude":1,"longitude":200}"#, "longitude"),
+            (r#"{"to":"1","type":"contact"}"#, "phone"),
+        ] {
+            let e = send(body).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationError, "{body}");
+            assert_eq!(e.field.as_deref(), Some(field), "{body}: {}", e.message);
+        }
+        assert!(send(r#"{"to":"1","type":"location","latitude":-6.2,"longitude":106.8}"#).is_ok());
+    }
 }

@@ -1,84 +1,269 @@
-//! `sessions`, `sessions/{id}`, `sessions/{id}/qr` (JWT-authenticated by the
-//! control plane; the edge only checks a credential is present).
+//! `sessions`, `sessions/{sessionId}`, `sessions/{sessionId}/qr` (JWT,
+//! checked by the control plane; the edge only checks a credential is present).
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
-use wagate_proto::v1::{CreateSessionRequest, GetSessionRequest, ListSessionsRequest};
-
-use crate::dto::{
-    CreateSessionBody, CreatedSessionDto, DeletedDto, PageQuery, QrDto, SessionDto, SessionListDto,
+use wagate_proto::v1::{
+    CreateSessionRequest, CreateSessionResponse, DeleteSessionResponse, GetSessionRequest,
+    ListSessionsRequest, ListSessionsResponse, QrResponse, Session,
 };
-use crate::envelope::Reply;
-use crate::grpc::call_failed;
-use crate::json::read_json;
-use crate::router::{Ctx, RequestBody};
-use crate::routes::incomplete_reply;
 
-pub(crate) async fn create<B: RequestBody>(ctx: &Ctx, body: B) -> Result<Reply, ApiError> {
-    let body: CreateSessionBody = read_json(&ctx.headers, body, ctx.config().body_limit_bytes).await?;
-    ctx.require_authorization()?;
+use super::{Answer, AppState, CallContext, Reply, incomplete_reply};
+use crate::json::{Json, Validate, require};
+use crate::model::{PaginationDto, Ts, session_status_name};
+use crate::openapi::Envelope;
+use crate::params::{PageParams, PathIds, Query};
+
+pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get, delete)).routes(routes!(qr))
+}
+
+/// `POST sessions`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"name": "Personal", "sessionId": "ann-personal"}))]
+pub struct CreateSessionBody {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// Optional id (generated when absent).
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub session_id: Option<String>,
+}
+
+impl Validate for CreateSessionBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("name", &self.name)
+    }
+}
+
+/// A session as listed and fetched.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDto<'a> {
+    pub id: &'a str,
+    pub session_id: &'a str,
+    pub name: &'a str,
+    /// INIT, QR_REQUIRED, CONNECTING, CONNECTED, RECONNECTING, DISCONNECTED, ...
+    pub status: &'static str,
+    pub phone_number: Option<&'a str>,
+    pub worker_id: Option<&'a str>,
+    pub qr_code: Option<&'a str>,
+    pub last_seen_at: Option<Ts>,
+    pub created_at: Option<Ts>,
+    pub updated_at: Option<Ts>,
+    pub api_key_prefix: Option<&'a str>,
+    /// Why the session waits (e.g. for a worker with free capacity) or failed.
+    pub status_reason: Option<&'a str>,
+}
+
+impl<'a> From<&'a Session> for SessionDto<'a> {
+    fn from(s: &'a Session) -> Self {
+        SessionDto {
+            id: &s.id,
+            session_id: &s.id,
+            name: &s.name,
+            status: session_status_name(s.status),
+            phone_number: s.phone_number.as_deref(),
+            worker_id: s.worker_id.as_deref(),
+            qr_code: s.qr_code.as_deref(),
+            last_seen_at: Ts::from_proto(s.last_seen_at.as_ref()),
+            created_at: Ts::from_proto(s.created_at.as_ref()),
+            updated_at: Ts::from_proto(s.updated_at.as_ref()),
+            api_key_prefix: s.api_key_prefix.as_deref(),
+            status_reason: s.status_reason.as_deref(),
+        }
+    }
+}
+
+/// Answer of `POST sessions`: the session and its API key (shown once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedSessionDto<'a> {
+    pub session_id: &'a str,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub status: &'static str,
+    pub worker_id: Option<&'a str>,
+    pub phone_number: Option<&'a str>,
+    pub qr_code: Option<&'a str>,
+    /// The session's API key, shown once.
+    pub api_key: &'a str,
+    pub api_key_prefix: Option<&'a str>,
+    pub created_at: Option<Ts>,
+    pub updated_at: Option<Ts>,
+    pub last_seen_at: Option<Ts>,
+}
+
+impl<'a> CreatedSessionDto<'a> {
+    pub fn from_proto(r: &'a CreateSessionResponse) -> Option<Self> {
+        let s = r.session.as_ref()?;
+        Some(CreatedSessionDto {
+            session_id: &s.id,
+            id: &s.id,
+            name: &s.name,
+            status: session_status_name(s.status),
+            worker_id: s.worker_id.as_deref(),
+            phone_number: s.phone_number.as_deref(),
+            qr_code: s.qr_code.as_deref(),
+            api_key: &r.api_key,
+            api_key_prefix: s.api_key_prefix.as_deref(),
+            created_at: Ts::from_proto(s.created_at.as_ref()),
+            updated_at: Ts::from_proto(s.updated_at.as_ref()),
+            last_seen_at: Ts::from_proto(s.last_seen_at.as_ref()),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionListDto<'a> {
+    pub sessions: Vec<SessionDto<'a>>,
+    pub pagination: PaginationDto,
+}
+
+impl<'a> From<&'a ListSessionsResponse> for SessionListDto<'a> {
+    fn from(r: &'a ListSessionsResponse) -> Self {
+        SessionListDto {
+            sessions: r.sessions.iter().map(SessionDto::from).collect(),
+            pagination: PaginationDto::new(r.total, r.page, r.limit),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QrDto<'a> {
+    pub session_id: &'a str,
+    pub status: &'static str,
+    pub qr_code: Option<&'a str>,
+}
+
+impl<'a> From<&'a QrResponse> for QrDto<'a> {
+    fn from(r: &'a QrResponse) -> Self {
+        QrDto {
+            session_id: &r.session_id,
+            status: session_status_name(r.status),
+            qr_code: r.qr_code.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedDto<'a> {
+    pub session_id: &'a str,
+    pub deleted: bool,
+}
+
+impl<'a> From<&'a DeleteSessionResponse> for DeletedDto<'a> {
+    fn from(r: &'a DeleteSessionResponse) -> Self {
+        DeletedDto { session_id: &r.session_id, deleted: r.deleted }
+    }
+}
+
+#[utoipa::path(post, path = "/sessions", tag = "sessions", summary = "Create a session (API key shown once)",
+    security(("bearer" = [])), request_body = CreateSessionBody,
+    responses((status = 201, body = Envelope<CreatedSessionDto>), (status = 409, body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn create(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<CreateSessionBody>,
+) -> Answer {
+    call.require_authorization()?;
     let request = CreateSessionRequest { name: body.name, session_id: body.session_id.unwrap_or_default() };
-    let reply = ctx
-        .control_plane()
-        .sessions()
-        .create_session(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("SessionService.CreateSession", &s))?
-        .into_inner();
+    let reply = call
+        .unary(
+            "SessionService.CreateSession",
+            state.control_plane.sessions().create_session(call.request(request)),
+        )
+        .await?;
     let dto = CreatedSessionDto::from_proto(&reply)
         .ok_or_else(|| incomplete_reply("SessionService.CreateSession"))?;
     Ok(Reply::created(&dto))
 }
 
-pub(crate) async fn list(ctx: &Ctx) -> Result<Reply, ApiError> {
-    let page = PageQuery::parse(ctx.query.as_deref())?;
-    ctx.require_authorization()?;
-    let request = ListSessionsRequest { page: page.page, limit: page.limit };
-    let reply = ctx
-        .control_plane()
-        .sessions()
-        .list_sessions(ctx.call.request(request))
-        .await
-        .map_err(|s| call_failed("SessionService.ListSessions", &s))?
-        .into_inner();
+#[utoipa::path(get, path = "/sessions", tag = "sessions", summary = "The caller's sessions",
+    security(("bearer" = [])), params(PageParams),
+    responses((status = 200, body = Envelope<SessionListDto>)))]
+pub(crate) async fn list(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Query(page): Query<PageParams>,
+) -> Answer {
+    call.require_authorization()?;
+    let request = ListSessionsRequest { page: page.page.unwrap_or(0), limit: page.limit.unwrap_or(0) };
+    let reply = call
+        .unary(
+            "SessionService.ListSessions",
+            state.control_plane.sessions().list_sessions(call.request(request)),
+        )
+        .await?;
     Ok(Reply::ok(&SessionListDto::from(&reply)))
 }
 
-fn get_request(id: &str) -> GetSessionRequest {
-    GetSessionRequest { session_id: id.to_owned() }
+fn get_request(ids: &PathIds) -> Result<GetSessionRequest, ApiError> {
+    Ok(GetSessionRequest { session_id: ids.session()? })
 }
 
-pub(crate) async fn get(ctx: &Ctx, id: &str) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let reply = ctx
-        .control_plane()
-        .sessions()
-        .get_session(ctx.call.request(get_request(id)))
-        .await
-        .map_err(|s| call_failed("SessionService.GetSession", &s))?
-        .into_inner();
+#[utoipa::path(get, path = "/sessions/{sessionId}", tag = "sessions", summary = "One session",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses((status = 200, body = Envelope<SessionDto>)))]
+pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = get_request(&ids)?;
+    call.require_authorization()?;
+    let reply = call
+        .unary("SessionService.GetSession", state.control_plane.sessions().get_session(call.request(request)))
+        .await?;
     Ok(Reply::ok(&SessionDto::from(&reply)))
 }
 
-pub(crate) async fn qr(ctx: &Ctx, id: &str) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let reply = ctx
-        .control_plane()
-        .sessions()
-        .get_qr(ctx.call.request(get_request(id)))
-        .await
-        .map_err(|s| call_failed("SessionService.GetQr", &s))?
-        .into_inner();
+#[utoipa::path(get, path = "/sessions/{sessionId}/qr", tag = "sessions", summary = "The QR code to scan",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses((status = 200, body = Envelope<QrDto>)))]
+pub(crate) async fn qr(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = get_request(&ids)?;
+    call.require_authorization()?;
+    let reply = call
+        .unary("SessionService.GetQr", state.control_plane.sessions().get_qr(call.request(request)))
+        .await?;
     Ok(Reply::ok(&QrDto::from(&reply)))
 }
 
-pub(crate) async fn delete(ctx: &Ctx, id: &str) -> Result<Reply, ApiError> {
-    ctx.require_authorization()?;
-    let reply = ctx
-        .control_plane()
-        .sessions()
-        .delete_session(ctx.call.request(get_request(id)))
-        .await
-        .map_err(|s| call_failed("SessionService.DeleteSession", &s))?
-        .into_inner();
+#[utoipa::path(delete, path = "/sessions/{sessionId}", tag = "sessions",
+    summary = "Stop and delete a session (its key and messages with it)",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses((status = 200, body = Envelope<DeletedDto>)))]
+pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = get_request(&ids)?;
+    call.require_authorization()?;
+    let reply = call
+        .unary(
+            "SessionService.DeleteSession",
+            state.control_plane.sessions().delete_session(call.request(request)),
+        )
+        .await?;
     Ok(Reply::ok(&DeletedDto::from(&reply)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_pagination() {
+        let r = ListSessionsResponse { sessions: vec![Session::default()], total: 41, page: 2, limit: 20 };
+        let v = serde_json::to_value(SessionListDto::from(&r)).unwrap();
+        assert_eq!(
+            v["pagination"],
+            serde_json::json!({"total": 41, "page": 2, "limit": 20, "totalPages": 3})
+        );
+        assert_eq!(v["sessions"][0]["status"], "UNSPECIFIED");
+        assert!(v["sessions"][0]["lastSeenAt"].is_null());
+    }
 }

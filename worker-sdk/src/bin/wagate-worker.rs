@@ -18,9 +18,13 @@ use wagate_worker_sdk::simulated::SimulatedDriver;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // WAGATE_LOG_FORMAT=json: one JSON object per line.
+    if std::env::var("WAGATE_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt().json().flatten_event(true).with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 
     let config = args.worker_config();
     let driver = SimulatedDriver::new(args.simulated_config());

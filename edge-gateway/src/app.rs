@@ -1,0 +1,115 @@
+//! The gateway as one tower service: the routes of [`crate::routes`]
+//! (`/api/v1/...`, the `/api/...` alias, `/health` at the root, the docs)
+//! wrapped in the middleware every answer goes through.
+//!
+//! Outermost first: request id (a caller's sane `X-Request-Id`, else a
+//! UUID; echoed on the answer) → security headers → compression (bodies
+//! over 1 KiB, when asked for) → [`middleware::finish`] (CORS, 405/401
+//! fix-ups) → [`middleware::context`] (deadline, body limit) → trailing
+//! slash trimmed → router (per route: latency histogram, panic → 500 envelope).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderName, HeaderValue};
+use tower::{Layer, ServiceBuilder};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+use wagate_proto::error::{ApiError, ErrorCode};
+
+use crate::envelope::{Error, Reply, route_not_found};
+use crate::middleware::{self, MakeUuid, X_REQUEST_ID};
+use crate::routes;
+use crate::state::AppState;
+
+/// Headers on every response (what helmet would set); a handler's own
+/// Content-Security-Policy and Cache-Control win (the docs page).
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 13] = [
+    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    (header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=15552000; includeSubDomains")),
+    (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")),
+    (HeaderName::from_static("cross-origin-opener-policy"), HeaderValue::from_static("same-origin")),
+    (HeaderName::from_static("cross-origin-resource-policy"), HeaderValue::from_static("same-origin")),
+    (header::X_DNS_PREFETCH_CONTROL, HeaderValue::from_static("off")),
+    (HeaderName::from_static("x-download-options"), HeaderValue::from_static("noopen")),
+    (HeaderName::from_static("x-permitted-cross-domain-policies"), HeaderValue::from_static("none")),
+    (HeaderName::from_static("origin-agent-cluster"), HeaderValue::from_static("?1")),
+    (header::X_XSS_PROTECTION, HeaderValue::from_static("0")),
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+];
+
+/// Every documented route: the source of both the router and the OpenAPI document.
+pub(crate) fn documented() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .merge(routes::health::router())
+        .merge(routes::docs::router())
+        .nest("/api/v1", routes::api())
+}
+
+async fn not_found() -> Error {
+    route_not_found().into()
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    Reply::error(&ApiError::new(ErrorCode::Internal, "internal server error")).into_response()
+}
+
+/// The routes with their per-route layers.
+fn router(state: Arc<AppState>) -> Router {
+    use axum::routing::get;
+    let (documented, _) = documented().split_for_parts();
+    let (api, _) = routes::api().split_for_parts();
+    let (health, _) = routes::health::router().split_for_parts();
+    documented
+        .nest("/api", api.merge(health))
+        // The root health routes, also under the prefix (undocumented aliases).
+        .route("/api/v1/health", get(routes::health::live))
+        .route("/api/v1/health/ready", get(routes::health::ready))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(axum::middleware::from_fn(middleware::track))
+        .with_state(state)
+}
+
+/// The whole gateway as a service taking any request (hyper's `Incoming` body or others).
+pub(crate) fn service(
+    state: Arc<AppState>,
+) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send> + Clone + Send
+{
+    let inner = NormalizePathLayer::trim_trailing_slash().layer(router(state.clone()));
+    let compression =
+        CompressionLayer::new().compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES));
+    let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12] = SECURITY_HEADERS;
+    ServiceBuilder::new()
+        .map_response(IntoResponse::into_response)
+        .map_request(middleware::sanitize_request_id)
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeUuid))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        .layer(SetResponseHeaderLayer::if_not_present(h0.0, h0.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h1.0, h1.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h2.0, h2.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h3.0, h3.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h4.0, h4.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h5.0, h5.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h6.0, h6.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h7.0, h7.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h8.0, h8.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h9.0, h9.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h10.0, h10.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h11.0, h11.1))
+        .layer(SetResponseHeaderLayer::if_not_present(h12.0, h12.1))
+        .layer(compression)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::finish))
+        .layer(axum::middleware::from_fn_with_state(state, middleware::context))
+        .service(inner)
+}
