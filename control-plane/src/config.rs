@@ -106,6 +106,18 @@ pub struct ControlPlaneArgs {
     /// Prometheus `/metrics` listen address; empty turns it off.
     #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     pub metrics_listen: String,
+    /// Address other replicas reach this one at (`http://10.1.2.3:50051`);
+    /// derived from the listen address (or the host name) when unset.
+    #[arg(long, env = "WAGATE_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Shared secret of replica-to-replica calls; random per start when unset
+    /// (fine for one replica; every replica of a deployment needs the same).
+    #[arg(long, env = "WAGATE_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
+    /// How long a worker whose stream ended may take to reconnect (to any
+    /// replica) before its sessions fail over.
+    #[arg(long, env = "WAGATE_RECONNECT_GRACE_MS", default_value_t = 2000)]
+    pub reconnect_grace_ms: u64,
 }
 
 /// Resolved configuration.
@@ -146,6 +158,10 @@ pub struct ControlPlaneConfig {
     /// Prometheus `/metrics` listener (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
     pub key_usage_flush: Duration,
+    /// `None`: derived from the bound listen address at start.
+    pub advertise_addr: Option<String>,
+    pub internal_token: String,
+    pub reconnect_grace: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -206,6 +222,12 @@ impl ControlPlaneArgs {
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
             metrics_listen: self.metrics_listen.trim().parse().ok(),
             key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
+            advertise_addr: self.advertise_addr.filter(|s| !s.trim().is_empty()),
+            internal_token: self.internal_token.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+                tracing::info!("WAGATE_INTERNAL_TOKEN is not set: using a random one (single replica only)");
+                random_secret()
+            }),
+            reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
         }
     }
 }
@@ -246,6 +268,30 @@ impl ControlPlaneConfig {
             metrics_retention: Duration::from_secs(30 * 86_400),
             metrics_listen: None,
             key_usage_flush: Duration::from_secs(5),
+            advertise_addr: None,
+            internal_token: random_secret(),
+            reconnect_grace: Duration::from_millis(1000),
+        }
+    }
+
+    /// How long a worker → replica record lives without a refresh.
+    pub fn route_ttl(&self) -> Duration {
+        self.liveness_timeout() * 4
+    }
+
+    /// The address other replicas reach this one at, given the bound address.
+    pub fn resolve_advertise_addr(&self, bound: SocketAddr) -> String {
+        if let Some(a) = &self.advertise_addr {
+            return if a.contains("://") { a.clone() } else { format!("http://{a}") };
+        }
+        if bound.ip().is_unspecified() {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".into());
+            format!("http://{host}:{}", bound.port())
+        } else {
+            format!("http://{bound}")
         }
     }
 

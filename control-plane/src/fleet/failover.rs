@@ -9,7 +9,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use sea_orm::ConnectionTrait;
 use tracing::Instrument;
-use wagate_proto::v1::{self, command};
+use wagate_proto::v1;
 
 use crate::audit::{self, AuditEntry};
 use crate::error::CpResult;
@@ -141,14 +141,14 @@ async fn redispatch(state: &SharedState, session_id: &str) -> CpResult<()> {
     for row in rows {
         let message_id: String = row.try_get("", "id")?;
         let content = content_of(&row)?;
-        let cmd = command::Kind::SendMessage(v1::SendMessage {
+        let cmd = v1::SendMessage {
             session_id: session_id.to_owned(),
             generation: u64::try_from(generation).unwrap_or_default(),
             message_id: message_id.clone(),
             to: row.try_get("", "to_number")?,
             content: Some(content),
-        });
-        let result = state.registry.call(&worker_id, cmd, state.config.command_timeout).await?;
+        };
+        let result = state.dispatcher.send_message(&worker_id, cmd).await?;
         let now = Utc::now();
         if result.ok {
             let wa_id = match result.payload {

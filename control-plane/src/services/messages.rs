@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
-use wagate_proto::v1::{self, command, message_service_server::MessageService};
+use wagate_proto::v1::{self, message_service_server::MessageService};
 
 use crate::auth::key_cache::KeyEntry;
 use crate::auth::{api_keys, identity};
@@ -150,14 +150,14 @@ impl MessageApi {
         if queue_only {
             return Ok(pending(&inserted, to));
         }
-        let cmd = command::Kind::SendMessage(v1::SendMessage {
+        let cmd = v1::SendMessage {
             session_id: ks.session_id.clone(),
             generation: u64::try_from(ks.generation).unwrap_or_default(),
             message_id: inserted.id.clone(),
             to: to.clone(),
             content: Some(content),
-        });
-        let outcome = self.state.registry.call(&worker_id, cmd, self.state.config.command_timeout).await;
+        };
+        let outcome = self.state.dispatcher.send_message(&worker_id, cmd).await;
         match outcome {
             Ok(result) if result.ok => {
                 let wa_id = match result.payload {
