@@ -44,8 +44,8 @@ pub struct ControlPlaneArgs {
     #[arg(long, env = "WAGATE_COMMAND_TIMEOUT_MS", default_value_t = 15000)]
     pub command_timeout_ms: u64,
     /// How long an API-key lookup is cached in memory (0 disables the cache).
-    /// Changes made through this replica invalidate it at once; the TTL bounds
-    /// staleness of changes made elsewhere.
+    /// Changes invalidate it at once on every replica (pub/sub); the TTL is a
+    /// safety net against a lost invalidation.
     #[arg(long, env = "WAGATE_KEY_CACHE_TTL_MS", default_value_t = 2000)]
     pub key_cache_ttl_ms: u64,
     /// Write message status changes (SENT acks, DELIVERED/READ events) in
