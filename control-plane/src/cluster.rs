@@ -15,8 +15,10 @@ use wagate_edge_gateway::{EdgeConfig, EdgeServer, RunningEdge};
 use wagate_worker_sdk::simulated::{SimulatedConfig, SimulatedDriver};
 use wagate_worker_sdk::{Worker, WorkerConfig, WorkerHandle};
 
+use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
 use crate::server::{ControlPlane, RunningControlPlane};
+use crate::tcp_proxy::TcpProxy;
 
 /// Default PostgreSQL server for tests (a database per cluster is created on it).
 pub const TEST_POSTGRES_URL_ENV: &str = "WAGATE_TEST_POSTGRES_URL";
@@ -42,26 +44,45 @@ pub struct WorkerSpec {
     pub id: String,
     pub max_sessions: u32,
     pub simulated: SimulatedConfig,
+    /// The replica the worker's stream goes to (index into the replicas).
+    pub replica: usize,
 }
 
 impl WorkerSpec {
     pub fn new(id: impl Into<String>, max_sessions: u32) -> Self {
-        Self { id: id.into(), max_sessions, simulated: SimulatedConfig::default() }
+        Self { id: id.into(), max_sessions, simulated: SimulatedConfig::default(), replica: 0 }
+    }
+
+    /// Connects this worker to replica `replica`.
+    pub fn on(mut self, replica: usize) -> Self {
+        self.replica = replica;
+        self
     }
 }
 
-type ConfigTweak = Box<dyn FnOnce(&mut ControlPlaneConfig) + Send>;
+type ConfigTweak = Box<dyn Fn(&mut ControlPlaneConfig) + Send>;
 
 pub struct ClusterBuilder {
     storage: Storage,
     workers: Vec<WorkerSpec>,
     tweak: Option<ConfigTweak>,
     edge: Option<EdgeConfig>,
+    replicas: usize,
+    edge_replica: usize,
+    db_proxy: bool,
 }
 
 impl ClusterBuilder {
     pub fn new(storage: Storage) -> Self {
-        Self { storage, workers: Vec::new(), tweak: None, edge: Some(EdgeConfig::default()) }
+        Self {
+            storage,
+            workers: Vec::new(),
+            tweak: None,
+            edge: Some(EdgeConfig::default()),
+            replicas: 1,
+            edge_replica: 0,
+            db_proxy: false,
+        }
     }
 
     pub fn worker(mut self, spec: WorkerSpec) -> Self {
@@ -76,7 +97,8 @@ impl ClusterBuilder {
         self
     }
 
-    pub fn configure(mut self, f: impl FnOnce(&mut ControlPlaneConfig) + Send + 'static) -> Self {
+    /// Applied to the configuration of every replica.
+    pub fn configure(mut self, f: impl Fn(&mut ControlPlaneConfig) + Send + 'static) -> Self {
         self.tweak = Some(Box::new(f));
         self
     }
@@ -91,19 +113,51 @@ impl ClusterBuilder {
         self
     }
 
+    /// Runs `n` control-plane replicas on the one database and cache (their
+    /// workers then connect through a TCP proxy each, standing in for the
+    /// Kubernetes Service: see [`Cluster::move_worker`], [`Cluster::kill_replica`]).
+    pub fn replicas(mut self, n: usize) -> Self {
+        self.replicas = n.max(1);
+        self
+    }
+
+    /// The replica the edge gateway talks to.
+    pub fn edge_on(mut self, replica: usize) -> Self {
+        self.edge_replica = replica;
+        self
+    }
+
+    /// Puts a TCP proxy between the control plane and PostgreSQL
+    /// ([`Cluster::db_proxy`]: cut and restore it to simulate an outage).
+    pub fn db_proxy(mut self) -> Self {
+        self.db_proxy = true;
+        self
+    }
+
     pub async fn start(self) -> Result<Cluster, ClusterError> {
         let mut cleanup = Cleanup::default();
+        let mut db_proxy = None;
+        let mut shared_cache = None;
         let mut config = match self.storage {
             Storage::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("wagate-test-{}", uuid::Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir).map_err(|e| ClusterError::Storage(e.to_string()))?;
                 let url = format!("sqlite://{}?mode=rwc", dir.join("wagate.db").display());
                 cleanup.dir = Some(dir);
+                if self.replicas > 1 {
+                    // One in-process "Redis" for every replica.
+                    shared_cache = Some(Cache::Memory(crate::cache::MemoryCache::default()));
+                }
                 ControlPlaneConfig::local(url)
             }
             Storage::PostgresRedis => {
-                let (url, admin_url, db_name) = create_postgres_database().await?;
+                let (mut url, admin_url, db_name) = create_postgres_database().await?;
                 cleanup.postgres = Some((admin_url, db_name));
+                if self.db_proxy {
+                    let (rewritten, proxy) = proxied_url(&url).await?;
+                    url = rewritten;
+                    db_proxy = Some(proxy);
+                }
                 let mut config = ControlPlaneConfig::local(url);
                 config.redis_url =
                     Some(std::env::var(TEST_REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.into()));
@@ -111,30 +165,64 @@ impl ClusterBuilder {
                 config
             }
         };
-        if let Some(tweak) = self.tweak {
+        if let Some(tweak) = &self.tweak {
             tweak(&mut config);
         }
-        let cp = match ControlPlane::start(config).await {
-            Ok(cp) => cp,
-            Err(e) => {
-                cleanup.run().await;
-                return Err(ClusterError::ControlPlane(e.to_string()));
+        let mut cps = Vec::with_capacity(self.replicas);
+        for i in 0..self.replicas {
+            let mut c = config.clone();
+            if self.replicas > 1 {
+                c.replica_id = format!("replica-{i}");
             }
-        };
-        let edge = match self.edge {
-            Some(mut edge_config) => {
-                edge_config.listen = ([127, 0, 0, 1], 0).into();
-                edge_config.control_plane_url = cp.url();
-                Some(EdgeServer::bind(edge_config).await.map_err(|e| ClusterError::Edge(e.to_string()))?)
+            match ControlPlane::start_with_cache(c, shared_cache.clone()).await {
+                Ok(cp) => cps.push(Some(cp)),
+                Err(e) => {
+                    for cp in cps.into_iter().flatten() {
+                        cp.shutdown().await;
+                    }
+                    cleanup.run().await;
+                    return Err(ClusterError::ControlPlane(e.to_string()));
+                }
             }
-            None => None,
+        }
+        let edge_replica = self.edge_replica.min(cps.len() - 1);
+        let mut cluster = Cluster {
+            storage: self.storage,
+            cps,
+            edge: None,
+            extra_edges: Vec::new(),
+            workers: Vec::new(),
+            cleanup,
+            db_proxy,
         };
-        let mut cluster = Cluster { storage: self.storage, cp: Some(cp), edge, workers: Vec::new(), cleanup };
+        if let Some(edge_config) = self.edge {
+            let edge = cluster.start_edge(edge_config, edge_replica).await?;
+            cluster.edge = Some(edge);
+        }
         for spec in self.workers {
             cluster.add_worker(spec).await?;
         }
         Ok(cluster)
     }
+}
+
+/// Rewrites a PostgreSQL URL to go through a new TCP proxy.
+async fn proxied_url(url: &str) -> Result<(String, TcpProxy), ClusterError> {
+    let storage = |e: String| ClusterError::Storage(e);
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| storage(format!("bad url {url}")))?;
+    let (auth_host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (auth, host) = match auth_host.rsplit_once('@') {
+        Some((a, h)) => (format!("{a}@"), h),
+        None => (String::new(), auth_host),
+    };
+    let host = if host.contains(':') { host.to_owned() } else { format!("{host}:5432") };
+    let target = tokio::net::lookup_host(host.clone())
+        .await
+        .map_err(|e| storage(e.to_string()))?
+        .next()
+        .ok_or_else(|| storage(format!("cannot resolve {host}")))?;
+    let proxy = TcpProxy::start(target).await.map_err(|e| storage(e.to_string()))?;
+    Ok((format!("{scheme}://{auth}127.0.0.1:{}/{path}", proxy.addr().port()), proxy))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,19 +241,40 @@ pub struct ClusterWorker {
     pub id: String,
     pub driver: Arc<SimulatedDriver>,
     pub handle: Option<WorkerHandle>,
+    /// The replica its stream goes to.
+    pub replica: usize,
+    /// Its "Service" in front of the replicas (clusters of several replicas).
+    pub proxy: Option<TcpProxy>,
 }
 
 pub struct Cluster {
     pub storage: Storage,
-    cp: Option<RunningControlPlane>,
+    cps: Vec<Option<RunningControlPlane>>,
     pub edge: Option<RunningEdge>,
+    extra_edges: Vec<RunningEdge>,
     pub workers: Vec<ClusterWorker>,
     cleanup: Cleanup,
+    db_proxy: Option<TcpProxy>,
 }
 
 impl Cluster {
+    /// The first replica still running.
     pub fn cp(&self) -> &RunningControlPlane {
-        self.cp.as_ref().expect("control plane is running until shutdown")
+        self.cps.iter().flatten().next().expect("a control plane is running until shutdown")
+    }
+
+    /// Replica `i` (panics if it was killed).
+    pub fn cp_at(&self, i: usize) -> &RunningControlPlane {
+        self.cps.get(i).and_then(Option::as_ref).expect("replica is running")
+    }
+
+    pub fn replica_count(&self) -> usize {
+        self.cps.len()
+    }
+
+    /// The proxy between the control plane and PostgreSQL, if asked for.
+    pub fn db_proxy(&self) -> Option<&TcpProxy> {
+        self.db_proxy.as_ref()
     }
 
     /// Base URL of the edge gateway, e.g. `http://127.0.0.1:34567`.
@@ -180,10 +289,27 @@ impl Cluster {
         self.cp().url()
     }
 
+    async fn start_edge(&self, mut config: EdgeConfig, replica: usize) -> Result<RunningEdge, ClusterError> {
+        config.listen = ([127, 0, 0, 1], 0).into();
+        config.control_plane_url = self.cp_at(replica).url();
+        EdgeServer::bind(config).await.map_err(|e| ClusterError::Edge(e.to_string()))
+    }
+
+    /// Starts another edge gateway talking to `replica`; returns its base URL.
+    pub async fn add_edge(&mut self, replica: usize) -> Result<String, ClusterError> {
+        let edge = self.start_edge(EdgeConfig::default(), replica).await?;
+        let url = format!("http://127.0.0.1:{}", edge.local_addr().port());
+        self.extra_edges.push(edge);
+        Ok(url)
+    }
+
     /// A worker configuration pointing at this cluster's control plane.
     pub fn worker_config(&self, id: &str, max_sessions: u32) -> WorkerConfig {
-        let mut config =
-            WorkerConfig::new(self.grpc_url(), self.cp().state().config.worker_auth_token.clone(), id);
+        self.worker_config_to(self.grpc_url(), id, max_sessions)
+    }
+
+    fn worker_config_to(&self, url: String, id: &str, max_sessions: u32) -> WorkerConfig {
+        let mut config = WorkerConfig::new(url, self.cp().state().config.worker_auth_token.clone(), id);
         config.max_sessions = max_sessions;
         config.endpoint = format!("sim://{id}");
         config.backoff_base = Duration::from_millis(50);
@@ -195,14 +321,54 @@ impl Cluster {
     /// stream is up.
     pub async fn add_worker(&mut self, spec: WorkerSpec) -> Result<&ClusterWorker, ClusterError> {
         let driver = SimulatedDriver::new(spec.simulated.clone());
-        let handle = Worker::spawn(self.worker_config(&spec.id, spec.max_sessions), driver.clone());
+        let replica = spec.replica.min(self.cps.len() - 1);
+        let (url, proxy) = if self.cps.len() > 1 {
+            let proxy = TcpProxy::start(self.cp_at(replica).local_addr())
+                .await
+                .map_err(|e| ClusterError::Storage(e.to_string()))?;
+            (format!("http://127.0.0.1:{}", proxy.addr().port()), Some(proxy))
+        } else {
+            (self.cp_at(replica).url(), None)
+        };
+        let handle = Worker::spawn(self.worker_config_to(url, &spec.id, spec.max_sessions), driver.clone());
         if !handle.wait_connected(Duration::from_secs(10)).await {
             return Err(ClusterError::WorkerConnect(spec.id));
         }
         // The stream is up once Welcome arrived; the registry entry is made
         // before Welcome is sent, so the worker is placeable now.
-        self.workers.push(ClusterWorker { id: spec.id, driver, handle: Some(handle) });
+        self.workers.push(ClusterWorker { id: spec.id, driver, handle: Some(handle), replica, proxy });
         Ok(self.workers.last().expect("just pushed"))
+    }
+
+    /// Moves a worker's stream to `replica`: its "Service" now leads there
+    /// and its current connection is dropped (it reconnects by itself).
+    pub fn move_worker(&mut self, id: &str, replica: usize) {
+        let addr = self.cp_at(replica).local_addr();
+        let w = self.workers.iter_mut().find(|w| w.id == id).expect("worker exists");
+        let proxy = w.proxy.as_ref().expect("moving workers needs a cluster of several replicas");
+        proxy.set_upstream(addr);
+        proxy.reset();
+        w.replica = replica;
+    }
+
+    /// Kills replica `i` (as if its process died) and points its workers'
+    /// "Service" at the next running replica, as Kubernetes would.
+    pub async fn kill_replica(&mut self, i: usize) {
+        let Some(cp) = self.cps.get_mut(i).and_then(Option::take) else { return };
+        cp.kill().await;
+        let Some(next) =
+            (0..self.cps.len()).map(|k| (i + 1 + k) % self.cps.len()).find(|k| self.cps[*k].is_some())
+        else {
+            return;
+        };
+        let addr = self.cp_at(next).local_addr();
+        for w in self.workers.iter_mut().filter(|w| w.replica == i) {
+            if let Some(p) = &w.proxy {
+                p.set_upstream(addr);
+                p.reset();
+            }
+            w.replica = next;
+        }
     }
 
     pub fn worker(&self, id: &str) -> Option<&ClusterWorker> {
@@ -263,7 +429,13 @@ impl Cluster {
         if let Some(edge) = self.edge.take() {
             edge.shutdown().await;
         }
-        if let Some(cp) = self.cp.take() {
+        for edge in self.extra_edges.drain(..) {
+            edge.shutdown().await;
+        }
+        if let Some(p) = &self.db_proxy {
+            p.restore();
+        }
+        for cp in self.cps.iter_mut().filter_map(Option::take) {
             let db = cp.state().db.conn.clone();
             cp.shutdown().await;
             let _ = db.close().await;

@@ -59,8 +59,8 @@ pub struct ControlPlaneArgs {
     #[arg(long, env = "WAGATE_COMMAND_TIMEOUT_MS", default_value_t = 15000)]
     pub command_timeout_ms: u64,
     /// How long an API-key lookup is cached in memory (0 disables the cache).
-    /// Changes made through this replica invalidate it at once; the TTL bounds
-    /// staleness of changes made elsewhere.
+    /// Changes invalidate it at once on every replica (pub/sub); the TTL is a
+    /// safety net against a lost invalidation.
     #[arg(long, env = "WAGATE_KEY_CACHE_TTL_MS", default_value_t = 2000)]
     pub key_cache_ttl_ms: u64,
     /// Write message status changes (SENT acks, DELIVERED/READ events) in
@@ -134,6 +134,18 @@ pub struct ControlPlaneArgs {
     /// How often the database and cache are checked for `grpc.health.v1`.
     #[arg(long, env = "WAGATE_HEALTH_CHECK_INTERVAL_MS", default_value_t = 2000)]
     pub health_check_interval_ms: u64,
+    /// Address other replicas reach this one at (`http://10.1.2.3:50051`);
+    /// derived from the listen address (or the host name) when unset.
+    #[arg(long, env = "WAGATE_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Shared secret of replica-to-replica calls; random per start when unset
+    /// (fine for one replica; every replica of a deployment needs the same).
+    #[arg(long, env = "WAGATE_INTERNAL_TOKEN", hide_env_values = true)]
+    pub internal_token: Option<String>,
+    /// How long a worker whose stream ended may take to reconnect (to any
+    /// replica) before its sessions fail over.
+    #[arg(long, env = "WAGATE_RECONNECT_GRACE_MS", default_value_t = 2000)]
+    pub reconnect_grace_ms: u64,
 }
 
 /// Resolved configuration.
@@ -182,6 +194,10 @@ pub struct ControlPlaneConfig {
     pub key_usage_flush: Duration,
     /// Database and cache checks behind the gRPC health status.
     pub health_check_interval: Duration,
+    /// `None`: derived from the bound listen address at start.
+    pub advertise_addr: Option<String>,
+    pub internal_token: String,
+    pub reconnect_grace: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -199,6 +215,9 @@ impl ControlPlaneArgs {
         }
         if let Some(s) = self.edge_token.as_deref().filter(|s| !s.is_empty()) {
             check_secret("WAGATE_EDGE_TOKEN", s)?;
+        }
+        if let Some(s) = self.internal_token.as_deref().filter(|s| !s.is_empty()) {
+            check_secret("WAGATE_INTERNAL_TOKEN", s)?;
         }
         let trusted_proxies = crate::auth::client_addr::parse_cidrs(&self.trusted_proxies)
             .map_err(|reason| ConfigError::Invalid { name: "WAGATE_TRUSTED_PROXIES", reason })?;
@@ -265,6 +284,12 @@ impl ControlPlaneArgs {
             metrics_listen: self.metrics_listen.trim().parse().ok(),
             key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
             health_check_interval: Duration::from_millis(self.health_check_interval_ms.max(100)),
+            advertise_addr: self.advertise_addr.filter(|s| !s.trim().is_empty()),
+            internal_token: self.internal_token.filter(|s| !s.is_empty()).unwrap_or_else(|| {
+                tracing::info!("WAGATE_INTERNAL_TOKEN is not set: using a random one (single replica only)");
+                random_secret()
+            }),
+            reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
         })
     }
 }
@@ -360,6 +385,30 @@ impl ControlPlaneConfig {
             metrics_listen: None,
             key_usage_flush: Duration::from_secs(5),
             health_check_interval: Duration::from_millis(500),
+            advertise_addr: None,
+            internal_token: random_secret(),
+            reconnect_grace: Duration::from_millis(1000),
+        }
+    }
+
+    /// How long a worker → replica record lives without a refresh.
+    pub fn route_ttl(&self) -> Duration {
+        self.liveness_timeout() * 4
+    }
+
+    /// The address other replicas reach this one at, given the bound address.
+    pub fn resolve_advertise_addr(&self, bound: SocketAddr) -> String {
+        if let Some(a) = &self.advertise_addr {
+            return if a.contains("://") { a.clone() } else { format!("http://{a}") };
+        }
+        if bound.ip().is_unspecified() {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".into());
+            format!("http://{host}:{}", bound.port())
+        } else {
+            format!("http://{bound}")
         }
     }
 

@@ -35,6 +35,12 @@ impl From<CpError> for ApiError {
                 ApiError::new(ErrorCode::ShuttingDown, "the control plane is shutting down")
                     .with_retry_after(1)
             }
+            CpError::Db(err) if is_unavailable(&err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                ::metrics::counter!("wagate_db_unavailable_total").increment(1);
+                ApiError::new(ErrorCode::Unavailable, "database unavailable, retry shortly")
+                    .with_retry_after(2)
+            }
             CpError::Db(err) => {
                 tracing::error!(error = %err, "database error");
                 ApiError::new(ErrorCode::Internal, "internal error")
@@ -69,4 +75,28 @@ pub fn api(code: ErrorCode, message: impl Into<String>) -> CpError {
 /// True when the database refused a row for a unique constraint.
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// True when the database could not be reached or the connection broke
+/// (pool exhausted or closed, I/O, TLS, protocol, server shutting down):
+/// a dependency failure (503 + Retry-After), not a bug (500).
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as SqlxError;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            SqlxError::Io(_)
+            | SqlxError::Tls(_)
+            | SqlxError::Protocol(_)
+            | SqlxError::PoolTimedOut
+            | SqlxError::PoolClosed
+            | SqlxError::WorkerCrashed => true,
+            // 08xxx connection exception, 57xxx operator intervention
+            // (server shutting down, cannot connect now).
+            SqlxError::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+            _ => false,
+        },
+        _ => false,
+    }
 }

@@ -72,7 +72,7 @@ async fn on_qr(
         ))
         .await?;
     if res.rows_affected() > 0 {
-        state.key_cache.invalidate_session(session_id);
+        crate::invalidation::session_soon(state, session_id);
     }
     Ok(res.rows_affected())
 }
@@ -114,7 +114,7 @@ async fn on_status(
         .await?;
     if res.rows_affected() > 0 {
         // The session's status is part of what its key lookup returns.
-        state.key_cache.invalidate_session(session_id);
+        crate::invalidation::session_soon(state, session_id);
     }
     if status == SessionStatus::Connected && res.rows_affected() > 0 {
         // Sends accepted while the session moved, or in flight on a lost

@@ -11,6 +11,7 @@ use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
+    internal_service_server::InternalServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
@@ -20,6 +21,7 @@ use crate::services::{
     admin::AdminApi, api_keys::ApiKeyApi, auth::AuthApi, fleet::FleetApi, message_history::MessageHistoryApi,
     messages::MessageApi, sessions::SessionApi, users::UserApi,
 };
+use crate::dispatch::internal_api::InternalApi;
 use crate::state::SharedState;
 use crate::worker_stream::WorkerApi;
 
@@ -49,6 +51,7 @@ pub async fn set_all(reporter: &HealthReporter, serving: bool) {
         ApiKeyServiceServer<ApiKeyApi>,
         UserServiceServer<UserApi>,
         AdminServiceServer<AdminApi>,
+        InternalServiceServer<InternalApi>,
     );
     let overall = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
     reporter.set_service_status("", overall).await;

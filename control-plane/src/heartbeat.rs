@@ -1,133 +1,97 @@
-//! Worker liveness bookkeeping: the `workers` row on Hello and on each
-//! heartbeat, and sampled `worker_metrics` rows.
+//! Worker liveness on the replica that holds the stream.
+//!
+//! `Hello` registers the worker and bumps its durable stream epoch
+//! ([`crate::persistence::workers::hello`]). Heartbeats are kept in memory:
+//! the stream's reader counts silence, and only transitions are written
+//! (OFFLINE at the end of the current stream, fenced by its epoch). A
+//! heartbeat reaches storage only at low rates: a `worker_metrics` sample at
+//! the metrics interval (fenced too) and a refresh of the worker → replica
+//! route record (with a TTL) about once per liveness timeout.
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr};
+use wagate_proto::error::ErrorCode;
 use wagate_proto::v1;
 
 use crate::error::{CpError, api, is_unique_violation};
+use crate::persistence::workers::{self, HelloRow, Sample};
 use crate::state::SharedState;
 
-const UPSERT: &str = "INSERT INTO workers (id, endpoint, status, session_count, max_sessions, cpu_usage, memory_usage, \
-        last_heartbeat, version, created_at, updated_at) \
-    VALUES ($1, $2, 'ONLINE', 0, $3, 0, 0, $4, $5, $6, $7) \
-    ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, max_sessions = excluded.max_sessions, \
-        version = excluded.version, last_heartbeat = excluded.last_heartbeat, updated_at = excluded.updated_at, \
-        status = CASE WHEN workers.status = 'MAINTENANCE' THEN 'MAINTENANCE' ELSE 'ONLINE' END";
-
-/// Self-heals the placement counter from the sessions actually assigned.
-const RECOUNT: &str = "UPDATE workers SET session_count = (SELECT COUNT(*) FROM sessions WHERE sessions.worker_id = workers.id) WHERE id = $1";
-
-pub async fn upsert_on_hello(state: &SharedState, hello: &v1::Hello, peer: &str) -> Result<(), CpError> {
-    let db = &state.db;
-    let now = Utc::now();
+/// Registers the worker of `hello`; returns its new stream epoch.
+pub async fn on_hello(state: &SharedState, hello: &v1::Hello, peer: &str) -> Result<u64, CpError> {
     let endpoint = if hello.endpoint.trim().is_empty() {
         format!("stream://{}", hello.worker_id)
     } else {
         hello.endpoint.clone()
     };
-    let version = (!hello.version.is_empty()).then(|| hello.version.clone());
-    let res = db
-        .conn
-        .execute_raw(db.stmt(
-            UPSERT,
-            vec![
-                hello.worker_id.clone().into(),
-                endpoint.into(),
-                i32::try_from(hello.max_sessions).unwrap_or(i32::MAX).into(),
-                now.into(),
-                version.into(),
-                now.into(),
-                now.into(),
-            ],
-        ))
-        .await;
-    match res {
-        Ok(_) => {}
+    let row = HelloRow {
+        worker_id: &hello.worker_id,
+        endpoint: &endpoint,
+        max_sessions: i32::try_from(hello.max_sessions).unwrap_or(i32::MAX),
+        version: (!hello.version.is_empty()).then_some(hello.version.as_str()),
+    };
+    let epoch = match workers::hello(&state.db, &row).await {
+        Ok(e) => e,
         Err(e) if is_unique_violation(&e) => {
-            return Err(api(
-                wagate_proto::error::ErrorCode::AlreadyExists,
-                "endpoint is already registered by another worker",
-            ));
+            return Err(api(ErrorCode::AlreadyExists, "worker registration conflicts with another worker"));
         }
         Err(e) => return Err(e.into()),
-    }
-    db.conn.execute_raw(db.stmt(RECOUNT, vec![hello.worker_id.clone().into()])).await?;
-    tracing::debug!(peer, max_sessions = hello.max_sessions, "worker row upserted");
-    Ok(())
+    };
+    tracing::debug!(peer, epoch, max_sessions = hello.max_sessions, "worker registered");
+    Ok(epoch)
 }
 
-/// Decides which heartbeats become `worker_metrics` samples.
-pub struct Sampler {
-    interval: Duration,
-    last: Option<Instant>,
+/// Per-stream liveness bookkeeping (in memory).
+pub struct Liveness {
+    epoch: u64,
+    sample_every: Duration,
+    last_sample: Option<Instant>,
+    refresh_every: Duration,
+    last_refresh: Instant,
 }
 
-impl Sampler {
-    pub fn new(interval: Duration) -> Self {
-        Self { interval, last: None }
-    }
-
-    fn due(&mut self) -> bool {
-        let now = Instant::now();
-        if self.last.is_none_or(|l| now.duration_since(l) >= self.interval) {
-            self.last = Some(now);
-            true
-        } else {
-            false
+impl Liveness {
+    pub fn new(state: &SharedState, epoch: u64) -> Self {
+        Self {
+            epoch,
+            sample_every: state.config.metrics_sample_interval,
+            last_sample: None,
+            refresh_every: state.config.liveness_timeout(),
+            last_refresh: Instant::now(),
         }
     }
-}
 
-pub async fn record(state: &SharedState, worker_id: &str, hb: &v1::Heartbeat, sampler: &mut Sampler) {
-    if let Err(err) = write(state, worker_id, hb, sampler).await {
-        tracing::warn!(error = %err, "heartbeat write failed");
+    /// Handles one heartbeat. False when this stream turned out to be stale
+    /// (the worker opened a newer stream, here or on another replica).
+    pub async fn heartbeat(&mut self, state: &SharedState, worker_id: &str, hb: &v1::Heartbeat) -> bool {
+        let now = Instant::now();
+        if self.last_refresh.elapsed() >= self.refresh_every {
+            self.last_refresh = now;
+            match state
+                .cache
+                .refresh_worker_replica(worker_id, state.dispatcher.self_addr(), state.config.route_ttl())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(err) => tracing::debug!(error = %err, "route record refresh failed"),
+            }
+        }
+        if self.last_sample.is_none_or(|l| now.duration_since(l) >= self.sample_every) {
+            self.last_sample = Some(now);
+            let sample = Sample {
+                cpu: if hb.cpu_usage.is_finite() { hb.cpu_usage.max(0.0) } else { 0.0 },
+                memory: if hb.memory_usage.is_finite() { hb.memory_usage.clamp(0.0, 100.0) } else { 0.0 },
+                session_count: i32::try_from(hb.session_count).unwrap_or(i32::MAX),
+                message_count: i64::try_from(hb.message_count).unwrap_or(i64::MAX),
+                uptime_seconds: i64::try_from(hb.uptime_seconds).unwrap_or(i64::MAX),
+            };
+            match workers::record_sample(&state.db, worker_id, self.epoch, &sample).await {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(err) => tracing::warn!(error = %err, "worker sample not written"),
+            }
+        }
+        true
     }
-    if let Err(err) = state
-        .cache
-        .set_worker_replica(worker_id, &state.config.replica_id, state.config.liveness_timeout() * 4)
-        .await
-    {
-        tracing::debug!(error = %err, "replica record refresh failed");
-    }
-}
-
-async fn write(
-    state: &SharedState,
-    worker_id: &str,
-    hb: &v1::Heartbeat,
-    sampler: &mut Sampler,
-) -> Result<(), DbErr> {
-    let db = &state.db;
-    let now = Utc::now();
-    let cpu = if hb.cpu_usage.is_finite() { hb.cpu_usage.max(0.0) } else { 0.0 };
-    let mem = if hb.memory_usage.is_finite() { hb.memory_usage.clamp(0.0, 100.0) } else { 0.0 };
-    db.conn
-        .execute_raw(db.stmt(
-            "UPDATE workers SET cpu_usage = $1, memory_usage = $2, last_heartbeat = $3, updated_at = $4, \
-             status = CASE WHEN status = 'OFFLINE' THEN 'ONLINE' ELSE status END WHERE id = $5",
-            vec![cpu.into(), mem.into(), now.into(), now.into(), worker_id.into()],
-        ))
-        .await?;
-    if sampler.due() {
-        db.conn
-            .execute_raw(db.stmt(
-                "INSERT INTO worker_metrics (id, worker_id, cpu_usage, memory_usage, session_count, message_count, uptime, timestamp) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                vec![
-                    uuid::Uuid::now_v7().to_string().into(),
-                    worker_id.into(),
-                    cpu.into(),
-                    mem.into(),
-                    i32::try_from(hb.session_count).unwrap_or(i32::MAX).into(),
-                    i64::try_from(hb.message_count).unwrap_or(i64::MAX).into(),
-                    i64::try_from(hb.uptime_seconds).unwrap_or(i64::MAX).into(),
-                    now.into(),
-                ],
-            ))
-            .await?;
-    }
-    Ok(())
 }

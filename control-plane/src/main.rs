@@ -8,6 +8,24 @@ use wagate_control_plane::{ControlPlane, ControlPlaneArgs};
 struct Cli {
     #[command(flatten)]
     control_plane: ControlPlaneArgs,
+    /// Asks the replica listening on WAGATE_GRPC_LISTEN's port (on loopback)
+    /// for its `grpc.health.v1` "liveness" status and exits 0 if SERVING
+    /// (the container image's HEALTHCHECK).
+    #[arg(long)]
+    health_check: bool,
+}
+
+async fn health_check(port: u16) -> anyhow::Result<()> {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let channel = wagate_proto::connect(format!("http://127.0.0.1:{port}")).await?;
+    let reply = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: wagate_control_plane::server::LIVENESS_SERVICE.into() })
+        .await?
+        .into_inner();
+    anyhow::ensure!(reply.status() == ServingStatus::Serving, "not serving: {:?}", reply.status());
+    Ok(())
 }
 
 #[tokio::main]
@@ -15,6 +33,14 @@ async fn main() -> anyhow::Result<()> {
     wagate_control_plane::server::tune_allocator();
     wagate_proto::telemetry::init_logging("info");
     let cli = Cli::parse();
+    if cli.health_check {
+        return tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            health_check(cli.control_plane.grpc_listen.port()),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("health check timed out"))?;
+    }
     let running = ControlPlane::start(cli.control_plane.into_config()?).await?;
     wagate_control_plane::server::shutdown_signal().await;
     tracing::info!("shutting down");

@@ -27,8 +27,10 @@ const PICK_SQLITE: &str = "UPDATE workers SET session_count = session_count + 1,
       AND status = 'ONLINE' AND session_count < max_sessions \
     RETURNING id";
 
+/// Free slots on workers other than the excluded one (the same filter as
+/// the pick, or a create that excludes the only free worker would spin).
 const FREE_SLOTS: &str =
-    "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions";
+    "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $1";
 
 /// Reserves one session slot on any worker but `exclude`; `None` when no
 /// worker has capacity.

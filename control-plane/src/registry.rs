@@ -5,7 +5,11 @@
 //! Entries are keyed by (worker id, generation) and removed by the
 //! [`Registration`] guard's `Drop`, so a reconnect of the same worker
 //! preempts the stale stream and the stale stream's end cannot remove the new
-//! entry.
+//! entry. The generation is the worker's durable stream epoch (bumped in the
+//! database by every Hello), so it also orders streams across replicas.
+//!
+//! Callers do not use the registry to reach a worker: they go through
+//! [`crate::dispatch::Dispatcher`], which tries the local stream first.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +36,8 @@ pub enum DispatchError {
     Timeout(String),
     #[error("worker {0} went away before answering")]
     StreamClosed(String),
+    #[error("the route to worker {0} cannot be looked up right now")]
+    RouteUnavailable(String),
 }
 
 impl From<DispatchError> for ApiError {
@@ -42,6 +48,9 @@ impl From<DispatchError> for ApiError {
             }
             DispatchError::Busy(_) => ApiError::new(ErrorCode::WorkerBusy, e.to_string()).with_retry_after(1),
             DispatchError::Timeout(_) => ApiError::new(ErrorCode::DeadlineExceeded, e.to_string()),
+            DispatchError::RouteUnavailable(_) => {
+                ApiError::new(ErrorCode::Unavailable, e.to_string()).with_retry_after(1)
+            }
         }
     }
 }
@@ -145,7 +154,6 @@ impl Drop for PendingGuard<'_> {
 #[derive(Default)]
 pub struct Registry {
     workers: RwLock<HashMap<String, Arc<WorkerConn>>>,
-    next_generation: AtomicU64,
 }
 
 impl Registry {
@@ -153,15 +161,16 @@ impl Registry {
         Arc::new(Self::default())
     }
 
-    /// Registers a new stream for `worker_id`, preempting any older one.
-    /// Returns the connection, the receiving end of its outbound channel and
-    /// the guard whose drop unregisters it.
+    /// Registers a new stream for `worker_id` with its stream epoch
+    /// (`generation`), preempting any older one. Returns the connection, the
+    /// receiving end of its outbound channel and the guard whose drop
+    /// unregisters it.
     pub fn register(
         self: &Arc<Self>,
         worker_id: &str,
+        generation: u64,
         capacity: usize,
     ) -> (Arc<WorkerConn>, mpsc::Receiver<Outbound>, Registration) {
-        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(capacity);
         let conn = Arc::new(WorkerConn {
             worker_id: worker_id.to_owned(),
@@ -191,7 +200,20 @@ impl Registry {
         self.read().get(worker_id).cloned()
     }
 
-    /// Sends a command to a worker connected to this replica.
+    /// Ends this replica's stream of `worker_id` if it is older than `epoch`
+    /// (the worker opened a newer one elsewhere). True when one was ended.
+    pub fn preempt_older(&self, worker_id: &str, epoch: u64) -> bool {
+        match self.get(worker_id) {
+            Some(conn) if conn.generation < epoch => {
+                conn.cancel.cancel();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Sends a command to a worker connected to this replica (tests; callers
+    /// use the dispatcher).
     pub async fn call(
         &self,
         worker_id: &str,
@@ -272,7 +294,7 @@ mod tests {
     #[tokio::test]
     async fn reply_is_correlated_by_request_id() {
         let registry = Registry::new();
-        let (conn, mut rx, _guard) = registry.register("w1", 8);
+        let (conn, mut rx, _guard) = registry.register("w1", 1, 8);
         let echo = tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.recv().await {
                 if let Some(control_message::Kind::Command(cmd)) = msg.kind {
@@ -297,7 +319,7 @@ mod tests {
     #[tokio::test]
     async fn full_channel_is_busy_and_timeouts_clean_up() {
         let registry = Registry::new();
-        let (conn, _rx, _guard) = registry.register("w1", 1);
+        let (conn, _rx, _guard) = registry.register("w1", 1, 1);
         let err = registry.call("w1", get_status(), Duration::from_millis(20)).await.unwrap_err();
         assert!(matches!(err, DispatchError::Timeout(_)), "{err}");
         assert_eq!(conn.pending_count(), 0, "timed-out caller must not leak");
@@ -310,8 +332,8 @@ mod tests {
     #[tokio::test]
     async fn reconnect_preempts_and_stale_guard_keeps_new_entry() {
         let registry = Registry::new();
-        let (old, _rx1, old_guard) = registry.register("w1", 4);
-        let (new, _rx2, _new_guard) = registry.register("w1", 4);
+        let (old, _rx1, old_guard) = registry.register("w1", 1, 4);
+        let (new, _rx2, _new_guard) = registry.register("w1", 2, 4);
         assert!(old.cancel.is_cancelled());
         assert!(new.generation > old.generation);
         drop(old_guard);
@@ -325,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_registration_fails_waiting_callers() {
         let registry = Registry::new();
-        let (_conn, _rx, guard) = registry.register("w1", 4);
+        let (_conn, _rx, guard) = registry.register("w1", 1, 4);
         let r2 = registry.clone();
         let call = tokio::spawn(async move { r2.call("w1", get_status(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,12 +1,13 @@
 //! Dispatching a send to the worker that runs its session, and settling
 //! the outcome. Both the hot path (`services::messages`) and the
 //! re-dispatch (`fleet::failover`) go through [`dispatch_tracked`]; the
-//! registry is called in exactly one place, [`call_worker`], so a
-//! dispatcher that forwards to another replica can replace it there.
+//! worker is called in exactly one place, [`call_worker`], through the
+//! cluster-aware [`crate::dispatch::Dispatcher`] (local stream, or the
+//! replica that holds it).
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbErr};
-use wagate_proto::v1::{self, command};
+use wagate_proto::v1;
 
 use crate::metrics;
 use crate::persistence::status_writer::StatusUpdate;
@@ -48,7 +49,7 @@ pub async fn call_worker(
     worker_id: &str,
     send: v1::SendMessage,
 ) -> Result<v1::CommandResult, DispatchError> {
-    state.registry.call(worker_id, command::Kind::SendMessage(send), state.config.command_timeout).await
+    state.dispatcher.send_message(worker_id, send).await
 }
 
 /// Dispatches `send` (already marked in flight in the send tracker) and

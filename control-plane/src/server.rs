@@ -13,6 +13,7 @@ use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
+    internal_service_server::InternalServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
@@ -26,6 +27,8 @@ use crate::bootstrap;
 use crate::cache::{Cache, CacheError};
 use crate::config::ControlPlaneConfig;
 use crate::custody::Vault;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::internal_api::InternalApi;
 use crate::key_usage::{self, KeyUsage};
 use crate::persistence::Db;
 use crate::persistence::message_inserter::MessageInserter;
@@ -78,12 +81,41 @@ fn insert_writers(db: &Db, group_commit: bool) -> usize {
 /// Cached API-key lookups kept at most (about 200 bytes each).
 const KEY_CACHE_CAPACITY: usize = 100_000;
 
+/// `grpc.health.v1` service name of the liveness check.
+pub const LIVENESS_SERVICE: &str = "liveness";
+
+
 impl ControlPlane {
     /// Connects storage, applies migrations, binds the gRPC listener (port 0
     /// allowed) and starts serving.
     pub async fn start(config: ControlPlaneConfig) -> Result<RunningControlPlane, StartError> {
+        Self::start_with_cache(config, None).await
+    }
+
+    /// Like [`ControlPlane::start`], with a given cache (the replicas of an
+    /// in-process cluster share one in-process cache: their "Redis").
+    pub async fn start_with_cache(
+        config: ControlPlaneConfig,
+        cache: Option<Cache>,
+    ) -> Result<RunningControlPlane, StartError> {
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
-        let cache = Cache::connect(config.redis_url.as_deref(), &config.redis_prefix).await?;
+        let cache = match cache {
+            Some(c) => c,
+            None => Cache::connect(config.redis_url.as_deref(), &config.redis_prefix).await?,
+        };
+        let listener = TcpListener::bind(config.grpc_listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.grpc_listen, source })?;
+        let addr =
+            listener.local_addr().map_err(|source| StartError::Bind { addr: config.grpc_listen, source })?;
+        let registry = Registry::new();
+        let dispatcher = Dispatcher::new(
+            registry.clone(),
+            cache.clone(),
+            config.resolve_advertise_addr(addr),
+            &config.internal_token,
+            config.command_timeout,
+        );
         let jwt = JwtKeys::new(&config.jwt_secret, &config.jwt_issuer, config.jwt_ttl);
         let (key_id, key) = &config.auth_state_key;
         let vault = Vault::new(key_id, key, &config.auth_state_retired_keys)
@@ -119,7 +151,8 @@ impl ControlPlane {
             key_usage: KeyUsage::new(),
             db,
             cache,
-            registry: Registry::new(),
+            registry,
+            dispatcher,
             shutdown,
             tasks,
             redispatching: Default::default(),
@@ -132,16 +165,13 @@ impl ControlPlane {
         }
 
         key_usage::spawn_flusher(&state, state.config.key_usage_flush);
-
-        let listener = TcpListener::bind(state.config.grpc_listen)
-            .await
-            .map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr: state.config.grpc_listen, source })?;
+        crate::invalidation::spawn_listener(&state);
 
         let (health, health_service) = tonic_health::server::health_reporter();
         crate::health::set_all(&health, crate::health::dependencies_up(&state).await).await;
+        // The process is alive (for a liveness probe): stays SERVING while the
+        // database is unreachable, unlike "" and the API services (readiness).
+        health.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
         let stop_health = CancellationToken::new();
         crate::health::spawn_watch(
             state.clone(),
@@ -179,7 +209,8 @@ impl ControlPlane {
             .add_service(MessageHistoryServiceServer::new(MessageHistoryApi::new(state.clone())))
             .add_service(ApiKeyServiceServer::new(ApiKeyApi::new(state.clone())))
             .add_service(UserServiceServer::new(UserApi::new(state.clone())))
-            .add_service(AdminServiceServer::new(AdminApi::new(state.clone())));
+            .add_service(AdminServiceServer::new(AdminApi::new(state.clone())))
+            .add_service(InternalServiceServer::new(InternalApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or
@@ -202,6 +233,7 @@ impl ControlPlane {
             replica_id = state.config.replica_id,
             database = state.db.backend().as_str(),
             cache = state.cache.kind(),
+            advertise = state.dispatcher.self_addr(),
             "control plane listening"
         );
         Ok(RunningControlPlane { addr, metrics_addr, state, health, server, stop_listener, stop_health })
@@ -250,6 +282,18 @@ impl RunningControlPlane {
             );
         }
         tracing::info!("control plane stopped");
+    }
+
+    /// Abrupt stop, as if the process died (tests): nothing more is written
+    /// for this replica (no OFFLINE marks, no route records cleared), its
+    /// worker streams and listener go away, nothing is awaited.
+    pub async fn kill(self) {
+        self.state.shutdown.cancel();
+        self.state.registry.cancel_all();
+        self.stop_listener.cancel();
+        self.server.abort();
+        self.state.tasks.close();
+        tracing::warn!(replica_id = self.state.config.replica_id, "control plane killed");
     }
 }
 

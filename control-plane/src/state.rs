@@ -10,6 +10,7 @@ use crate::auth::key_cache::KeyCache;
 use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
 use crate::custody::Vault;
+use crate::dispatch::Dispatcher;
 use crate::error::CpError;
 use crate::key_usage::KeyUsage;
 use crate::persistence::Db;
@@ -22,6 +23,9 @@ pub struct AppState {
     pub db: Db,
     pub cache: Cache,
     pub registry: Arc<Registry>,
+    /// The one way to run a command on a worker (local stream, or forwarded
+    /// to the replica holding it).
+    pub dispatcher: Dispatcher,
     pub auth: Authenticator,
     /// Encrypts auth-state snapshots at rest.
     pub vault: Vault,

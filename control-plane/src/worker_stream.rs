@@ -12,9 +12,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use futures::{Stream, StreamExt};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -29,7 +28,8 @@ use crate::events;
 use crate::heartbeat;
 use crate::metrics;
 use crate::persistence::entities::session;
-use crate::persistence::enums::{LogLevel, WorkerStatus};
+use crate::persistence::enums::LogLevel;
+use crate::persistence::workers;
 use crate::registry::{Registration, WorkerConn};
 use crate::services::admin_workers;
 use crate::state::SharedState;
@@ -107,13 +107,13 @@ impl WorkerService for WorkerApi {
         let worker_id = hello.worker_id.clone();
         let span = tracing::info_span!("worker_stream", worker_id = %worker_id);
 
-        heartbeat::upsert_on_hello(&state, &hello, &peer).await.map_err(Status::from)?;
+        let epoch = heartbeat::on_hello(&state, &hello, &peer).await.map_err(Status::from)?;
         let (conn, rx, registration) =
-            state.registry.register(&worker_id, state.config.worker_channel_capacity);
+            state.registry.register(&worker_id, epoch, state.config.worker_channel_capacity);
         let stop_sessions = fenced_sessions(&state, &hello).await.map_err(Status::from)?;
         let welcome = ControlMessage {
             kind: Some(control_message::Kind::Welcome(v1::Welcome {
-                connection_generation: conn.generation,
+                connection_generation: epoch,
                 heartbeat_interval_ms: u32::try_from(state.config.heartbeat_interval.as_millis())
                     .unwrap_or(u32::MAX),
                 stop_sessions,
@@ -124,22 +124,16 @@ impl WorkerService for WorkerApi {
         if !conn.send(welcome).await {
             return Err(Status::unavailable("stream closed during handshake"));
         }
-        if let Err(err) = state
-            .cache
-            .set_worker_replica(&worker_id, &state.config.replica_id, state.config.liveness_timeout() * 4)
-            .await
-        {
-            tracing::warn!(parent: &span, error = %err, "could not record worker replica");
-        }
+        record_route(&state, &worker_id, epoch, &span).await;
         metrics::WORKER_STREAMS_OPENED.inc();
         audit::record(
             &state.db,
             "workers",
-            AuditEntry::new("worker connected").worker(&worker_id).details(
-                serde_json::json!({ "peer": peer, "generation": conn.generation, "version": hello.version }),
-            ),
+            AuditEntry::new("worker connected")
+                .worker(&worker_id)
+                .details(serde_json::json!({ "peer": peer, "epoch": epoch, "version": hello.version })),
         );
-        tracing::info!(parent: &span, generation = conn.generation, peer, "worker connected");
+        tracing::info!(parent: &span, epoch, peer, "worker connected");
 
         // New capacity: sessions waiting for a worker may fit now.
         let st = state.clone();
@@ -213,7 +207,8 @@ async fn read_loop(
     mut inbound: Streaming<WorkerMessage>,
 ) {
     let liveness = state.config.liveness_timeout();
-    let mut sampler = heartbeat::Sampler::new(state.config.metrics_sample_interval);
+    let epoch = registration.generation;
+    let mut live = heartbeat::Liveness::new(&state, epoch);
     let started = Instant::now();
     // After Goodbye the worker finishes in-flight work, stops its sessions and
     // closes the stream; its sessions move when the stream ends.
@@ -225,7 +220,7 @@ async fn read_loop(
             next = tokio::time::timeout(wait, inbound.next()) => next,
         };
         let msg = match next {
-            Err(_) => break "missed heartbeats",
+            Err(_) => break MISSED_HEARTBEATS,
             Ok(None) if leaving => break "worker left",
             Ok(None) => break "stream closed by worker",
             Ok(Some(Err(status))) => {
@@ -236,7 +231,9 @@ async fn read_loop(
         };
         match msg.kind {
             Some(worker_message::Kind::Heartbeat(hb)) => {
-                heartbeat::record(&state, &conn.worker_id, &hb, &mut sampler).await;
+                if !live.heartbeat(&state, &conn.worker_id, &hb).await {
+                    break "superseded by a newer stream";
+                }
             }
             Some(worker_message::Kind::Result(result)) => {
                 let request_id = result.request_id;
@@ -250,8 +247,9 @@ async fn read_loop(
             Some(worker_message::Kind::Goodbye(bye)) => {
                 tracing::info!(reason = bye.reason, "worker is leaving");
                 leaving = true;
-                // Out of placement at once; its sessions move when it is gone.
-                if let Err(err) = mark_offline(&state, &conn.worker_id).await {
+                // Out of placement at once, and until its next Hello (heartbeats
+                // write no status); its sessions move when it is gone.
+                if let Err(err) = workers::mark_offline(&state.db, &conn.worker_id, epoch).await {
                     tracing::warn!(error = %err, "could not mark leaving worker offline");
                 }
             }
@@ -265,16 +263,24 @@ async fn read_loop(
     drop(registration);
     conn.cancel.cancel();
     metrics::WORKERS_LOST.inc();
-    // A newer stream of the same worker (reconnect) keeps it ONLINE; our own
-    // shutdown leaves it to reconnect to another replica.
-    let lost = !state.shutdown.is_cancelled()
-        && state.registry.get(&worker_id).is_none_or(|c| c.generation == generation);
-    if lost {
-        match mark_offline(&state, &worker_id).await {
-            Ok(()) => crate::fleet::failover::spawn_on_worker_lost(&state, &worker_id),
+    // Our own shutdown leaves the worker to reconnect to another replica; a
+    // newer stream (here or elsewhere) keeps it ONLINE: the OFFLINE mark is
+    // fenced by this stream's epoch.
+    let newer_here = state.registry.get(&worker_id).is_some_and(|c| c.generation > generation);
+    if !state.shutdown.is_cancelled() && !newer_here {
+        let _ = state.cache.clear_worker_replica(&worker_id, state.dispatcher.self_addr()).await;
+        match workers::mark_offline(&state.db, &worker_id, generation).await {
+            // A worker that left, or went silent on an open stream, fails
+            // over at once; a dropped connection gets the reconnect grace.
+            Ok(true) => spawn_failover_after_grace(
+                &state,
+                &worker_id,
+                generation,
+                leaving || reason == MISSED_HEARTBEATS,
+            ),
+            Ok(false) => tracing::info!("worker already on a newer stream: not marked offline"),
             Err(err) => tracing::error!(error = %err, "could not mark worker offline"),
         }
-        let _ = state.cache.clear_worker_replica(&worker_id, &state.config.replica_id).await;
     }
     tracing::info!(
         reason,
@@ -292,18 +298,49 @@ async fn read_loop(
     );
 }
 
-async fn mark_offline(state: &SharedState, worker_id: &str) -> Result<(), sea_orm::DbErr> {
-    let db = &state.db;
-    db.conn
-        .execute_raw(db.stmt(
-            "UPDATE workers SET status = $1, updated_at = $2 WHERE id = $3 AND status <> $4",
-            vec![
-                sea_orm::ActiveEnum::to_value(&WorkerStatus::Offline).into(),
-                Utc::now().into(),
-                worker_id.into(),
-                sea_orm::ActiveEnum::to_value(&WorkerStatus::Offline).into(),
-            ],
-        ))
-        .await?;
-    Ok(())
+const MISSED_HEARTBEATS: &str = "missed heartbeats";
+
+/// Records this replica as the holder of the worker's stream; a replica
+/// that held an older stream of it is told to end that one.
+async fn record_route(state: &SharedState, worker_id: &str, epoch: u64, span: &tracing::Span) {
+    let me = state.dispatcher.self_addr();
+    match state.cache.set_worker_replica(worker_id, me, state.config.route_ttl()).await {
+        Ok(Some(old)) if old != me => {
+            let st = state.clone();
+            let id = worker_id.to_owned();
+            state.tasks.spawn(async move {
+                if let Err(err) = st.dispatcher.peers().preempt(&old, &id, epoch).await {
+                    tracing::debug!(peer = old, error = %err, "old replica not told (it ends its stream by itself)");
+                }
+            }.instrument(span.clone()));
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(parent: span, error = %err, "could not record worker replica"),
+    }
+}
+
+/// A worker that left (Goodbye) or went silent fails over at once
+/// (`immediate`); a dropped stream gets the reconnect grace first, and fails
+/// over only if no newer stream (on any replica) appeared meanwhile.
+fn spawn_failover_after_grace(state: &SharedState, worker_id: &str, epoch: u64, immediate: bool) {
+    let st = state.clone();
+    let id = worker_id.to_owned();
+    if immediate || state.config.reconnect_grace.is_zero() {
+        crate::fleet::failover::spawn_on_worker_lost(state, worker_id);
+        return;
+    }
+    let grace = state.config.reconnect_grace;
+    state.tasks.spawn(async move {
+        tokio::select! {
+            () = st.shutdown.cancelled() => return,
+            () = tokio::time::sleep(grace) => {}
+        }
+        match workers::epoch_is_current(&st.db, &id, epoch).await {
+            Ok(true) => crate::fleet::failover::spawn_on_worker_lost(&st, &id),
+            Ok(false) => tracing::info!(worker_id = id, "worker reconnected within the grace: no failover"),
+            Err(err) => {
+                tracing::warn!(worker_id = id, error = %err, "failover check failed; the sweep retries")
+            }
+        }
+    });
 }

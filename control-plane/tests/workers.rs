@@ -215,3 +215,53 @@ async fn handshake_rules_token_hello_and_fencing() {
     drop(tx);
     cl.shutdown().await;
 }
+
+/// Goodbye takes the worker out of placement until its next Hello: the
+/// heartbeats it still sends do not make it ONLINE again; a new Hello does,
+/// with a higher stream epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goodbye_keeps_the_worker_out_until_its_next_hello() {
+    let cl = start(cluster(Storage::Sqlite)).await;
+    let token = cl.cp().state().config.worker_auth_token.clone();
+    let connect = || async {
+        let channel = wagate_proto::connect(cl.grpc_url()).await.unwrap();
+        let mut client = WorkerServiceClient::new(channel);
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tx.send(hello("leaver", vec![])).await.unwrap();
+        let mut req = tonic::Request::new(ReceiverStream::new(rx));
+        req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let mut inbound = client.connect(req).await.unwrap().into_inner();
+        let welcome = match inbound.message().await.unwrap().and_then(|m| m.kind) {
+            Some(v1::control_message::Kind::Welcome(w)) => w,
+            other => panic!("expected Welcome, got {other:?}"),
+        };
+        (tx, inbound, welcome.connection_generation)
+    };
+    let (tx, _inbound, epoch1) = connect().await;
+    assert_eq!(status_of(&cl, "leaver").await, Some(WorkerStatus::Online));
+    tx.send(v1::WorkerMessage {
+        kind: Some(worker_message::Kind::Goodbye(v1::Goodbye { reason: "test".into() })),
+    })
+    .await
+    .unwrap();
+    wait_for("OFFLINE after Goodbye", Duration::from_secs(2), || async {
+        (status_of(&cl, "leaver").await == Some(WorkerStatus::Offline)).then_some(())
+    })
+    .await;
+    for _ in 0..5 {
+        tx.send(v1::WorkerMessage { kind: Some(worker_message::Kind::Heartbeat(v1::Heartbeat::default())) })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status_of(&cl, "leaver").await,
+        Some(WorkerStatus::Offline),
+        "heartbeats do not bring it back"
+    );
+    drop(tx);
+    let (_tx2, _inbound2, epoch2) = connect().await;
+    assert!(epoch2 > epoch1, "Hello bumps the stream epoch: {epoch1} → {epoch2}");
+    assert_eq!(status_of(&cl, "leaver").await, Some(WorkerStatus::Online));
+    cl.shutdown().await;
+}

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod ddl;
 mod m20261125_000001_initial_schema;
 mod m20261125_000010_fleet;
+mod m20261127_000009_worker_epoch;
 mod m20261127_000010_send_pipeline;
 mod m20261127_000013_credentials;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261125_000010_fleet::Migration),
+            Box::new(m20261127_000009_worker_epoch::Migration),
             Box::new(m20261127_000010_send_pipeline::Migration),
             Box::new(m20261127_000013_credentials::Migration),
         ]

@@ -59,6 +59,8 @@ pub mod metadata {
     pub const ERROR_FIELD: &str = "x-wagate-field";
     /// Seconds to wait before retrying, on RESOURCE_EXHAUSTED / UNAVAILABLE.
     pub const RETRY_AFTER: &str = "retry-after";
+    /// Shared secret of replica-to-replica calls (`InternalService`).
+    pub const INTERNAL_TOKEN: &str = "x-wagate-internal-token";
 }
 
 /// Keepalive and timeouts used by every wagate gRPC client.

@@ -95,6 +95,7 @@ impl Worker {
             stop: CancellationToken::new(),
             kill: CancellationToken::new(),
             goodbye_reason: Mutex::new("shutdown".to_owned()),
+            refusal: Mutex::new(None),
             commands: Arc::new(Semaphore::new(permits)),
             command_permits: u32::try_from(permits).unwrap_or(u32::MAX),
             tracker: TaskTracker::new(),
@@ -214,6 +215,20 @@ impl WorkerHandle {
         self.shared.drain.load(Ordering::Relaxed)
     }
 
+    /// Why the control plane refused this worker's Hello (the worker then
+    /// stops instead of retrying), if it did.
+    pub fn refusal(&self) -> Option<String> {
+        self.shared.refusal.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Waits until the worker stopped by itself (e.g. refused) or `timeout`.
+    pub async fn wait_stopped(&self, timeout: Duration) -> bool {
+        let mut rx = self.state.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s == ConnectionState::Stopped))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// Whether the run loop has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -278,6 +293,8 @@ struct Shared {
     /// Cancelled by kill only.
     kill: CancellationToken,
     goodbye_reason: Mutex<String>,
+    /// Why the control plane refused the Hello, once it did (the worker stopped).
+    refusal: Mutex<Option<String>>,
     commands: Arc<Semaphore>,
     command_permits: u32,
     tracker: TaskTracker,
@@ -401,6 +418,15 @@ impl ConnectError {
     fn is_auth(&self) -> bool {
         matches!(self, ConnectError::Status(s) if matches!(s.code(), tonic::Code::Unauthenticated | tonic::Code::PermissionDenied))
     }
+
+    /// A Hello the control plane refused for what it says (not for a token
+    /// that may still be rotated in, nor for a transient failure).
+    fn is_refusal(&self) -> bool {
+        matches!(self, ConnectError::Status(s) if matches!(
+            s.code(),
+            tonic::Code::InvalidArgument | tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition
+        ))
+    }
 }
 
 /// An open, welcomed stream.
@@ -435,6 +461,13 @@ async fn run(shared: Arc<Shared>, mut events_rx: mpsc::Receiver<v1::Event>) {
                 }
             }
             Err(ConnectError::Stopped) => break,
+            Err(e) if e.is_refusal() => {
+                // The control plane looked at the Hello and said no (bad id,
+                // capacity, conflicting registration): retrying cannot help.
+                error!(error = %e, "control plane refused the worker's Hello: stopping");
+                *shared.refusal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+                break;
+            }
             Err(e) if e.is_auth() => {
                 error!(error = %e, attempt = backoff.attempt() + 1, "control plane refused the worker")
             }

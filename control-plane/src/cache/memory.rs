@@ -1,21 +1,40 @@
-//! In-process stand-in for Redis (the embedded default, one replica).
+//! In-process stand-in for Redis (the embedded default; also shared by the
+//! replicas of an in-process test cluster, which then see one "Redis").
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-#[derive(Clone, Default)]
+use tokio::sync::broadcast;
+
+#[derive(Clone)]
 pub struct MemoryCache {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     routes: RwLock<HashMap<String, String>>,
     replicas: RwLock<HashMap<String, (String, Instant)>>,
     leases: RwLock<HashMap<String, (String, Instant)>>,
     /// Revoked token ids → when their token expires anyway.
     denied: RwLock<HashMap<String, Instant>>,
+    /// The in-process bus of cross-replica invalidations.
+    bus: broadcast::Sender<String>,
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        let (bus, _) = broadcast::channel(4096);
+        Self {
+            inner: Arc::new(Inner {
+                routes: RwLock::default(),
+                replicas: RwLock::default(),
+                leases: RwLock::default(),
+                denied: RwLock::default(),
+                bus,
+            }),
+        }
+    }
 }
 
 impl MemoryCache {
@@ -35,9 +54,24 @@ impl MemoryCache {
         }
     }
 
-    pub fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) {
-        if let Ok(mut m) = self.inner.replicas.write() {
-            m.insert(worker_id.to_owned(), (replica.to_owned(), Instant::now() + ttl));
+    /// Sets the record; returns the replica it named before (if live).
+    pub fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> Option<String> {
+        let mut m = self.inner.replicas.write().ok()?;
+        let now = Instant::now();
+        let old = m.insert(worker_id.to_owned(), (replica.to_owned(), now + ttl));
+        old.filter(|(_, exp)| *exp > now).map(|(r, _)| r)
+    }
+
+    /// Renews the record if absent or ours; false when another replica holds it.
+    pub fn refresh_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> bool {
+        let Ok(mut m) = self.inner.replicas.write() else { return true };
+        let now = Instant::now();
+        match m.get(worker_id) {
+            Some((r, exp)) if r != replica && *exp > now => false,
+            _ => {
+                m.insert(worker_id.to_owned(), (replica.to_owned(), now + ttl));
+                true
+            }
         }
     }
 
@@ -77,5 +111,13 @@ impl MemoryCache {
 
     pub fn is_token_denied(&self, jti: &str) -> bool {
         self.inner.denied.read().is_ok_and(|m| m.get(jti).is_some_and(|exp| *exp > Instant::now()))
+    }
+
+    pub fn publish(&self, message: &str) {
+        let _ = self.inner.bus.send(message.to_owned());
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.inner.bus.subscribe()
     }
 }

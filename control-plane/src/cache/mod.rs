@@ -69,19 +69,50 @@ impl Cache {
         }
     }
 
-    /// Records which control-plane replica holds a worker's stream.
+    /// Records which control-plane replica (its advertised internal address)
+    /// holds a worker's stream; returns the replica recorded before, if any.
     pub async fn set_worker_replica(
         &self,
         worker_id: &str,
         replica: &str,
         ttl: Duration,
-    ) -> Result<(), CacheError> {
+    ) -> Result<Option<String>, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(c.set_worker_replica(worker_id, replica, ttl)),
+            Cache::Redis(c) => c.set_worker_replica(worker_id, replica, ttl).await,
+        }
+    }
+
+    /// Renews the record's TTL if it is absent or names `replica`; false
+    /// when another replica holds the worker's stream now.
+    pub async fn refresh_worker_replica(
+        &self,
+        worker_id: &str,
+        replica: &str,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(c.refresh_worker_replica(worker_id, replica, ttl)),
+            Cache::Redis(c) => c.refresh_worker_replica(worker_id, replica, ttl).await,
+        }
+    }
+
+    /// Publishes an invalidation message to every replica (this one too).
+    pub async fn publish(&self, message: &str) -> Result<(), CacheError> {
         match self {
             Cache::Memory(c) => {
-                c.set_worker_replica(worker_id, replica, ttl);
+                c.publish(message);
                 Ok(())
             }
-            Cache::Redis(c) => c.set_worker_replica(worker_id, replica, ttl).await,
+            Cache::Redis(c) => c.publish(message).await,
+        }
+    }
+
+    /// Invalidation messages from every replica.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        match self {
+            Cache::Memory(c) => c.subscribe(),
+            Cache::Redis(c) => c.subscribe(),
         }
     }
 

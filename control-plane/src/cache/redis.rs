@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use fred::clients::SubscriberClient;
 use fred::prelude::*;
 
 use super::CacheError;
@@ -11,7 +12,15 @@ pub struct RedisCache {
     pool: Pool,
     routes_key: String,
     prefix: String,
+    /// Invalidation messages received on the pub/sub channel.
+    bus: tokio::sync::broadcast::Sender<String>,
+    _subscriber: SubscriberClient,
 }
+
+/// Sets the record if absent or already ours; 0 when another replica holds it.
+const REFRESH_IF_OURS: &str = "local cur = redis.call('GET', KEYS[1]) \
+    if cur == false or cur == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+    return 0";
 
 /// Deletes the key only when it still holds the expected value.
 const DEL_IF_EQ: &str =
@@ -37,7 +46,75 @@ impl RedisCache {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build_pool(4)?;
         pool.init().await?;
-        Ok(Self { pool, routes_key: format!("{prefix}session_routing"), prefix: prefix.to_owned() })
+        let subscriber = Builder::from_config(Config::from_url(url)?)
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(5);
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build_subscriber_client()?;
+        subscriber.init().await?;
+        // Resubscribes after a reconnect.
+        drop(subscriber.manage_subscriptions());
+        let channel = format!("{prefix}invalidate");
+        let mut messages = subscriber.message_rx();
+        subscriber.subscribe(channel.clone()).await?;
+        let (bus, _) = tokio::sync::broadcast::channel(4096);
+        let tx = bus.clone();
+        tokio::spawn(async move {
+            loop {
+                match messages.recv().await {
+                    Ok(m) if *m.channel == *channel => {
+                        if let Ok(text) = m.value.convert::<String>() {
+                            let _ = tx.send(text);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "invalidation messages lagged: clearing everything");
+                        let _ = tx.send("*".to_owned());
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(Self {
+            pool,
+            routes_key: format!("{prefix}session_routing"),
+            prefix: prefix.to_owned(),
+            bus,
+            _subscriber: subscriber,
+        })
+    }
+
+    /// Publishes an invalidation to every replica (this one included).
+    pub async fn publish(&self, message: &str) -> Result<(), CacheError> {
+        let _: i64 = self.pool.next().publish(format!("{}invalidate", self.prefix), message).await?;
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.bus.subscribe()
+    }
+
+    /// Renews the worker record if absent or ours; false when another
+    /// replica holds it (our stream is stale).
+    pub async fn refresh_worker_replica(
+        &self,
+        worker_id: &str,
+        replica: &str,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let ms = i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX);
+        let got: i64 = self
+            .pool
+            .next()
+            .eval(
+                REFRESH_IF_OURS,
+                vec![self.replica_key(worker_id)],
+                vec![replica.to_owned(), ms.to_string()],
+            )
+            .await?;
+        Ok(got == 1)
     }
 
     fn replica_key(&self, worker_id: &str) -> String {
@@ -63,13 +140,12 @@ impl RedisCache {
         worker_id: &str,
         replica: &str,
         ttl: Duration,
-    ) -> Result<(), CacheError> {
-        let secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
-        let _: () = self
-            .pool
-            .set(self.replica_key(worker_id), replica, Some(Expiration::EX(secs)), None, false)
-            .await?;
-        Ok(())
+    ) -> Result<Option<String>, CacheError> {
+        let ms = i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX);
+        // SET … GET: the replica that held the stream before, if any.
+        let old: Option<String> =
+            self.pool.set(self.replica_key(worker_id), replica, Some(Expiration::PX(ms)), None, true).await?;
+        Ok(old)
     }
 
     pub async fn get_worker_replica(&self, worker_id: &str) -> Result<Option<String>, CacheError> {

@@ -10,7 +10,7 @@
 
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
-use wagate_proto::v1::{self, command};
+use wagate_proto::v1;
 
 use crate::custody;
 use crate::error::CpResult;
@@ -82,7 +82,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
-        state.key_cache.invalidate_session(session_id);
+        crate::invalidation::session(state, session_id).await;
         return Ok(MoveOutcome::Skipped("disconnected"));
     }
     let generation = row.generation + 1;
@@ -98,7 +98,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
-        state.key_cache.invalidate_session(session_id);
+        crate::invalidation::session(state, session_id).await;
         state.cache.del_route(session_id).await?;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
         return Ok(MoveOutcome::Waiting);
@@ -117,17 +117,17 @@ pub async fn move_session(
         placement::release_slot(db, &txn, f).await?;
     }
     txn.commit().await?;
-    state.key_cache.invalidate_session(session_id);
+    crate::invalidation::session(state, session_id).await;
     state.cache.set_route(session_id, &target).await?;
 
     let generation_u = u64::try_from(generation).unwrap_or_default();
-    let start = command::Kind::StartSession(v1::StartSession {
+    let start = v1::StartSession {
         session_id: session_id.to_owned(),
         generation: generation_u,
         name: row.name.clone(),
         auth_state: snapshot,
-    });
-    let started = state.registry.call(&target, start, state.config.command_timeout).await;
+    };
+    let started = state.dispatcher.start_session(&target, start).await;
     let failure = match started {
         Ok(r) if r.ok => None,
         Ok(r) => Some(format!("{}: {}", r.error_code, r.error_message)),
@@ -153,18 +153,18 @@ pub async fn move_session(
             placement::release_slot(db, &txn, &target).await?;
         }
         txn.commit().await?;
-        state.key_cache.invalidate_session(session_id);
+        crate::invalidation::session(state, session_id).await;
         state.cache.del_route(session_id).await?;
         return Ok(MoveOutcome::Waiting);
     }
     if mode == MoveMode::Drain
         && let Some(old) = from
     {
-        let stop = command::Kind::StopSession(v1::StopSession {
+        let stop = v1::StopSession {
             session_id: session_id.to_owned(),
             generation: u64::try_from(row.generation).unwrap_or_default(),
-        });
-        if let Err(err) = state.registry.call(old, stop, state.config.command_timeout).await {
+        };
+        if let Err(err) = state.dispatcher.stop_session(old, stop).await {
             tracing::warn!(session_id, worker_id = old, error = %err, "stop on the old worker not delivered");
         }
     }

@@ -3,6 +3,7 @@
 //! - place sessions that wait for capacity;
 //! - catch workers whose replica died with them (ONLINE, silent, held by no
 //!   replica) → OFFLINE + failover;
+//! - find sessions stranded by an interrupted move and place them again;
 //! - apply `worker_metrics` retention;
 //! - refresh the fleet gauges; rebalance when periodic rebalancing is on.
 
@@ -13,8 +14,9 @@ use sea_orm::ConnectionTrait;
 use tracing::Instrument;
 
 use crate::error::CpResult;
-use crate::fleet::mover::{MoveMode, move_session};
+use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
 use crate::fleet::{capacity, failover, rebalance};
+use crate::persistence::workers;
 use crate::state::SharedState;
 
 pub fn spawn(state: &SharedState) {
@@ -67,6 +69,7 @@ pub async fn sweep_once(state: &SharedState) -> CpResult<()> {
     place_waiting(state).await?;
     redispatch_stale_pending(state).await?;
     orphaned_workers(state).await?;
+    stranded_sessions(state).await?;
     capacity::status(state).await?;
     Ok(())
 }
@@ -121,36 +124,76 @@ pub async fn redispatch_stale_pending(state: &SharedState) -> CpResult<usize> {
     Ok(rows.len())
 }
 
-/// ONLINE workers that stopped heartbeating and are held by no replica.
+/// ONLINE workers that have not been sampled for a while and whose stream
+/// no replica holds (no live route record): their replica died with them.
+/// Marked OFFLINE fenced by the epoch read, so a worker that reconnected
+/// meanwhile is left alone.
 async fn orphaned_workers(state: &SharedState) -> CpResult<()> {
-    let db = &state.db;
-    let cutoff =
-        Utc::now() - chrono::Duration::from_std(state.config.liveness_timeout() * 3).unwrap_or_default();
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            "SELECT id FROM workers WHERE status IN ('ONLINE', 'MAINTENANCE') AND last_heartbeat < $1",
-            vec![cutoff.into()],
-        ))
-        .await?;
-    for row in rows {
-        let id: String = row.try_get("", "id")?;
+    let cutoff = Utc::now()
+        - chrono::Duration::from_std(
+            state.config.liveness_timeout() * 3 + state.config.metrics_sample_interval,
+        )
+        .unwrap_or_default();
+    for (id, epoch) in workers::silent_since(&state.db, cutoff).await? {
         if state.registry.get(&id).is_some() || state.cache.get_worker_replica(&id).await?.is_some() {
             continue;
         }
-        let res = db
-            .conn
-            .execute_raw(db.stmt(
-                "UPDATE workers SET status = 'OFFLINE', updated_at = $1 WHERE id = $2 AND status <> 'OFFLINE' AND last_heartbeat < $3",
-                vec![Utc::now().into(), id.clone().into(), cutoff.into()],
-            ))
-            .await?;
-        if res.rows_affected() > 0 {
+        if workers::mark_orphan_offline(&state.db, &id, epoch, cutoff).await? {
             tracing::warn!(worker_id = id, "worker silent and held by no replica: offline");
             failover::spawn_on_worker_lost(state, &id);
         }
     }
     Ok(())
+}
+
+/// Sessions stranded by a multi-step move that did not finish (a process or
+/// Redis failure between its steps):
+/// - sessions still placed on a worker OFFLINE for longer than the reconnect
+///   grace (its failover never ran or stopped half-way) are failed over;
+/// - sessions INIT / RECONNECTING for a while on a worker that does not know
+///   them (StartSession never reached it) are placed again.
+pub async fn stranded_sessions(state: &SharedState) -> CpResult<usize> {
+    let grace =
+        chrono::Duration::from_std(state.config.reconnect_grace * 3 + state.config.liveness_timeout())
+            .unwrap_or_default();
+    let mut moved = 0;
+    for worker_id in workers::offline_with_sessions(&state.db, Utc::now() - grace).await? {
+        if state.registry.get(&worker_id).is_some() {
+            continue;
+        }
+        tracing::warn!(worker_id, "sessions left on an offline worker: failing them over");
+        let report = failover::on_worker_lost(state, &worker_id).await?;
+        moved += report.moved + report.waiting;
+    }
+    let stale = Utc::now() - chrono::Duration::from_std(state.config.command_timeout * 2).unwrap_or_default();
+    let db = &state.db;
+    let rows = db
+        .conn
+        .query_all_raw(db.stmt(
+            "SELECT id, worker_id, generation FROM sessions WHERE status IN ('INIT', 'RECONNECTING') \
+             AND worker_id IS NOT NULL AND updated_at < $1 ORDER BY updated_at LIMIT 50",
+            vec![stale.into()],
+        ))
+        .await?;
+    for row in rows {
+        let id: String = row.try_get("", "id")?;
+        let worker_id: String = row.try_get("", "worker_id")?;
+        let ask = wagate_proto::v1::GetStatus { session_id: id.clone() };
+        match state.dispatcher.get_status(&worker_id, ask).await {
+            // The worker runs it (e.g. waiting for its first QR): leave it.
+            Ok(r) if r.ok => continue,
+            Ok(_) => {}
+            // Not reachable now: the worker liveness path decides.
+            Err(_) => continue,
+        }
+        tracing::warn!(session_id = id, worker_id, "session never started on its worker: placing it again");
+        if let MoveOutcome::Moved { .. } | MoveOutcome::Waiting =
+            move_session(state, &id, Some(&worker_id), MoveMode::Failover).await?
+        {
+            moved += 1;
+        }
+    }
+    Ok(moved)
 }
 
 async fn retention(state: &SharedState) -> CpResult<()> {

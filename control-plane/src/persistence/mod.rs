@@ -5,8 +5,10 @@
 
 pub mod entities;
 pub mod enums;
+pub mod measured;
 pub mod message_inserter;
 pub mod status_writer;
+pub mod workers;
 
 use std::path::Path;
 use std::time::Duration;

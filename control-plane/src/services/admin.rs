@@ -148,7 +148,7 @@ impl AdminApi {
         active.updated_at = Set(Utc::now());
         let updated = active.update(&self.state.db.conn).await?;
         // Deactivation stops the user's keys at once: the key cache holds user_active.
-        self.state.key_cache.invalidate_all();
+        crate::invalidation::all(&self.state).await;
         audit::record(
             &self.state.db,
             "admin",

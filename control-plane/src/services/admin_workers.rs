@@ -167,6 +167,7 @@ pub async fn create(
         token_hash: Set(Some(hash)),
         created_at: Set(now),
         updated_at: Set(now),
+        stream_epoch: Set(0),
     };
     let row = match row.insert(&state.db.conn).await {
         Ok(r) => r,
@@ -289,7 +290,7 @@ pub async fn delete(
     .await?;
     worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
     txn.commit().await?;
-    state.key_cache.invalidate_all();
+    crate::invalidation::all(state).await;
     for id in &session_ids {
         if let Err(err) = state.cache.del_route(id).await {
             tracing::warn!(session_id = id, error = %err, "route not removed");

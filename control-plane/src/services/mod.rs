@@ -13,7 +13,7 @@ pub mod users;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use wagate_proto::error::ErrorCode;
-use wagate_proto::v1::{self, command};
+use wagate_proto::v1;
 
 use crate::auth::AuthUser;
 use crate::error::{CpResult, api};
@@ -49,11 +49,11 @@ pub fn pagination(total: u64, page: u32, limit: u32) -> v1::Pagination {
 /// gone no longer runs it, one that comes back is fenced on Hello).
 pub async fn stop_on_worker(state: &SharedState, s: &session::Model) {
     let Some(worker_id) = &s.worker_id else { return };
-    let stop = command::Kind::StopSession(v1::StopSession {
+    let stop = v1::StopSession {
         session_id: s.id.clone(),
         generation: u64::try_from(s.generation).unwrap_or_default(),
-    });
-    match state.registry.call(worker_id, stop, state.config.command_timeout).await {
+    };
+    match state.dispatcher.stop_session(worker_id, stop).await {
         Ok(r) if !r.ok => {
             tracing::warn!(session_id = s.id, worker_id, error = r.error_message, "worker refused stop")
         }

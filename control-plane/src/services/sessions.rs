@@ -10,7 +10,7 @@ use sea_orm::{
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::ErrorCode;
-use wagate_proto::v1::{self, command, session_service_server::SessionService};
+use wagate_proto::v1::{self, session_service_server::SessionService};
 
 use crate::auth::{AuthUser, api_keys};
 use crate::convert;
@@ -121,13 +121,9 @@ impl SessionApi {
         metrics::SESSIONS_CREATED.inc();
 
         self.state.cache.set_route(&session_id, &worker_id).await?;
-        let start = command::Kind::StartSession(v1::StartSession {
-            session_id: session_id.clone(),
-            generation: 1,
-            name,
-            auth_state: None,
-        });
-        let outcome = self.state.registry.call(&worker_id, start, self.state.config.command_timeout).await;
+        let start =
+            v1::StartSession { session_id: session_id.clone(), generation: 1, name, auth_state: None };
+        let outcome = self.state.dispatcher.start_session(&worker_id, start).await;
         let failure = match outcome {
             Ok(r) if r.ok => None,
             Ok(r) => Some(api(
@@ -198,13 +194,13 @@ impl SessionApi {
         self.state.ensure_running()?;
         let s = self.owned(&user, session_id).await?;
         if let Some(worker_id) = &s.worker_id {
-            let stop = command::Kind::StopSession(v1::StopSession {
+            let stop = v1::StopSession {
                 session_id: s.id.clone(),
                 generation: u64::try_from(s.generation).unwrap_or_default(),
-            });
+            };
             // Best effort: a worker that is gone no longer runs the session;
             // one that comes back is told to stop it (fencing on Hello).
-            match self.state.registry.call(worker_id, stop, self.state.config.command_timeout).await {
+            match self.state.dispatcher.stop_session(worker_id, stop).await {
                 Ok(r) if !r.ok => tracing::warn!(
                     session_id = s.id,
                     worker_id,
@@ -231,8 +227,8 @@ impl SessionApi {
             placement::release_slot(db, &txn, w).await?;
         }
         txn.commit().await?;
-        // Its key must be refused at once.
-        self.state.key_cache.invalidate_session(session_id);
+        // Its key must be refused at once, on every replica.
+        crate::invalidation::session(&self.state, session_id).await;
         self.state.cache.del_route(session_id).await?;
         Ok(())
     }

@@ -123,7 +123,7 @@ pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
         return Err(api(ErrorCode::NotFound, "user not found"));
     }
     txn.commit().await?;
-    state.key_cache.invalidate_all();
+    crate::invalidation::all(state).await;
     for s in &sessions {
         if let Err(err) = state.cache.del_route(&s.id).await {
             tracing::warn!(session_id = s.id, error = %err, "route not removed");

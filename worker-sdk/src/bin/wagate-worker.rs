@@ -11,9 +11,9 @@ use anyhow::Context;
 use clap::Parser;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
-use wagate_worker_sdk::Worker;
 use wagate_worker_sdk::config::Args;
 use wagate_worker_sdk::simulated::SimulatedDriver;
+use wagate_worker_sdk::{ConnectionState, Worker};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -36,8 +36,16 @@ async fn main() -> anyhow::Result<()> {
         "starting reference worker with simulated sessions"
     );
     let handle = Worker::spawn(config, driver.clone());
+    let mut state = handle.subscribe();
 
-    let reason = shutdown_signal().await.context("cannot listen for shutdown signals")?;
+    let reason = tokio::select! {
+        r = shutdown_signal() => r.context("cannot listen for shutdown signals")?,
+        _ = state.wait_for(|s| *s == ConnectionState::Stopped) => {
+            let why = handle.refusal().unwrap_or_else(|| "worker stopped".to_owned());
+            tracing::error!(reason = %why, "worker stopped: exiting");
+            anyhow::bail!("control plane refused this worker: {why}");
+        }
+    };
     info!(
         signal = reason,
         sessions = driver.session_count(),

@@ -167,6 +167,11 @@ struct Args {
     /// `--cp-env WAGATE_KEY_CACHE_TTL_MS=0` to measure without the key cache.
     #[arg(long = "cp-env", value_parser = parse_kv)]
     cp_env: Vec<(String, String)>,
+    /// Control-plane replicas (PostgreSQL + Redis only). With 2 the workers'
+    /// streams are on the first and the edge talks to the second, so every
+    /// send is forwarded one hop (measures the cost of cluster dispatch).
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
     /// Internal: serve the bare hyper ceiling handler on this port.
     #[arg(long, hide = true)]
     serve_ceiling: Option<u16>,
@@ -219,6 +224,8 @@ struct Stack {
     storage: &'static str,
     ceiling: Proc,
     cp: Proc,
+    /// The second replica (`--replicas 2`): the edge's, not the workers'.
+    cp2: Option<Proc>,
     edge: Proc,
     workers: Vec<Proc>,
     ceiling_addr: SocketAddr,
@@ -234,6 +241,7 @@ struct Stack {
 impl Stack {
     fn procs(&self) -> Vec<&Proc> {
         let mut v = vec![&self.ceiling, &self.cp, &self.edge];
+        v.extend(self.cp2.iter());
         v.extend(self.workers.iter());
         v
     }
@@ -262,6 +270,9 @@ impl Stack {
     fn check_alive(&mut self) -> anyhow::Result<()> {
         self.ceiling.check_alive()?;
         self.cp.check_alive()?;
+        if let Some(cp2) = &mut self.cp2 {
+            cp2.check_alive()?;
+        }
         self.edge.check_alive()?;
         for w in &mut self.workers {
             w.check_alive()?;
@@ -270,9 +281,10 @@ impl Stack {
     }
 
     async fn teardown(self) {
-        let Stack { ceiling, cp, edge, workers, db, pg_drop, dir, .. } = self;
+        let Stack { ceiling, cp, cp2, edge, workers, db, pg_drop, dir, .. } = self;
         drop(workers);
         drop(edge);
+        drop(cp2);
         drop(cp);
         drop(ceiling);
         let _ = db.close().await;
@@ -340,8 +352,25 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
         env.push(("REDIS_URL", r.clone()));
         env.push(("WAGATE_REDIS_PREFIX", format!("wagate-bench:{}:", uuid::Uuid::new_v4().simple())));
     }
+    if args.replicas > 1 {
+        anyhow::ensure!(redis.is_some(), "--replicas 2 needs --storage postgres (a shared Redis)");
+        env.push(("WAGATE_INTERNAL_TOKEN", format!("{}", uuid::Uuid::new_v4().simple())));
+    }
     let mut cp = Proc::spawn("control-plane", &bins.join("control-plane"), &[], &env, dir)?;
     procs::wait_listening(&mut cp, grpc_addr, Duration::from_secs(60)).await?;
+    // `--replicas 2`: the edge talks to a second replica; the workers stay on the first.
+    let (cp2, edge_cp_addr) = if args.replicas > 1 {
+        let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
+        let mut env2 = env.clone();
+        env2.retain(|(k, _)| *k != "WAGATE_GRPC_LISTEN" && *k != "WAGATE_METRICS_LISTEN");
+        env2.push(("WAGATE_GRPC_LISTEN", addr.to_string()));
+        env2.push(("WAGATE_METRICS_LISTEN", String::new()));
+        let mut p = Proc::spawn("control-plane-2", &bins.join("control-plane"), &[], &env2, dir)?;
+        procs::wait_listening(&mut p, addr, Duration::from_secs(60)).await?;
+        (Some(p), addr)
+    } else {
+        (None, grpc_addr)
+    };
 
     let edge_port = procs::free_port()?;
     let edge_addr: SocketAddr = ([127, 0, 0, 1], edge_port).into();
@@ -351,7 +380,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
         &[],
         &[
             ("WAGATE_EDGE_LISTEN", edge_addr.to_string()),
-            ("WAGATE_EDGE_CONTROL_PLANE_URL", format!("http://{grpc_addr}")),
+            ("WAGATE_EDGE_CONTROL_PLANE_URL", format!("http://{edge_cp_addr}")),
         ],
         dir,
     )?;
@@ -405,6 +434,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
         storage: storage_name,
         ceiling,
         cp,
+        cp2,
         edge,
         workers,
         ceiling_addr,
@@ -1141,6 +1171,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "lifecycle": args.lifecycle,
             "lifecycle_params": args.lifecycle(),
             "cp_env": args.cp_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "replicas": args.replicas,
         },
         "storages": reports,
     });

@@ -7,7 +7,7 @@ use crate::persistence::enums::WorkerStatus;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    #[sea_orm(unique)]
+    /// Informational (not unique): workers are identified by id.
     pub endpoint: String,
     pub status: WorkerStatus,
     pub session_count: i32,
@@ -20,6 +20,8 @@ pub struct Model {
     pub token_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Bumped by every Hello; liveness writes are fenced by it.
+    pub stream_epoch: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

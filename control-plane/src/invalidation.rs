@@ -1,0 +1,72 @@
+//! Cross-replica invalidation of the API-key cache.
+//!
+//! Anything that changes what a key unlocks (key rotated, revoked or
+//! deleted, user deactivated, session deleted, moved or changed status)
+//! invalidates this replica's cache at once and broadcasts the same to every
+//! other replica: Redis pub/sub, or the in-process bus of the embedded
+//! default. The cache TTL stays as a safety net only (a lost message).
+//!
+//! Messages: `s:<session id>` (that session's keys) or `*` (everything).
+
+use tracing::Instrument;
+
+use crate::state::SharedState;
+
+const ALL: &str = "*";
+
+/// Invalidates `session_id`'s keys here and on every replica; returns once
+/// the broadcast is published.
+pub async fn session(state: &SharedState, session_id: &str) {
+    state.key_cache.invalidate_session(session_id);
+    publish(state, &format!("s:{session_id}")).await;
+}
+
+/// Invalidates every key here and on every replica (e.g. a user deactivated).
+pub async fn all(state: &SharedState) {
+    state.key_cache.invalidate_all();
+    publish(state, ALL).await;
+}
+
+/// Like [`session`], for callers that cannot wait: local now, broadcast in
+/// the background.
+pub fn session_soon(state: &SharedState, session_id: &str) {
+    state.key_cache.invalidate_session(session_id);
+    let st = state.clone();
+    let message = format!("s:{session_id}");
+    state.tasks.spawn(async move { publish(&st, &message).await });
+}
+
+async fn publish(state: &SharedState, message: &str) {
+    if let Err(err) = state.cache.publish(message).await {
+        // The TTL still bounds staleness on the other replicas.
+        tracing::warn!(error = %err, "invalidation not broadcast");
+        ::metrics::counter!("wagate_invalidations_lost_total").increment(1);
+    }
+}
+
+/// Applies invalidations broadcast by any replica (this one's own included:
+/// harmless, it already applied them).
+pub fn spawn_listener(state: &SharedState) {
+    let mut rx = state.cache.subscribe();
+    let st = state.clone();
+    state.tasks.spawn(
+        async move {
+            loop {
+                let message = tokio::select! {
+                    () = st.shutdown.cancelled() => break,
+                    m = rx.recv() => m,
+                };
+                match message {
+                    Ok(m) if m == ALL => st.key_cache.invalidate_all(),
+                    Ok(m) => match m.strip_prefix("s:") {
+                        Some(id) => st.key_cache.invalidate_session(id),
+                        None => tracing::debug!(message = m, "unknown invalidation"),
+                    },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => st.key_cache.invalidate_all(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        }
+        .instrument(tracing::debug_span!("invalidation_listener")),
+    );
+}

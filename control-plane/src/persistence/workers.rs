@@ -1,0 +1,212 @@
+//! The `workers` table: registration on Hello, fenced liveness, samples,
+//! orphan detection. Every statement about a worker's liveness is here, and
+//! every liveness write is fenced by the worker's `stream_epoch`:
+//!
+//! - `Hello` bumps the epoch (durably, in the row) and sets the worker
+//!   ONLINE (MAINTENANCE stays MAINTENANCE);
+//! - marking OFFLINE, samples (cpu, memory, last heartbeat) apply only while
+//!   the epoch they carry is still the row's: the end of a stale stream on one
+//!   replica cannot touch a worker that reconnected to another;
+//! - heartbeats are not written one by one: liveness lives in memory on the
+//!   replica that holds the stream, and only transitions (and a sample at the
+//!   metrics interval) reach the database.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use super::Db;
+use super::measured::measured;
+
+/// What a `Hello` writes.
+#[derive(Debug, Clone)]
+pub struct HelloRow<'a> {
+    pub worker_id: &'a str,
+    /// Informational; may be shared by several workers.
+    pub endpoint: &'a str,
+    pub max_sessions: i32,
+    pub version: Option<&'a str>,
+}
+
+const UPSERT: &str = "INSERT INTO workers (id, endpoint, status, session_count, max_sessions, cpu_usage, memory_usage, \
+        last_heartbeat, version, created_at, updated_at, stream_epoch) \
+    VALUES ($1, $2, 'ONLINE', 0, $3, 0, 0, $4, $5, $6, $7, 1) \
+    ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, max_sessions = excluded.max_sessions, \
+        version = excluded.version, last_heartbeat = excluded.last_heartbeat, updated_at = excluded.updated_at, \
+        stream_epoch = workers.stream_epoch + 1, \
+        status = CASE WHEN workers.status = 'MAINTENANCE' THEN 'MAINTENANCE' ELSE 'ONLINE' END \
+    RETURNING stream_epoch";
+
+/// Self-heals the placement counter from the sessions actually assigned.
+const RECOUNT: &str = "UPDATE workers SET session_count = (SELECT COUNT(*) FROM sessions WHERE sessions.worker_id = workers.id) WHERE id = $1";
+
+/// Registers (or re-registers) a worker on `Hello`; returns its new stream
+/// epoch, strictly greater than any before it.
+pub async fn hello(db: &Db, row: &HelloRow<'_>) -> Result<u64, DbErr> {
+    measured("workers.hello", async {
+        let now = Utc::now();
+        let epoch = db
+            .conn
+            .query_one_raw(db.stmt(
+                UPSERT,
+                vec![
+                    row.worker_id.into(),
+                    row.endpoint.into(),
+                    row.max_sessions.into(),
+                    now.into(),
+                    row.version.map(str::to_owned).into(),
+                    now.into(),
+                    now.into(),
+                ],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("worker upsert returned no row".into()))?
+            .try_get::<i64>("", "stream_epoch")?;
+        db.conn.execute_raw(db.stmt(RECOUNT, vec![row.worker_id.into()])).await?;
+        Ok(u64::try_from(epoch).unwrap_or_default())
+    })
+    .await
+}
+
+fn epoch_value(epoch: u64) -> sea_orm::Value {
+    i64::try_from(epoch).unwrap_or(i64::MAX).into()
+}
+
+/// Marks the worker OFFLINE if `epoch` is still its current stream epoch.
+/// True when it was (the caller's stream was the worker's latest).
+pub async fn mark_offline(db: &Db, worker_id: &str, epoch: u64) -> Result<bool, DbErr> {
+    measured("workers.mark_offline", async {
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE workers SET status = 'OFFLINE', updated_at = $1 WHERE id = $2 AND stream_epoch = $3",
+                vec![Utc::now().into(), worker_id.into(), epoch_value(epoch)],
+            ))
+            .await?;
+        Ok(res.rows_affected() > 0)
+    })
+    .await
+}
+
+/// True when `epoch` is still the worker's current stream epoch.
+pub async fn epoch_is_current(db: &Db, worker_id: &str, epoch: u64) -> Result<bool, DbErr> {
+    measured("workers.epoch_is_current", async {
+        Ok(db
+            .conn
+            .query_one_raw(db.stmt(
+                "SELECT 1 AS ok FROM workers WHERE id = $1 AND stream_epoch = $2",
+                vec![worker_id.into(), epoch_value(epoch)],
+            ))
+            .await?
+            .is_some())
+    })
+    .await
+}
+
+/// A heartbeat kept as a sample (at the metrics interval, not per heartbeat).
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub cpu: f64,
+    pub memory: f64,
+    pub session_count: i32,
+    pub message_count: i64,
+    pub uptime_seconds: i64,
+}
+
+/// Writes the worker's load figures and a `worker_metrics` row, if `epoch`
+/// is current. False when the stream is stale (a newer one exists).
+pub async fn record_sample(db: &Db, worker_id: &str, epoch: u64, s: &Sample) -> Result<bool, DbErr> {
+    measured("workers.record_sample", async {
+        let now = Utc::now();
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE workers SET cpu_usage = $1, memory_usage = $2, last_heartbeat = $3, updated_at = $4 \
+                 WHERE id = $5 AND stream_epoch = $6",
+                vec![s.cpu.into(), s.memory.into(), now.into(), now.into(), worker_id.into(), epoch_value(epoch)],
+            ))
+            .await?;
+        if res.rows_affected() == 0 {
+            return Ok(false);
+        }
+        db.conn
+            .execute_raw(db.stmt(
+                "INSERT INTO worker_metrics (id, worker_id, cpu_usage, memory_usage, session_count, message_count, uptime, timestamp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                vec![
+                    uuid::Uuid::now_v7().to_string().into(),
+                    worker_id.into(),
+                    s.cpu.into(),
+                    s.memory.into(),
+                    s.session_count.into(),
+                    s.message_count.into(),
+                    s.uptime_seconds.into(),
+                    now.into(),
+                ],
+            ))
+            .await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// ONLINE or MAINTENANCE workers with no sample since `cutoff`: candidates
+/// for the orphan check (their replica may have died). With their epoch.
+pub async fn silent_since(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec<(String, u64)>, DbErr> {
+    measured("workers.silent_since", async {
+        let rows = db
+            .conn
+            .query_all_raw(db.stmt(
+                "SELECT id, stream_epoch FROM workers WHERE status IN ('ONLINE', 'MAINTENANCE') AND last_heartbeat < $1",
+                vec![cutoff.into()],
+            ))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let id = r.try_get::<String>("", "id").ok()?;
+                let epoch = r.try_get::<i64>("", "stream_epoch").ok()?;
+                Some((id, u64::try_from(epoch).unwrap_or_default()))
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Marks an orphan OFFLINE, if nothing happened since it was found (same
+/// epoch, still no sample since `cutoff`). True when marked.
+pub async fn mark_orphan_offline(
+    db: &Db,
+    worker_id: &str,
+    epoch: u64,
+    cutoff: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    measured("workers.mark_orphan_offline", async {
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE workers SET status = 'OFFLINE', updated_at = $1 \
+                 WHERE id = $2 AND stream_epoch = $3 AND status <> 'OFFLINE' AND last_heartbeat < $4",
+                vec![Utc::now().into(), worker_id.into(), epoch_value(epoch), cutoff.into()],
+            ))
+            .await?;
+        Ok(res.rows_affected() > 0)
+    })
+    .await
+}
+
+/// Workers OFFLINE since before `cutoff` that still have sessions placed on
+/// them (a failover that never ran or did not finish).
+pub async fn offline_with_sessions(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec<String>, DbErr> {
+    measured("workers.offline_with_sessions", async {
+        let rows = db
+            .conn
+            .query_all_raw(db.stmt(
+                "SELECT w.id FROM workers w WHERE w.status = 'OFFLINE' AND w.updated_at < $1 \
+                 AND EXISTS (SELECT 1 FROM sessions s WHERE s.worker_id = w.id) LIMIT 100",
+                vec![cutoff.into()],
+            ))
+            .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<String>("", "id").ok()).collect())
+    })
+    .await
+}
