@@ -106,6 +106,9 @@ pub struct ControlPlaneArgs {
     /// Prometheus `/metrics` listen address; empty turns it off.
     #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "0.0.0.0:9090")]
     pub metrics_listen: String,
+    /// Webhook delivery: see `crate::webhooks::WebhookArgs`.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookArgs,
 }
 
 /// Resolved configuration.
@@ -146,6 +149,8 @@ pub struct ControlPlaneConfig {
     /// Prometheus `/metrics` listener (`None`: off).
     pub metrics_listen: Option<SocketAddr>,
     pub key_usage_flush: Duration,
+    /// Webhook delivery settings.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl ControlPlaneArgs {
@@ -206,6 +211,7 @@ impl ControlPlaneArgs {
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
             metrics_listen: self.metrics_listen.trim().parse().ok(),
             key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
+            webhooks: self.webhooks.into_settings(),
         }
     }
 }
@@ -246,6 +252,7 @@ impl ControlPlaneConfig {
             metrics_retention: Duration::from_secs(30 * 86_400),
             metrics_listen: None,
             key_usage_flush: Duration::from_secs(5),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 

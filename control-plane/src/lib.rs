@@ -30,6 +30,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod validation;
+pub mod webhooks;
 pub mod worker_stream;
 
 pub use config::{ControlPlaneArgs, ControlPlaneConfig};

@@ -16,7 +16,8 @@ use wagate_proto::v1::{
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
+    user_service_server::UserServiceServer, webhook_service_server::WebhookServiceServer,
+    worker_service_server::WorkerServiceServer,
 };
 
 use crate::auth::Authenticator;
@@ -36,6 +37,8 @@ use crate::services::{
     messages::MessageApi, sessions::SessionApi, users::UserApi,
 };
 use crate::state::{AppState, SharedState};
+use crate::webhooks::Webhooks;
+use crate::webhooks::service::WebhookApi;
 use crate::worker_stream::WorkerApi;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::webhooks::WebhookInitError),
 }
 
 /// A running replica.
@@ -88,6 +93,7 @@ const SERVICES: &[&str] = &[
     "wagate.v1.ApiKeyService",
     "wagate.v1.UserService",
     "wagate.v1.AdminService",
+    "wagate.v1.WebhookService",
 ];
 
 impl ControlPlane {
@@ -102,11 +108,18 @@ impl ControlPlane {
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(db.clone(), jwt),
             vault,
             key_cache: KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY),
-            status_writer: StatusWriter::spawn(db.clone(), config.status_batching, &tasks, shutdown.clone()),
+            status_writer: StatusWriter::spawn(
+                db.clone(),
+                config.status_batching,
+                webhooks.clone(),
+                &tasks,
+                shutdown.clone(),
+            ),
             message_inserter: MessageInserter::spawn(
                 db.clone(),
                 insert_writers(&db, config.group_commit),
@@ -114,6 +127,7 @@ impl ControlPlane {
                 shutdown.clone(),
             ),
             key_usage: KeyUsage::new(),
+            webhooks,
             db,
             cache,
             registry: Registry::new(),
@@ -164,7 +178,8 @@ impl ControlPlane {
             .add_service(MessageHistoryServiceServer::new(MessageHistoryApi::new(state.clone())))
             .add_service(ApiKeyServiceServer::new(ApiKeyApi::new(state.clone())))
             .add_service(UserServiceServer::new(UserApi::new(state.clone())))
-            .add_service(AdminServiceServer::new(AdminApi::new(state.clone())));
+            .add_service(AdminServiceServer::new(AdminApi::new(state.clone())))
+            .add_service(WebhookServiceServer::new(WebhookApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or
@@ -174,6 +189,7 @@ impl ControlPlane {
                 stop.cancelled().await
             }));
         crate::fleet::sweeper::spawn(&state);
+        crate::webhooks::dispatcher::spawn(&state);
         let metrics_addr = match state.config.metrics_listen {
             Some(a) => Some(
                 crate::metrics_http::serve(a, stop_listener.clone())

@@ -301,9 +301,24 @@ fn docs_json() {}
         analytics,
         logs,
         docs_page,
-        docs_json
+        docs_json,
+        crate::routes::webhooks::put_webhook_doc,
+        crate::routes::webhooks::get_webhook_doc,
+        crate::routes::webhooks::delete_webhook_doc,
+        crate::routes::webhooks::test_webhook_doc,
+        crate::routes::webhooks::rotate_secret_doc,
+        crate::routes::webhooks::list_deliveries_doc,
+        crate::routes::webhooks::redeliver_doc,
+        crate::routes::webhooks::replay_doc
     ),
-    components(schemas(ErrorEnvelope))
+    components(schemas(
+        ErrorEnvelope,
+        crate::routes::webhooks::MessageReceivedEvent,
+        crate::routes::webhooks::MessageStatusEvent,
+        crate::routes::webhooks::SessionStatusEvent,
+        crate::routes::webhooks::SessionQrEvent,
+        crate::routes::webhooks::WebhookTestEvent
+    ))
 )]
 struct ApiDoc;
 
@@ -356,7 +371,8 @@ mod tests {
                 .replace("{sessionId}", "s1")
                 .replace("{messageId}", "m1")
                 .replace("{userId}", "u1")
-                .replace("{workerId}", "w1");
+                .replace("{workerId}", "w1")
+                .replace("{deliveryId}", "d1");
             let mut variants = vec![concrete.clone()];
             if let Some(rest) = concrete.strip_prefix("/api/v1/") {
                 variants.push(format!("/api/{rest}"));

@@ -186,6 +186,8 @@ pub(crate) enum Route<'a> {
     SessionApiKeyRotate(&'a str),
     SessionMessages(&'a str),
     SessionMessage(&'a str, &'a str),
+    /// `/sessions/{id}/webhook…` (see `routes::webhooks`).
+    SessionWebhook(&'a str, routes::webhooks::WebhookRoute<'a>),
     AdminUsers,
     AdminUser(&'a str),
     AdminWorkers,
@@ -223,6 +225,14 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/sessions/{sessionId}/api-key/rotate"),
     ("GET", "/api/v1/sessions/{sessionId}/messages"),
     ("GET", "/api/v1/sessions/{sessionId}/messages/{messageId}"),
+    ("PUT", "/api/v1/sessions/{sessionId}/webhook"),
+    ("GET", "/api/v1/sessions/{sessionId}/webhook"),
+    ("DELETE", "/api/v1/sessions/{sessionId}/webhook"),
+    ("POST", "/api/v1/sessions/{sessionId}/webhook/test"),
+    ("POST", "/api/v1/sessions/{sessionId}/webhook/rotate-secret"),
+    ("GET", "/api/v1/sessions/{sessionId}/webhook/deliveries"),
+    ("POST", "/api/v1/sessions/{sessionId}/webhook/deliveries/{deliveryId}/redeliver"),
+    ("POST", "/api/v1/sessions/{sessionId}/webhook/replay"),
     ("GET", "/api/v1/admin/users"),
     ("GET", "/api/v1/admin/users/{userId}"),
     ("PATCH", "/api/v1/admin/users/{userId}"),
@@ -268,6 +278,7 @@ impl Route<'_> {
             Route::Sessions | Route::AdminWorkers => "GET, HEAD, POST, OPTIONS",
             Route::Session(_) | Route::SessionApiKey(_) => "GET, HEAD, DELETE, OPTIONS",
             Route::Me | Route::AdminUser(_) | Route::AdminWorker(_) => "GET, HEAD, PATCH, DELETE, OPTIONS",
+            Route::SessionWebhook(_, w) => routes::webhooks::allow(w),
         }
     }
 }
@@ -294,6 +305,10 @@ pub(crate) fn resolve(path: &str) -> Option<Route<'_>> {
         [Some("me"), None, ..] => Route::Me,
         [Some("sessions"), None, ..] => Route::Sessions,
         [Some("sessions"), Some(id), None, ..] => Route::Session(id),
+        [Some("sessions"), Some(id), Some("webhook"), ..] => {
+            let tail = rest.splitn(4, '/').nth(3).unwrap_or("");
+            Route::SessionWebhook(id, routes::webhooks::resolve(tail)?)
+        }
         [Some("sessions"), Some(id), Some("qr"), None, _] => Route::SessionQr(id),
         [Some("sessions"), Some(id), Some("send"), None, _] => Route::SessionSend(id),
         [Some("sessions"), Some(id), Some("api-key"), None, _] => Route::SessionApiKey(id),
@@ -442,6 +457,13 @@ async fn dispatch<B: RequestBody>(ctx: &Ctx, method: &Method, path: &str, body: 
         },
         Route::SessionSend(id) if post => match session_id(id) {
             Ok(id) => routes::messages::send(ctx, id, body).await,
+            Err(e) => {
+                discard(&ctx.headers, body).await;
+                Err(e)
+            }
+        },
+        Route::SessionWebhook(id, w) => match session_id(id) {
+            Ok(id) => routes::webhooks::dispatch(ctx, method, id, w, body).await,
             Err(e) => {
                 discard(&ctx.headers, body).await;
                 Err(e)

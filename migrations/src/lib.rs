@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod ddl;
 mod m20261125_000001_initial_schema;
 mod m20261125_000010_fleet;
+mod m20261127_000011_webhooks;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261125_000010_fleet::Migration),
+            Box::new(m20261127_000011_webhooks::Migration),
         ]
     }
 }

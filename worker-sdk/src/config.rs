@@ -120,6 +120,11 @@ pub struct Args {
     #[arg(long, env = "WAGATE_WORKER_READ_MS", default_value_t = 100)]
     pub read_ms: u64,
 
+    /// Simulated driver, echo mode: each text sent is answered by an inbound
+    /// message from the recipient 500 ms later.
+    #[arg(long, env = "WAGATE_WORKER_ECHO", default_value_t = false, action = clap::ArgAction::Set)]
+    pub echo: bool,
+
     /// Commands run at the same time at most.
     #[arg(long, env = "WAGATE_WORKER_COMMAND_CONCURRENCY", default_value_t = 256)]
     pub command_concurrency: usize,
@@ -153,6 +158,7 @@ impl Args {
             auto_scan_after: self.auto_scan_ms.map(Duration::from_millis),
             delivered_after: Duration::from_millis(self.delivered_ms),
             read_after: Duration::from_millis(self.read_ms),
+            echo_after: self.echo.then_some(Duration::from_millis(500)),
             ..Default::default()
         }
     }

@@ -13,6 +13,7 @@
 //! forward (`status IN (…)`), and events are fenced by the session's current
 //! worker. A full queue (or a stopped writer) falls back to writing directly.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::persistence::Db;
+use crate::webhooks::Webhooks;
 
 /// Largest statement (updates of one kind) written at once.
 const MAX_BATCH: usize = 256;
@@ -72,18 +74,26 @@ pub struct StatusWriter {
     /// None: batching is off, every update is written by its caller.
     tx: Option<mpsc::Sender<StatusUpdate>>,
     db: Db,
+    /// `message.status` events go to the webhook outbox in each batch's transaction.
+    webhooks: Arc<Webhooks>,
 }
 
 impl StatusWriter {
     /// Starts the writer task (unless `batched` is false); it drains its
     /// queue and stops on `shutdown`.
-    pub fn spawn(db: Db, batched: bool, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+    pub fn spawn(
+        db: Db,
+        batched: bool,
+        webhooks: Arc<Webhooks>,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
         if !batched {
-            return Self { tx: None, db };
+            return Self { tx: None, db, webhooks };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        tasks.spawn(run(db.clone(), rx, shutdown));
-        Self { tx: Some(tx), db }
+        tasks.spawn(run(db.clone(), webhooks.clone(), rx, shutdown));
+        Self { tx: Some(tx), db, webhooks }
     }
 
     /// Queues `update`; writes it directly when batching is off or the
@@ -96,11 +106,16 @@ impl StatusWriter {
                 Err(mpsc::error::TrySendError::Full(u) | mpsc::error::TrySendError::Closed(u)) => u,
             },
         };
-        write_batch(&self.db, std::slice::from_ref(&update)).await
+        write_batch(&self.db, &self.webhooks, std::slice::from_ref(&update)).await
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<StatusUpdate>, shutdown: CancellationToken) {
+async fn run(
+    db: Db,
+    webhooks: Arc<Webhooks>,
+    mut rx: mpsc::Receiver<StatusUpdate>,
+    shutdown: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {
@@ -121,7 +136,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<StatusUpdate>, shutdown: Cancellatio
             }
         }
         let mut attempt = 0;
-        while let Err(err) = write_batch(&db, &batch).await {
+        while let Err(err) = write_batch(&db, &webhooks, &batch).await {
             attempt += 1;
             if attempt >= 3 {
                 tracing::error!(error = %err, updates = batch.len(), "status batch dropped after retries; later events settle these rows");
@@ -153,7 +168,7 @@ fn padded<'a>(items: &[&'a StatusUpdate]) -> Vec<&'a StatusUpdate> {
 
 /// Writes `batch` in one transaction: one statement for the acks, one per
 /// event kind (in forward order: SENT, DELIVERED, READ, FAILED).
-pub async fn write_batch(db: &Db, batch: &[StatusUpdate]) -> Result<(), DbErr> {
+pub async fn write_batch(db: &Db, webhooks: &Webhooks, batch: &[StatusUpdate]) -> Result<(), DbErr> {
     let acks: Vec<&StatusUpdate> = batch.iter().filter(|u| matches!(u, StatusUpdate::Sent { .. })).collect();
     let mut stmts = Vec::new();
     for chunk in acks.chunks(MAX_BATCH) {
@@ -180,7 +195,8 @@ pub async fn write_batch(db: &Db, batch: &[StatusUpdate]) -> Result<(), DbErr> {
             }
         }
     }
-    if stmts.len() == 1 {
+    // Webhooks (issue 11): skip the transaction only when no webhook is active anywhere.
+    if stmts.len() == 1 && !webhooks.any_active() {
         db.conn.execute_raw(stmts.remove(0)).await?;
         return Ok(());
     }
@@ -188,7 +204,13 @@ pub async fn write_batch(db: &Db, batch: &[StatusUpdate]) -> Result<(), DbErr> {
     for s in stmts {
         txn.execute_raw(s).await?;
     }
-    txn.commit().await
+    // Webhooks (issue 11): `message.status` events in the same transaction.
+    let events = crate::webhooks::outbox::enqueue_message_statuses(&txn, db, webhooks, batch).await?;
+    txn.commit().await?;
+    if events > 0 {
+        webhooks.committed();
+    }
+    Ok(())
 }
 
 /// `UPDATE … SET status='SENT', sent_at = CASE id …, wa_message_id = CASE id … WHERE status='PENDING' AND id IN (…)`.

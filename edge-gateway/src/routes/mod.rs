@@ -11,6 +11,7 @@ pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod messages;
 pub(crate) mod sessions;
+pub(crate) mod webhooks;
 
 use wagate_proto::error::{ApiError, ErrorCode};
 
