@@ -42,9 +42,12 @@ pub fn mask_of(events: &[String]) -> u8 {
     events.iter().filter_map(|e| EventType::parse(e)).fold(0, |m, t| m | t.bit())
 }
 
+/// When a lookup was made, and what it found.
+type Entry = (Instant, Option<Arc<ActiveHook>>);
+
 pub struct HookCache {
     ttl: Duration,
-    map: Mutex<HashMap<String, (Instant, Option<Arc<ActiveHook>>)>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl HookCache {

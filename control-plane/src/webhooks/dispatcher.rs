@@ -36,6 +36,12 @@ const BODY_KEEP: usize = 1024;
 const CLAIM_MAX: usize = 64;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(300);
+/// A delivery task re-reads its webhook at least this often.
+const HOOK_REFRESH: Duration = Duration::from_secs(1);
+/// Events of one webhook one delivery task sends back to back at most.
+const CHAIN_MAX: usize = 256;
+/// `webhooks.last_delivery` is refreshed at most this often.
+const LAST_DELIVERY_EVERY_SECS: i64 = 5;
 /// Delay before a delivery whose receiver is at its limit is looked at again.
 const RECEIVER_BUSY_DELAY: Duration = Duration::from_millis(50);
 
@@ -135,8 +141,22 @@ async fn run(state: SharedState) {
             match claim(&state, free).await {
                 Ok(rows) => {
                     claimed = rows.len();
-                    for row in rows {
-                        start(&state, row).await;
+                    match webhooks_of(&state, &rows).await {
+                        Ok(hooks) => {
+                            for row in rows {
+                                match hooks.get(&row.webhook_id) {
+                                    Some(hook) => start(&state, hook.clone(), row).await,
+                                    // Deleted meanwhile (its deliveries with it).
+                                    None => {}
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webhook lookup failed");
+                            for row in rows {
+                                release(&state, &row.id, Duration::ZERO).await;
+                            }
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "webhook claim failed"),
@@ -188,22 +208,38 @@ async fn claim(state: &SharedState, limit: usize) -> Result<Vec<Claimed>, DbErr>
             ],
         ))
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        out.push(Claimed {
-            id: r.try_get("", "id")?,
-            webhook_id: r.try_get("", "webhook_id")?,
-            session_id: r.try_get("", "session_id")?,
-            event: r.try_get("", "event")?,
-            payload: r.try_get("", "payload")?,
-            attempts: r.try_get("", "attempts")?,
-            created_at: r.try_get("", "created_at")?,
-        });
+    rows.iter().map(claimed_from).collect()
+}
+
+/// The webhooks of a claimed batch, in one query.
+async fn webhooks_of(
+    state: &SharedState,
+    rows: &[Claimed],
+) -> Result<HashMap<String, Arc<WebhookRow>>, DbErr> {
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.webhook_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::with_capacity(ids.len());
+    let db = &state.db;
+    for chunk in ids.chunks(CLAIM_MAX) {
+        // Padded to a few sizes (repeating the last id) so few statements are prepared.
+        let target = [1, 4, 16, 64].into_iter().find(|&c| c >= chunk.len()).unwrap_or(chunk.len());
+        let mut list: Vec<Value> = chunk.iter().map(|s| (*s).into()).collect();
+        while list.len() < target {
+            list.push(chunk[chunk.len() - 1].into());
+        }
+        let marks: Vec<String> = (1..=list.len()).map(|i| format!("${i}")).collect();
+        let sql =
+            format!("SELECT {} FROM webhooks WHERE id IN ({})", super::config::COLUMNS, marks.join(", "));
+        for r in db.conn.query_all_raw(db.stmt(&sql, list)).await? {
+            let hook = WebhookRow::from_row(&r)?;
+            out.insert(hook.id.clone(), Arc::new(hook));
+        }
     }
     Ok(out)
 }
 
-async fn start(state: &SharedState, row: Claimed) {
+async fn start(state: &SharedState, hook: Arc<WebhookRow>, row: Claimed) {
     let Ok(global) = state.webhooks.global.clone().try_acquire_owned() else {
         release(state, &row.id, Duration::ZERO).await;
         return;
@@ -211,7 +247,7 @@ async fn start(state: &SharedState, row: Claimed) {
     let st = state.clone();
     state.tasks.spawn(async move {
         let _global = global;
-        if let Err(e) = deliver(&st, &row).await {
+        if let Err(e) = deliver(&st, &hook, &row).await {
             tracing::warn!(delivery_id = row.id, error = %e, "webhook delivery not recorded; retried after its lease");
         }
         st.webhooks.wake.notify_one();
@@ -234,11 +270,10 @@ async fn release(state: &SharedState, id: &str, delay: Duration) {
     }
 }
 
-async fn deliver(state: &SharedState, row: &Claimed) -> Result<(), DbErr> {
-    let db = &state.db;
-    let Some(hook) = WebhookRow::by_id(&db.conn, db, &row.webhook_id).await? else {
-        return Ok(()); // deleted meanwhile (its deliveries with it)
-    };
+/// Delivers `row`, then (while the receiver keeps succeeding) the next
+/// events of the same webhook, each claimed with a cheap indexed lookup
+/// instead of a round of the global claim.
+async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Result<(), DbErr> {
     let receiver = reqwest::Url::parse(&hook.url)
         .ok()
         .map(|u| format!("{}:{}", u.host_str().unwrap_or_default(), u.port_or_known_default().unwrap_or(0)))
@@ -247,10 +282,84 @@ async fn deliver(state: &SharedState, row: &Claimed) -> Result<(), DbErr> {
         release(state, &row.id, RECEIVER_BUSY_DELAY).await;
         return Ok(());
     };
-    let started = Instant::now();
-    let attempt = send(state, &hook, &row.id, &row.payload).await;
-    metrics::histogram!("wagate_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
-    record(state, &hook, row, &attempt).await
+    let mut row = row.clone();
+    let mut hook = hook.clone();
+    let (mut loaded_at, mut generation) = (Instant::now(), state.webhooks.generation());
+    for _ in 0..CHAIN_MAX {
+        if loaded_at.elapsed() >= HOOK_REFRESH || generation != state.webhooks.generation() {
+            // Changed here (secret, URL, deleted) or possibly on another replica.
+            (loaded_at, generation) = (Instant::now(), state.webhooks.generation());
+            match WebhookRow::by_id(&state.db.conn, &state.db, &hook.id).await? {
+                Some(h) if h.is_active => hook = h,
+                _ => {
+                    release(state, &row.id, Duration::ZERO).await;
+                    break;
+                }
+            }
+        }
+        let started = Instant::now();
+        let attempt = send(state, &hook, &row.id, &row.payload).await;
+        metrics::histogram!("wagate_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
+        let go_on = record(state, &hook, &row, &attempt).await?;
+        if !go_on || state.shutdown.is_cancelled() {
+            break;
+        }
+        // What `record` wrote on success.
+        let now = Utc::now();
+        if hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS) {
+            hook.last_delivery = Some(now);
+        }
+        hook.failure_count = 0;
+        match claim_next(state, &hook.id).await? {
+            Some(next) => row = next,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Leases the oldest undelivered event of one webhook if it is due.
+async fn claim_next(state: &SharedState, webhook_id: &str) -> Result<Option<Claimed>, DbErr> {
+    let db = &state.db;
+    let now = Utc::now();
+    let lease = now
+        + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+    // The head is chosen without SKIP LOCKED (skipping it would break the
+    // order); the outer conditions are re-checked on a row another replica
+    // leased meanwhile, which then is not taken.
+    let sql = "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id = ( \
+           SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = $3 AND e.status IN ('PENDING', 'RETRYING') \
+           ORDER BY e.id LIMIT 1) \
+         AND status IN ('PENDING', 'RETRYING') AND (next_retry IS NULL OR next_retry <= $4) \
+         AND (locked_until IS NULL OR locked_until < $5) \
+         RETURNING id, webhook_id, session_id, event, payload, attempts, created_at";
+    let row = db
+        .conn
+        .query_one_raw(db.stmt(
+            sql,
+            vec![
+                lease.into(),
+                state.config.replica_id.clone().into(),
+                webhook_id.into(),
+                now.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    row.as_ref().map(claimed_from).transpose()
+}
+
+fn claimed_from(r: &sea_orm::QueryResult) -> Result<Claimed, DbErr> {
+    Ok(Claimed {
+        id: r.try_get("", "id")?,
+        webhook_id: r.try_get("", "webhook_id")?,
+        session_id: r.try_get("", "session_id")?,
+        event: r.try_get("", "event")?,
+        payload: r.try_get("", "payload")?,
+        attempts: r.try_get("", "attempts")?,
+        created_at: r.try_get("", "created_at")?,
+    })
 }
 
 /// One signed POST of `payload` as event `id` to the webhook.
@@ -329,8 +438,9 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Writes the outcome of an attempt: DELIVERED, RETRYING (next time from
-/// the schedule) or FAILED, and the webhook's failure bookkeeping.
-async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attempt) -> Result<(), DbErr> {
+/// the schedule) or FAILED, and the webhook's failure bookkeeping. True
+/// when the webhook's next event may go now.
+async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attempt) -> Result<bool, DbErr> {
     let db = &state.db;
     let now = Utc::now();
     let attempts = row.attempts.saturating_add(1);
@@ -346,16 +456,20 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
                 vec![attempts.into(), code, body, now.into(), now.into(), row.id.clone().into()],
             ))
             .await?;
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE webhooks SET failure_count = 0, last_delivery = $1 WHERE id = $2",
-                vec![now.into(), hook.id.clone().into()],
-            ))
-            .await?;
+        // `lastDelivery` is informational: written at most every few seconds.
+        let stale = hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS);
+        if hook.failure_count != 0 || stale {
+            db.conn
+                .execute_raw(db.stmt(
+                    "UPDATE webhooks SET failure_count = 0, last_delivery = $1 WHERE id = $2",
+                    vec![now.into(), hook.id.clone().into()],
+                ))
+                .await?;
+        }
         metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "delivered").increment(1);
         metrics::histogram!("wagate_webhook_event_age_seconds")
             .record((now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0);
-        return Ok(());
+        return Ok(true);
     }
     let gone = a.status == Some(410);
     let next = if gone {
@@ -381,7 +495,7 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
             delay_ms = delay.as_millis() as u64,
             "webhook attempt failed, retrying"
         );
-        return Ok(());
+        return Ok(false);
     }
     db.conn
         .execute_raw(db.stmt(
@@ -402,10 +516,13 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
     let max = i32::try_from(state.webhooks.settings.max_failures).unwrap_or(i32::MAX);
     if gone {
         disable(state, hook, "the receiver answered 410 Gone").await?;
+        return Ok(false);
     } else if failures >= max {
         disable(state, hook, &format!("{failures} consecutive deliveries failed")).await?;
+        return Ok(false);
     }
-    Ok(())
+    // FAILED: the next event waits for the global claim (fresh bookkeeping).
+    Ok(false)
 }
 
 /// Turns a webhook off; its undelivered events stay for replay.
@@ -418,7 +535,7 @@ async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result
             vec![false.into(), reason.into(), now.into(), hook.id.clone().into()],
         ))
         .await?;
-    state.webhooks.cache.invalidate(&hook.session_id);
+    state.webhooks.changed(&hook.session_id);
     metrics::counter!("wagate_webhook_disabled_total").increment(1);
     tracing::warn!(webhook_id = hook.id, session_id = hook.session_id, reason, "webhook disabled");
     audit::record(

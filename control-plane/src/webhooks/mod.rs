@@ -31,7 +31,7 @@ pub mod signing;
 pub mod ssrf;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -146,6 +146,8 @@ pub struct Webhooks {
     /// set at once by a configuration on this replica): while false, the
     /// status writer does not look for subscribers at all.
     any_active: AtomicBool,
+    /// Bumped by every webhook change on this replica (delivery tasks re-read their webhook).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -170,6 +172,7 @@ impl Webhooks {
             global: Arc::new(Semaphore::new(settings.concurrency)),
             receivers: dispatcher::ReceiverLimits::new(settings.per_receiver),
             any_active: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
             settings,
         })
     }
@@ -177,6 +180,16 @@ impl Webhooks {
     /// Call after committing outbox rows: the dispatcher looks at once.
     pub fn committed(&self) {
         self.wake.notify_one();
+    }
+
+    /// A webhook of `session_id` changed on this replica.
+    pub fn changed(&self, session_id: &str) {
+        self.cache.invalidate(session_id);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     pub fn any_active(&self) -> bool {

@@ -126,6 +126,28 @@ pub async fn execute_with_event<T: Serialize>(
     Ok(affected)
 }
 
+/// A `session.status` event for a change written through `conn` (the
+/// open transaction) outside the worker's own events: failover, drain,
+/// waiting for capacity. Call [`Webhooks::committed`] after the commit
+/// when this returned true.
+pub async fn session_status<C: ConnectionTrait>(
+    conn: &C,
+    state: &SharedState,
+    session_id: &str,
+    status: &str,
+    reason: Option<String>,
+) -> Result<bool, DbErr> {
+    let db = &state.db;
+    let Some(hook) = state.webhooks.cache.subscribed(conn, db, session_id, EventType::SessionStatus).await?
+    else {
+        return Ok(false);
+    };
+    let data = payload::SessionStatusChanged { status: status.to_owned(), reason, phone_number: None };
+    let row = OutboxRow::new(&hook.id, session_id, EventType::SessionStatus, Utc::now(), &data);
+    enqueue(conn, db, std::slice::from_ref(&row)).await?;
+    Ok(true)
+}
+
 fn rank(kind: EventKind) -> u8 {
     match kind {
         EventKind::Sent => 1,

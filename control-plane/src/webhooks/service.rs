@@ -155,7 +155,7 @@ impl WebhookApi {
             }
         };
         let hooks = &self.state.webhooks;
-        hooks.cache.invalidate(&session_id);
+        hooks.changed(&session_id);
         if is_active {
             hooks.set_any_active(true);
             hooks.committed();
@@ -171,7 +171,7 @@ impl WebhookApi {
         let hook = self.hook(&user, session_id).await?;
         let db = &self.state.db;
         db.conn.execute_raw(db.stmt("DELETE FROM webhooks WHERE id = $1", vec![hook.id.into()])).await?;
-        self.state.webhooks.cache.invalidate(&hook.session_id);
+        self.state.webhooks.changed(&hook.session_id);
         Ok(v1::DeleteWebhookResponse { session_id: hook.session_id, deleted: true })
     }
 
@@ -231,6 +231,7 @@ impl WebhookApi {
                 vec![until.into(), secret.clone().into(), now.into(), hook.id.clone().into()],
             ))
             .await?;
+        self.state.webhooks.changed(&hook.session_id);
         let row = WebhookRow::by_id(&db.conn, db, &hook.id)
             .await?
             .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))?;
