@@ -144,10 +144,9 @@ async fn run(state: SharedState) {
                     match webhooks_of(&state, &rows).await {
                         Ok(hooks) => {
                             for row in rows {
-                                match hooks.get(&row.webhook_id) {
-                                    Some(hook) => start(&state, hook.clone(), row).await,
-                                    // Deleted meanwhile (its deliveries with it).
-                                    None => {}
+                                // None: deleted meanwhile (its deliveries with it).
+                                if let Some(hook) = hooks.get(&row.webhook_id) {
+                                    start(&state, hook.clone(), row).await;
                                 }
                             }
                         }
