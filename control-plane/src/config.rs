@@ -146,6 +146,9 @@ pub struct ControlPlaneArgs {
     /// replica) before its sessions fail over.
     #[arg(long, env = "WAGATE_RECONNECT_GRACE_MS", default_value_t = 2000)]
     pub reconnect_grace_ms: u64,
+    /// Webhook delivery: see `crate::webhooks::WebhookArgs`.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookArgs,
 }
 
 /// Resolved configuration.
@@ -198,6 +201,8 @@ pub struct ControlPlaneConfig {
     pub advertise_addr: Option<String>,
     pub internal_token: String,
     pub reconnect_grace: Duration,
+    /// Webhook delivery settings.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl ControlPlaneArgs {
@@ -290,6 +295,7 @@ impl ControlPlaneArgs {
                 random_secret()
             }),
             reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
+            webhooks: self.webhooks.into_settings(),
         })
     }
 }
@@ -388,6 +394,7 @@ impl ControlPlaneConfig {
             advertise_addr: None,
             internal_token: random_secret(),
             reconnect_grace: Duration::from_millis(1000),
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::convert;
 use crate::persistence::enums::{MessageStatus, SessionStatus};
 use crate::persistence::status_writer::{EventKind, StatusUpdate};
 use crate::state::SharedState;
+use crate::webhooks::{EventType, outbox, payload};
 
 const FENCE: &str = "id = $A AND worker_id = $B AND generation = $C";
 
@@ -64,17 +65,18 @@ async fn on_qr(
         "UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', updated_at = $2 WHERE {}",
         fence(3)
     );
-    let res = db
-        .conn
-        .execute_raw(db.stmt(
-            &sql,
-            vec![qr.code.into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)],
-        ))
-        .await?;
-    if res.rows_affected() > 0 {
+    let stmt = db.stmt(
+        &sql,
+        vec![qr.code.clone().into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)],
+    );
+    let affected = outbox::execute_with_event(state, session_id, EventType::SessionQr, stmt, || {
+        payload::SessionQr { qr_code: qr.code }
+    })
+    .await?;
+    if affected > 0 {
         crate::invalidation::session_soon(state, session_id);
     }
-    Ok(res.rows_affected())
+    Ok(affected)
 }
 
 async fn on_status(
@@ -97,31 +99,36 @@ async fn on_status(
         "UPDATE sessions SET status = $1, phone_number = COALESCE($2, phone_number), last_seen_at = $3, updated_at = $4{clear_qr} WHERE {}",
         fence(5)
     );
-    let res = db
-        .conn
-        .execute_raw(db.stmt(
-            &sql,
-            vec![
-                sea_orm::ActiveEnum::to_value(&status).into(),
-                phone.into(),
-                now.into(),
-                now.into(),
-                session_id.into(),
-                worker_id.into(),
-                gen_value(generation),
-            ],
-        ))
-        .await?;
-    if res.rows_affected() > 0 {
+    let stmt = db.stmt(
+        &sql,
+        vec![
+            sea_orm::ActiveEnum::to_value(&status).into(),
+            phone.clone().into(),
+            now.into(),
+            now.into(),
+            session_id.into(),
+            worker_id.into(),
+            gen_value(generation),
+        ],
+    );
+    let affected = outbox::execute_with_event(state, session_id, EventType::SessionStatus, stmt, || {
+        payload::SessionStatusChanged {
+            status: sea_orm::ActiveEnum::to_value(&status),
+            reason: st.reason.filter(|r| !r.is_empty()).map(|r| r.chars().take(500).collect()),
+            phone_number: phone,
+        }
+    })
+    .await?;
+    if affected > 0 {
         // The session's status is part of what its key lookup returns.
         crate::invalidation::session_soon(state, session_id);
     }
-    if status == SessionStatus::Connected && res.rows_affected() > 0 {
+    if status == SessionStatus::Connected && affected > 0 {
         // Sends accepted while the session moved, or in flight on a lost
         // worker, go out now.
         crate::fleet::failover::spawn_redispatch(state, session_id);
     }
-    Ok(res.rows_affected())
+    Ok(affected)
 }
 
 async fn on_auth_state(
@@ -212,25 +219,66 @@ async fn on_inbound(
     let created = chrono::DateTime::from_timestamp_millis(m.timestamp_ms)
         .filter(|_| m.timestamp_ms > 0)
         .unwrap_or_else(Utc::now);
-    let res = db
-        .conn
-        .execute_raw(db.stmt(
-            &sql,
-            vec![
-                uuid::Uuid::now_v7().to_string().into(),
-                m.from.chars().take(128).collect::<String>().into(),
-                sea_orm::ActiveEnum::to_value(&kind).into(),
-                content.text.chars().take(65_536).collect::<String>().into(),
-                content.media_url.into(),
-                content.filename.into(),
-                content.caption.into(),
-                created.into(),
-                m.wa_message_id.chars().take(128).collect::<String>().into(),
-                session_id.into(),
-                worker_id.into(),
-                gen_value(generation),
-            ],
-        ))
-        .await?;
-    Ok(res.rows_affected())
+    let message_id = uuid::Uuid::now_v7().to_string();
+    let from: String = m.from.chars().take(128).collect();
+    let wa_message_id: String = m.wa_message_id.chars().take(128).collect();
+    let text: String = content.text.chars().take(65_536).collect();
+    let stmt = db.stmt(
+        &sql,
+        vec![
+            message_id.clone().into(),
+            from.clone().into(),
+            sea_orm::ActiveEnum::to_value(&kind).into(),
+            text.clone().into(),
+            content.media_url.clone().into(),
+            content.filename.clone().into(),
+            content.caption.clone().into(),
+            created.into(),
+            wa_message_id.clone().into(),
+            session_id.into(),
+            worker_id.into(),
+            gen_value(generation),
+        ],
+    );
+    outbox::execute_with_event(state, session_id, EventType::MessageReceived, stmt, || {
+        inbound_payload(message_id, wa_message_id, from, kind, text, content, created)
+    })
+    .await
+}
+
+/// The `message.received` payload of an inbound message.
+fn inbound_payload(
+    message_id: String,
+    wa_message_id: String,
+    from: String,
+    kind: crate::persistence::enums::MessageType,
+    text: String,
+    content: v1::MessageContent,
+    at: chrono::DateTime<Utc>,
+) -> payload::MessageReceived {
+    use crate::persistence::enums::MessageType;
+    let location = match (kind, content.latitude, content.longitude) {
+        (MessageType::Location, Some(latitude), Some(longitude)) => {
+            Some(payload::Location { latitude, longitude, name: content.name.clone() })
+        }
+        _ => None,
+    };
+    let contact = (kind == MessageType::Contact).then(|| payload::Contact {
+        name: content.name.clone(),
+        phone: content.phone.clone(),
+        vcard: content.vcard.clone(),
+    });
+    payload::MessageReceived {
+        message_id,
+        wa_message_id,
+        from,
+        kind: sea_orm::ActiveEnum::to_value(&kind),
+        text: (!text.is_empty()).then_some(text),
+        caption: content.caption,
+        media_url: content.media_url,
+        filename: content.filename,
+        location,
+        contact,
+        timestamp: payload::rfc3339(at),
+    }
 }

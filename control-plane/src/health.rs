@@ -11,7 +11,7 @@ use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
-    internal_service_server::InternalServiceServer,
+    internal_service_server::InternalServiceServer, webhook_service_server::WebhookServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
@@ -52,6 +52,7 @@ pub async fn set_all(reporter: &HealthReporter, serving: bool) {
         UserServiceServer<UserApi>,
         AdminServiceServer<AdminApi>,
         InternalServiceServer<InternalApi>,
+        WebhookServiceServer<crate::webhooks::service::WebhookApi>,
     );
     let overall = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
     reporter.set_service_status("", overall).await;

@@ -37,6 +37,7 @@ pub mod services;
 pub mod state;
 pub mod tcp_proxy;
 pub mod validation;
+pub mod webhooks;
 pub mod worker_stream;
 
 pub use config::{ControlPlaneArgs, ControlPlaneConfig};

@@ -16,7 +16,8 @@ use wagate_proto::v1::{
     internal_service_server::InternalServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
+    user_service_server::UserServiceServer, webhook_service_server::WebhookServiceServer,
+    worker_service_server::WorkerServiceServer,
 };
 
 use crate::auth::Authenticator;
@@ -39,6 +40,8 @@ use crate::services::{
     messages::MessageApi, sessions::SessionApi, users::UserApi,
 };
 use crate::state::{AppState, SharedState};
+use crate::webhooks::Webhooks;
+use crate::webhooks::service::WebhookApi;
 use crate::worker_stream::WorkerApi;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,8 @@ pub enum StartError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("bootstrap: {0}")]
     Bootstrap(String),
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crate::webhooks::WebhookInitError),
 }
 
 /// A running replica.
@@ -123,6 +128,7 @@ impl ControlPlane {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let send_tracker = Arc::new(crate::send_tracker::SendTracker::new());
+        let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(
                 db.clone(),
@@ -149,6 +155,7 @@ impl ControlPlane {
                 shutdown.clone(),
             ),
             key_usage: KeyUsage::new(),
+            webhooks,
             db,
             cache,
             registry,
@@ -158,6 +165,8 @@ impl ControlPlane {
             redispatching: Default::default(),
             config,
         });
+        // `message.status` webhook events commit with the status batches.
+        state.status_writer.set_hook(state.webhooks.clone());
         if let (Some(email), Some(password)) = (&state.config.admin_email, &state.config.admin_password) {
             bootstrap::ensure_admin(&state, email, password)
                 .await
@@ -210,7 +219,8 @@ impl ControlPlane {
             .add_service(ApiKeyServiceServer::new(ApiKeyApi::new(state.clone())))
             .add_service(UserServiceServer::new(UserApi::new(state.clone())))
             .add_service(AdminServiceServer::new(AdminApi::new(state.clone())))
-            .add_service(InternalServiceServer::new(InternalApi::new(state.clone())));
+            .add_service(InternalServiceServer::new(InternalApi::new(state.clone())))
+            .add_service(WebhookServiceServer::new(WebhookApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or
@@ -220,6 +230,7 @@ impl ControlPlane {
                 stop.cancelled().await
             }));
         crate::fleet::sweeper::spawn(&state);
+        crate::webhooks::dispatcher::spawn(&state);
         let metrics_addr = match state.config.metrics_listen {
             Some(a) => Some(
                 crate::metrics_http::serve(a, stop_listener.clone())

@@ -17,6 +17,7 @@ use crate::persistence::Db;
 use crate::persistence::message_inserter::MessageInserter;
 use crate::persistence::status_writer::StatusWriter;
 use crate::registry::Registry;
+use crate::webhooks::Webhooks;
 
 pub struct AppState {
     pub config: ControlPlaneConfig,
@@ -39,6 +40,8 @@ pub struct AppState {
     pub message_inserter: MessageInserter,
     /// `api_keys.last_used` recorded in memory, flushed periodically.
     pub key_usage: KeyUsage,
+    /// Webhook configuration cache, HTTP client and dispatcher wake-up.
+    pub webhooks: Arc<Webhooks>,
     /// Cancelled when the replica starts shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).

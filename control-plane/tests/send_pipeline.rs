@@ -235,26 +235,28 @@ async fn status_moves_forward_only_postgres() {
 /// moves that were applied, and its statements commit with them.
 struct LogHook;
 
+#[async_trait::async_trait]
 impl wagate_control_plane::persistence::status_writer::StatusHook for LogHook {
-    fn statements(
+    async fn in_transaction(
         &self,
+        txn: &sea_orm::DatabaseTransaction,
         db: &wagate_control_plane::persistence::Db,
+        _batch: &[wagate_control_plane::persistence::status_writer::StatusUpdate],
         applied: &[wagate_control_plane::persistence::status_writer::Applied],
-    ) -> Vec<Statement> {
-        applied
-            .iter()
-            .map(|a| {
-                db.stmt(
-                    "INSERT INTO system_logs (id, level, service, message, session_id, timestamp) VALUES ($1, 'INFO', 'hook', $2, $3, $4)",
-                    vec![
-                        uuid::Uuid::new_v4().to_string().into(),
-                        format!("{} {:?}", a.id, a.status).into(),
-                        a.session_id.clone().into(),
-                        chrono::Utc::now().into(),
-                    ],
-                )
-            })
-            .collect()
+    ) -> Result<usize, sea_orm::DbErr> {
+        for a in applied {
+            txn.execute_raw(db.stmt(
+                "INSERT INTO system_logs (id, level, service, message, session_id, timestamp) VALUES ($1, 'INFO', 'hook', $2, $3, $4)",
+                vec![
+                    uuid::Uuid::new_v4().to_string().into(),
+                    format!("{} {:?}", a.id, a.status).into(),
+                    a.session_id.clone().into(),
+                    chrono::Utc::now().into(),
+                ],
+            ))
+            .await?;
+        }
+        Ok(applied.len())
     }
 }
 

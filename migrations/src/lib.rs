@@ -11,6 +11,7 @@ mod m20261125_000001_initial_schema;
 mod m20261125_000010_fleet;
 mod m20261127_000009_worker_epoch;
 mod m20261127_000010_send_pipeline;
+mod m20261127_000011_webhooks;
 mod m20261127_000013_credentials;
 
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_fleet::Migration),
             Box::new(m20261127_000009_worker_epoch::Migration),
             Box::new(m20261127_000010_send_pipeline::Migration),
+            Box::new(m20261127_000011_webhooks::Migration),
             Box::new(m20261127_000013_credentials::Migration),
         ]
     }

@@ -141,6 +141,10 @@ pub struct Args {
     /// Message ids remembered by the SDK to answer repeated sends.
     #[arg(long, env = "WAGATE_WORKER_DEDUP_WINDOW", default_value_t = 100_000)]
     pub dedup_window: usize,
+    /// Simulated driver, echo mode: each text sent is answered by an inbound
+    /// message from the recipient 500 ms later.
+    #[arg(long, env = "WAGATE_WORKER_ECHO", default_value_t = false, action = clap::ArgAction::Set)]
+    pub echo: bool,
 
     /// Commands run at the same time at most.
     #[arg(long, env = "WAGATE_WORKER_COMMAND_CONCURRENCY", default_value_t = 256)]
@@ -179,6 +183,7 @@ impl Args {
             read_after: Duration::from_millis(self.read_ms),
             read_after_max: Duration::from_millis(self.read_max_ms.unwrap_or(self.read_ms)),
             read_share: self.read_share.clamp(0.0, 1.0),
+            echo_after: self.echo.then_some(Duration::from_millis(500)),
             ..Default::default()
         }
     }

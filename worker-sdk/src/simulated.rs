@@ -51,6 +51,9 @@ pub struct SimulatedConfig {
     /// Message ids remembered per session for de-duplication (and returned by
     /// [`SimulatedDriver::sent_message_ids`]); the oldest are forgotten first.
     pub dedup_window: usize,
+    /// Echo mode: every text sent is answered by an inbound message from
+    /// the recipient this long after the send (`None`: off).
+    pub echo_after: Option<Duration>,
 }
 
 impl Default for SimulatedConfig {
@@ -66,6 +69,7 @@ impl Default for SimulatedConfig {
             dedup: true,
             phone_prefix: "628".to_owned(),
             dedup_window: 100_000,
+            echo_after: None,
         }
     }
 }
@@ -545,6 +549,12 @@ impl SessionDriver for SimulatedDriver {
         self.total_sent.fetch_add(1, Ordering::Relaxed);
         self.send_calls.fetch_add(1, Ordering::Relaxed);
 
+        if let (Some(after), Some(content)) = (self.config.echo_after, &cmd.content)
+            && !content.text.is_empty()
+            && MessageType::try_from(content.r#type).unwrap_or(MessageType::Text) == MessageType::Text
+        {
+            spawn_echo(sink.clone(), &cmd.session_id, generation, &cmd.to, &content.text, after);
+        }
         let c = &self.config;
         let (delivered_after, read_after, read) = {
             let mut rng = rand::rng();
@@ -670,6 +680,28 @@ fn emit_in_order(sink: EventSink, evs: Vec<v1::Event>) {
             }
         }
     }
+}
+
+/// Echo mode: the recipient "answers" a text with `echo: <text>` after `after`.
+fn spawn_echo(sink: EventSink, session_id: &str, generation: u64, to: &str, text: &str, after: Duration) {
+    let content = v1::MessageContent {
+        r#type: MessageType::Text as i32,
+        text: format!("echo: {text}"),
+        ..Default::default()
+    };
+    let (session_id, from) = (session_id.to_owned(), to.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let event = events::inbound_event(
+            &session_id,
+            generation,
+            wa_id(rand::random()),
+            &from,
+            content,
+            events::now_ms(),
+        );
+        let _ = sink.emit(event).await;
+    });
 }
 
 fn wa_id(n: u64) -> String {

@@ -35,6 +35,11 @@ struct Cli {
     /// The simulated phone "scans" the QR code this long after it is shown (0: never).
     #[arg(long, env = "WAGATE_SIM_AUTO_SCAN_MS", default_value_t = 5000)]
     sim_auto_scan_ms: u64,
+    /// Echo mode: each text sent is answered by an inbound message from the
+    /// recipient half a second later (so `message.received` webhooks can be
+    /// seen without a phone).
+    #[arg(long, env = "WAGATE_SIM_ECHO", default_value_t = false, action = clap::ArgAction::Set)]
+    sim_echo: bool,
 }
 
 #[tokio::main]
@@ -85,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         let id = format!("sim-worker-{}", i + 1);
         let driver = SimulatedDriver::new(SimulatedConfig {
             auto_scan_after: (cli.sim_auto_scan_ms > 0).then(|| Duration::from_millis(cli.sim_auto_scan_ms)),
+            echo_after: cli.sim_echo.then_some(Duration::from_millis(500)),
             ..SimulatedConfig::default()
         });
         let mut wc = WorkerConfig::new(cp.url(), state.config.worker_auth_token.clone(), id.clone());

@@ -19,6 +19,7 @@ use crate::persistence::entities::session;
 use crate::persistence::enums::SessionStatus;
 use crate::placement;
 use crate::state::SharedState;
+use crate::webhooks::outbox;
 
 pub const WAITING_REASON: &str = "waiting for a worker with free capacity";
 
@@ -97,7 +98,12 @@ pub async fn move_session(
         if let Some(f) = from {
             placement::release_slot(db, &txn, f).await?;
         }
+        let event =
+            outbox::session_status(&txn, state, session_id, "INIT", Some(WAITING_REASON.into())).await?;
         txn.commit().await?;
+        if event {
+            state.webhooks.committed();
+        }
         crate::invalidation::session(state, session_id).await;
         state.cache.del_route(session_id).await?;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
@@ -116,7 +122,12 @@ pub async fn move_session(
     if let Some(f) = from {
         placement::release_slot(db, &txn, f).await?;
     }
+    let reason = format!("moved to worker {target} ({mode:?})");
+    let event = outbox::session_status(&txn, state, session_id, status, Some(reason)).await?;
     txn.commit().await?;
+    if event {
+        state.webhooks.committed();
+    }
     crate::invalidation::session(state, session_id).await;
     state.cache.set_route(session_id, &target).await?;
 
@@ -149,10 +160,16 @@ pub async fn move_session(
                 ],
             ))
             .await?;
+        let mut event = false;
         if reverted.rows_affected() > 0 {
             placement::release_slot(db, &txn, &target).await?;
+            let why = format!("{WAITING_REASON} (start on {target} failed: {reason})");
+            event = outbox::session_status(&txn, state, session_id, "INIT", Some(why)).await?;
         }
         txn.commit().await?;
+        if event {
+            state.webhooks.committed();
+        }
         crate::invalidation::session(state, session_id).await;
         state.cache.del_route(session_id).await?;
         return Ok(MoveOutcome::Waiting);

@@ -32,11 +32,11 @@
 //! a dispatch is not fenced: the worker did send the message).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, TransactionTrait, Value};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -99,11 +99,32 @@ pub struct Applied {
     pub status: MessageStatus,
 }
 
-/// Statements to run in a status batch's transaction, after its updates.
+/// Work that rides along in a status batch's transaction, after its
+/// updates (webhook outbox rows for `message.status`).
+#[async_trait::async_trait]
 pub trait StatusHook: Send + Sync + 'static {
-    /// `applied`: the moves of this batch that changed a row. An error-free
-    /// empty vector adds nothing (and no transaction is opened for it).
-    fn statements(&self, db: &Db, applied: &[Applied]) -> Vec<Statement>;
+    /// False when the hook has nothing to add now (then no transaction is
+    /// opened for it).
+    fn wants(&self) -> bool {
+        true
+    }
+    /// Runs inside the batch's transaction. `applied`: the moves of this
+    /// batch that changed a row. Returns how many rows it added.
+    async fn in_transaction(
+        &self,
+        txn: &DatabaseTransaction,
+        db: &Db,
+        batch: &[StatusUpdate],
+        applied: &[Applied],
+    ) -> Result<usize, DbErr>;
+    /// After the commit, with what `in_transaction` returned.
+    fn committed(&self, _added: usize) {}
+}
+
+type Hooks = Arc<std::sync::RwLock<Vec<Arc<dyn StatusHook>>>>;
+
+fn hooks_now(hooks: &Hooks) -> Vec<Arc<dyn StatusHook>> {
+    hooks.read().map(|h| h.iter().filter(|h| h.wants()).cloned().collect()).unwrap_or_default()
 }
 
 /// All moves of one message inside a batch, folded into one.
@@ -180,7 +201,7 @@ pub struct StatusWriter {
     tx: Option<mpsc::Sender<StatusUpdate>>,
     db: Db,
     tracker: Arc<SendTracker>,
-    hook: Arc<OnceLock<Arc<dyn StatusHook>>>,
+    hooks: Hooks,
     paused: watch::Sender<bool>,
     task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
     /// Set by [`StatusWriter::abort`]: nothing is written any more.
@@ -206,37 +227,42 @@ impl StatusWriter {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
-        let hook: Arc<OnceLock<Arc<dyn StatusHook>>> = Arc::new(OnceLock::new());
+        let hooks: Hooks = Arc::default();
         let paused = watch::Sender::new(false);
         if !batched {
             return Self {
                 tx: None,
                 db,
                 tracker,
-                hook,
+                hooks,
                 paused,
                 task: std::sync::Mutex::new(None),
                 dead: Default::default(),
             };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { db: db.clone(), tracker: tracker.clone(), hook: hook.clone(), window };
+        let writer = Writer { db: db.clone(), tracker: tracker.clone(), hooks: hooks.clone(), window };
         let handle = tasks.spawn(writer.run(rx, shutdown, paused.subscribe()));
         Self {
             tx: Some(tx),
             db,
             tracker,
-            hook,
+            hooks,
             paused,
             task: std::sync::Mutex::new(Some(handle.abort_handle())),
             dead: Default::default(),
         }
     }
 
-    /// Installs the hook whose statements run in each batch's transaction
-    /// (once; later calls are ignored and return false).
+    /// Adds a hook that runs in each batch's transaction (true once added).
     pub fn set_hook(&self, hook: Arc<dyn StatusHook>) -> bool {
-        self.hook.set(hook).is_ok()
+        match self.hooks.write() {
+            Ok(mut h) => {
+                h.push(hook);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Queues `update`, waiting for room when the queue is full
@@ -254,8 +280,7 @@ impl StatusWriter {
             },
         };
         let id = update.id().to_owned();
-        let hook = self.hook.get().cloned();
-        write_batch(&self.db, std::slice::from_ref(&update), hook.as_deref()).await?;
+        write_batch(&self.db, std::slice::from_ref(&update), &hooks_now(&self.hooks)).await?;
         self.tracker.settled([id.as_str()]);
         Ok(())
     }
@@ -283,7 +308,7 @@ impl StatusWriter {
 struct Writer {
     db: Db,
     tracker: Arc<SendTracker>,
-    hook: Arc<OnceLock<Arc<dyn StatusHook>>>,
+    hooks: Hooks,
     window: Duration,
 }
 
@@ -344,8 +369,7 @@ impl Writer {
     async fn write_until_done(&self, batch: &[StatusUpdate]) {
         let mut attempt: u32 = 0;
         loop {
-            let hook = self.hook.get().cloned();
-            match write_batch(&self.db, batch, hook.as_deref()).await {
+            match write_batch(&self.db, batch, &hooks_now(&self.hooks)).await {
                 Ok(()) => break,
                 Err(err) => {
                     attempt += 1;
@@ -363,33 +387,22 @@ impl Writer {
 }
 
 /// Writes `batch` (coalesced, forward moves only) and deletes its ledger
-/// rows; with a hook, in one transaction with the hook's statements.
-pub async fn write_batch(
-    db: &Db,
-    batch: &[StatusUpdate],
-    hook: Option<&dyn StatusHook>,
-) -> Result<(), DbErr> {
+/// rows; with hooks, in one transaction with what the hooks add.
+pub async fn write_batch(db: &Db, batch: &[StatusUpdate], hooks: &[Arc<dyn StatusHook>]) -> Result<(), DbErr> {
     let folded = fold(batch);
     if folded.is_empty() {
         return Ok(());
     }
-    if db.is_postgres() {
+    let txn = if db.is_postgres() {
         let stmt = postgres_stmt(db, &folded);
-        match hook {
-            None => {
-                db.conn.execute_raw(stmt).await?;
-                Ok(())
-            }
-            Some(hook) => {
-                let txn = db.conn.begin().await?;
-                let rows = txn.query_all_raw(stmt).await?;
-                let applied = applied_rows(&rows)?;
-                for s in hook.statements(db, &applied) {
-                    txn.execute_raw(s).await?;
-                }
-                txn.commit().await
-            }
+        if hooks.is_empty() {
+            db.conn.execute_raw(stmt).await?;
+            return Ok(());
         }
+        let txn = db.conn.begin().await?;
+        let rows = txn.query_all_raw(stmt).await?;
+        let applied = applied_rows(&rows)?;
+        (txn, applied)
     } else {
         let txn = db.conn.begin().await?;
         let mut applied = Vec::new();
@@ -410,20 +423,25 @@ pub async fn write_batch(
             let failed = rank == f.ev && f.failed;
             if rank > 0 {
                 let rows = txn.query_all_raw(sqlite_stmt(db, f, rank, failed)).await?;
-                if hook.is_some() {
+                if !hooks.is_empty() {
                     applied.extend(applied_rows(&rows)?);
                 }
             }
             txn.execute_raw(db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![f.id.clone().into()]))
                 .await?;
         }
-        if let Some(hook) = hook {
-            for s in hook.statements(db, &applied) {
-                txn.execute_raw(s).await?;
-            }
-        }
-        txn.commit().await
+        (txn, applied)
+    };
+    let (txn, applied) = txn;
+    let mut added = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        added.push(hook.in_transaction(&txn, db, batch, &applied).await?);
     }
+    txn.commit().await?;
+    for (hook, n) in hooks.iter().zip(added) {
+        hook.committed(n);
+    }
+    Ok(())
 }
 
 fn applied_rows(rows: &[sea_orm::QueryResult]) -> Result<Vec<Applied>, DbErr> {

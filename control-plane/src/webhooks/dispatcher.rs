@@ -1,0 +1,592 @@
+//! The dispatcher: claims due deliveries from the outbox, POSTs them and
+//! records the outcome.
+//!
+//! - **Claims** are leases (`locked_until`) taken with `FOR UPDATE SKIP
+//!   LOCKED` on PostgreSQL, so any number of replicas deliver from one
+//!   outbox without sending an event twice (SQLite runs one dispatcher).
+//! - **Order**: only the oldest undelivered event of a webhook can be
+//!   claimed, so a session's events go out in order; a later event waits
+//!   while an earlier one is retrying.
+//! - **Limits**: deliveries in flight per replica and per receiver
+//!   (host:port) are bounded; one HTTP client (connection reuse).
+//! - **Outcome**: only 2xx succeeds, redirects are not followed, attempts
+//!   have a deadline; failures retry on the schedule (`Retry-After`
+//!   honoured on 429/503); 410 disables the webhook at once; a delivery
+//!   that fails its last attempt is FAILED, and N of those in a row
+//!   disable the webhook (with a `system_logs` entry). Undelivered events
+//!   of a disabled webhook stay in the outbox for replay.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::config::WebhookRow;
+use super::{WebhookSettings, signing, ssrf};
+use crate::audit::{self, AuditEntry};
+use crate::persistence::enums::LogLevel;
+use crate::state::SharedState;
+
+/// Response bodies are kept up to this many bytes.
+const BODY_KEEP: usize = 1024;
+/// Claimed per round at most.
+const CLAIM_MAX: usize = 64;
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
+const RETENTION_EVERY: Duration = Duration::from_secs(300);
+/// A delivery task re-reads its webhook at least this often.
+const HOOK_REFRESH: Duration = Duration::from_secs(1);
+/// Events of one webhook one delivery task sends back to back at most.
+const CHAIN_MAX: usize = 256;
+/// `webhooks.last_delivery` is refreshed at most this often.
+const LAST_DELIVERY_EVERY_SECS: i64 = 5;
+/// Delay before a delivery whose receiver is at its limit is looked at again.
+const RECEIVER_BUSY_DELAY: Duration = Duration::from_millis(50);
+
+/// The HTTP client of all deliveries: no redirects, no proxies from the
+/// environment, a per-attempt deadline, and a resolver that refuses
+/// internal addresses (unless allowed).
+pub fn http_client(settings: &WebhookSettings) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+        .pool_max_idle_per_host(settings.per_receiver)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("wagate-webhooks/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(ssrf::GuardedResolver { allow_private: settings.allow_private }))
+        .build()
+}
+
+/// Deliveries in flight per receiver (`host:port`).
+pub struct ReceiverLimits {
+    per: usize,
+    map: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl ReceiverLimits {
+    pub fn new(per: usize) -> Self {
+        Self { per, map: Mutex::new(HashMap::new()) }
+    }
+
+    fn try_acquire(&self, key: &str) -> Option<OwnedSemaphorePermit> {
+        let sem = {
+            let mut map = self.map.lock().ok()?;
+            if map.len() > 10_000 {
+                map.retain(|_, s| s.available_permits() < self.per);
+            }
+            map.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per))).clone()
+        };
+        sem.try_acquire_owned().ok()
+    }
+}
+
+/// A claimed delivery.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub webhook_id: String,
+    pub session_id: Option<String>,
+    pub event: String,
+    pub payload: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What one attempt gave.
+#[derive(Debug, Clone, Default)]
+pub struct Attempt {
+    pub status: Option<u16>,
+    pub body: Option<String>,
+    pub error: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Attempt {
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Starts the dispatcher of this replica.
+pub fn spawn(state: &SharedState) {
+    let st = state.clone();
+    state.tasks.spawn(async move { run(st).await });
+}
+
+async fn run(state: SharedState) {
+    let hooks = &state.webhooks;
+    let mut housekeeping_at = Instant::now() - HOUSEKEEPING_EVERY;
+    let mut retention_at = Instant::now();
+    loop {
+        if state.shutdown.is_cancelled() {
+            break;
+        }
+        if housekeeping_at.elapsed() >= HOUSEKEEPING_EVERY {
+            housekeeping_at = Instant::now();
+            if let Err(e) = housekeeping(&state, retention_at.elapsed() >= RETENTION_EVERY).await {
+                tracing::warn!(error = %e, "webhook housekeeping failed");
+            }
+            if retention_at.elapsed() >= RETENTION_EVERY {
+                retention_at = Instant::now();
+            }
+        }
+        let free = hooks.global.available_permits().min(CLAIM_MAX);
+        let mut claimed = 0;
+        if free > 0 {
+            match claim(&state, free).await {
+                Ok(rows) => {
+                    claimed = rows.len();
+                    match webhooks_of(&state, &rows).await {
+                        Ok(hooks) => {
+                            for row in rows {
+                                // None: deleted meanwhile (its deliveries with it).
+                                if let Some(hook) = hooks.get(&row.webhook_id) {
+                                    start(&state, hook.clone(), row).await;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webhook lookup failed");
+                            for row in rows {
+                                release(&state, &row.id, Duration::ZERO).await;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "webhook claim failed"),
+            }
+        }
+        if claimed > 0 {
+            continue;
+        }
+        tokio::select! {
+            () = hooks.wake.notified() => {}
+            () = tokio::time::sleep(hooks.settings.poll_interval) => {}
+            () = state.shutdown.cancelled() => break,
+        }
+    }
+    tracing::debug!("webhook dispatcher stopped");
+}
+
+/// Leases up to `limit` due deliveries, each the oldest undelivered event
+/// of an active webhook.
+async fn claim(state: &SharedState, limit: usize) -> Result<Vec<Claimed>, DbErr> {
+    let db = &state.db;
+    let now = Utc::now();
+    let lease = now
+        + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+    let lock = if db.is_postgres() { "FOR UPDATE OF d SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
+           SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+           WHERE w.is_active = $3 AND d.status IN ('PENDING', 'RETRYING') \
+             AND (d.next_retry IS NULL OR d.next_retry <= $4) \
+             AND (d.locked_until IS NULL OR d.locked_until < $5) \
+             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
+                 AND e.status IN ('PENDING', 'RETRYING') AND e.id < d.id) \
+           ORDER BY d.next_retry, d.id LIMIT $6 {lock}) \
+         RETURNING id, webhook_id, session_id, event, payload, attempts, created_at"
+    );
+    let rows = db
+        .conn
+        .query_all_raw(db.stmt(
+            &sql,
+            vec![
+                lease.into(),
+                state.config.replica_id.clone().into(),
+                true.into(),
+                now.into(),
+                now.into(),
+                i64::try_from(limit).unwrap_or(64).into(),
+            ],
+        ))
+        .await?;
+    rows.iter().map(claimed_from).collect()
+}
+
+/// The webhooks of a claimed batch, in one query.
+async fn webhooks_of(
+    state: &SharedState,
+    rows: &[Claimed],
+) -> Result<HashMap<String, Arc<WebhookRow>>, DbErr> {
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.webhook_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::with_capacity(ids.len());
+    let db = &state.db;
+    for chunk in ids.chunks(CLAIM_MAX) {
+        // Padded to a few sizes (repeating the last id) so few statements are prepared.
+        let target = [1, 4, 16, 64].into_iter().find(|&c| c >= chunk.len()).unwrap_or(chunk.len());
+        let mut list: Vec<Value> = chunk.iter().map(|s| (*s).into()).collect();
+        while list.len() < target {
+            list.push(chunk[chunk.len() - 1].into());
+        }
+        let marks: Vec<String> = (1..=list.len()).map(|i| format!("${i}")).collect();
+        let sql =
+            format!("SELECT {} FROM webhooks WHERE id IN ({})", super::config::COLUMNS, marks.join(", "));
+        for r in db.conn.query_all_raw(db.stmt(&sql, list)).await? {
+            let hook = WebhookRow::from_row(&r)?;
+            out.insert(hook.id.clone(), Arc::new(hook));
+        }
+    }
+    Ok(out)
+}
+
+async fn start(state: &SharedState, hook: Arc<WebhookRow>, row: Claimed) {
+    let Ok(global) = state.webhooks.global.clone().try_acquire_owned() else {
+        release(state, &row.id, Duration::ZERO).await;
+        return;
+    };
+    let st = state.clone();
+    state.tasks.spawn(async move {
+        let _global = global;
+        if let Err(e) = deliver(&st, &hook, &row).await {
+            tracing::warn!(delivery_id = row.id, error = %e, "webhook delivery not recorded; retried after its lease");
+        }
+        st.webhooks.wake.notify_one();
+    });
+}
+
+/// Gives a claim back without counting an attempt.
+async fn release(state: &SharedState, id: &str, delay: Duration) {
+    let db = &state.db;
+    let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    let res = db
+        .conn
+        .execute_raw(db.stmt(
+            "UPDATE webhook_deliveries SET locked_until = NULL, locked_by = NULL, next_retry = $1 WHERE id = $2",
+            vec![next.into(), id.into()],
+        ))
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(delivery_id = id, error = %e, "webhook claim not released; retried after its lease");
+    }
+}
+
+/// Delivers `row`, then (while the receiver keeps succeeding) the next
+/// events of the same webhook, each claimed with a cheap indexed lookup
+/// instead of a round of the global claim.
+async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Result<(), DbErr> {
+    let receiver = reqwest::Url::parse(&hook.url)
+        .ok()
+        .map(|u| format!("{}:{}", u.host_str().unwrap_or_default(), u.port_or_known_default().unwrap_or(0)))
+        .unwrap_or_default();
+    let Some(_receiver) = state.webhooks.receivers.try_acquire(&receiver) else {
+        release(state, &row.id, RECEIVER_BUSY_DELAY).await;
+        return Ok(());
+    };
+    let mut row = row.clone();
+    let mut hook = hook.clone();
+    let (mut loaded_at, mut generation) = (Instant::now(), state.webhooks.generation());
+    for _ in 0..CHAIN_MAX {
+        if loaded_at.elapsed() >= HOOK_REFRESH || generation != state.webhooks.generation() {
+            // Changed here (secret, URL, deleted) or possibly on another replica.
+            (loaded_at, generation) = (Instant::now(), state.webhooks.generation());
+            match WebhookRow::by_id(&state.db.conn, &state.db, &hook.id).await? {
+                Some(h) if h.is_active => hook = h,
+                _ => {
+                    release(state, &row.id, Duration::ZERO).await;
+                    break;
+                }
+            }
+        }
+        let started = Instant::now();
+        let attempt = send(state, &hook, &row.id, &row.payload).await;
+        metrics::histogram!("wagate_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
+        let go_on = record(state, &hook, &row, &attempt).await?;
+        if !go_on || state.shutdown.is_cancelled() {
+            break;
+        }
+        // What `record` wrote on success.
+        let now = Utc::now();
+        if hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS) {
+            hook.last_delivery = Some(now);
+        }
+        hook.failure_count = 0;
+        match claim_next(state, &hook.id).await? {
+            Some(next) => row = next,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+/// Leases the oldest undelivered event of one webhook if it is due.
+async fn claim_next(state: &SharedState, webhook_id: &str) -> Result<Option<Claimed>, DbErr> {
+    let db = &state.db;
+    let now = Utc::now();
+    let lease = now
+        + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
+            .unwrap_or_else(|_| chrono::Duration::seconds(60));
+    // The head is chosen without SKIP LOCKED (skipping it would break the
+    // order); the outer conditions are re-checked on a row another replica
+    // leased meanwhile, which then is not taken.
+    let sql = "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id = ( \
+           SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = $3 AND e.status IN ('PENDING', 'RETRYING') \
+           ORDER BY e.id LIMIT 1) \
+         AND status IN ('PENDING', 'RETRYING') AND (next_retry IS NULL OR next_retry <= $4) \
+         AND (locked_until IS NULL OR locked_until < $5) \
+         RETURNING id, webhook_id, session_id, event, payload, attempts, created_at";
+    let row = db
+        .conn
+        .query_one_raw(db.stmt(
+            sql,
+            vec![
+                lease.into(),
+                state.config.replica_id.clone().into(),
+                webhook_id.into(),
+                now.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    row.as_ref().map(claimed_from).transpose()
+}
+
+fn claimed_from(r: &sea_orm::QueryResult) -> Result<Claimed, DbErr> {
+    Ok(Claimed {
+        id: r.try_get("", "id")?,
+        webhook_id: r.try_get("", "webhook_id")?,
+        session_id: r.try_get("", "session_id")?,
+        event: r.try_get("", "event")?,
+        payload: r.try_get("", "payload")?,
+        attempts: r.try_get("", "attempts")?,
+        created_at: r.try_get("", "created_at")?,
+    })
+}
+
+/// One signed POST of `payload` as event `id` to the webhook.
+pub async fn send(state: &SharedState, hook: &WebhookRow, id: &str, payload: &str) -> Attempt {
+    let settings = &state.webhooks.settings;
+    let url = match reqwest::Url::parse(&hook.url) {
+        Ok(u) => u,
+        Err(_) => return Attempt { error: Some("invalid url".into()), ..Default::default() },
+    };
+    if !settings.allow_private
+        && let Some(ip) = ssrf::literal_ip(&url)
+        && ssrf::is_internal(ip)
+    {
+        return Attempt {
+            error: Some(format!("refused: {ip} is an internal address")),
+            ..Default::default()
+        };
+    }
+    let now = Utc::now();
+    let ts = now.timestamp();
+    let keys = hook.signing_keys(now);
+    let signature = signing::signature_header(&keys, id, ts, payload.as_bytes());
+    let request = state
+        .webhooks
+        .client
+        .post(url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature)
+        .body(payload.to_owned());
+    match request.send().await {
+        Ok(mut resp) => {
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| Duration::from_secs(s.min(24 * 3600)));
+            let mut body = Vec::new();
+            while body.len() < BODY_KEEP {
+                match resp.chunk().await {
+                    Ok(Some(c)) => body.extend_from_slice(&c),
+                    _ => break,
+                }
+            }
+            body.truncate(BODY_KEEP);
+            let body = String::from_utf8_lossy(&body).into_owned();
+            Attempt {
+                status: Some(status),
+                body: (!body.is_empty()).then_some(body),
+                error: None,
+                retry_after: retry_after.filter(|_| status == 429 || status == 503),
+            }
+        }
+        Err(e) => {
+            let error = if e.is_timeout() {
+                "timeout".to_owned()
+            } else if e.is_connect() {
+                format!("connect: {}", root_cause(&e))
+            } else {
+                root_cause(&e)
+            };
+            Attempt { error: Some(error), ..Default::default() }
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string().chars().take(300).collect()
+}
+
+/// Writes the outcome of an attempt: DELIVERED, RETRYING (next time from
+/// the schedule) or FAILED, and the webhook's failure bookkeeping. True
+/// when the webhook's next event may go now.
+async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attempt) -> Result<bool, DbErr> {
+    let db = &state.db;
+    let now = Utc::now();
+    let attempts = row.attempts.saturating_add(1);
+    let code: Value = a.status.map(i32::from).into();
+    let body: Value = a.body.clone().into();
+    let err: Value = a.error.clone().or_else(|| a.status.map(|s| format!("HTTP {s}"))).into();
+    if a.ok() {
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE webhook_deliveries SET status = 'DELIVERED', attempts = $1, response_code = $2, \
+                 response_body = $3, last_error = NULL, delivered_at = $4, next_retry = NULL, locked_until = NULL, \
+                 locked_by = NULL, updated_at = $5 WHERE id = $6",
+                vec![attempts.into(), code, body, now.into(), now.into(), row.id.clone().into()],
+            ))
+            .await?;
+        // `lastDelivery` is informational: written at most every few seconds.
+        let stale = hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS);
+        if hook.failure_count != 0 || stale {
+            db.conn
+                .execute_raw(db.stmt(
+                    "UPDATE webhooks SET failure_count = 0, last_delivery = $1 WHERE id = $2",
+                    vec![now.into(), hook.id.clone().into()],
+                ))
+                .await?;
+        }
+        metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "delivered").increment(1);
+        metrics::histogram!("wagate_webhook_event_age_seconds")
+            .record((now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0);
+        return Ok(true);
+    }
+    let gone = a.status == Some(410);
+    let next = if gone {
+        None
+    } else {
+        state.webhooks.settings.schedule.next_delay(u32::try_from(attempts).unwrap_or(u32::MAX))
+    };
+    if let Some(delay) = next {
+        let delay = a.retry_after.map_or(delay, |r| r.max(delay));
+        let at = now + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::hours(24));
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE webhook_deliveries SET status = 'RETRYING', attempts = $1, response_code = $2, \
+                 response_body = $3, last_error = $4, next_retry = $5, locked_until = NULL, locked_by = NULL, \
+                 updated_at = $6 WHERE id = $7",
+                vec![attempts.into(), code, body, err, at.into(), now.into(), row.id.clone().into()],
+            ))
+            .await?;
+        metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "retrying").increment(1);
+        tracing::debug!(
+            delivery_id = row.id,
+            attempts,
+            delay_ms = delay.as_millis() as u64,
+            "webhook attempt failed, retrying"
+        );
+        return Ok(false);
+    }
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE webhook_deliveries SET status = 'FAILED', attempts = $1, response_code = $2, \
+             response_body = $3, last_error = $4, next_retry = NULL, locked_until = NULL, locked_by = NULL, \
+             updated_at = $5 WHERE id = $6",
+            vec![attempts.into(), code, body, err, now.into(), row.id.clone().into()],
+        ))
+        .await?;
+    metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "failed").increment(1);
+    let failures = hook.failure_count.saturating_add(1);
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE webhooks SET failure_count = failure_count + 1 WHERE id = $1",
+            vec![hook.id.clone().into()],
+        ))
+        .await?;
+    let max = i32::try_from(state.webhooks.settings.max_failures).unwrap_or(i32::MAX);
+    if gone {
+        disable(state, hook, "the receiver answered 410 Gone").await?;
+        return Ok(false);
+    } else if failures >= max {
+        disable(state, hook, &format!("{failures} consecutive deliveries failed")).await?;
+        return Ok(false);
+    }
+    // FAILED: the next event waits for the global claim (fresh bookkeeping).
+    Ok(false)
+}
+
+/// Turns a webhook off; its undelivered events stay for replay.
+async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result<(), DbErr> {
+    let db = &state.db;
+    let now = Utc::now();
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE webhooks SET is_active = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4",
+            vec![false.into(), reason.into(), now.into(), hook.id.clone().into()],
+        ))
+        .await?;
+    state.webhooks.changed(&hook.session_id);
+    metrics::counter!("wagate_webhook_disabled_total").increment(1);
+    tracing::warn!(webhook_id = hook.id, session_id = hook.session_id, reason, "webhook disabled");
+    audit::record(
+        db,
+        "webhooks",
+        AuditEntry::new(format!("webhook disabled: {reason}"))
+            .level(LogLevel::Warn)
+            .session(hook.session_id.clone())
+            .details(serde_json::json!({ "webhookId": hook.id, "url": hook.url, "reason": reason })),
+    );
+    Ok(())
+}
+
+/// Gauges (queue depth, age of the oldest undelivered event), whether any
+/// webhook is active, and retention.
+async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr> {
+    let db = &state.db;
+    let any = db
+        .conn
+        .query_one_raw(db.stmt(
+            "SELECT id FROM webhooks WHERE is_active = $1 OR disabled_reason IS NOT NULL LIMIT 1",
+            vec![true.into()],
+        ))
+        .await?
+        .is_some();
+    state.webhooks.set_any_active(any);
+    let row = db
+        .conn
+        .query_one_raw(db.stmt(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
+             WHERE status IN ('PENDING', 'RETRYING')",
+            vec![],
+        ))
+        .await?;
+    if let Some(r) = row {
+        let n: i64 = r.try_get("", "n").unwrap_or(0);
+        let oldest: Option<DateTime<Utc>> = r.try_get("", "oldest").ok().flatten();
+        metrics::gauge!("wagate_webhook_queue_depth").set(n as f64);
+        let age = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!("wagate_webhook_oldest_pending_seconds").set(age);
+    }
+    if retention {
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(state.webhooks.settings.retention)
+                .unwrap_or_else(|_| chrono::Duration::days(14));
+        let res = db
+            .conn
+            .execute_raw(db.stmt("DELETE FROM webhook_deliveries WHERE created_at < $1", vec![cutoff.into()]))
+            .await?;
+        if res.rows_affected() > 0 {
+            tracing::info!(deleted = res.rows_affected(), "webhook deliveries past retention deleted");
+        }
+    }
+    Ok(())
+}

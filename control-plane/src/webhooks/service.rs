@@ -1,0 +1,478 @@
+//! `WebhookService`: a session's webhook (put, get, delete, test, rotate
+//! the secret), its delivery log, redelivery and replay. Every call is
+//! scoped to the caller's own sessions: another user's session id is
+//! NOT_FOUND, like every other session resource.
+
+use chrono::Utc;
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+use tonic::{Request, Response, Status};
+use wagate_proto::error::ErrorCode;
+use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
+use wagate_proto::v1::{self, WebhookDeliveryStatus, webhook_service_server::WebhookService};
+
+use super::config::WebhookRow;
+use super::payload::{self, EventType};
+use super::{ROTATION_OVERLAP, dispatcher, signing, ssrf};
+use crate::auth::AuthUser;
+use crate::error::{CpResult, api, invalid};
+use crate::state::SharedState;
+use crate::validation;
+
+const DELIVERY_COLUMNS: &str = "id, event, status, attempts, response_code, response_body, last_error, \
+    next_retry, created_at, delivered_at, payload";
+
+pub struct WebhookApi {
+    state: SharedState,
+}
+
+impl WebhookApi {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+
+    /// The caller's session id, or NOT_FOUND (also for other users' ids).
+    async fn owned(&self, user: &AuthUser, session_id: &str) -> CpResult<String> {
+        let not_found = || api(ErrorCode::SessionNotFound, "session not found");
+        let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
+        let db = &self.state.db;
+        db.conn
+            .query_one_raw(db.stmt(
+                "SELECT id FROM sessions WHERE id = $1 AND user_id = $2",
+                vec![id.into(), user.id.clone().into()],
+            ))
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(id.to_owned())
+    }
+
+    async fn hook(&self, user: &AuthUser, session_id: &str) -> CpResult<WebhookRow> {
+        let id = self.owned(user, session_id).await?;
+        let db = &self.state.db;
+        WebhookRow::by_session(&db.conn, db, &id)
+            .await?
+            .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))
+    }
+
+    async fn put(&self, user: AuthUser, req: v1::PutWebhookRequest) -> CpResult<v1::PutWebhookResponse> {
+        self.state.ensure_running()?;
+        let session_id = self.owned(&user, &req.session_id).await?;
+        let settings = &self.state.webhooks.settings;
+        if req.url.trim().is_empty() {
+            return Err(invalid("url", "url is required"));
+        }
+        let url = ssrf::check_url(&req.url, settings.allow_private)
+            .await
+            .map_err(|e| invalid("url", e.to_string()))?;
+        let mut events: Vec<String> = Vec::new();
+        for e in &req.events {
+            let e = e.trim();
+            match EventType::parse(e) {
+                Some(t) if EventType::SUBSCRIBABLE.contains(&t) => {
+                    if !events.iter().any(|x| x == e) {
+                        events.push(e.to_owned());
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "events",
+                        format!(
+                            "unknown event type {e:?}; expected message.received, message.status, session.status or session.qr"
+                        ),
+                    ));
+                }
+            }
+        }
+        if events.is_empty() {
+            events = EventType::SUBSCRIBABLE.iter().map(|t| t.as_str().to_owned()).collect();
+        }
+        if let Some(s) = &req.secret
+            && signing::parse_secret(s).is_none()
+        {
+            return Err(invalid("secret", "secret must be whsec_ followed by base64 of 24 to 64 bytes"));
+        }
+        let is_active = req.is_active.unwrap_or(true);
+        let events_json = serde_json::to_string(&events).unwrap_or_else(|_| "[]".into());
+        let db = &self.state.db;
+        let now = Utc::now();
+        let existing = WebhookRow::by_session(&db.conn, db, &session_id).await?;
+        let (generated, created) = match existing {
+            Some(h) => {
+                // A given secret replaces the current one at once (no overlap).
+                let res = db
+                    .conn
+                    .execute_raw(db.stmt(
+                        "UPDATE webhooks SET url = $1, events = $2, is_active = $3, \
+                         secret = COALESCE($4, secret), \
+                         previous_secret = CASE WHEN $5 THEN NULL ELSE previous_secret END, \
+                         previous_secret_expires_at = CASE WHEN $6 THEN NULL ELSE previous_secret_expires_at END, \
+                         failure_count = CASE WHEN $7 THEN 0 ELSE failure_count END, \
+                         disabled_reason = NULL, updated_at = $8 WHERE id = $9",
+                        vec![
+                            url.as_str().into(),
+                            events_json.into(),
+                            is_active.into(),
+                            req.secret.clone().into(),
+                            req.secret.is_some().into(),
+                            req.secret.is_some().into(),
+                            is_active.into(),
+                            now.into(),
+                            h.id.clone().into(),
+                        ],
+                    ))
+                    .await?;
+                if res.rows_affected() == 0 {
+                    return Err(api(ErrorCode::NotFound, "this session has no webhook"));
+                }
+                (None, false)
+            }
+            None => {
+                let generated = req.secret.is_none().then(signing::generate_secret);
+                let secret = req.secret.clone().or_else(|| generated.clone());
+                db.conn
+                    .execute_raw(db.stmt(
+                        "INSERT INTO webhooks (id, session_id, url, events, secret, is_active, failure_count, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
+                        vec![
+                            format!("wh_{}", uuid::Uuid::new_v4().simple()).into(),
+                            session_id.clone().into(),
+                            url.as_str().into(),
+                            events_json.into(),
+                            secret.into(),
+                            is_active.into(),
+                            now.into(),
+                            now.into(),
+                        ],
+                    ))
+                    .await
+                    .map_err(|e| {
+                        if crate::error::is_unique_violation(&e) {
+                            api(ErrorCode::AlreadyExists, "the webhook was created concurrently; retry")
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                (generated, true)
+            }
+        };
+        let hooks = &self.state.webhooks;
+        hooks.changed(&session_id);
+        if is_active {
+            hooks.set_any_active(true);
+            hooks.committed();
+        }
+        let row = WebhookRow::by_session(&db.conn, db, &session_id)
+            .await?
+            .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))?;
+        tracing::info!(session_id, webhook_id = row.id, created, "webhook configured");
+        Ok(v1::PutWebhookResponse { webhook: Some(to_webhook(&row)), secret: generated, created })
+    }
+
+    async fn delete(&self, user: AuthUser, session_id: &str) -> CpResult<v1::DeleteWebhookResponse> {
+        let hook = self.hook(&user, session_id).await?;
+        let db = &self.state.db;
+        db.conn.execute_raw(db.stmt("DELETE FROM webhooks WHERE id = $1", vec![hook.id.into()])).await?;
+        self.state.webhooks.changed(&hook.session_id);
+        Ok(v1::DeleteWebhookResponse { session_id: hook.session_id, deleted: true })
+    }
+
+    /// One attempt of a `webhook.test` event, now; logged as a delivery.
+    async fn test(&self, user: AuthUser, session_id: &str) -> CpResult<v1::WebhookDelivery> {
+        self.state.ensure_running()?;
+        let hook = self.hook(&user, session_id).await?;
+        let now = Utc::now();
+        let id = payload::new_event_id();
+        let body = payload::render(
+            &id,
+            EventType::WebhookTest,
+            &hook.session_id,
+            now,
+            &payload::WebhookTest { message: "a test event from wagate" },
+        );
+        let attempt = dispatcher::send(&self.state, &hook, &id, &body).await;
+        let status = if attempt.ok() { "DELIVERED" } else { "FAILED" };
+        let db = &self.state.db;
+        let done = Utc::now();
+        db.conn
+            .execute_raw(db.stmt(
+                "INSERT INTO webhook_deliveries (id, webhook_id, session_id, event, payload, status, attempts, \
+                 response_code, response_body, last_error, created_at, delivered_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12)",
+                vec![
+                    id.clone().into(),
+                    hook.id.clone().into(),
+                    hook.session_id.clone().into(),
+                    EventType::WebhookTest.as_str().into(),
+                    body.into(),
+                    status.into(),
+                    attempt.status.map(i32::from).into(),
+                    attempt.body.clone().into(),
+                    attempt.error.clone().or_else(|| attempt.status.filter(|_| !attempt.ok()).map(|s| format!("HTTP {s}"))).into(),
+                    now.into(),
+                    attempt.ok().then_some(done).into(),
+                    done.into(),
+                ],
+            ))
+            .await?;
+        self.delivery(&hook.id, &id).await
+    }
+
+    async fn rotate(&self, user: AuthUser, session_id: &str) -> CpResult<v1::RotateWebhookSecretResponse> {
+        self.state.ensure_running()?;
+        let hook = self.hook(&user, session_id).await?;
+        let secret = signing::generate_secret();
+        let now = Utc::now();
+        let until = now
+            + chrono::Duration::from_std(ROTATION_OVERLAP).unwrap_or_else(|_| chrono::Duration::hours(24));
+        let db = &self.state.db;
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = $1, secret = $2, \
+                 updated_at = $3 WHERE id = $4",
+                vec![until.into(), secret.clone().into(), now.into(), hook.id.clone().into()],
+            ))
+            .await?;
+        self.state.webhooks.changed(&hook.session_id);
+        let row = WebhookRow::by_id(&db.conn, db, &hook.id)
+            .await?
+            .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))?;
+        Ok(v1::RotateWebhookSecretResponse { webhook: Some(to_webhook(&row)), secret })
+    }
+
+    async fn delivery(&self, webhook_id: &str, id: &str) -> CpResult<v1::WebhookDelivery> {
+        let db = &self.state.db;
+        let row = db
+            .conn
+            .query_one_raw(db.stmt(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2"
+                ),
+                vec![id.into(), webhook_id.into()],
+            ))
+            .await?
+            .ok_or_else(|| api(ErrorCode::NotFound, "delivery not found"))?;
+        Ok(to_delivery(&row)?)
+    }
+
+    async fn list(
+        &self,
+        user: AuthUser,
+        req: v1::ListWebhookDeliveriesRequest,
+    ) -> CpResult<v1::ListWebhookDeliveriesResponse> {
+        let hook = self.hook(&user, &req.session_id).await?;
+        let limit = if req.limit == 0 { 50 } else { req.limit.min(100) };
+        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1");
+        let mut values: Vec<Value> = vec![hook.id.clone().into()];
+        let status =
+            WebhookDeliveryStatus::try_from(req.status).unwrap_or(WebhookDeliveryStatus::Unspecified);
+        if let Some(s) = status_name(status) {
+            values.push(s.into());
+            sql.push_str(&format!(" AND status = ${}", values.len()));
+        }
+        let cursor = req.cursor.trim();
+        if !cursor.is_empty() {
+            if !valid_delivery_id(cursor) {
+                return Err(invalid("cursor", "cursor is not a nextCursor of this list"));
+            }
+            values.push(cursor.into());
+            sql.push_str(&format!(" AND id < ${}", values.len()));
+        }
+        values.push(i64::from(limit + 1).into());
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len()));
+        let db = &self.state.db;
+        let rows = db.conn.query_all_raw(db.stmt(&sql, values)).await?;
+        let mut deliveries = rows.iter().map(to_delivery).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if deliveries.len() > limit as usize {
+            deliveries.truncate(limit as usize);
+            deliveries.last().map(|d| d.id.clone())
+        } else {
+            None
+        };
+        Ok(v1::ListWebhookDeliveriesResponse { deliveries, next_cursor })
+    }
+
+    async fn redeliver(
+        &self,
+        user: AuthUser,
+        req: v1::RedeliverWebhookDeliveryRequest,
+    ) -> CpResult<v1::WebhookDelivery> {
+        self.state.ensure_running()?;
+        let hook = self.hook(&user, &req.session_id).await?;
+        let id = req.delivery_id.trim();
+        if !valid_delivery_id(id) {
+            return Err(api(ErrorCode::NotFound, "delivery not found"));
+        }
+        let db = &self.state.db;
+        let now = Utc::now();
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE webhook_deliveries SET status = 'PENDING', attempts = 0, next_retry = $1, updated_at = $2 \
+                 WHERE id = $3 AND webhook_id = $4 AND (locked_until IS NULL OR locked_until < $5)",
+                vec![now.into(), now.into(), id.into(), hook.id.clone().into(), now.into()],
+            ))
+            .await?;
+        if res.rows_affected() == 0 {
+            // Unknown, or being delivered right now.
+            let d = self.delivery(&hook.id, id).await?;
+            return Ok(d);
+        }
+        self.state.webhooks.committed();
+        self.delivery(&hook.id, id).await
+    }
+
+    async fn replay(
+        &self,
+        user: AuthUser,
+        req: v1::ReplayWebhookRequest,
+    ) -> CpResult<v1::ReplayWebhookResponse> {
+        self.state.ensure_running()?;
+        let since = req
+            .since
+            .as_ref()
+            .and_then(from_proto)
+            .ok_or_else(|| invalid("since", "since is required (RFC 3339 time)"))?;
+        let hook = self.hook(&user, &req.session_id).await?;
+        let db = &self.state.db;
+        let now = Utc::now();
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE webhook_deliveries SET status = 'PENDING', attempts = 0, next_retry = $1, updated_at = $2 \
+                 WHERE webhook_id = $3 AND created_at >= $4 AND status <> 'DELIVERED' AND event <> 'webhook.test' \
+                 AND (locked_until IS NULL OR locked_until < $5)",
+                vec![now.into(), now.into(), hook.id.clone().into(), since.into(), now.into()],
+            ))
+            .await?;
+        self.state.webhooks.committed();
+        Ok(v1::ReplayWebhookResponse { requeued: res.rows_affected() })
+    }
+}
+
+fn valid_delivery_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn status_name(s: WebhookDeliveryStatus) -> Option<&'static str> {
+    match s {
+        WebhookDeliveryStatus::Unspecified => None,
+        WebhookDeliveryStatus::Pending => Some("PENDING"),
+        WebhookDeliveryStatus::Delivered => Some("DELIVERED"),
+        WebhookDeliveryStatus::Failed => Some("FAILED"),
+        WebhookDeliveryStatus::Retrying => Some("RETRYING"),
+    }
+}
+
+fn status_from_name(s: &str) -> WebhookDeliveryStatus {
+    match s {
+        "PENDING" => WebhookDeliveryStatus::Pending,
+        "DELIVERED" => WebhookDeliveryStatus::Delivered,
+        "FAILED" => WebhookDeliveryStatus::Failed,
+        "RETRYING" => WebhookDeliveryStatus::Retrying,
+        _ => WebhookDeliveryStatus::Unspecified,
+    }
+}
+
+pub fn to_webhook(h: &WebhookRow) -> v1::Webhook {
+    v1::Webhook {
+        id: h.id.clone(),
+        session_id: h.session_id.clone(),
+        url: h.url.clone(),
+        events: h.events.clone(),
+        is_active: h.is_active,
+        failure_count: h.failure_count,
+        last_delivery: opt_to_proto(h.last_delivery),
+        created_at: Some(to_proto(h.created_at)),
+        updated_at: Some(to_proto(h.updated_at)),
+        disabled_reason: h.disabled_reason.clone(),
+        previous_secret_expires_at: opt_to_proto(h.previous_secret_expires_at.filter(|t| *t > Utc::now())),
+    }
+}
+
+fn to_delivery(r: &QueryResult) -> Result<v1::WebhookDelivery, sea_orm::DbErr> {
+    let status: String = r.try_get("", "status")?;
+    Ok(v1::WebhookDelivery {
+        id: r.try_get("", "id")?,
+        event_type: r.try_get("", "event")?,
+        status: status_from_name(&status) as i32,
+        attempts: r.try_get("", "attempts")?,
+        response_code: r.try_get("", "response_code")?,
+        response_body: r.try_get("", "response_body")?,
+        last_error: r.try_get("", "last_error")?,
+        next_retry: opt_to_proto(if status == "RETRYING" || status == "PENDING" {
+            r.try_get("", "next_retry")?
+        } else {
+            None
+        }),
+        created_at: Some(to_proto(r.try_get("", "created_at")?)),
+        delivered_at: opt_to_proto(r.try_get("", "delivered_at")?),
+        payload: r.try_get("", "payload")?,
+    })
+}
+
+#[tonic::async_trait]
+impl WebhookService for WebhookApi {
+    async fn put_webhook(
+        &self,
+        request: Request<v1::PutWebhookRequest>,
+    ) -> Result<Response<v1::PutWebhookResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.put(user, request.into_inner()).await?))
+    }
+
+    async fn get_webhook(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::Webhook>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let hook = self.hook(&user, &request.get_ref().session_id).await?;
+        Ok(Response::new(to_webhook(&hook)))
+    }
+
+    async fn delete_webhook(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::DeleteWebhookResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.delete(user, &request.get_ref().session_id).await?))
+    }
+
+    async fn test_webhook(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::WebhookDelivery>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.test(user, &request.get_ref().session_id).await?))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::RotateWebhookSecretResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.rotate(user, &request.get_ref().session_id).await?))
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        request: Request<v1::ListWebhookDeliveriesRequest>,
+    ) -> Result<Response<v1::ListWebhookDeliveriesResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.list(user, request.into_inner()).await?))
+    }
+
+    async fn redeliver_webhook_delivery(
+        &self,
+        request: Request<v1::RedeliverWebhookDeliveryRequest>,
+    ) -> Result<Response<v1::WebhookDelivery>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.redeliver(user, request.into_inner()).await?))
+    }
+
+    async fn replay_webhook(
+        &self,
+        request: Request<v1::ReplayWebhookRequest>,
+    ) -> Result<Response<v1::ReplayWebhookResponse>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        Ok(Response::new(self.replay(user, request.into_inner()).await?))
+    }
+}

@@ -1,0 +1,191 @@
+//! Which webhook targets may be called: http(s) only, and (unless the
+//! operator allows private targets) no host that resolves to a loopback,
+//! private, link-local, CGNAT, metadata or otherwise special address.
+//! Checked when a webhook is configured, and again at connect time by
+//! [`GuardedResolver`], the HTTP client's DNS resolver, so a name that
+//! later resolves elsewhere (DNS rebinding) is refused too.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+const MAX_URL_LEN: usize = 2048;
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SsrfError {
+    #[error("url is not a valid absolute URL")]
+    Invalid,
+    #[error("url must be at most {MAX_URL_LEN} characters")]
+    TooLong,
+    #[error("url must use http or https")]
+    Scheme,
+    #[error("url has no host")]
+    NoHost,
+    #[error("url host {0} does not resolve")]
+    Unresolvable(String),
+    #[error("url host resolves to {0}, a loopback, private, link-local or otherwise internal address")]
+    Internal(IpAddr),
+}
+
+/// True for addresses a webhook must not reach.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => internal_v4(v4),
+        IpAddr::V6(v6) => internal_v6(v6),
+    }
+}
+
+fn internal_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local() // 169.254/16: cloud metadata lives here
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240 // reserved
+}
+
+fn internal_v6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return internal_v4(v4);
+    }
+    let s = ip.segments();
+    // NAT64 (64:ff9b::/96) carries an IPv4 address.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return internal_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+    }
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // unique local (incl. fd00:ec2::254 metadata)
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (deprecated)
+}
+
+/// Parses and checks a webhook URL: scheme, host, and (unless
+/// `allow_private`) every address the host resolves to.
+pub async fn check_url(raw: &str, allow_private: bool) -> Result<Url, SsrfError> {
+    let raw = raw.trim();
+    if raw.len() > MAX_URL_LEN {
+        return Err(SsrfError::TooLong);
+    }
+    let url = Url::parse(raw).map_err(|_| SsrfError::Invalid)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(SsrfError::Scheme);
+    }
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or(SsrfError::NoHost)?.to_owned();
+    let port = url.port_or_known_default().ok_or(SsrfError::NoHost)?;
+    if allow_private {
+        return Ok(url);
+    }
+    let addrs = match literal_ip(&url) {
+        Some(ip) => vec![ip],
+        None => resolve(&host, port).await.map_err(|_| SsrfError::Unresolvable(host.clone()))?,
+    };
+    if addrs.is_empty() {
+        return Err(SsrfError::Unresolvable(host));
+    }
+    match addrs.into_iter().find(|ip| is_internal(*ip)) {
+        Some(ip) => Err(SsrfError::Internal(ip)),
+        None => Ok(url),
+    }
+}
+
+/// The IP literal of a URL's host, if it is one (the client's resolver is
+/// not asked for those, so the dispatcher checks them itself).
+pub fn literal_ip(url: &Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<IpAddr>> {
+    let found = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "dns timeout"))??;
+    Ok(found.map(|a| a.ip()).collect())
+}
+
+/// DNS resolver of the dispatcher's HTTP client: refuses names that
+/// resolve to internal addresses at connect time.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    pub allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let ips = resolve(&host, 0).await?;
+            let ok: Vec<SocketAddr> = ips
+                .into_iter()
+                .filter(|ip| allow_private || !is_internal(*ip))
+                .map(|ip| SocketAddr::new(ip, 0))
+                .collect();
+            if ok.is_empty() {
+                return Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{host} resolves only to internal addresses"),
+                )) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            let addrs: Addrs = Box::new(ok.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ranges() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn urls() {
+        assert_eq!(check_url("file:///etc/passwd", false).await, Err(SsrfError::Scheme));
+        assert_eq!(check_url("ftp://example.com/", true).await, Err(SsrfError::Scheme));
+        assert_eq!(check_url("not a url", false).await, Err(SsrfError::Invalid));
+        assert!(matches!(check_url("http://169.254.169.254/", false).await, Err(SsrfError::Internal(_))));
+        assert!(matches!(check_url("http://[::1]/", false).await, Err(SsrfError::Internal(_))));
+        assert!(matches!(check_url("http://localhost:6379", false).await, Err(SsrfError::Internal(_))));
+        assert!(matches!(check_url("http://2130706433/", false).await, Err(SsrfError::Internal(_))));
+        assert!(check_url("http://127.0.0.1:9/hook", true).await.is_ok());
+        assert!(check_url("https://93.184.216.34/hook", false).await.is_ok());
+    }
+}
