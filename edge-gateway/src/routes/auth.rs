@@ -100,7 +100,8 @@ pub(crate) async fn register(
 
 #[utoipa::path(post, path = "/auth/login", tag = "auth", summary = "Log in, get a JWT",
     request_body = LoginBody,
-    responses((status = 200, body = Envelope<AuthDto>)))]
+    responses((status = 200, body = Envelope<AuthDto>),
+        (status = 401, body = crate::openapi::ErrorEnvelope, description = "wrong email or password")))]
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     call: CallContext,
