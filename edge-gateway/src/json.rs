@@ -64,7 +64,7 @@ where
     }
 }
 
-/// A JSON object body that may also be absent (no body, or only whitespace).
+/// A JSON object body that may also be absent (no body, only whitespace, or `null`).
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -78,7 +78,8 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let headers = req.headers().clone();
         let bytes = body_bytes(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
             return Ok(OptionalJson(None));
         }
         check_content_type(&headers)?;

@@ -95,6 +95,13 @@ pub fn document() -> OpenApi {
         }
     }
     let components = doc.components.get_or_insert_with(Default::default);
+    // PATCH /me refuses any other field (mass assignment): say so.
+    if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(o))) =
+        components.schemas.get_mut("UpdateMeBody")
+    {
+        o.additional_properties =
+            Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    }
     components.schemas.insert("ErrorEnvelope".to_owned(), <ErrorEnvelope as utoipa::PartialSchema>::schema());
     components.add_security_scheme(
         "bearer",

@@ -25,12 +25,16 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 pub struct UpdateMeBody {
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    #[schema(min_length = 1, max_length = 254)]
+    #[schema(
+        min_length = 1,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: Option<String>,
     /// New password (8-128 characters); needs `currentPassword`.
     #[schema(min_length = 8, max_length = 128)]
     pub password: Option<String>,
-    #[schema(min_length = 1)]
+    /// The current password (needed with `password`).
     pub current_password: Option<String>,
     #[serde(flatten)]
     #[schema(ignore)]

@@ -23,7 +23,11 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"email": "ann@example.com", "password": "correct-horse-9", "name": "Ann"}))]
 pub struct RegisterBody {
-    #[schema(min_length = 1, max_length = 254, pattern = r"^\S+@\S+\.\S+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+    )]
     pub email: String,
     /// 8-128 characters.
     #[schema(min_length = 8, max_length = 128)]
@@ -96,7 +100,8 @@ pub(crate) async fn register(
 
 #[utoipa::path(post, path = "/auth/login", tag = "auth", summary = "Log in, get a JWT",
     request_body = LoginBody,
-    responses((status = 200, body = Envelope<AuthDto>)))]
+    responses((status = 200, body = Envelope<AuthDto>),
+        (status = 401, body = crate::openapi::ErrorEnvelope, description = "wrong email or password")))]
 pub(crate) async fn login(
     State(state): State<Arc<AppState>>,
     call: CallContext,
