@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wagate/v1/fleet.proto",
         "wagate/v1/user.proto",
         "wagate/v1/admin.proto",
+        "wagate/v1/webhook.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -26,6 +26,7 @@ use wagate_proto::v1::message_history_service_client::MessageHistoryServiceClien
 use wagate_proto::v1::message_service_client::MessageServiceClient;
 use wagate_proto::v1::session_service_client::SessionServiceClient;
 use wagate_proto::v1::user_service_client::UserServiceClient;
+use wagate_proto::v1::webhook_service_client::WebhookServiceClient;
 
 /// Round-robin pool of channels to the control plane. Clients made from it
 /// are cheap clones of a pooled [`Channel`].
@@ -82,6 +83,10 @@ impl ControlPlane {
 
     pub fn history(&self) -> MessageHistoryServiceClient<Channel> {
         MessageHistoryServiceClient::new(self.channel())
+    }
+
+    pub fn webhooks(&self) -> WebhookServiceClient<Channel> {
+        WebhookServiceClient::new(self.channel())
     }
 
     pub fn health(&self) -> HealthClient<Channel> {
