@@ -182,5 +182,6 @@ pub fn command_outcome(
         Err(DispatchError::Busy(_)) => "busy",
         Err(DispatchError::Timeout(_)) => "timeout",
         Err(DispatchError::NotConnected(_) | DispatchError::StreamClosed(_)) => "gone",
+        Err(DispatchError::RouteUnavailable(_)) => "unreachable",
     }
 }

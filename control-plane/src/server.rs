@@ -180,7 +180,7 @@ impl ControlPlane {
         crate::health::set_all(&health, crate::health::dependencies_up(&state).await).await;
         // The process is alive (for a liveness probe): stays SERVING while the
         // database is unreachable, unlike "" and the API services (readiness).
-        health.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
+        health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
         let stop_health = CancellationToken::new();
         crate::health::spawn_watch(
             state.clone(),
@@ -299,29 +299,18 @@ impl RunningControlPlane {
     /// for this replica (no OFFLINE marks, no route records cleared), its
     /// worker streams and listener go away, nothing is awaited.
     pub async fn kill(self) {
-        self.state.shutdown.cancel();
-        self.state.registry.cancel_all();
-        self.stop_listener.cancel();
-        self.server.abort();
-        self.state.tasks.close();
-        tracing::warn!(replica_id = self.state.config.replica_id, "control plane killed");
-    }
-}
-
-impl RunningControlPlane {
-    /// Stops at once, like a killed process: queued status writes are lost,
-    /// worker streams and the listener are cut, nothing is drained (tests of
-    /// crash recovery). Background tasks see the shutdown token and end.
-    pub async fn crash(self) {
+        // Queued status writes are lost, like in a killed process.
         self.state.status_writer.abort();
         self.state.shutdown.cancel();
         self.state.registry.cancel_all();
         self.stop_listener.cancel();
         self.server.abort();
         let _ = self.server.await;
-        tracing::warn!("control plane crashed (simulated)");
+        self.state.tasks.close();
+        tracing::warn!(replica_id = self.state.config.replica_id, "control plane killed");
     }
 }
+
 
 /// Resolves on SIGTERM or Ctrl-C (the binaries' shutdown trigger).
 pub async fn shutdown_signal() {

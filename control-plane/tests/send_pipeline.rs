@@ -192,11 +192,11 @@ async fn forward_only(storage: Storage) {
         at: Utc::now(),
     };
     let late_ack = StatusUpdate::Sent { id: ids[0].clone(), at: Utc::now(), wa_message_id: None };
-    write_batch(db, &[ev(EventKind::Delivered, &ids[0]), ev(EventKind::Read, &ids[0]), late_ack], None)
+    write_batch(db, &[ev(EventKind::Delivered, &ids[0]), ev(EventKind::Read, &ids[0]), late_ack], &[])
         .await
         .expect("batch");
-    write_batch(db, &[ev(EventKind::Failed, &ids[1])], None).await.expect("batch");
-    write_batch(db, &[ev(EventKind::Read, &ids[1]), ev(EventKind::Delivered, &ids[1])], None)
+    write_batch(db, &[ev(EventKind::Failed, &ids[1])], &[]).await.expect("batch");
+    write_batch(db, &[ev(EventKind::Read, &ids[1]), ev(EventKind::Delivered, &ids[1])], &[])
         .await
         .expect("batch");
     // Another worker's events are fenced out.
@@ -207,7 +207,7 @@ async fn forward_only(storage: Storage) {
         worker_id: "w-other".into(),
         at: Utc::now(),
     };
-    write_batch(db, &[stranger], None).await.expect("batch");
+    write_batch(db, &[stranger], &[]).await.expect("batch");
     let status = |id: &str| {
         let sql = format!("SELECT COUNT(*) AS n FROM messages WHERE id = '{id}' AND status = ");
         sql

@@ -147,6 +147,14 @@ mod tests {
         ("POST", "/api/v1/sessions/{sessionId}/api-key/rotate"),
         ("GET", "/api/v1/sessions/{sessionId}/messages"),
         ("GET", "/api/v1/sessions/{sessionId}/messages/{messageId}"),
+        ("PUT", "/api/v1/sessions/{sessionId}/webhook"),
+        ("GET", "/api/v1/sessions/{sessionId}/webhook"),
+        ("DELETE", "/api/v1/sessions/{sessionId}/webhook"),
+        ("POST", "/api/v1/sessions/{sessionId}/webhook/test"),
+        ("POST", "/api/v1/sessions/{sessionId}/webhook/rotate-secret"),
+        ("GET", "/api/v1/sessions/{sessionId}/webhook/deliveries"),
+        ("POST", "/api/v1/sessions/{sessionId}/webhook/deliveries/{deliveryId}/redeliver"),
+        ("POST", "/api/v1/sessions/{sessionId}/webhook/replay"),
         ("GET", "/api/v1/admin/users"),
         ("GET", "/api/v1/admin/users/{userId}"),
         ("PATCH", "/api/v1/admin/users/{userId}"),
@@ -188,7 +196,21 @@ mod tests {
         assert_eq!(documented, expected, "routes and OpenAPI document differ");
         // Schemas come from the gateway's own types.
         let schemas = doc["components"]["schemas"].as_object().unwrap();
-        for name in ["UserDto", "SendBody", "MessageDto", "WorkerDto", "AnalyticsDto", "ErrorEnvelope"] {
+        for name in [
+            "UserDto",
+            "SendBody",
+            "MessageDto",
+            "WorkerDto",
+            "AnalyticsDto",
+            "ErrorEnvelope",
+            "WebhookBody",
+            "MessageReceivedEvent",
+            "MessageReceivedData",
+            "MessageStatusEvent",
+            "SessionStatusEvent",
+            "SessionQrEvent",
+            "WebhookTestEvent",
+        ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }
     }
@@ -219,7 +241,8 @@ mod tests {
                 .replace("{sessionId}", "s1")
                 .replace("{messageId}", "m1")
                 .replace("{userId}", "u1")
-                .replace("{workerId}", "w1");
+                .replace("{workerId}", "w1")
+                .replace("{deliveryId}", "d1");
             let mut variants = vec![concrete.clone(), format!("{concrete}/")];
             if let Some(rest) = concrete.strip_prefix("/api/v1/") {
                 variants.push(format!("/api/{rest}"));

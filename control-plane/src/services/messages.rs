@@ -304,7 +304,7 @@ impl MessageService for MessageApi {
         let (md, _, req) = request.into_parts();
         let span = tracing::debug_span!("send", session_id = %req.session_id, request_id);
         let result = self.send(md, req).instrument(span).await;
-        metrics::send_outcome(send_outcome(&result));
+        crate::metrics::send_outcome(send_outcome(&result));
         Ok(Response::new(result?))
     }
 }

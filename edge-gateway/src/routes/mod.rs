@@ -20,6 +20,7 @@ pub(crate) mod logs;
 pub(crate) mod messages;
 pub(crate) mod sessions;
 pub(crate) mod users;
+pub(crate) mod webhooks;
 pub(crate) mod workers;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(sessions::router())
         .merge(messages::router())
         .merge(keys::router())
+        .merge(webhooks::router())
         .merge(history::router())
         .merge(users::router())
         .merge(workers::router())
