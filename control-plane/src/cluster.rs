@@ -393,7 +393,8 @@ impl Cluster {
     /// `crash`) and starts a new one on the same address and storage; the
     /// workers and the edge reconnect to it.
     pub async fn restart_control_plane(&mut self, crash: bool) -> Result<(), ClusterError> {
-        let cp = self.cps.first_mut().and_then(Option::take).expect("control plane is running until shutdown");
+        let cp =
+            self.cps.first_mut().and_then(Option::take).expect("control plane is running until shutdown");
         let mut config = cp.state().config.clone();
         config.grpc_listen = cp.local_addr();
         let db = cp.state().db.conn.clone();

@@ -11,17 +11,18 @@ use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
-    internal_service_server::InternalServiceServer, webhook_service_server::WebhookServiceServer,
+    internal_service_server::InternalServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer, worker_service_server::WorkerServiceServer,
+    user_service_server::UserServiceServer, webhook_service_server::WebhookServiceServer,
+    worker_service_server::WorkerServiceServer,
 };
 
+use crate::dispatch::internal_api::InternalApi;
 use crate::services::{
     admin::AdminApi, api_keys::ApiKeyApi, auth::AuthApi, fleet::FleetApi, message_history::MessageHistoryApi,
     messages::MessageApi, sessions::SessionApi, users::UserApi,
 };
-use crate::dispatch::internal_api::InternalApi;
 use crate::state::SharedState;
 use crate::worker_stream::WorkerApi;
 

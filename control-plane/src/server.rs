@@ -89,7 +89,6 @@ const KEY_CACHE_CAPACITY: usize = 100_000;
 /// `grpc.health.v1` service name of the liveness check.
 pub const LIVENESS_SERVICE: &str = "liveness";
 
-
 impl ControlPlane {
     /// Connects storage, applies migrations, binds the gRPC listener (port 0
     /// allowed) and starts serving.
@@ -310,7 +309,6 @@ impl RunningControlPlane {
         tracing::warn!(replica_id = self.state.config.replica_id, "control plane killed");
     }
 }
-
 
 /// Resolves on SIGTERM or Ctrl-C (the binaries' shutdown trigger).
 pub async fn shutdown_signal() {

@@ -175,6 +175,14 @@ async fn reauthentication(storage: Storage) {
     assert!(rotated.into_inner().api_key.starts_with("wag_"));
 
     api.delete("/api/v1/me", Some(&ann)).await.expect(400);
+    api.call(
+        Method::DELETE,
+        "/api/v1/me",
+        Some(&ann),
+        Some(json!({ "currentPassword": "wrong-password-9" })),
+    )
+    .await
+    .expect(400);
     let mut users = v1::user_service_client::UserServiceClient::new(channel);
     let e = users
         .delete_me(authed(v1::DeleteMeRequest { current_password: Some("wrong-password-9".into()) }, &ann))

@@ -20,7 +20,7 @@ use wagate_worker_sdk::simulated::SimulatedDriver;
 use wagate_worker_sdk::{Worker, WorkerConfig};
 
 const ADMIN_EMAIL: &str = "admin@example.com";
-const ADMIN_PASSWORD: &str = "admin-password-1";
+const ADMIN_PASSWORD: &str = "fleet-keeper-77";
 
 fn with_admin(c: &mut wagate_control_plane::ControlPlaneConfig) {
     c.admin_email = Some(ADMIN_EMAIL.into());

@@ -388,7 +388,11 @@ impl Writer {
 
 /// Writes `batch` (coalesced, forward moves only) and deletes its ledger
 /// rows; with hooks, in one transaction with what the hooks add.
-pub async fn write_batch(db: &Db, batch: &[StatusUpdate], hooks: &[Arc<dyn StatusHook>]) -> Result<(), DbErr> {
+pub async fn write_batch(
+    db: &Db,
+    batch: &[StatusUpdate],
+    hooks: &[Arc<dyn StatusHook>],
+) -> Result<(), DbErr> {
     let folded = fold(batch);
     if folded.is_empty() {
         return Ok(());

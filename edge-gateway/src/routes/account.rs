@@ -10,7 +10,7 @@ use wagate_proto::error::ApiError;
 use wagate_proto::v1::{DeleteMeRequest, GetMeRequest, UpdateMeRequest};
 
 use super::{Answer, AppState, CallContext, Reply};
-use crate::json::{Json, Validate, require};
+use crate::json::{Json, OptionalJson, Validate, require};
 use crate::model::{DeletedUserDto, UserDto};
 use crate::openapi::Envelope;
 
@@ -31,14 +31,32 @@ pub struct UpdateMeBody {
         pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
     )]
     pub email: Option<String>,
-    /// New password (8-128 characters); needs `currentPassword`.
-    #[schema(min_length = 8, max_length = 128)]
+    /// New password (10-128 characters, see register); needs `currentPassword`.
+    /// Every earlier access and refresh token stops working.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: Option<String>,
-    /// The current password (needed with `password`).
+    /// The current password: needed with `password`, and with `email` unless
+    /// the token is younger than the re-authentication window (5 minutes).
+    #[schema(max_length = 1024)]
     pub current_password: Option<String>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `DELETE /me` (the body is optional).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"currentPassword": "correct-horse-9"}))]
+pub struct DeleteMeBody {
+    #[schema(max_length = 1024)]
+    pub current_password: Option<String>,
+}
+
+impl Validate for DeleteMeBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 const UPDATE_ME_FIELDS: [&str; 4] = ["name", "email", "password", "currentPassword"];
@@ -100,14 +118,17 @@ pub(crate) async fn update_me(
 #[utoipa::path(delete, path = "/me", tag = "account",
     summary = "Delete the account, its sessions (stopped on the workers), keys and messages",
     security(("bearer" = [])),
+    request_body(content = Option<DeleteMeBody>, description = "optional; `currentPassword` is needed unless the token is younger than the re-authentication window"),
     responses((status = 200, body = Envelope<DeletedUserDto>)))]
-pub(crate) async fn delete_me(State(state): State<Arc<AppState>>, call: CallContext) -> Answer {
+pub(crate) async fn delete_me(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    OptionalJson(body): OptionalJson<DeleteMeBody>,
+) -> Answer {
     call.require_authorization()?;
+    let request = DeleteMeRequest { current_password: body.and_then(|b| b.current_password) };
     let r = call
-        .unary(
-            "UserService.DeleteMe",
-            state.control_plane.users().delete_me(call.request(DeleteMeRequest { current_password: None })),
-        )
+        .unary("UserService.DeleteMe", state.control_plane.users().delete_me(call.request(request)))
         .await?;
     Ok(Reply::ok(&DeletedUserDto::from(r)))
 }

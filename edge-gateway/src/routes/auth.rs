@@ -1,4 +1,5 @@
-//! `POST /auth/register` and `POST /auth/login`.
+//! `POST /auth/register`, `/auth/login`, `/auth/refresh`, `/auth/logout` and
+//! `/auth/logout-all`.
 
 use std::sync::Arc;
 
@@ -7,15 +8,23 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
-use wagate_proto::v1::{AuthResponse, LoginRequest, RegisterRequest};
+use wagate_proto::v1::{
+    AuthResponse, LoginRequest, LogoutAllRequest, LogoutRequest, LogoutResponse, RefreshRequest,
+    RegisterRequest,
+};
 
 use super::{Answer, AppState, CallContext, Reply, incomplete_reply};
-use crate::json::{Json, Validate, require, require_present};
+use crate::json::{Json, OptionalJson, Validate, require, require_present};
 use crate::model::{Ts, UserDto};
 use crate::openapi::Envelope;
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login))
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
 }
 
 /// `POST auth/register`.
@@ -29,8 +38,10 @@ pub struct RegisterBody {
         pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
     )]
     pub email: String,
-    /// 8-128 characters.
-    #[schema(min_length = 8, max_length = 128)]
+    /// 10-128 characters (NIST SP 800-63B): not one of the common/breached
+    /// passwords shipped with the server, not a repeated or sequential
+    /// pattern, not containing the email or name. A refusal names the rule.
+    #[schema(min_length = 10, max_length = 128)]
     pub password: String,
     #[serde(default)]
     #[schema(max_length = 100)]
@@ -67,8 +78,14 @@ impl Validate for LoginBody {
 #[serde(rename_all = "camelCase")]
 pub struct AuthDto<'a> {
     pub user: UserDto<'a>,
+    /// Access token (JWT, 15 minutes by default).
     pub token: &'a str,
     pub expires_at: Option<Ts>,
+    /// One-time refresh token (`wrt_…`): trade it at `POST /auth/refresh`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_at: Option<Ts>,
 }
 
 impl<'a> AuthDto<'a> {
@@ -77,6 +94,8 @@ impl<'a> AuthDto<'a> {
             user: r.user.as_ref()?.into(),
             token: &r.token,
             expires_at: Ts::from_proto(r.expires_at.as_ref()),
+            refresh_token: Some(r.refresh_token.as_str()).filter(|t| !t.is_empty()),
+            refresh_expires_at: Ts::from_proto(r.refresh_expires_at.as_ref()),
         })
     }
 }
@@ -112,4 +131,96 @@ pub(crate) async fn login(
         call.unary("AuthService.Login", state.control_plane.auth().login(call.request(request))).await?;
     let dto = AuthDto::from_proto(&reply).ok_or_else(|| incomplete_reply("AuthService.Login"))?;
     Ok(Reply::ok(&dto))
+}
+
+/// `POST auth/refresh`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"refreshToken": "wrt_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}))]
+pub struct RefreshBody {
+    #[schema(min_length = 1, max_length = 256)]
+    pub refresh_token: String,
+}
+
+impl Validate for RefreshBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("refreshToken", &self.refresh_token)
+    }
+}
+
+/// `POST auth/logout` (the body is optional).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"refreshToken": "wrt_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}))]
+pub struct LogoutBody {
+    /// Also revoke this refresh token (and every token rotated from it).
+    #[schema(max_length = 256)]
+    pub refresh_token: Option<String>,
+}
+
+impl Validate for LogoutBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutDto {
+    pub revoked: bool,
+}
+
+impl From<LogoutResponse> for LogoutDto {
+    fn from(r: LogoutResponse) -> Self {
+        Self { revoked: r.revoked }
+    }
+}
+
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    summary = "Trade a refresh token for a new access token and refresh token (one-time use; reuse revokes the family)",
+    request_body = RefreshBody,
+    responses((status = 200, body = Envelope<AuthDto>),
+        (status = 401, body = crate::openapi::ErrorEnvelope, description = "unknown, expired, revoked or reused refresh token")))]
+pub(crate) async fn refresh(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<RefreshBody>,
+) -> Answer {
+    let request = RefreshRequest { refresh_token: body.refresh_token };
+    let reply =
+        call.unary("AuthService.Refresh", state.control_plane.auth().refresh(call.request(request))).await?;
+    let dto = AuthDto::from_proto(&reply).ok_or_else(|| incomplete_reply("AuthService.Refresh"))?;
+    Ok(Reply::ok(&dto))
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    summary = "Revoke the presented access token (and the given refresh token's family)",
+    security(("bearer" = [])),
+    request_body(content = Option<LogoutBody>, description = "optional"),
+    responses((status = 200, body = Envelope<LogoutDto>)))]
+pub(crate) async fn logout(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    OptionalJson(body): OptionalJson<LogoutBody>,
+) -> Answer {
+    call.require_authorization()?;
+    let request = LogoutRequest { refresh_token: body.unwrap_or_default().refresh_token.unwrap_or_default() };
+    let r =
+        call.unary("AuthService.Logout", state.control_plane.auth().logout(call.request(request))).await?;
+    Ok(Reply::ok(&LogoutDto::from(r)))
+}
+
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
+    summary = "Invalidate every access and refresh token of the account at once",
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<LogoutDto>)))]
+pub(crate) async fn logout_all(State(state): State<Arc<AppState>>, call: CallContext) -> Answer {
+    call.require_authorization()?;
+    let r = call
+        .unary(
+            "AuthService.LogoutAll",
+            state.control_plane.auth().logout_all(call.request(LogoutAllRequest {})),
+        )
+        .await?;
+    Ok(Reply::ok(&LogoutDto::from(r)))
 }
