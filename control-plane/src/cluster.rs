@@ -292,6 +292,9 @@ impl Cluster {
     async fn start_edge(&self, mut config: EdgeConfig, replica: usize) -> Result<RunningEdge, ClusterError> {
         config.listen = ([127, 0, 0, 1], 0).into();
         config.control_plane_url = self.cp_at(replica).url();
+        if config.edge_token.is_none() {
+            config.edge_token = self.cp_at(replica).state().config.edge_token.clone();
+        }
         EdgeServer::bind(config).await.map_err(|e| ClusterError::Edge(e.to_string()))
     }
 

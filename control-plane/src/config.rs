@@ -46,6 +46,10 @@ pub struct ControlPlaneArgs {
     /// client address it forwards is believed; at least 32 random bytes.
     #[arg(long, env = "WAGATE_EDGE_TOKEN", hide_env_values = true)]
     pub edge_token: Option<String>,
+    /// Accept the shared `WORKER_AUTH_TOKEN` on worker streams (any worker
+    /// id). Off by default: workers present their own `wkt_…` token.
+    #[arg(long, env = "WAGATE_ALLOW_SHARED_WORKER_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_shared_worker_token: bool,
     #[arg(long, env = "WORKER_AUTH_TOKEN", hide_env_values = true)]
     pub worker_auth_token: Option<String>,
     #[arg(long, env = "WAGATE_HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
@@ -165,6 +169,8 @@ pub struct ControlPlaneConfig {
     pub refresh_ttl: Duration,
     pub reauth_window: Duration,
     pub worker_auth_token: String,
+    /// Whether the shared worker token is accepted at all.
+    pub allow_shared_worker_token: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub edge_token: Option<String>,
     pub heartbeat_interval: Duration,
@@ -248,6 +254,7 @@ impl ControlPlaneArgs {
             refresh_ttl: Duration::from_secs(self.refresh_ttl_secs.max(60)),
             reauth_window: Duration::from_secs(self.reauth_window_secs),
             worker_auth_token,
+            allow_shared_worker_token: self.allow_shared_worker_token,
             trusted_proxies,
             edge_token: self.edge_token.filter(|s| !s.is_empty()),
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(50)),
@@ -359,6 +366,8 @@ impl ControlPlaneConfig {
             refresh_ttl: Duration::from_secs(30 * 86_400),
             reauth_window: Duration::from_secs(300),
             worker_auth_token: random_secret(),
+            // One machine: the simulated workers use the (random) shared token.
+            allow_shared_worker_token: true,
             // One machine: the edge on loopback is the forwarder.
             trusted_proxies: vec![
                 ipnet::IpNet::new_assert(std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 0)), 8),

@@ -203,6 +203,12 @@ async fn on_inbound(
     generation: u64,
     m: v1::InboundMessage,
 ) -> Result<u64, DbErr> {
+    if let Err(e) = crate::validation::inbound(&m) {
+        // Refused and counted, never stored.
+        ::metrics::counter!("wagate_cp_worker_events_refused_total", "kind" => "inbound").increment(1);
+        tracing::warn!(worker_id, session_id, error = %wagate_proto::error::ApiError::from(e), "inbound message refused");
+        return Ok(0);
+    }
     let content = m.content.unwrap_or_default();
     let kind = v1::MessageType::try_from(content.r#type)
         .ok()

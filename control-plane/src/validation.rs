@@ -198,6 +198,38 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
     Ok(kind)
 }
 
+/// A worker's inbound message, checked like user input before it is stored:
+/// the sender is a phone number or JID, the content obeys the limits of a
+/// send (lengths, http/https media URLs, file names without paths), the
+/// WhatsApp id is short and printable. Workers are not trusted.
+pub fn inbound(m: &wagate_proto::v1::InboundMessage) -> Result<(), CpError> {
+    if !is_sender(m.from.trim()) {
+        return Err(invalid("from", "from must be a phone number or a WhatsApp JID"));
+    }
+    content(m.content.as_ref())?;
+    if m.wa_message_id.chars().count() > 128 || m.wa_message_id.chars().any(char::is_control) {
+        return Err(invalid("waMessageId", "waMessageId must be at most 128 printable characters"));
+    }
+    Ok(())
+}
+
+/// A sender as WhatsApp names one: a phone number, or `user@server` with a
+/// short alphanumeric user part on one of WhatsApp's servers.
+fn is_sender(from: &str) -> bool {
+    match from.split_once('@') {
+        None => phone_digits(from).is_ok(),
+        Some((user, server)) => {
+            !user.is_empty()
+                && user.len() <= 64
+                && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'_'))
+                && matches!(
+                    server.to_ascii_lowercase().as_str(),
+                    "s.whatsapp.net" | "c.us" | "g.us" | "lid" | "broadcast" | "newsletter"
+                )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,8 +62,10 @@ impl WorkerService for WorkerApi {
         // token (issued by POST /admin/workers) only the id it was issued for,
         // checked once the Hello names it.
         let token = identity::bearer(request.metadata()).map(str::to_owned);
-        let shared =
-            token.as_deref().is_some_and(|t| identity::secret_matches(t, &state.config.worker_auth_token));
+        // The shared token is opt-in (WAGATE_ALLOW_SHARED_WORKER_TOKEN): anyone
+        // holding it could claim any worker id.
+        let shared = state.config.allow_shared_worker_token
+            && token.as_deref().is_some_and(|t| identity::secret_matches(t, &state.config.worker_auth_token));
         let per_worker = token.filter(|t| !shared && t.starts_with(admin_workers::WORKER_TOKEN_PREFIX));
         if !shared && per_worker.is_none() {
             metrics::WORKER_STREAMS_REJECTED.inc();

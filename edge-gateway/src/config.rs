@@ -19,6 +19,17 @@ pub struct EdgeConfig {
     pub cors_origins: Vec<String>,
     /// Number of HTTP/2 channels to the control plane (round-robin).
     pub grpc_channels: usize,
+    /// A connection must send a request's headers within this (also the idle
+    /// keep-alive limit between requests); a silent connection is closed.
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Shared secret presented to the control plane (`x-wagate-edge-token`)
+    /// so the client address the edge forwards is believed there.
+    pub edge_token: Option<String>,
+    /// Peers (a load balancer, an ingress) whose `X-Forwarded-For` is
+    /// believed; everyone else's address is the socket peer.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for EdgeConfig {
@@ -30,6 +41,10 @@ impl Default for EdgeConfig {
             request_timeout: Duration::from_secs(30),
             cors_origins: vec!["*".to_owned()],
             grpc_channels: 4,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            edge_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -76,6 +91,29 @@ pub struct EdgeArgs {
     #[arg(long = "edge-grpc-channels", env = "WAGATE_EDGE_GRPC_CHANNELS", default_value_t = 4)]
     pub grpc_channels: usize,
 
+    /// Milliseconds a connection has to send a request's headers (and the
+    /// idle keep-alive limit); a silent connection is closed.
+    #[arg(long = "edge-header-timeout-ms", env = "WAGATE_EDGE_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// Connections served at once; more are closed at accept.
+    #[arg(long = "edge-max-connections", env = "WAGATE_EDGE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Shared secret presented to the control plane so the forwarded client
+    /// address is believed (the same value as the control plane's).
+    #[arg(long = "edge-token", env = "WAGATE_EDGE_TOKEN", hide_env_values = true)]
+    pub edge_token: Option<String>,
+
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs, comma separated).
+    #[arg(
+        long = "edge-trusted-proxies",
+        env = "WAGATE_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
     /// Prometheus `GET /metrics` listen address of the edge binary; empty turns it off.
     #[arg(long = "edge-metrics-listen", env = "WAGATE_EDGE_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
     pub metrics_listen: String,
@@ -102,8 +140,29 @@ impl EdgeArgs {
                 .map(str::to_owned)
                 .collect(),
             grpc_channels: self.grpc_channels.max(1),
+            header_read_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            max_connections: self.max_connections.max(1),
+            edge_token: self.edge_token.filter(|t| !t.is_empty()),
+            trusted_proxies: parse_cidrs(&self.trusted_proxies),
         }
     }
+}
+
+/// Parses CIDRs or bare addresses; an entry that is neither is skipped with
+/// a warning.
+pub fn parse_cidrs(raw: &[String]) -> Vec<ipnet::IpNet> {
+    raw.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            let parsed =
+                s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(Into::into));
+            if parsed.is_none() {
+                tracing::warn!(entry = s, "WAGATE_TRUSTED_PROXIES: not a CIDR or an address; ignored");
+            }
+            parsed
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -101,6 +101,8 @@ pub struct CallContext {
     pub api_key: Option<HeaderValue>,
     pub request_id: HeaderValue,
     pub forwarded_for: Option<HeaderValue>,
+    /// The edge's shared secret (`x-wagate-edge-token`), when configured.
+    pub edge_token: Option<HeaderValue>,
     pub idempotency_key: Option<HeaderValue>,
     /// When the REST request must be answered.
     pub deadline: Instant,
@@ -111,6 +113,7 @@ const API_KEY: HeaderName = HeaderName::from_static(md::API_KEY);
 const REQUEST_ID: HeaderName = HeaderName::from_static(md::REQUEST_ID);
 const FORWARDED_FOR: HeaderName = HeaderName::from_static(md::FORWARDED_FOR);
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static(md::IDEMPOTENCY_KEY);
+const EDGE_TOKEN: HeaderName = HeaderName::from_static("x-wagate-edge-token");
 
 /// Set on each request by [`crate::middleware::context`]: its id and deadline.
 #[derive(Debug, Clone)]
@@ -118,6 +121,7 @@ pub struct RequestMeta {
     pub request_id: HeaderValue,
     pub deadline: Instant,
     pub forwarded_for: Option<HeaderValue>,
+    pub edge_token: Option<HeaderValue>,
 }
 
 /// Non-empty header value, if any.
@@ -133,12 +137,14 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
             request_id: HeaderValue::from_static("unknown"),
             deadline: Instant::now() + Duration::from_secs(30),
             forwarded_for: None,
+            edge_token: None,
         });
         Ok(CallContext {
             authorization: header(&parts.headers, &http::header::AUTHORIZATION),
             api_key: header(&parts.headers, &API_KEY),
             request_id: meta.request_id,
             forwarded_for: meta.forwarded_for,
+            edge_token: meta.edge_token,
             idempotency_key: header(&parts.headers, &IDEMPOTENCY_KEY),
             deadline: meta.deadline,
         })
@@ -194,6 +200,9 @@ impl CallContext {
         headers.insert(REQUEST_ID, self.request_id.clone());
         if let Some(v) = &self.forwarded_for {
             headers.insert(FORWARDED_FOR, v.clone());
+        }
+        if let Some(v) = &self.edge_token {
+            headers.insert(EDGE_TOKEN, v.clone());
         }
         if let Some(v) = &self.idempotency_key {
             headers.insert(IDEMPOTENCY_KEY, v.clone());
@@ -282,6 +291,7 @@ mod tests {
             api_key: None,
             request_id: HeaderValue::from_static("rid-1"),
             forwarded_for: Some(HeaderValue::from_static("10.1.2.3")),
+            edge_token: Some(HeaderValue::from_static("edge-secret")),
             idempotency_key: Some(HeaderValue::from_static("idem-1")),
             deadline: Instant::now() + Duration::from_secs(5),
         };
@@ -289,6 +299,7 @@ mod tests {
         let m = r.metadata();
         assert_eq!(m.get("authorization").unwrap(), "Bearer abc");
         assert_eq!(m.get("x-request-id").unwrap(), "rid-1");
+        assert_eq!(m.get("x-wagate-edge-token").unwrap(), "edge-secret");
         assert_eq!(m.get("x-forwarded-for").unwrap(), "10.1.2.3");
         assert_eq!(m.get("idempotency-key").unwrap(), "idem-1");
         assert!(m.get("x-api-key").is_none());

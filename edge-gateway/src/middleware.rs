@@ -97,6 +97,24 @@ impl tower_http::request_id::MakeRequestId for MakeUuid {
     }
 }
 
+/// The client address: the socket peer, unless the peer is a trusted proxy;
+/// then the left-most valid address of its `X-Forwarded-For`.
+fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    if !trusted.iter().any(|n| n.contains(&peer)) {
+        return peer;
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .map_or(peer, |ip| ip.to_canonical())
+}
+
 /// Deadline, request id and client address; the body read within the limit.
 pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -105,8 +123,10 @@ pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next:
     let forwarded_for = req
         .extensions()
         .get::<Peer>()
-        .and_then(|p| HeaderValue::from_str(&p.0.ip().to_canonical().to_string()).ok());
-    req.extensions_mut().insert(RequestMeta { request_id, deadline, forwarded_for });
+        .map(|p| client_ip(p.0.ip().to_canonical(), req.headers(), &state.config.trusted_proxies))
+        .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
+    let edge_token = state.config.edge_token.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
+    req.extensions_mut().insert(RequestMeta { request_id, deadline, forwarded_for, edge_token });
     let limit = state.config.body_limit_bytes;
     let work = async move {
         match read_body(req, limit).await {

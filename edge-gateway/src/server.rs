@@ -93,13 +93,13 @@ impl Drop for RunningEdge {
     }
 }
 
-fn http_builder() -> auto::Builder<TokioExecutor> {
+fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(header_read_timeout)
         .pipeline_flush(true)
         .max_buf_size(256 * 1024);
     builder
@@ -113,8 +113,10 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
 
 async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationToken) {
     let drain_deadline = state.config.request_timeout + Duration::from_secs(1);
+    let header_read_timeout = state.config.header_read_timeout;
+    let builder = Arc::new(http_builder(header_read_timeout));
+    let slots = Arc::new(tokio::sync::Semaphore::new(state.config.max_connections));
     let app = crate::app::service(state);
-    let builder = Arc::new(http_builder());
     let graceful = GracefulShutdown::new();
     // Cancelled when the drain deadline passes: connections still open are dropped.
     let hard_stop = CancellationToken::new();
@@ -132,6 +134,13 @@ async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationT
                 }
             },
         };
+        // The connection cap: beyond it, close at once (the client retries).
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            ::metrics::counter!("wagate_edge_connections_refused_total").increment(1);
+            tracing::debug!(%peer, "connection cap reached: closed");
+            drop(stream);
+            continue;
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "set TCP_NODELAY failed");
         }
@@ -145,7 +154,20 @@ async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationT
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let hard_stop = hard_stop.clone();
+        let first_bytes = header_read_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
+            // hyper-util's protocol detection waits for the first bytes with
+            // no deadline: a connection that sends nothing is closed here.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(first_bytes, stream.peek(&mut first)).await, Ok(Ok(n)) if n > 0)
+            {
+                ::metrics::counter!("wagate_edge_connections_timed_out_total").increment(1);
+                tracing::debug!(%peer, "no request within the header timeout: closed");
+                return;
+            }
+            let open = ::metrics::gauge!("wagate_edge_connections_open");
+            open.increment(1.0);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 result = watcher.watch(conn) => {
@@ -155,6 +177,7 @@ async fn serve(listener: TcpListener, state: Arc<AppState>, token: CancellationT
                 }
                 () = hard_stop.cancelled() => {}
             }
+            open.decrement(1.0);
         });
     }
     drop(listener);

@@ -1,6 +1,8 @@
 //! Credential lifecycle: a per-user token version (a password change or
 //! logout-all invalidates every earlier access token at once) and rotating,
-//! one-time refresh tokens grouped in families (reuse revokes the family).
+//! one-time refresh tokens grouped in families (reuse revokes the family);
+//! the capacity an administrator set for a worker (`max_sessions_cap`), which
+//! a worker's `Hello` may lower but never raise.
 
 use sea_orm_migration::prelude::*;
 
@@ -22,10 +24,12 @@ CREATE TABLE refresh_tokens (
     created_at {ts} NOT NULL
 );
 CREATE INDEX idx_refresh_tokens_family ON refresh_tokens (family_id);
-CREATE INDEX idx_refresh_tokens_user ON refresh_tokens (user_id)
+CREATE INDEX idx_refresh_tokens_user ON refresh_tokens (user_id);
+ALTER TABLE workers ADD COLUMN max_sessions_cap INTEGER
 "#;
 
 const DOWN: &str = r#"
+ALTER TABLE workers DROP COLUMN max_sessions_cap;
 DROP TABLE IF EXISTS refresh_tokens;
 ALTER TABLE users DROP COLUMN token_version
 "#;

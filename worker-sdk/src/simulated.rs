@@ -222,17 +222,23 @@ impl SimulatedDriver {
     /// is not running and connected.
     #[cfg(any(test, feature = "test-util"))]
     pub fn inject_inbound(&self, session_id: &str, from: &str, text: &str) -> bool {
+        let content = v1::MessageContent {
+            r#type: MessageType::Text as i32,
+            text: text.to_owned(),
+            ..Default::default()
+        };
+        self.inject_inbound_content(session_id, from, content)
+    }
+
+    /// Simulates any inbound message (tests of hostile worker input).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn inject_inbound_content(&self, session_id: &str, from: &str, content: v1::MessageContent) -> bool {
         let (sink, generation) = {
             let shard = self.shard(session_id);
             match shard.sessions.get(session_id) {
                 Some(s) if s.status == SessionStatus::Connected => (s.events.clone(), s.generation),
                 _ => return false,
             }
-        };
-        let content = v1::MessageContent {
-            r#type: MessageType::Text as i32,
-            text: text.to_owned(),
-            ..Default::default()
         };
         let event = events::inbound_event(
             session_id,

@@ -59,6 +59,8 @@ async fn main() -> anyhow::Result<()> {
         cp_args.jwt_secret.get_or_insert(secrets.jwt_secret);
         cp_args.auth_state_key.get_or_insert(secrets.auth_state_key);
     }
+    // The simulated workers run in this process with the shared token.
+    cp_args.allow_shared_worker_token = true;
     let mut config = cp_args.into_config()?;
     if let Some(m) = config.metrics_listen.as_mut()
         && m.ip().is_unspecified()
@@ -81,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let edge = EdgeServer::bind(EdgeConfig {
         listen: cli.http_listen,
         control_plane_url: cp.url(),
+        edge_token: state.config.edge_token.clone(),
         ..EdgeConfig::default()
     })
     .await?;

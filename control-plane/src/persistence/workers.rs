@@ -30,11 +30,28 @@ pub struct HelloRow<'a> {
 const UPSERT: &str = "INSERT INTO workers (id, endpoint, status, session_count, max_sessions, cpu_usage, memory_usage, \
         last_heartbeat, version, created_at, updated_at, stream_epoch) \
     VALUES ($1, $2, 'ONLINE', 0, $3, 0, 0, $4, $5, $6, $7, 1) \
-    ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, max_sessions = excluded.max_sessions, \
+    ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, \
+        max_sessions = CASE WHEN workers.max_sessions_cap IS NOT NULL AND workers.max_sessions_cap < excluded.max_sessions \
+            THEN workers.max_sessions_cap ELSE excluded.max_sessions END, \
         version = excluded.version, last_heartbeat = excluded.last_heartbeat, updated_at = excluded.updated_at, \
         stream_epoch = workers.stream_epoch + 1, \
         status = CASE WHEN workers.status = 'MAINTENANCE' THEN 'MAINTENANCE' ELSE 'ONLINE' END \
     RETURNING stream_epoch";
+
+/// An administrator's capacity for a worker: its `Hello` may advertise less,
+/// never more.
+pub async fn set_capacity_cap(db: &Db, worker_id: &str, cap: i32) -> Result<(), DbErr> {
+    measured("workers.set_capacity_cap", async {
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE workers SET max_sessions_cap = $1 WHERE id = $2",
+                vec![cap.into(), worker_id.into()],
+            ))
+            .await?;
+        Ok(())
+    })
+    .await
+}
 
 /// Self-heals the placement counter from the sessions actually assigned.
 const RECOUNT: &str = "UPDATE workers SET session_count = (SELECT COUNT(*) FROM sessions WHERE sessions.worker_id = workers.id) WHERE id = $1";

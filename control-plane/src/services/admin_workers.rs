@@ -176,6 +176,9 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
+    if req.max_sessions != 0 {
+        crate::persistence::workers::set_capacity_cap(&state.db, &id, max_sessions).await?;
+    }
     audit::record(
         &state.db,
         "admin",
@@ -251,6 +254,10 @@ pub async fn update(
     }
     a.updated_at = Set(Utc::now());
     let row = a.update(&state.db.conn).await?;
+    if let Some(n) = req.max_sessions {
+        // The administrator's capacity wins over what the worker advertises.
+        crate::persistence::workers::set_capacity_cap(&state.db, &w.id, check_max_sessions(n)?).await?;
+    }
     audit::record(
         &state.db,
         "admin",

@@ -16,6 +16,7 @@ pub fn config(control_plane_url: &str) -> EdgeConfig {
         request_timeout: Duration::from_secs(5),
         cors_origins: vec!["*".to_owned()],
         grpc_channels: 2,
+        ..EdgeConfig::default()
     }
 }
 

@@ -343,6 +343,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
         ("WAGATE_METRICS_LISTEN", metrics_addr.to_string()),
         ("DATABASE_URL", db_url.clone()),
         ("WORKER_AUTH_TOKEN", token.clone()),
+        ("WAGATE_ALLOW_SHARED_WORKER_TOKEN", "true".to_owned()),
         ("JWT_SECRET", format!("{}", uuid::Uuid::new_v4().simple())),
     ];
     for (k, v) in &args.cp_env {
