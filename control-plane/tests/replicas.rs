@@ -266,7 +266,11 @@ async fn worker_moving_its_stream_to_another_replica_keeps_its_sessions() {
         .then_some(())
     })
     .await;
-    assert!(cl.cp_at(0).state().registry.get("w-a").is_none(), "A's stream is gone");
+    // A drops its stale stream once B's Preempt (or the route refresh) reaches it.
+    wait_for("A's stream is gone", Duration::from_secs(5), || async {
+        cl.cp_at(0).state().registry.get("w-a").is_none().then_some(())
+    })
+    .await;
     // past the reconnect grace and a few sweeps: still nothing moved
     tokio::time::sleep(cl.cp().state().config.reconnect_grace * 2 + Duration::from_millis(500)).await;
     let row = worker_row(&cl, "w-a").await;

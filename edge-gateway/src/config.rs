@@ -148,20 +148,18 @@ impl EdgeArgs {
     }
 }
 
-/// Parses CIDRs or bare addresses; an entry that is neither is skipped with
-/// a warning.
+/// Parses `WAGATE_TRUSTED_PROXIES`; an entry that is neither a CIDR nor an
+/// address is skipped with a warning.
 pub fn parse_cidrs(raw: &[String]) -> Vec<ipnet::IpNet> {
     raw.iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| {
-            let parsed =
-                s.parse::<ipnet::IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(Into::into));
-            if parsed.is_none() {
-                tracing::warn!(entry = s, "WAGATE_TRUSTED_PROXIES: not a CIDR or an address; ignored");
+        .filter_map(|entry| match wagate_proto::forwarded::parse_cidrs([entry.as_str()]) {
+            Ok(nets) => Some(nets),
+            Err(e) => {
+                tracing::warn!(error = %e, "WAGATE_TRUSTED_PROXIES entry ignored");
+                None
             }
-            parsed
         })
+        .flatten()
         .collect()
 }
 

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use wagate_proto::forwarded;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -97,24 +98,6 @@ impl tower_http::request_id::MakeRequestId for MakeUuid {
     }
 }
 
-/// The client address: the socket peer, unless the peer is a trusted proxy;
-/// then the left-most valid address of its `X-Forwarded-For`.
-fn client_ip(
-    peer: std::net::IpAddr,
-    headers: &http::HeaderMap,
-    trusted: &[ipnet::IpNet],
-) -> std::net::IpAddr {
-    if !trusted.iter().any(|n| n.contains(&peer)) {
-        return peer;
-    }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
-        .map_or(peer, |ip| ip.to_canonical())
-}
-
 /// Deadline, request id and client address; the body read within the limit.
 pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -123,7 +106,11 @@ pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next:
     let forwarded_for = req
         .extensions()
         .get::<Peer>()
-        .map(|p| client_ip(p.0.ip().to_canonical(), req.headers(), &state.config.trusted_proxies))
+        .map(|p| {
+            let peer = p.0.ip().to_canonical();
+            let xff = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            forwarded::client_ip(peer, xff, forwarded::is_trusted(peer, &state.config.trusted_proxies))
+        })
         .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
     let edge_token = state.config.edge_token.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
     req.extensions_mut().insert(RequestMeta { request_id, deadline, forwarded_for, edge_token });

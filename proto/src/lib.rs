@@ -6,6 +6,7 @@
 //! - [`connect`]: a client channel with keepalive set, for workers and the edge.
 
 pub mod error;
+pub mod forwarded;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod time;

@@ -6,10 +6,8 @@
 //! `x-forwarded-for` metadata believed (its left-most address). A direct
 //! caller cannot spoof its address this way.
 
-use std::net::IpAddr;
-
-use ipnet::IpNet;
 use tonic::Request;
+use wagate_proto::forwarded::{self, IpNet};
 
 use crate::auth::identity::secret_matches;
 
@@ -29,37 +27,20 @@ impl Forwarders {
 
     /// The client address of `req` (empty when unknown).
     pub fn client_ip<T>(&self, req: &Request<T>) -> String {
-        let peer = req.remote_addr().map(|a| a.ip().to_canonical());
+        let Some(peer) = req.remote_addr().map(|a| a.ip()) else { return String::new() };
         let md = req.metadata();
         let by_token = self.edge_token.as_deref().is_some_and(|expected| {
             md.get(EDGE_TOKEN).and_then(|v| v.to_str().ok()).is_some_and(|t| secret_matches(t, expected))
         });
-        let by_network = peer.is_some_and(|ip| self.trusted.iter().any(|n| n.contains(&ip)));
-        if by_token || by_network {
-            let forwarded = md
-                .get(wagate_proto::metadata::FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
-            if let Some(ip) = forwarded {
-                return ip.to_canonical().to_string();
-            }
-        }
-        peer.map(|ip| ip.to_string()).unwrap_or_default()
+        let trusted = by_token || forwarded::is_trusted(peer.to_canonical(), &self.trusted);
+        let xff = md.get(wagate_proto::metadata::FORWARDED_FOR).and_then(|v| v.to_str().ok());
+        forwarded::client_ip(peer, xff, trusted).to_string()
     }
 }
 
-/// Parses `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128).
+/// Parses `WAGATE_TRUSTED_PROXIES`.
 pub fn parse_cidrs(raw: &str) -> Result<Vec<IpNet>, String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("not a CIDR or an IP address: {s:?}"))
-        })
-        .collect()
+    forwarded::parse_cidrs([raw])
 }
 
 #[cfg(test)]
