@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wagate/v1/admin.proto",
         "wagate/v1/internal.proto",
         "wagate/v1/webhook.proto",
+        "wagate/v1/usage.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

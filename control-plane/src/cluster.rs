@@ -70,6 +70,7 @@ pub struct ClusterBuilder {
     replicas: usize,
     edge_replica: usize,
     db_proxy: bool,
+    redis_proxy: bool,
 }
 
 impl ClusterBuilder {
@@ -82,6 +83,7 @@ impl ClusterBuilder {
             replicas: 1,
             edge_replica: 0,
             db_proxy: false,
+            redis_proxy: false,
         }
     }
 
@@ -134,9 +136,18 @@ impl ClusterBuilder {
         self
     }
 
+    /// Puts a TCP proxy between the control planes and Redis
+    /// ([`Cluster::redis_proxy`]: cut and restore it to simulate an outage,
+    /// without touching the shared Redis server).
+    pub fn redis_proxy(mut self) -> Self {
+        self.redis_proxy = true;
+        self
+    }
+
     pub async fn start(self) -> Result<Cluster, ClusterError> {
         let mut cleanup = Cleanup::default();
         let mut db_proxy = None;
+        let mut redis_proxy = None;
         let mut shared_cache = None;
         let mut config = match self.storage {
             Storage::Sqlite => {
@@ -159,8 +170,14 @@ impl ClusterBuilder {
                     db_proxy = Some(proxy);
                 }
                 let mut config = ControlPlaneConfig::local(url);
-                config.redis_url =
-                    Some(std::env::var(TEST_REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.into()));
+                let mut redis_url =
+                    std::env::var(TEST_REDIS_URL_ENV).unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.into());
+                if self.redis_proxy {
+                    let (rewritten, proxy) = proxied_url(&redis_url).await?;
+                    redis_url = rewritten;
+                    redis_proxy = Some(proxy);
+                }
+                config.redis_url = Some(redis_url);
                 config.redis_prefix = format!("wagate-test:{}:", uuid::Uuid::new_v4().simple());
                 config
             }
@@ -194,6 +211,7 @@ impl ClusterBuilder {
             workers: Vec::new(),
             cleanup,
             db_proxy,
+            redis_proxy,
         };
         if let Some(edge_config) = self.edge {
             let edge = cluster.start_edge(edge_config, edge_replica).await?;
@@ -255,6 +273,7 @@ pub struct Cluster {
     pub workers: Vec<ClusterWorker>,
     cleanup: Cleanup,
     db_proxy: Option<TcpProxy>,
+    redis_proxy: Option<TcpProxy>,
 }
 
 impl Cluster {
@@ -275,6 +294,11 @@ impl Cluster {
     /// The proxy between the control plane and PostgreSQL, if asked for.
     pub fn db_proxy(&self) -> Option<&TcpProxy> {
         self.db_proxy.as_ref()
+    }
+
+    /// The proxy between the control planes and Redis, if asked for.
+    pub fn redis_proxy(&self) -> Option<&TcpProxy> {
+        self.redis_proxy.as_ref()
     }
 
     /// Base URL of the edge gateway, e.g. `http://127.0.0.1:34567`.
@@ -437,6 +461,9 @@ impl Cluster {
             edge.shutdown().await;
         }
         if let Some(p) = &self.db_proxy {
+            p.restore();
+        }
+        if let Some(p) = &self.redis_proxy {
             p.restore();
         }
         for cp in self.cps.iter_mut().filter_map(Option::take) {

@@ -153,6 +153,12 @@ pub struct ControlPlaneArgs {
     /// Webhook delivery: see `crate::webhooks::WebhookArgs`.
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookArgs,
+    /// Rate limits and tier quotas: see `crate::limits::LimitArgs`.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
+    /// Usage metering: how often counts are written to `usage_records`.
+    #[arg(long, env = "WAGATE_USAGE_FLUSH_SECS", default_value_t = 10)]
+    pub usage_flush_secs: u64,
 }
 
 /// Resolved configuration.
@@ -209,6 +215,8 @@ pub struct ControlPlaneConfig {
     pub reconnect_grace: Duration,
     /// Webhook delivery settings.
     pub webhooks: crate::webhooks::WebhookSettings,
+    pub limits: crate::limits::LimitSettings,
+    pub usage_flush: Duration,
 }
 
 impl ControlPlaneArgs {
@@ -303,6 +311,8 @@ impl ControlPlaneArgs {
             }),
             reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
             webhooks: self.webhooks.into_settings(),
+            limits: self.limits.into_settings()?,
+            usage_flush: Duration::from_millis((self.usage_flush_secs * 1000).max(100)),
         })
     }
 }
@@ -404,6 +414,10 @@ impl ControlPlaneConfig {
             internal_token: random_secret(),
             reconnect_grace: Duration::from_millis(1000),
             webhooks: crate::webhooks::WebhookSettings::default(),
+            // Every rule counts, nothing is reached by accident: tests of
+            // the limits set their own.
+            limits: crate::limits::LimitSettings::generous(),
+            usage_flush: Duration::from_secs(2),
         }
     }
 

@@ -24,6 +24,7 @@ pub fn user(u: &user::Model) -> v1::User {
         last_login_at: opt_to_proto(u.last_login_at),
         created_at: Some(to_proto(u.created_at)),
         updated_at: Some(to_proto(u.updated_at)),
+        message_quota: u.message_quota,
     }
 }
 

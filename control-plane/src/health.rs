@@ -14,8 +14,8 @@ use wagate_proto::v1::{
     internal_service_server::InternalServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer, webhook_service_server::WebhookServiceServer,
-    worker_service_server::WorkerServiceServer,
+    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
+    webhook_service_server::WebhookServiceServer, worker_service_server::WorkerServiceServer,
 };
 
 use crate::dispatch::internal_api::InternalApi;
@@ -54,6 +54,7 @@ pub async fn set_all(reporter: &HealthReporter, serving: bool) {
         AdminServiceServer<AdminApi>,
         InternalServiceServer<InternalApi>,
         WebhookServiceServer<crate::webhooks::service::WebhookApi>,
+        UsageServiceServer<crate::usage::service::UsageApi>,
     );
     let overall = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
     reporter.set_service_status("", overall).await;

@@ -16,8 +16,8 @@ use wagate_proto::v1::{
     internal_service_server::InternalServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer, webhook_service_server::WebhookServiceServer,
-    worker_service_server::WorkerServiceServer,
+    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
+    webhook_service_server::WebhookServiceServer, worker_service_server::WorkerServiceServer,
 };
 
 use crate::auth::Authenticator;
@@ -128,6 +128,7 @@ impl ControlPlane {
         let tasks = TaskTracker::new();
         let send_tracker = Arc::new(crate::send_tracker::SendTracker::new());
         let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
+        let usage = Arc::new(crate::usage::UsageMeter::new());
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(
                 db.clone(),
@@ -135,7 +136,10 @@ impl ControlPlane {
                 cache.clone(),
                 config.reauth_window,
                 Forwarders::new(config.trusted_proxies.clone(), config.edge_token.clone()),
+                usage.clone(),
             ),
+            limiter: crate::limits::Limiter::new(&cache, config.limits.clock.clone()),
+            usage,
             vault,
             key_cache: KeyCache::new(config.key_cache_ttl, KEY_CACHE_CAPACITY),
             status_writer: StatusWriter::spawn(
@@ -173,6 +177,7 @@ impl ControlPlane {
         }
 
         key_usage::spawn_flusher(&state, state.config.key_usage_flush);
+        crate::usage::spawn_flusher(&state, state.config.usage_flush);
         crate::invalidation::spawn_listener(&state);
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -206,6 +211,7 @@ impl ControlPlane {
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .layer(crate::grpc_metrics::GrpcMetricsLayer)
+            .layer(crate::limits::layer::ClientLimitLayer::new(state.clone()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
@@ -219,7 +225,8 @@ impl ControlPlane {
             .add_service(UserServiceServer::new(UserApi::new(state.clone())))
             .add_service(AdminServiceServer::new(AdminApi::new(state.clone())))
             .add_service(InternalServiceServer::new(InternalApi::new(state.clone())))
-            .add_service(WebhookServiceServer::new(WebhookApi::new(state.clone())));
+            .add_service(WebhookServiceServer::new(WebhookApi::new(state.clone())))
+            .add_service(UsageServiceServer::new(crate::usage::service::UsageApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or

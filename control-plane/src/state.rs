@@ -40,6 +40,10 @@ pub struct AppState {
     pub message_inserter: MessageInserter,
     /// `api_keys.last_used` recorded in memory, flushed periodically.
     pub key_usage: KeyUsage,
+    /// Rate limits and quotas (Redis when configured, else in-process).
+    pub limiter: crate::limits::Limiter,
+    /// API calls and messages counted for billing, flushed periodically.
+    pub usage: Arc<crate::usage::UsageMeter>,
     /// Webhook configuration cache, HTTP client and dispatcher wake-up.
     pub webhooks: Arc<Webhooks>,
     /// Cancelled when the replica starts shutting down.

@@ -12,7 +12,9 @@ use http::header::{self, HeaderValue};
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS");
 const ALLOW_HEADERS: HeaderValue =
     HeaderValue::from_static("Authorization, Content-Type, X-API-Key, Idempotency-Key, X-Request-Id");
-const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static("X-Request-Id, Retry-After");
+const EXPOSE_HEADERS: HeaderValue = HeaderValue::from_static(
+    "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset",
+);
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 const ANY_ORIGIN: HeaderValue = HeaderValue::from_static("*");
 const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");

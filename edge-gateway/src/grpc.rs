@@ -18,6 +18,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::metadata as md;
+use wagate_proto::ratelimit::RateLimitInfo;
 use wagate_proto::v1::admin_service_client::AdminServiceClient;
 use wagate_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use wagate_proto::v1::auth_service_client::AuthServiceClient;
@@ -25,6 +26,7 @@ use wagate_proto::v1::fleet_service_client::FleetServiceClient;
 use wagate_proto::v1::message_history_service_client::MessageHistoryServiceClient;
 use wagate_proto::v1::message_service_client::MessageServiceClient;
 use wagate_proto::v1::session_service_client::SessionServiceClient;
+use wagate_proto::v1::usage_service_client::UsageServiceClient;
 use wagate_proto::v1::user_service_client::UserServiceClient;
 use wagate_proto::v1::webhook_service_client::WebhookServiceClient;
 
@@ -89,6 +91,10 @@ impl ControlPlane {
         WebhookServiceClient::new(self.channel())
     }
 
+    pub fn usage(&self) -> UsageServiceClient<Channel> {
+        UsageServiceClient::new(self.channel())
+    }
+
     pub fn health(&self) -> HealthClient<Channel> {
         HealthClient::new(self.channel())
     }
@@ -106,6 +112,28 @@ pub struct CallContext {
     pub idempotency_key: Option<HeaderValue>,
     /// When the REST request must be answered.
     pub deadline: Instant,
+    /// Where the answer's `ratelimit-*` details are left for the response headers.
+    pub rate_limit: RateLimitSlot,
+}
+
+/// The `ratelimit-*` details of the control plane's answers to one REST
+/// request (the tightest, if several calls were made), written as
+/// `RateLimit-*` headers by [`crate::middleware::context`].
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitSlot(std::sync::Arc<std::sync::Mutex<Option<RateLimitInfo>>>);
+
+impl RateLimitSlot {
+    pub fn put(&self, info: RateLimitInfo) {
+        let mut slot = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(match *slot {
+            Some(prev) => prev.tighter(info),
+            None => info,
+        });
+    }
+
+    pub fn take(&self) -> Option<RateLimitInfo> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 const AUTHORIZATION: HeaderName = HeaderName::from_static(md::AUTHORIZATION);
@@ -122,6 +150,7 @@ pub struct RequestMeta {
     pub deadline: Instant,
     pub forwarded_for: Option<HeaderValue>,
     pub edge_token: Option<HeaderValue>,
+    pub rate_limit: RateLimitSlot,
 }
 
 /// Non-empty header value, if any.
@@ -138,6 +167,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
             deadline: Instant::now() + Duration::from_secs(30),
             forwarded_for: None,
             edge_token: None,
+            rate_limit: RateLimitSlot::default(),
         });
         Ok(CallContext {
             authorization: header(&parts.headers, &http::header::AUTHORIZATION),
@@ -147,6 +177,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CallContext {
             edge_token: meta.edge_token,
             idempotency_key: header(&parts.headers, &IDEMPOTENCY_KEY),
             deadline: meta.deadline,
+            rate_limit: meta.rate_limit,
         })
     }
 }
@@ -161,8 +192,18 @@ impl CallContext {
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ApiError> {
         match call.await {
-            Ok(reply) => Ok(reply.into_inner()),
-            Err(status) => Err(call_failed(method, &status)),
+            Ok(reply) => {
+                if let Some(info) = RateLimitInfo::read(reply.metadata()) {
+                    self.rate_limit.put(info);
+                }
+                Ok(reply.into_inner())
+            }
+            Err(status) => {
+                if let Some(info) = RateLimitInfo::read(status.metadata()) {
+                    self.rate_limit.put(info);
+                }
+                Err(call_failed(method, &status))
+            }
         }
     }
 
@@ -294,6 +335,7 @@ mod tests {
             edge_token: Some(HeaderValue::from_static("edge-secret")),
             idempotency_key: Some(HeaderValue::from_static("idem-1")),
             deadline: Instant::now() + Duration::from_secs(5),
+            rate_limit: RateLimitSlot::default(),
         };
         let r = ctx.request(());
         let m = r.metadata();

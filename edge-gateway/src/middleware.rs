@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use wagate_proto::error::{ApiError, ErrorCode};
 
 use crate::envelope::Reply;
-use crate::grpc::RequestMeta;
+use crate::grpc::{RateLimitSlot, RequestMeta};
 use crate::state::AppState;
 
 /// The `X-Request-Id` header (request and response).
@@ -113,7 +113,14 @@ pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next:
         })
         .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
     let edge_token = state.config.edge_token.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
-    req.extensions_mut().insert(RequestMeta { request_id, deadline, forwarded_for, edge_token });
+    let rate_limit = RateLimitSlot::default();
+    req.extensions_mut().insert(RequestMeta {
+        request_id,
+        deadline,
+        forwarded_for,
+        edge_token,
+        rate_limit: rate_limit.clone(),
+    });
     let limit = state.config.body_limit_bytes;
     let work = async move {
         match read_body(req, limit).await {
@@ -122,12 +129,29 @@ pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next:
         }
     };
     match tokio::time::timeout_at(deadline, work).await {
-        Ok(response) => response,
+        Ok(mut response) => {
+            if let Some(info) = rate_limit.take() {
+                rate_limit_headers(response.headers_mut(), info);
+            }
+            response
+        }
         Err(_elapsed) => {
             Reply::error(&ApiError::new(ErrorCode::DeadlineExceeded, "request timed out")).into_response()
         }
     }
 }
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF
+/// draft names) of the limit that applied to the request.
+pub fn rate_limit_headers(headers: &mut http::HeaderMap, info: wagate_proto::ratelimit::RateLimitInfo) {
+    headers.insert(RATELIMIT_LIMIT, info.limit.into());
+    headers.insert(RATELIMIT_REMAINING, info.remaining.into());
+    headers.insert(RATELIMIT_RESET, info.reset_secs.into());
+}
+
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Oversize bodies up to this size are read and thrown away before the 413
 /// is sent, so that a client that writes its whole body before reading the

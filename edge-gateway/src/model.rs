@@ -100,6 +100,8 @@ pub struct UserDto<'a> {
     pub last_login_at: Option<Ts>,
     pub created_at: Option<Ts>,
     pub updated_at: Option<Ts>,
+    /// Messages per hour an administrator set for this user (`null`: the tier's quota).
+    pub message_quota: Option<i64>,
 }
 
 impl<'a> From<&'a v1::User> for UserDto<'a> {
@@ -114,6 +116,7 @@ impl<'a> From<&'a v1::User> for UserDto<'a> {
             last_login_at: Ts::from_proto(u.last_login_at.as_ref()),
             created_at: Ts::from_proto(u.created_at.as_ref()),
             updated_at: Ts::from_proto(u.updated_at.as_ref()),
+            message_quota: u.message_quota,
         }
     }
 }

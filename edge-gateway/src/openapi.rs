@@ -55,7 +55,10 @@ fn common_errors(op: &Operation, path: &str) -> Vec<(&'static str, &'static str)
         out.push(("415", "Content-Type is not application/json"));
     }
     if api {
-        out.push(("429", "rate limited (see Retry-After)"));
+        out.push((
+            "429",
+            "rate limited: RATE_LIMITED (see Retry-After and RateLimit-Limit/-Remaining/-Reset)",
+        ));
     }
     out.push(("500", "internal error"));
     if api || path == "/health/ready" {
@@ -137,6 +140,8 @@ mod tests {
         ("POST", "/api/v1/auth/logout"),
         ("POST", "/api/v1/auth/logout-all"),
         ("GET", "/api/v1/me"),
+        ("GET", "/api/v1/me/usage"),
+        ("GET", "/api/v1/admin/usage"),
         ("PATCH", "/api/v1/me"),
         ("DELETE", "/api/v1/me"),
         ("POST", "/api/v1/sessions"),

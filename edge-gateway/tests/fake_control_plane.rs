@@ -55,6 +55,7 @@ fn user(email: &str) -> User {
         last_login_at: None,
         created_at: ts(1_705_314_600),
         updated_at: ts(1_705_314_600),
+        message_quota: None,
     }
 }
 
@@ -227,7 +228,7 @@ async fn auth_routes_map_replies_and_errors() {
         json!({"success": true, "data": {
             "user": {"id": "u1", "name": "Ann", "email": "ann@x.io", "role": "USER", "tier": "BASIC",
                      "isActive": true, "lastLoginAt": null, "createdAt": "2024-01-15T10:30:00.000Z",
-                     "updatedAt": "2024-01-15T10:30:00.000Z"},
+                     "updatedAt": "2024-01-15T10:30:00.000Z", "messageQuota": null},
             "token": "jwt", "expiresAt": "2024-01-16T10:13:20.000Z"}})
     );
 

@@ -46,7 +46,10 @@ async fn health_is_local_and_has_every_header() {
         assert_eq!(body["data"]["version"], env!("CARGO_PKG_VERSION"));
         assert_eq!(h["content-type"], "application/json");
         assert_eq!(h["access-control-allow-origin"], "*");
-        assert_eq!(h["access-control-expose-headers"], "X-Request-Id, Retry-After");
+        assert_eq!(
+            h["access-control-expose-headers"],
+            "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+        );
         assert_security_headers(&h);
     }
     let head = c.head(format!("{base}/health")).send().await.unwrap();

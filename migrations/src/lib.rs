@@ -12,6 +12,7 @@ mod m20261125_000010_fleet;
 mod m20261127_000009_worker_epoch;
 mod m20261127_000010_send_pipeline;
 mod m20261127_000011_webhooks;
+mod m20261127_000012_limits;
 mod m20261127_000013_credentials;
 
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_worker_epoch::Migration),
             Box::new(m20261127_000010_send_pipeline::Migration),
             Box::new(m20261127_000011_webhooks::Migration),
+            Box::new(m20261127_000012_limits::Migration),
             Box::new(m20261127_000013_credentials::Migration),
         ]
     }

@@ -110,11 +110,13 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub retry_after_secs: Option<u64>,
+    /// The limit that refused (or counted) the call, for `RateLimit-*`.
+    pub rate_limit: Option<crate::ratelimit::RateLimitInfo>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), field: None, retry_after_secs: None }
+        Self { code, message: message.into(), field: None, retry_after_secs: None, rate_limit: None }
     }
 
     /// A validation error about one request field.
@@ -125,6 +127,11 @@ impl ApiError {
     /// Appends context to the message.
     pub fn with_message_suffix(mut self, suffix: &str) -> Self {
         self.message.push_str(suffix);
+        self
+    }
+
+    pub fn with_rate_limit(mut self, info: crate::ratelimit::RateLimitInfo) -> Self {
+        self.rate_limit = Some(info);
         self
     }
 
@@ -146,6 +153,9 @@ impl ApiError {
         if let Some(secs) = self.retry_after_secs {
             md.insert(metadata::RETRY_AFTER, secs.into());
         }
+        if let Some(info) = &self.rate_limit {
+            info.write(md);
+        }
         status
     }
 
@@ -165,7 +175,8 @@ impl ApiError {
         } else {
             status.message().to_owned()
         };
-        Self { code, message, field, retry_after_secs }
+        let rate_limit = crate::ratelimit::RateLimitInfo::read(md);
+        Self { code, message, field, retry_after_secs, rate_limit }
     }
 }
 
@@ -193,6 +204,7 @@ mod tests {
             let err = ApiError {
                 field: Some("to".into()),
                 retry_after_secs: Some(3),
+                rate_limit: Some(crate::ratelimit::RateLimitInfo { limit: 100, remaining: 0, reset_secs: 9 }),
                 ..ApiError::new(code, "boom")
             };
             let back = ApiError::from_status(&err.to_status());

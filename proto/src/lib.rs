@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod forwarded;
+pub mod ratelimit;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod time;

@@ -26,6 +26,11 @@ pub struct Authenticator {
     cache: Cache,
     reauth_window: std::time::Duration,
     forwarders: Forwarders,
+    /// Every authenticated call is counted for billing.
+    usage: std::sync::Arc<crate::usage::UsageMeter>,
+    /// Tokens revoked through this replica, answered from here while Redis
+    /// is unreachable (see [`Authenticator::is_denied`]).
+    denied_here: crate::cache::MemoryCache,
 }
 
 /// A user with the claims of the token they presented.
@@ -41,8 +46,9 @@ impl Authenticator {
         cache: Cache,
         reauth_window: std::time::Duration,
         forwarders: Forwarders,
+        usage: std::sync::Arc<crate::usage::UsageMeter>,
     ) -> Self {
-        Self { db, jwt, cache, reauth_window, forwarders }
+        Self { db, jwt, cache, reauth_window, forwarders, usage, denied_here: Default::default() }
     }
 
     /// The caller's client address (see [`Forwarders`]).
@@ -80,9 +86,10 @@ impl Authenticator {
                 "token was revoked (password changed or signed out everywhere)",
             ));
         }
-        if !claims.jti.is_empty() && self.cache.is_token_denied(&claims.jti).await? {
+        if !claims.jti.is_empty() && self.is_denied(&claims.jti).await {
             return Err(api(ErrorCode::InvalidToken, "token was revoked (signed out)"));
         }
+        self.usage.user_call(&user.id);
         Ok(Authenticated { user, claims })
     }
 
@@ -118,8 +125,29 @@ impl Authenticator {
     pub async fn deny(&self, claims: &Claims) -> Result<(), CpError> {
         let left = claims.exp.saturating_sub(chrono::Utc::now().timestamp()).max(1);
         let ttl = std::time::Duration::from_secs(u64::try_from(left).unwrap_or(1) + 10);
+        self.denied_here.deny_token(&claims.jti, ttl);
         self.cache.deny_token(&claims.jti, ttl).await?;
         Ok(())
+    }
+
+    /// Whether a token was signed out. While the shared deny-list (Redis)
+    /// is unreachable, the tokens signed out through this replica are still
+    /// refused and the others are let through (their token version is
+    /// still checked, and they expire within the access-token lifetime):
+    /// an outage of the cache must not sign every user out (503 on every
+    /// call). Logged and counted.
+    async fn is_denied(&self, jti: &str) -> bool {
+        if self.denied_here.is_token_denied(jti) {
+            return true;
+        }
+        match self.cache.is_token_denied(jti).await {
+            Ok(denied) => denied,
+            Err(err) => {
+                ::metrics::counter!("wagate_token_denylist_unavailable_total").increment(1);
+                tracing::warn!(error = %err, "token deny-list unreachable: answering from this replica");
+                false
+            }
+        }
     }
 
     /// A user with the ADMINISTRATOR role.

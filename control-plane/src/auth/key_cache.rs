@@ -31,6 +31,10 @@ pub struct KeyEntry {
     pub status: SessionStatus,
     pub worker_id: Option<String>,
     pub generation: i64,
+    /// The session owner (the message quota is theirs).
+    pub user_id: String,
+    pub tier: crate::persistence::enums::UserTier,
+    pub message_quota: Option<i64>,
 }
 
 /// Proof of the epoch before a database read; see the module docs.
@@ -128,6 +132,9 @@ mod tests {
             status: SessionStatus::Connected,
             worker_id: Some("w1".into()),
             generation: 1,
+            user_id: "u".into(),
+            tier: crate::persistence::enums::UserTier::Basic,
+            message_quota: None,
         }
     }
 

@@ -17,6 +17,8 @@ pub use redis::RedisCache;
 pub enum CacheError {
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
+    #[error("redis is not connected")]
+    Disconnected,
 }
 
 /// The cache backend (enum dispatch: no boxing on the hot path).

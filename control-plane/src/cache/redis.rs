@@ -86,6 +86,16 @@ impl RedisCache {
         })
     }
 
+    /// The connection pool (for features with scripts of their own, e.g. rate limits).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The prefix of every key of this deployment.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Publishes an invalidation to every replica (this one included).
     pub async fn publish(&self, message: &str) -> Result<(), CacheError> {
         let _: i64 = self.pool.next().publish(format!("{}invalidate", self.prefix), message).await?;

@@ -9,7 +9,7 @@
 //! ignored (events are fenced; a returning worker is told to stop it).
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, EntityTrait, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use wagate_proto::v1;
 
 use crate::custody;
@@ -61,7 +61,7 @@ pub async fn move_session(
         }
     };
     let now = Utc::now();
-    let txn = db.conn.begin().await?;
+    let txn = db.begin().await?;
     if db.is_postgres() {
         txn.execute_raw(db.stmt("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", vec![session_id.into()]))
             .await?;
@@ -146,7 +146,7 @@ pub async fn move_session(
     };
     if let Some(reason) = failure {
         tracing::warn!(session_id, worker_id = target, reason, "start on new worker failed, session waits");
-        let txn = db.conn.begin().await?;
+        let txn = db.begin().await?;
         let reverted = txn
             .execute_raw(db.stmt(
                 "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, updated_at = $2 \

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Value};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -90,7 +90,7 @@ async fn insert_one(db: &Db, (row, ledger): Row) -> Result<(), DbErr> {
     let Some(ledger) = ledger else {
         return message::Entity::insert(row).exec_without_returning(&db.conn).await.map(|_| ());
     };
-    let txn = db.conn.begin().await?;
+    let txn = db.begin().await?;
     message::Entity::insert(row).exec_without_returning(&txn).await?;
     txn.execute_raw(ledger_stmt(db, std::slice::from_ref(&ledger))).await?;
     txn.commit().await
@@ -194,7 +194,7 @@ async fn insert_batch(db: &Db, batch: Vec<Row>) -> Result<(), DbErr> {
     }
     let (mut rows, ledger): (Vec<message::ActiveModel>, Vec<Option<LedgerRow>>) = batch.into_iter().unzip();
     let ledger: Vec<LedgerRow> = ledger.into_iter().flatten().collect();
-    let txn = db.conn.begin().await?;
+    let txn = db.begin().await?;
     while !rows.is_empty() {
         let size = SIZE_CLASSES.iter().copied().find(|&c| c <= rows.len()).unwrap_or(1);
         let chunk: Vec<message::ActiveModel> = rows.drain(..size).collect();

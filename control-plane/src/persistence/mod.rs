@@ -72,6 +72,24 @@ impl Db {
         Statement::from_sql_and_values(self.backend(), sql, values)
     }
 
+    /// Starts a transaction. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes
+    /// fails at once with `SQLITE_BUSY` when another connection (another
+    /// replica on the same file) committed in between, without waiting on the
+    /// busy timeout. PostgreSQL transactions are unchanged.
+    pub async fn begin(&self) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+        use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+        if self.is_postgres() {
+            return self.conn.begin().await;
+        }
+        self.conn
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await
+    }
+
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
     }

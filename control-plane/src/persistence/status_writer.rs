@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Statement, Value};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -403,12 +403,12 @@ pub async fn write_batch(
             db.conn.execute_raw(stmt).await?;
             return Ok(());
         }
-        let txn = db.conn.begin().await?;
+        let txn = db.begin().await?;
         let rows = txn.query_all_raw(stmt).await?;
         let applied = applied_rows(&rows)?;
         (txn, applied)
     } else {
-        let txn = db.conn.begin().await?;
+        let txn = db.begin().await?;
         let mut applied = Vec::new();
         for f in &folded {
             let rank = if f.ev > f.ack && f.worker.is_some() {

@@ -142,12 +142,21 @@ impl AdminApi {
             active.name = Set(validation::name("name", name)?);
             changes.insert("name".into(), true.into());
         }
+        if let Some(q) = req.message_quota {
+            if q > 100_000_000 {
+                return Err(invalid("messageQuota", "messageQuota must be at most 100000000"));
+            }
+            let quota = (q >= 0).then_some(q);
+            active.message_quota = Set(quota);
+            changes.insert("messageQuota".into(), quota.map_or(serde_json::Value::Null, Into::into));
+        }
         if changes.is_empty() {
             return Ok(convert::user(&target));
         }
         active.updated_at = Set(Utc::now());
         let updated = active.update(&self.state.db.conn).await?;
-        // Deactivation stops the user's keys at once: the key cache holds user_active.
+        // Deactivation stops the user's keys at once, a new tier or quota
+        // applies to the next send: the key cache holds both.
         crate::invalidation::all(&self.state).await;
         audit::record(
             &self.state.db,

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
@@ -289,7 +289,7 @@ pub async fn delete(
             format!("worker holds {} session(s); pass force=true to detach them", session_ids.len()),
         ));
     }
-    let txn = db.conn.begin().await?;
+    let txn = db.begin().await?;
     txn.execute_raw(db.stmt(
         "UPDATE sessions SET worker_id = NULL, status = 'DISCONNECTED', qr_code = NULL, updated_at = $1 WHERE worker_id = $2",
         vec![Utc::now().into(), w.id.clone().into()],

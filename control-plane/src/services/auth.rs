@@ -19,6 +19,10 @@ use crate::persistence::enums::{LogLevel, UserRole, UserTier};
 use crate::state::SharedState;
 use crate::validation;
 
+const RULE_LOGIN_IP: &str = "login_ip";
+const RULE_LOGIN_ACCOUNT: &str = "login_account";
+const RULE_REGISTER_IP: &str = "register_ip";
+
 pub struct AuthApi {
     state: SharedState,
 }
@@ -94,7 +98,7 @@ impl AuthApi {
         Ok(v1::LogoutResponse { revoked: true })
     }
 
-    async fn register(&self, req: v1::RegisterRequest) -> CpResult<v1::AuthResponse> {
+    async fn register(&self, req: v1::RegisterRequest, peer: String) -> CpResult<v1::AuthResponse> {
         self.state.ensure_running()?;
         let email = validation::email(&req.email)?;
         let name = if req.name.trim().is_empty() {
@@ -103,6 +107,15 @@ impl AuthApi {
             validation::name("name", &req.name)?
         };
         password_policy::check(&req.password, &email, &name)?;
+        // Sign-ups per client address: fresh accounts are not free for the taking.
+        if let Some(rate) = self.state.config.limits.register_ip {
+            let d = self.state.limiter.check(RULE_REGISTER_IP, &peer, rate, 1).await;
+            if !d.allowed {
+                return Err(d
+                    .refusal(format!("Too many sign-ups from this address ({})", rate.describe()))
+                    .into());
+            }
+        }
         let created = create_user(&self.state, name, email, req.password, UserRole::User).await?;
         audit::record(&self.state.db, "auth", AuditEntry::new("user registered").user(&created.id));
         self.respond(&created, None).await
@@ -116,6 +129,38 @@ impl AuthApi {
         }
         if req.password.is_empty() {
             return Err(crate::error::invalid("password", "password is required"));
+        }
+        // Attempts are counted before the password is checked (so a burst
+        // of guesses cannot get past the limit, nor burn argon2 CPU beyond
+        // it); a successful login gives its units back, so only failures
+        // add up.
+        let limits = &self.state.config.limits;
+        let limiter = &self.state.limiter;
+        if let Some(rate) = limits.login_ip {
+            let d = limiter.check(RULE_LOGIN_IP, &peer, rate, 1).await;
+            if !d.allowed {
+                return Err(d
+                    .refusal(format!("Too many login attempts from this address ({})", rate.describe()))
+                    .into());
+            }
+        }
+        if let Some(rate) = limits.login_account {
+            let d = limiter.check(RULE_LOGIN_ACCOUNT, &email, rate, 1).await;
+            if !d.allowed {
+                audit::record(
+                    &self.state.db,
+                    "auth",
+                    AuditEntry::new("login refused: too many attempts for this account")
+                        .level(LogLevel::Warn)
+                        .details(serde_json::json!({ "email": email, "peer": peer })),
+                );
+                if let Some(rate) = limits.login_ip {
+                    limiter.refund(RULE_LOGIN_IP, &peer, rate, 1).await;
+                }
+                return Err(d
+                    .refusal(format!("Too many login attempts for this account ({})", rate.describe()))
+                    .into());
+            }
         }
         let found = if email.len() <= 254 && req.password.len() <= 1024 {
             user::Entity::find()
@@ -151,6 +196,12 @@ impl AuthApi {
                 return Err(api(ErrorCode::InvalidCredentials, "invalid email or password"));
             }
         };
+        if let Some(rate) = limits.login_account {
+            limiter.refund(RULE_LOGIN_ACCOUNT, &email, rate, 1).await;
+        }
+        if let Some(rate) = limits.login_ip {
+            limiter.refund(RULE_LOGIN_IP, &peer, rate, 1).await;
+        }
         let now = Utc::now();
         let mut active: user::ActiveModel = user.clone().into();
         active.last_login_at = Set(Some(now));
@@ -188,6 +239,7 @@ pub async fn create_user(
         tier: Set(UserTier::Basic),
         is_active: Set(true),
         token_version: Set(0),
+        message_quota: Set(None),
         last_login_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -225,7 +277,8 @@ impl AuthService for AuthApi {
         &self,
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::AuthResponse>, Status> {
-        Ok(Response::new(self.register(request.into_inner()).await?))
+        let peer = self.state.auth.client_ip(&request);
+        Ok(Response::new(self.register(request.into_inner(), peer).await?))
     }
 
     async fn login(&self, request: Request<v1::LoginRequest>) -> Result<Response<v1::AuthResponse>, Status> {

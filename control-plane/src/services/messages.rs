@@ -18,6 +18,8 @@ use crate::auth::key_cache::KeyEntry;
 use crate::auth::{api_keys, identity};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
+use crate::limits::Decision;
+use crate::limits::quota;
 use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
 use crate::persistence::message_inserter::LedgerRow;
@@ -31,6 +33,8 @@ pub struct MessageApi {
 
 /// The session an API key unlocks.
 struct KeySession {
+    key_id: String,
+    owner: quota::Owner,
     session_id: String,
     status: SessionStatus,
     worker_id: Option<String>,
@@ -38,7 +42,7 @@ struct KeySession {
 }
 
 const KEY_LOOKUP: &str = "SELECT k.id AS key_id, k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
-    s.worker_id, s.generation, u.is_active AS user_active \
+    s.worker_id, s.generation, u.is_active AS user_active, u.id AS user_id, u.tier, u.message_quota \
     FROM api_keys k JOIN sessions s ON s.id = k.session_id JOIN users u ON u.id = s.user_id \
     WHERE k.key_hash = $1";
 
@@ -75,6 +79,9 @@ impl MessageApi {
                     status: row.try_get("", "status")?,
                     worker_id: row.try_get("", "worker_id")?,
                     generation: row.try_get("", "generation")?,
+                    user_id: row.try_get("", "user_id")?,
+                    tier: row.try_get("", "tier")?,
+                    message_quota: row.try_get("", "message_quota")?,
                 };
                 cache.insert(ticket, hash, e.clone());
                 e
@@ -84,7 +91,14 @@ impl MessageApi {
             return Err(invalid_key());
         }
         self.state.key_usage.touch(&entry.key_id);
+        self.state.usage.api_call(&entry.user_id, &entry.session_id, &entry.key_id);
         Ok(KeySession {
+            owner: quota::Owner {
+                user_id: entry.user_id,
+                tier: entry.tier,
+                custom_quota: entry.message_quota,
+            },
+            key_id: entry.key_id,
             session_id: entry.session_id,
             status: entry.status,
             worker_id: entry.worker_id,
@@ -96,7 +110,7 @@ impl MessageApi {
         &self,
         md: tonic::metadata::MetadataMap,
         req: v1::SendRequest,
-    ) -> CpResult<v1::SendResponse> {
+    ) -> CpResult<(v1::SendResponse, Option<Decision>)> {
         self.state.ensure_running()?;
         let ks = self.authenticate(&md).await?;
         if ks.session_id != req.session_id {
@@ -117,7 +131,7 @@ impl MessageApi {
         if let Some(k) = &idempotency_key
             && let Some(existing) = self.find_idempotent(&ks.session_id, k).await?
         {
-            return Ok(response(&existing));
+            return Ok((response(&existing), None));
         }
         // A paired session moving to another worker (RECONNECTING) queues the
         // send: it goes out once the session is CONNECTED again.
@@ -132,6 +146,10 @@ impl MessageApi {
         if worker_id.is_empty() && !queue_only {
             return Err(api(ErrorCode::WorkerUnavailable, "session has no worker"));
         }
+
+        // The owner's tier quota (one atomic check, shared by every replica);
+        // a repeated idempotent send above was not counted again.
+        let quota = quota::take(&self.state, &ks.owner, 1).await?;
 
         let inserted = Inserted { id: uuid::Uuid::now_v7().to_string(), created_at: Utc::now() };
         let row = new_row(&inserted, &ks.session_id, &to, kind, &content, idempotency_key.clone());
@@ -152,19 +170,37 @@ impl MessageApi {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
                 self.state.send_tracker.release(&inserted.id);
+                quota::give_back(&self.state, &ks.owner, 1).await;
                 // A concurrent request with the same key won the race.
                 let k = idempotency_key.unwrap_or_default();
                 let existing = self.find_idempotent(&ks.session_id, &k).await?.ok_or(CpError::Db(e))?;
-                return Ok(response(&existing));
+                return Ok((response(&existing), None));
             }
             Err(e) => {
                 self.state.send_tracker.release(&inserted.id);
+                quota::give_back(&self.state, &ks.owner, 1).await;
                 return Err(e.into());
             }
         }
 
+        self.state.usage.message(&ks.owner.user_id, &ks.session_id, &ks.key_id, kind);
+        let reply = self.dispatch(&ks, &worker_id, &inserted, to, content, queue_only).await?;
+        Ok((reply, quota))
+    }
+
+    /// Dispatches the durable row on the session's worker (or leaves it
+    /// queued while the session reconnects).
+    async fn dispatch(
+        &self,
+        ks: &KeySession,
+        worker_id: &str,
+        inserted: &Inserted,
+        to: String,
+        content: v1::MessageContent,
+        queue_only: bool,
+    ) -> CpResult<v1::SendResponse> {
         if queue_only {
-            return Ok(pending(&inserted, to));
+            return Ok(pending(inserted, to));
         }
         let send = v1::SendMessage {
             session_id: ks.session_id.clone(),
@@ -174,16 +210,16 @@ impl MessageApi {
             content: Some(content),
             attempt: 1,
         };
-        match send_dispatch::dispatch_tracked(&self.state, &worker_id, send, Unreached::Fail).await {
+        match send_dispatch::dispatch_tracked(&self.state, worker_id, send, Unreached::Fail).await {
             SendOutcome::Sent { .. } => Ok(v1::SendResponse {
-                message_id: inserted.id,
+                message_id: inserted.id.clone(),
                 status: v1::MessageStatus::Sent as i32,
                 to,
                 error: None,
                 created_at: Some(to_proto(inserted.created_at)),
             }),
             SendOutcome::Failed { reason, error: None } => Ok(v1::SendResponse {
-                message_id: inserted.id,
+                message_id: inserted.id.clone(),
                 status: v1::MessageStatus::Failed as i32,
                 to,
                 error: Some(reason),
@@ -191,7 +227,7 @@ impl MessageApi {
             }),
             SendOutcome::Failed { error: Some(e), .. } => Err(CpError::Dispatch(e)),
             // Re-dispatched on the session's new worker after failover.
-            SendOutcome::Lost(_) => Ok(pending(&inserted, to)),
+            SendOutcome::Lost(_) => Ok(pending(inserted, to)),
             // Outcome unknown: the worker may still send it; its status
             // events settle the row, or the sweep dispatches it again.
             SendOutcome::TimedOut(e) | SendOutcome::NotReached(e) => Err(CpError::Api(
@@ -305,16 +341,21 @@ impl MessageService for MessageApi {
         let span = tracing::debug_span!("send", session_id = %req.session_id, request_id);
         let result = self.send(md, req).instrument(span).await;
         crate::metrics::send_outcome(send_outcome(&result));
-        Ok(Response::new(result?))
+        let (reply, quota) = result?;
+        let mut response = Response::new(reply);
+        if let Some(d) = quota {
+            d.info().write(response.metadata_mut());
+        }
+        Ok(response)
     }
 }
 
 /// The `outcome` label of a send: sent, failed (by the worker), pending
 /// (accepted, not yet acknowledged) or refused (an error answer).
-fn send_outcome(result: &CpResult<v1::SendResponse>) -> &'static str {
+fn send_outcome(result: &CpResult<(v1::SendResponse, Option<Decision>)>) -> &'static str {
     match result {
-        Ok(r) if r.status == v1::MessageStatus::Failed as i32 => "failed",
-        Ok(r) if r.status == v1::MessageStatus::Pending as i32 => "pending",
+        Ok((r, _)) if r.status == v1::MessageStatus::Failed as i32 => "failed",
+        Ok((r, _)) if r.status == v1::MessageStatus::Pending as i32 => "pending",
         Ok(_) => "sent",
         Err(_) => "refused",
     }

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -48,7 +48,7 @@ impl SessionApi {
         let key = api_keys::generate();
         let now = Utc::now();
 
-        let txn = db.conn.begin().await?;
+        let txn = db.begin().await?;
         if db.is_postgres() {
             // Serialises concurrent creates of one user, so the tier limit holds.
             txn.execute_raw(
@@ -219,7 +219,7 @@ impl SessionApi {
     /// slot and the route.
     async fn remove_session(&self, session_id: &str, worker_id: Option<&str>) -> CpResult<()> {
         let db = &self.state.db;
-        let txn = db.conn.begin().await?;
+        let txn = db.begin().await?;
         let deleted = session::Entity::delete_by_id(session_id.to_owned()).exec(&txn).await?;
         if deleted.rows_affected > 0
             && let Some(w) = worker_id

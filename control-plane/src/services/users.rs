@@ -2,7 +2,7 @@
 //! part of the request type, so they cannot be mass-assigned.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::v1::{self, user_service_server::UserService};
@@ -112,7 +112,7 @@ pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
         session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&state.db.conn).await?;
     futures::future::join_all(sessions.iter().map(|s| stop_on_worker(state, s))).await;
     let db = &state.db;
-    let txn = db.conn.begin().await?;
+    let txn = db.begin().await?;
     for s in &sessions {
         if let Some(w) = &s.worker_id {
             placement::release_slot(db, &txn, w).await?;

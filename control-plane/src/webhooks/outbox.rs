@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
 use serde::Serialize;
 
 use super::Webhooks;
@@ -113,7 +113,7 @@ pub async fn execute_with_event<T: Serialize>(
     let Some(hook) = hooks.cache.subscribed(&db.conn, db, session_id, kind).await? else {
         return Ok(db.conn.execute_raw(stmt).await?.rows_affected());
     };
-    let txn = db.conn.begin().await?;
+    let txn = db.begin().await?;
     let affected = txn.execute_raw(stmt).await?.rows_affected();
     if affected > 0 {
         let row = OutboxRow::new(&hook.id, session_id, kind, Utc::now(), &data());

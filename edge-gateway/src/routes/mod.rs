@@ -19,6 +19,7 @@ pub(crate) mod keys;
 pub(crate) mod logs;
 pub(crate) mod messages;
 pub(crate) mod sessions;
+pub(crate) mod usage;
 pub(crate) mod users;
 pub(crate) mod webhooks;
 pub(crate) mod workers;
@@ -54,4 +55,5 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(fleet::router())
         .merge(analytics::router())
         .merge(logs::router())
+        .merge(usage::router())
 }

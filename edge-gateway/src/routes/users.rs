@@ -52,6 +52,18 @@ pub struct UpdateUserBody {
     pub is_active: Option<bool>,
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// The user's own message quota per hour (0 suspends sending); `null`
+    /// goes back to the tier's quota.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000000)]
+    pub message_quota: Option<Option<i64>>,
+}
+
+/// A field that may be absent (`None`) or `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl Validate for UpdateUserBody {}
@@ -71,12 +83,21 @@ impl UpdateUserBody {
             Some(r) if r.eq_ignore_ascii_case("administrator") => Some(v1::UserRole::Administrator as i32),
             Some(_) => return Err(ApiError::invalid("role", "role must be USER or ADMINISTRATOR")),
         };
+        let message_quota = match self.message_quota {
+            None => None,
+            Some(None) => Some(-1),
+            Some(Some(n)) if (0..=100_000_000).contains(&n) => Some(n),
+            Some(Some(_)) => {
+                return Err(ApiError::invalid("messageQuota", "messageQuota must be 0..100000000 or null"));
+            }
+        };
         Ok(v1::UpdateUserRequest {
             user_id: user_id.to_owned(),
             tier,
             role,
             is_active: self.is_active,
             name: self.name,
+            message_quota,
         })
     }
 }

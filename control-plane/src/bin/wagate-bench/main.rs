@@ -45,6 +45,41 @@ enum StorageArg {
     Both,
 }
 
+/// Rate limits and quotas of the control plane under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum LimitsArg {
+    /// Every rule counted on every call (per-IP, session operations, the
+    /// tier quota, login and sign-up), with limits the load never reaches.
+    On,
+    /// No rule at all (the cost of the limiter is the difference).
+    Off,
+}
+
+impl LimitsArg {
+    fn env(self) -> Vec<(&'static str, String)> {
+        let (count, rate) = match self {
+            LimitsArg::On => ("1000000000", "1000000000/1h"),
+            LimitsArg::Off => ("0", "off"),
+        };
+        let mut env: Vec<(&'static str, String)> =
+            ["WAGATE_QUOTA_BASIC", "WAGATE_QUOTA_PRO", "WAGATE_QUOTA_MAX"]
+                .iter()
+                .map(|k| (*k, count.to_owned()))
+                .collect();
+        for k in [
+            "WAGATE_LIMIT_IP",
+            "WAGATE_LIMIT_SESSION_OPS",
+            "WAGATE_LIMIT_LOGIN_ACCOUNT",
+            "WAGATE_LIMIT_LOGIN_IP",
+            "WAGATE_LIMIT_REGISTER_IP",
+        ] {
+            env.push((k, rate.to_owned()));
+        }
+        env
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
     Send,
@@ -167,6 +202,10 @@ struct Args {
     /// `--cp-env WAGATE_KEY_CACHE_TTL_MS=0` to measure without the key cache.
     #[arg(long = "cp-env", value_parser = parse_kv)]
     cp_env: Vec<(String, String)>,
+    /// Rate limits of the control plane, comma-separated (one whole run
+    /// each, in this order): `on,off` measures what the limiter adds.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "on")]
+    limits: Vec<LimitsArg>,
     /// Control-plane replicas (PostgreSQL + Redis only). With 2 the workers'
     /// streams are on the first and the edge talks to the second, so every
     /// send is forwarded one hop (measures the cost of cluster dispatch).
@@ -222,6 +261,7 @@ async fn serve_ceiling(port: u16) -> anyhow::Result<()> {
 /// The stack of one storage.
 struct Stack {
     storage: &'static str,
+    limits: LimitsArg,
     ceiling: Proc,
     cp: Proc,
     /// The second replica (`--replicas 2`): the edge's, not the workers'.
@@ -239,6 +279,14 @@ struct Stack {
 }
 
 impl Stack {
+    /// The storage, and the limits when they are off (rows of an `on,off` run).
+    fn label(&self) -> String {
+        match self.limits {
+            LimitsArg::On => self.storage.to_owned(),
+            LimitsArg::Off => format!("{} (limits off)", self.storage),
+        }
+    }
+
     fn procs(&self) -> Vec<&Proc> {
         let mut v = vec![&self.ceiling, &self.cp, &self.edge];
         v.extend(self.cp2.iter());
@@ -301,7 +349,13 @@ impl Stack {
     }
 }
 
-async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) -> anyhow::Result<Stack> {
+async fn start_stack(
+    args: &Args,
+    storage: StorageArg,
+    limits: LimitsArg,
+    dir: &Path,
+    bins: &Path,
+) -> anyhow::Result<Stack> {
     std::fs::create_dir_all(dir)?;
     let token = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let (db_url, redis, pg_drop, storage_name) = match storage {
@@ -346,6 +400,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
         ("WAGATE_ALLOW_SHARED_WORKER_TOKEN", "true".to_owned()),
         ("JWT_SECRET", format!("{}", uuid::Uuid::new_v4().simple())),
     ];
+    env.extend(limits.env());
     for (k, v) in &args.cp_env {
         env.push((k.as_str(), v.clone()));
     }
@@ -433,6 +488,7 @@ async fn start_stack(args: &Args, storage: StorageArg, dir: &Path, bins: &Path) 
     }
     Ok(Stack {
         storage: storage_name,
+        limits,
         ceiling,
         cp,
         cp2,
@@ -636,6 +692,7 @@ struct Backlog {
 #[derive(Debug, Clone, Serialize)]
 struct StorageReport {
     storage: String,
+    limits: LimitsArg,
     sessions: usize,
     workers: usize,
     rows: Vec<Row>,
@@ -686,7 +743,7 @@ where
     let rss_kib = stack.mem().into_iter().map(|(k, m)| (k, m.vm_rss_kib)).collect();
     let summary = std::mem::take(&mut out.samples).summarize(out.seconds);
     let row = Row {
-        storage: stack.storage.to_owned(),
+        storage: stack.label(),
         target: target.to_owned(),
         connections: conns,
         summary,
@@ -732,6 +789,7 @@ fn print_row(r: &Row) {
 async fn run_storage(
     args: &Args,
     storage: StorageArg,
+    limits: LimitsArg,
     run_dir: &Path,
     bins: &Path,
 ) -> anyhow::Result<StorageReport> {
@@ -739,8 +797,8 @@ async fn run_storage(
         StorageArg::Postgres => "postgres",
         _ => "sqlite",
     });
-    eprintln!("== {storage:?}: starting control plane, edge, {} workers", args.workers);
-    let mut stack = start_stack(args, storage, &dir, bins).await?;
+    eprintln!("== {storage:?}, limits {limits:?}: starting control plane, edge, {} workers", args.workers);
+    let mut stack = start_stack(args, storage, limits, &dir, bins).await?;
     let result = run_scenarios(args, &mut stack).await;
     stack.teardown().await;
     result
@@ -871,6 +929,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
     let table_stats = table_stats(stack).await;
     Ok(StorageReport {
         storage: stack.storage.to_owned(),
+        limits: stack.limits,
         sessions: sessions.len(),
         workers: args.workers,
         rows,
@@ -998,7 +1057,7 @@ async fn churn(
     let rss_kib: BTreeMap<String, u64> = stack.mem().into_iter().map(|(k, m)| (k, m.vm_rss_kib)).collect();
     let secs = duration.as_secs_f64();
     let mk = |target: &str, s: stats::Samples| Row {
-        storage: stack.storage.to_owned(),
+        storage: stack.label(),
         target: target.to_owned(),
         connections: tokens.len(),
         summary: s.summarize(secs),
@@ -1142,11 +1201,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("== machine {machine}; results under {}", run_dir.display());
     let mut reports = Vec::new();
     let mut failed = false;
-    for s in storages {
-        let r = run_storage(&args, s, &run_dir, &bins).await?;
+    let runs = storages.iter().flat_map(|s| args.limits.iter().map(move |l| (*s, *l)));
+    for (s, limits) in runs {
+        let r = run_storage(&args, s, limits, &run_dir, &bins).await?;
         failed |= !r.verification.ok;
         println!();
-        println!("peak RSS (VmHWM) per process, {}:", r.storage);
+        println!("peak RSS (VmHWM) per process, {}, limits {limits:?}:", r.storage);
         for (name, m) in &r.memory {
             println!(
                 "  {name:<16} {:>8.1} MiB peak, {:>8.1} MiB now",
@@ -1173,6 +1233,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "lifecycle_params": args.lifecycle(),
             "cp_env": args.cp_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "replicas": args.replicas,
+            "limits": args.limits,
         },
         "storages": reports,
     });

@@ -17,6 +17,9 @@ pub struct Model {
     /// Bumped by a password change or logout-all: tokens carry the version
     /// they were issued at and older ones are refused.
     pub token_version: i64,
+    /// An administrator's message quota per window for this user (`None`:
+    /// the tier's).
+    pub message_quota: Option<i64>,
     pub last_login_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -1,0 +1,162 @@
+//! The per-client-IP limits on the public gRPC services, as a tower layer:
+//! every call counts against the general limit (brief: 1,000 per 15 min),
+//! session operations also against theirs (60 per minute). The client IP is
+//! the socket peer unless the peer is a trusted forwarder (see
+//! `auth::client_addr`). Worker streams, replica-to-replica calls, health
+//! and reflection are not limited.
+//!
+//! Answers carry `ratelimit-*` metadata (the tighter of the limits that
+//! applied, unless the service set its own, e.g. the message quota); a
+//! refused call is RESOURCE_EXHAUSTED with `RATE_LIMITED`, `retry-after`
+//! and the same details.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use wagate_proto::ratelimit::RateLimitInfo;
+
+use super::Decision;
+use crate::state::SharedState;
+
+pub const RULE_IP: &str = "ip";
+pub const RULE_SESSION_OPS: &str = "session_ops";
+
+/// Services the public can call (limited).
+const PUBLIC: &[&str] = &[
+    "/wagate.v1.AuthService/",
+    "/wagate.v1.SessionService/",
+    "/wagate.v1.MessageService/",
+    "/wagate.v1.MessageHistoryService/",
+    "/wagate.v1.ApiKeyService/",
+    "/wagate.v1.UserService/",
+    "/wagate.v1.AdminService/",
+    "/wagate.v1.FleetService/",
+    "/wagate.v1.WebhookService/",
+    "/wagate.v1.UsageService/",
+];
+
+/// Session operations: everything on a session but reading it.
+fn is_session_op(path: &str) -> bool {
+    path.strip_prefix("/wagate.v1.SessionService/")
+        .is_some_and(|m| !matches!(m, "ListSessions" | "GetSession"))
+}
+
+#[derive(Clone)]
+pub struct ClientLimitLayer {
+    state: SharedState,
+}
+
+impl ClientLimitLayer {
+    pub fn new(state: SharedState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> tower::Layer<S> for ClientLimitLayer {
+    type Service = ClientLimit<S>;
+
+    fn layer(&self, inner: S) -> ClientLimit<S> {
+        ClientLimit { inner, state: self.state.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct ClientLimit<S> {
+    inner: S,
+    state: SharedState,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for ClientLimit<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path();
+        if !PUBLIC.iter().any(|p| path.starts_with(p)) {
+            return Box::pin(self.inner.call(req));
+        }
+        let session_op = is_session_op(path);
+        // The service that was polled ready runs this call; a clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move {
+            let (req, ip) = client_ip(&state, req);
+            let limits = &state.config.limits;
+            let mut applied: Option<Decision> = None;
+            let checks = [(RULE_IP, limits.ip, true), (RULE_SESSION_OPS, limits.session_ops, session_op)];
+            for (rule, rate, applies) in checks {
+                let Some(rate) = rate.filter(|_| applies) else { continue };
+                let d = state.limiter.check(rule, &ip, rate, 1).await;
+                if !d.allowed {
+                    let what = if rule == RULE_IP {
+                        "Too many requests"
+                    } else {
+                        "Session operation rate limit exceeded"
+                    };
+                    let status = d.refusal(format!("{what} ({}), retry later", rate.describe())).to_status();
+                    return Ok(status.into_http());
+                }
+                applied = Some(match applied {
+                    Some(a) if a.info().tighter(d.info()) == a.info() => a,
+                    _ => d,
+                });
+            }
+            let mut response = inner.call(req).await?;
+            if let Some(d) = applied {
+                let headers = response.headers_mut();
+                if !headers.contains_key(wagate_proto::ratelimit::REMAINING) {
+                    write_headers(headers, d.info());
+                }
+            }
+            Ok(response)
+        })
+    }
+}
+
+fn write_headers(headers: &mut http::HeaderMap, info: RateLimitInfo) {
+    headers.insert(wagate_proto::ratelimit::LIMIT, info.limit.into());
+    headers.insert(wagate_proto::ratelimit::REMAINING, info.remaining.into());
+    headers.insert(wagate_proto::ratelimit::RESET, info.reset_secs.into());
+}
+
+/// The client address by the one rule of `auth::client_addr`, through a
+/// tonic request made of the same parts (nothing copied).
+fn client_ip<B>(state: &SharedState, req: http::Request<B>) -> (http::Request<B>, String) {
+    let (parts, body) = req.into_parts();
+    let (method, uri, version) = (parts.method.clone(), parts.uri.clone(), parts.version);
+    let grpc = tonic::Request::from_http(http::Request::from_parts(parts, ()));
+    let ip = state.auth.client_ip(&grpc);
+    let (metadata, extensions, ()) = grpc.into_parts();
+    let mut req = http::Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = metadata.into_headers();
+    *req.extensions_mut() = extensions;
+    (req, ip)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn session_ops_are_the_calls_that_change_or_pair_a_session() {
+        assert!(super::is_session_op("/wagate.v1.SessionService/CreateSession"));
+        assert!(super::is_session_op("/wagate.v1.SessionService/GetQr"));
+        assert!(super::is_session_op("/wagate.v1.SessionService/DeleteSession"));
+        assert!(!super::is_session_op("/wagate.v1.SessionService/GetSession"));
+        assert!(!super::is_session_op("/wagate.v1.MessageService/Send"));
+    }
+}

@@ -1,0 +1,84 @@
+//! The tier message quota: messages per window (an hour by default) per
+//! session owner, BASIC 100 / PRO 1,000 / MAX 10,000 unless an
+//! administrator set the user's own quota (`users.message_quota`).
+
+use std::time::Duration;
+
+use super::{Decision, Rate};
+use crate::persistence::enums::UserTier;
+use crate::state::SharedState;
+
+pub const RULE: &str = "quota";
+
+#[derive(Debug, Clone)]
+pub struct TierQuotas {
+    pub basic: Option<Rate>,
+    pub pro: Option<Rate>,
+    pub max: Option<Rate>,
+    pub window: Duration,
+}
+
+impl TierQuotas {
+    pub fn standard() -> Self {
+        let hour = Duration::from_secs(3600);
+        Self {
+            basic: Some(Rate::new(100, hour)),
+            pro: Some(Rate::new(1000, hour)),
+            max: Some(Rate::new(10_000, hour)),
+            window: hour,
+        }
+    }
+
+    /// The quota of a user of `tier` with the administrator's `custom`
+    /// quota, if any (`None`: unlimited).
+    pub fn rate(&self, tier: UserTier, custom: Option<i64>) -> Option<Rate> {
+        if let Some(n) = custom {
+            return Some(Rate::new(u64::try_from(n).unwrap_or(0), self.window));
+        }
+        match tier {
+            UserTier::Basic => self.basic,
+            UserTier::Pro => self.pro,
+            UserTier::Max => self.max,
+        }
+    }
+}
+
+/// The owner of a session, as the send path knows it.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub user_id: String,
+    pub tier: UserTier,
+    pub custom_quota: Option<i64>,
+}
+
+/// Counts `count` messages against the owner's quota. `Ok(None)`: no quota
+/// applies; `Err`: the 429 to answer.
+pub async fn take(
+    state: &SharedState,
+    owner: &Owner,
+    count: u64,
+) -> Result<Option<Decision>, wagate_proto::error::ApiError> {
+    let Some(rate) = state.config.limits.quota.rate(owner.tier, owner.custom_quota) else {
+        return Ok(None);
+    };
+    let d = state.limiter.check(RULE, &owner.user_id, rate, count).await;
+    if d.allowed {
+        return Ok(Some(d));
+    }
+    let plan = match owner.custom_quota {
+        Some(_) => "your account".to_owned(),
+        None => format!("{} tier", owner.tier.as_str()),
+    };
+    Err(d.refusal(format!(
+        "Message limit exceeded. {plan} allows {} messages per {}",
+        rate.limit,
+        rate.per()
+    )))
+}
+
+/// Gives back what [`take`] counted for a send that was not accepted after all.
+pub async fn give_back(state: &SharedState, owner: &Owner, count: u64) {
+    if let Some(rate) = state.config.limits.quota.rate(owner.tier, owner.custom_quota) {
+        state.limiter.refund(RULE, &owner.user_id, rate, count).await;
+    }
+}
