@@ -13,6 +13,7 @@ mod m20261127_000009_worker_epoch;
 mod m20261127_000010_send_pipeline;
 mod m20261127_000011_webhooks;
 mod m20261127_000013_credentials;
+mod m20261127_000014_capacity;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000010_send_pipeline::Migration),
             Box::new(m20261127_000011_webhooks::Migration),
             Box::new(m20261127_000013_credentials::Migration),
+            Box::new(m20261127_000014_capacity::Migration),
         ]
     }
 }
