@@ -213,28 +213,57 @@ async fn start_respects_the_tier_limit_sqlite() {
     cl.shutdown().await;
 }
 
-async fn paid_reserve(storage: Storage) {
+async fn paid_reserve(storage: Storage, replicas: usize) {
     // Capacity 10, 20 % held back for paid tiers.
-    let cl = start(cluster(storage).configure(|c| c.paid_reserve_percent = 20).workers(2, 5)).await;
+    let mut cl = start(
+        cluster(storage)
+            .replicas(replicas)
+            .edge_on(replicas - 1)
+            .configure(|c| c.paid_reserve_percent = 20)
+            .worker(WorkerSpec::new("w-1", 5).on(0))
+            .worker(WorkerSpec::new("w-2", 5).on(1)),
+    )
+    .await;
     let api = Api::new(&cl);
-    for i in 0..8 {
-        let token = api.register(&format!("basic{i}@example.com")).await;
-        api.create_session(&token, "basic").await;
+    let mut tokens = Vec::new();
+    for i in 0..10 {
+        tokens.push(api.register(&format!("basic{i}@example.com")).await);
     }
-    assert_eq!(used_slots(&cl).await, 8);
-    let ninth = api.register("basic8@example.com").await;
-    let r = api.post("/api/v1/sessions", Some(&ninth), json!({ "name": "ninth" })).await;
-    r.expect_code(503, "NO_AVAILABLE_WORKERS");
-    assert!(r.body["error"].as_str().unwrap().contains("reserved for paid tiers"), "{}", r.body);
-    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!(retry > 0);
-    assert_eq!(used_slots(&cl).await, 8, "nothing reserved by the refused create");
+    // Ten BASIC creates at once (through every replica): exactly eight get a slot.
+    let mut apis = vec![api.clone()];
+    if replicas > 1 {
+        apis.push(Api { base: cl.add_edge(0).await.unwrap(), http: reqwest::Client::new() });
+    }
+    let creates = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| apis[i % apis.len()].post("/api/v1/sessions", Some(t), json!({ "name": "basic" })));
+    let replies = futures::future::join_all(creates).await;
+    let mut basics = Vec::new();
+    let mut refused = Vec::new();
+    for (token, r) in tokens.iter().zip(&replies) {
+        if r.status == reqwest::StatusCode::CREATED {
+            basics.push((token.clone(), r.data()["sessionId"].as_str().unwrap().to_owned()));
+        } else {
+            r.expect_code(503, "NO_AVAILABLE_WORKERS");
+            assert!(r.body["error"].as_str().unwrap().contains("reserved for paid tiers"), "{}", r.body);
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry > 0);
+            refused.push(token.clone());
+        }
+    }
+    assert_eq!((basics.len(), refused.len()), (8, 2));
+    assert_eq!(used_slots(&cl).await, 8, "nothing reserved by the refused creates");
+    let ninth = refused[0].clone();
+    api.post("/api/v1/sessions", Some(&ninth), json!({ "name": "ninth" }))
+        .await
+        .expect_code(503, "NO_AVAILABLE_WORKERS");
 
     // Paid tiers still place, up to the whole fleet.
     let pro = api.register("pro@example.com").await;
     set_tier(&cl, "pro@example.com", "PRO").await;
-    api.create_session(&pro, "pro-1").await;
-    api.create_session(&pro, "pro-2").await;
+    let (pro_1, _) = api.create_session(&pro, "pro-1").await;
+    let (pro_2, _) = api.create_session(&pro, "pro-2").await;
     assert_eq!(used_slots(&cl).await, 10);
     api.post("/api/v1/sessions", Some(&pro), json!({ "name": "pro-3" }))
         .await
@@ -243,15 +272,48 @@ async fn paid_reserve(storage: Storage) {
     api.post("/api/v1/sessions", Some(&ninth), json!({ "name": "ninth" }))
         .await
         .expect_code(503, "NO_AVAILABLE_WORKERS");
+
+    // A start goes through the same rule. A BASIC session disconnected (as
+    // the QR timeout leaves it: no worker, its slot given back) ...
+    let (basic0, idle) = &basics[0];
+    let db = &cl.cp().state().db;
+    let worker_id = session_json(&api, basic0, idle).await["workerId"].as_str().unwrap().to_owned();
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE sessions SET status = 'DISCONNECTED', worker_id = NULL, qr_since = NULL WHERE id = $1",
+            vec![idle.clone().into()],
+        ))
+        .await
+        .unwrap();
+    db.conn
+        .execute_raw(db.stmt(
+            "UPDATE workers SET session_count = session_count - 1 WHERE id = $1",
+            vec![worker_id.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(used_slots(&cl).await, 9);
+    // ... cannot start while used slots (9, then 8) reach 80 % of 10 ...
+    let start_idle = format!("/api/v1/sessions/{idle}/start");
+    let r = api.post(&start_idle, Some(basic0), json!({})).await;
+    r.expect_code(503, "NO_AVAILABLE_WORKERS");
+    assert!(r.headers.contains_key("retry-after"));
+    api.delete(&format!("/api/v1/sessions/{pro_1}"), Some(&pro)).await.expect(200);
+    api.post(&start_idle, Some(basic0), json!({})).await.expect_code(503, "NO_AVAILABLE_WORKERS");
+    assert_eq!(used_slots(&cl).await, 8);
+    // ... and can below it.
+    api.delete(&format!("/api/v1/sessions/{pro_2}"), Some(&pro)).await.expect(200);
+    api.post(&start_idle, Some(basic0), json!({})).await.expect(200);
+    assert_eq!(used_slots(&cl).await, 8);
     cl.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paid_reserve_holds_slots_back_from_basic_sqlite() {
-    paid_reserve(Storage::Sqlite).await;
+    paid_reserve(Storage::Sqlite, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paid_reserve_holds_slots_back_from_basic_postgres() {
-    paid_reserve(Storage::PostgresRedis).await;
+async fn paid_reserve_holds_slots_back_from_basic_postgres_two_replicas() {
+    paid_reserve(Storage::PostgresRedis, 2).await;
 }
