@@ -150,6 +150,15 @@ pub struct ControlPlaneArgs {
     /// replica) before its sessions fail over.
     #[arg(long, env = "WAGATE_RECONNECT_GRACE_MS", default_value_t = 2000)]
     pub reconnect_grace_ms: u64,
+    /// Capacity (issue 12): a session still unpaired (INIT / QR_REQUIRED)
+    /// this many seconds after it was placed or started is stopped, its
+    /// worker slot freed, and marked DISCONNECTED (`POST …/start` again); 0 off.
+    #[arg(long, env = "WAGATE_QR_TIMEOUT_SECS", default_value_t = 300)]
+    pub qr_timeout_secs: u64,
+    /// Share (0–90 %) of the fleet's capacity held back for paid tiers: BASIC
+    /// creates/starts are refused (503) once used slots reach the rest.
+    #[arg(long, env = "WAGATE_PAID_RESERVE_PERCENT", default_value_t = 0)]
+    pub paid_reserve_percent: u8,
     /// Webhook delivery: see `crate::webhooks::WebhookArgs`.
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookArgs,
@@ -213,6 +222,10 @@ pub struct ControlPlaneConfig {
     pub advertise_addr: Option<String>,
     pub internal_token: String,
     pub reconnect_grace: Duration,
+    /// Unpaired sessions give their slot back after this (`None`: never).
+    pub qr_timeout: Option<Duration>,
+    /// Percent of fleet capacity BASIC users cannot take (0..=90).
+    pub paid_reserve_percent: u8,
     /// Webhook delivery settings.
     pub webhooks: crate::webhooks::WebhookSettings,
     pub limits: crate::limits::LimitSettings,
@@ -240,6 +253,12 @@ impl ControlPlaneArgs {
         }
         let trusted_proxies = crate::auth::client_addr::parse_cidrs(&self.trusted_proxies)
             .map_err(|reason| ConfigError::Invalid { name: "WAGATE_TRUSTED_PROXIES", reason })?;
+        if self.paid_reserve_percent > 90 {
+            return Err(ConfigError::Invalid {
+                name: "WAGATE_PAID_RESERVE_PERCENT",
+                reason: format!("{} is above 90", self.paid_reserve_percent),
+            });
+        }
         let jwt_secret = self.jwt_secret.filter(|s| !s.is_empty()).unwrap_or_else(|| {
             tracing::warn!("JWT_SECRET is not set: using a random secret, tokens will not survive a restart");
             random_secret()
@@ -310,6 +329,8 @@ impl ControlPlaneArgs {
                 random_secret()
             }),
             reconnect_grace: Duration::from_millis(self.reconnect_grace_ms),
+            qr_timeout: (self.qr_timeout_secs > 0).then(|| Duration::from_secs(self.qr_timeout_secs)),
+            paid_reserve_percent: self.paid_reserve_percent,
             webhooks: self.webhooks.into_settings(),
             limits: self.limits.into_settings()?,
             usage_flush: Duration::from_millis((self.usage_flush_secs * 1000).max(100)),
@@ -413,6 +434,8 @@ impl ControlPlaneConfig {
             advertise_addr: None,
             internal_token: random_secret(),
             reconnect_grace: Duration::from_millis(1000),
+            qr_timeout: Some(Duration::from_secs(300)),
+            paid_reserve_percent: 0,
             webhooks: crate::webhooks::WebhookSettings::default(),
             // Every rule counts, nothing is reached by accident: tests of
             // the limits set their own.

@@ -61,13 +61,22 @@ async fn on_qr(
     }
     let db = &state.db;
     let now = Utc::now();
+    // `qr_since` starts the QR timeout's clock unless it already runs.
     let sql = format!(
-        "UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', updated_at = $2 WHERE {}",
-        fence(3)
+        "UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', qr_since = COALESCE(qr_since, $2), updated_at = $3 \
+         WHERE {}",
+        fence(4)
     );
     let stmt = db.stmt(
         &sql,
-        vec![qr.code.clone().into(), now.into(), session_id.into(), worker_id.into(), gen_value(generation)],
+        vec![
+            qr.code.clone().into(),
+            now.into(),
+            now.into(),
+            session_id.into(),
+            worker_id.into(),
+            gen_value(generation),
+        ],
     );
     let affected = outbox::execute_with_event(state, session_id, EventType::SessionQr, stmt, || {
         payload::SessionQr { qr_code: qr.code }
@@ -95,22 +104,20 @@ async fn on_status(
     let db = &state.db;
     let now = Utc::now();
     let clear_qr = if status == SessionStatus::Connected { ", qr_code = NULL" } else { "" };
+    // The QR timeout's clock runs while the session waits for a scan.
+    let waits_for_scan = matches!(status, SessionStatus::Init | SessionStatus::QrRequired);
+    let qr_clock = if waits_for_scan { ", qr_since = COALESCE(qr_since, $5)" } else { ", qr_since = NULL" };
     let sql = format!(
-        "UPDATE sessions SET status = $1, phone_number = COALESCE($2, phone_number), last_seen_at = $3, updated_at = $4{clear_qr} WHERE {}",
-        fence(5)
+        "UPDATE sessions SET status = $1, phone_number = COALESCE($2, phone_number), last_seen_at = $3, updated_at = $4{clear_qr}{qr_clock} WHERE {}",
+        fence(if waits_for_scan { 6 } else { 5 })
     );
-    let stmt = db.stmt(
-        &sql,
-        vec![
-            sea_orm::ActiveEnum::to_value(&status).into(),
-            phone.clone().into(),
-            now.into(),
-            now.into(),
-            session_id.into(),
-            worker_id.into(),
-            gen_value(generation),
-        ],
-    );
+    let mut values: Vec<sea_orm::Value> =
+        vec![sea_orm::ActiveEnum::to_value(&status).into(), phone.clone().into(), now.into(), now.into()];
+    if waits_for_scan {
+        values.push(now.into());
+    }
+    values.extend([session_id.into(), worker_id.into(), gen_value(generation)]);
+    let stmt = db.stmt(&sql, values);
     let affected = outbox::execute_with_event(state, session_id, EventType::SessionStatus, stmt, || {
         payload::SessionStatusChanged {
             status: sea_orm::ActiveEnum::to_value(&status),

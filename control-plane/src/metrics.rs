@@ -60,6 +60,10 @@ pub static SESSIONS_MOVED: Counter = Counter::new(
     "wagate_cp_sessions_moved_total",
     "Sessions placed on another worker (failover, drain, rebalance, waiting)",
 );
+pub static SESSIONS_QR_EXPIRED: Counter = Counter::new(
+    "wagate_cp_sessions_qr_expired_total",
+    "Unpaired sessions stopped after the QR timeout (worker slot freed)",
+);
 pub static FAILOVERS: Counter =
     Counter::new("wagate_cp_failovers_total", "Lost workers whose sessions were failed over");
 pub static MESSAGES_REDISPATCHED: Counter = Counter::new(
@@ -104,6 +108,7 @@ const COUNTERS: &[&Counter] = &[
     &MESSAGES_FAILED,
     &SESSIONS_CREATED,
     &SESSIONS_MOVED,
+    &SESSIONS_QR_EXPIRED,
     &FAILOVERS,
     &MESSAGES_REDISPATCHED,
     &SEND_REDISPATCHES,

@@ -395,6 +395,22 @@ async fn client_ip_and_session_operation_limits() {
         }
     }
     assert!(first_limited.is_some_and(|i| i < 40), "limited within 40 calls: {first_limited:?}");
+    // on gRPC: RESOURCE_EXHAUSTED with the same details in metadata
+    let channel = wagate_proto::connect(cl.grpc_url()).await.unwrap();
+    let mut auth = wagate_proto::v1::auth_service_client::AuthServiceClient::new(channel);
+    let status = auth
+        .login(wagate_proto::v1::LoginRequest {
+            email: "busy@example.com".into(),
+            password: "correct-horse-9".into(),
+        })
+        .await
+        .expect_err("limited");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    let md = status.metadata();
+    assert_eq!(md.get("x-wagate-code").unwrap(), "RATE_LIMITED");
+    assert_eq!(md.get("ratelimit-limit").unwrap(), "40");
+    assert_eq!(md.get("ratelimit-remaining").unwrap(), "0");
+    assert!(md.get("retry-after").is_some());
     // the health endpoints are not limited
     let r = api.http.get(format!("{}/health", api.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -149,6 +149,7 @@ mod tests {
         ("GET", "/api/v1/sessions/{sessionId}"),
         ("DELETE", "/api/v1/sessions/{sessionId}"),
         ("GET", "/api/v1/sessions/{sessionId}/qr"),
+        ("POST", "/api/v1/sessions/{sessionId}/start"),
         ("POST", "/api/v1/sessions/{sessionId}/send"),
         ("GET", "/api/v1/sessions/{sessionId}/api-key"),
         ("DELETE", "/api/v1/sessions/{sessionId}/api-key"),

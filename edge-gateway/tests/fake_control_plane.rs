@@ -157,6 +157,11 @@ impl SessionService for Fake {
         }))
     }
 
+    async fn start_session(&self, r: Request<GetSessionRequest>) -> Result<Response<Session>, Status> {
+        self.record(&r);
+        Ok(Response::new(session(&r.into_inner().session_id)))
+    }
+
     async fn delete_session(
         &self,
         r: Request<GetSessionRequest>,

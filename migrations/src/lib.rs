@@ -12,8 +12,9 @@ mod m20261125_000010_fleet;
 mod m20261127_000009_worker_epoch;
 mod m20261127_000010_send_pipeline;
 mod m20261127_000011_webhooks;
-mod m20261127_000012_limits;
 mod m20261127_000013_credentials;
+mod m20261127_000014_capacity;
+mod m20261127_000015_limits;
 
 pub struct Migrator;
 
@@ -26,8 +27,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_worker_epoch::Migration),
             Box::new(m20261127_000010_send_pipeline::Migration),
             Box::new(m20261127_000011_webhooks::Migration),
-            Box::new(m20261127_000012_limits::Migration),
             Box::new(m20261127_000013_credentials::Migration),
+            Box::new(m20261127_000014_capacity::Migration),
+            Box::new(m20261127_000015_limits::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@
 //! drain      — MAINTENANCE + move every session (start new, then stop old)
 //! rebalance  — bounded moves from the busiest to the idlest workers
 //! capacity   — slots, utilisation, waiting sessions, recommended workers
+//! qr_timeout — unpaired sessions give their slot back after the QR timeout
 //! sweeper    — periodic: place waiting sessions, retention, rebalance (lease)
 //! ```
 
@@ -14,6 +15,7 @@ pub mod capacity;
 pub mod drain;
 pub mod failover;
 pub mod mover;
+pub mod qr_timeout;
 pub mod rebalance;
 pub mod sweeper;
 

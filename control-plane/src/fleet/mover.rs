@@ -91,7 +91,7 @@ pub async fn move_session(
     let Some(target) = target else {
         txn.execute_raw(db.stmt(
             "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, qr_code = NULL, \
-             generation = $2, updated_at = $3 WHERE id = $4",
+             qr_since = NULL, generation = $2, updated_at = $3 WHERE id = $4",
             vec![WAITING_REASON.into(), generation.into(), now.into(), session_id.into()],
         ))
         .await?;
@@ -111,14 +111,22 @@ pub async fn move_session(
     };
     let resumed = snapshot.is_some();
     let status = if resumed { "RECONNECTING" } else { "INIT" };
-    txn.execute_raw(db.stmt(
-        &format!(
-            "UPDATE sessions SET worker_id = $1, generation = $2, status = '{status}', status_reason = NULL, \
-             qr_code = NULL, updated_at = $3 WHERE id = $4"
-        ),
-        vec![target.clone().into(), generation.into(), now.into(), session_id.into()],
-    ))
-    .await?;
+    // The QR timeout's clock: kept across a move of an unpaired session,
+    // started when a session lands on a worker to wait for a scan.
+    let placed = if resumed {
+        db.stmt(
+            "UPDATE sessions SET worker_id = $1, generation = $2, status = 'RECONNECTING', status_reason = NULL, \
+             qr_code = NULL, qr_since = NULL, updated_at = $3 WHERE id = $4",
+            vec![target.clone().into(), generation.into(), now.into(), session_id.into()],
+        )
+    } else {
+        db.stmt(
+            "UPDATE sessions SET worker_id = $1, generation = $2, status = 'INIT', status_reason = NULL, \
+             qr_code = NULL, qr_since = COALESCE(qr_since, $3), updated_at = $4 WHERE id = $5",
+            vec![target.clone().into(), generation.into(), now.into(), now.into(), session_id.into()],
+        )
+    };
+    txn.execute_raw(placed).await?;
     if let Some(f) = from {
         placement::release_slot(db, &txn, f).await?;
     }
@@ -149,8 +157,8 @@ pub async fn move_session(
         let txn = db.begin().await?;
         let reverted = txn
             .execute_raw(db.stmt(
-                "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, updated_at = $2 \
-                 WHERE id = $3 AND worker_id = $4 AND generation = $5",
+                "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, qr_since = NULL, \
+                 updated_at = $2 WHERE id = $3 AND worker_id = $4 AND generation = $5",
                 vec![
                     format!("{WAITING_REASON} (start on {target} failed: {reason})").into(),
                     Utc::now().into(),

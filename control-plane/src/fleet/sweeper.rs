@@ -1,5 +1,6 @@
 //! The periodic fleet sweep. With several control-plane replicas only the
 //! holder of the `sweep` lease (Redis, or in-process) runs it:
+//! - expire sessions never paired within the QR timeout (their slots first);
 //! - place sessions that wait for capacity;
 //! - catch workers whose replica died with them (ONLINE, silent, held by no
 //!   replica) → OFFLINE + failover;
@@ -15,7 +16,7 @@ use tracing::Instrument;
 
 use crate::error::CpResult;
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
-use crate::fleet::{capacity, failover, rebalance};
+use crate::fleet::{capacity, failover, qr_timeout, rebalance};
 use crate::persistence::workers;
 use crate::state::SharedState;
 
@@ -66,6 +67,7 @@ pub fn spawn(state: &SharedState) {
 }
 
 pub async fn sweep_once(state: &SharedState) -> CpResult<()> {
+    qr_timeout::expire_unpaired(state).await?;
     place_waiting(state).await?;
     redispatch_stale_pending(state).await?;
     orphaned_workers(state).await?;

@@ -1,5 +1,6 @@
 //! SessionService: create (tier limit, placement, API key, StartSession),
-//! list, get, QR, delete. Every lookup is scoped to the caller: another
+//! start again (after a QR timeout, a logout or an error), list, get, QR,
+//! delete. Every lookup is scoped to the caller: another
 //! user's session id is NOT_FOUND.
 
 use chrono::Utc;
@@ -9,18 +10,20 @@ use sea_orm::{
 };
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
-use wagate_proto::error::ErrorCode;
+use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::v1::{self, session_service_server::SessionService};
 
 use crate::auth::{AuthUser, api_keys};
 use crate::convert;
+use crate::custody;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::metrics;
 use crate::persistence::entities::{api_key, session};
 use crate::persistence::enums::SessionStatus;
-use crate::placement;
+use crate::placement::{self, Admission};
 use crate::state::SharedState;
 use crate::validation;
+use crate::webhooks::outbox;
 
 pub struct SessionApi {
     state: SharedState,
@@ -62,27 +65,12 @@ impl SessionApi {
             .count(&txn)
             .await?;
         if active >= limit {
-            return Err(api(
-                ErrorCode::TierLimitExceeded,
-                format!(
-                    "session limit reached: the {} tier allows {limit} active session{}",
-                    user.tier.as_str(),
-                    if limit == 1 { "" } else { "s" }
-                ),
-            ));
+            return Err(tier_limit(&user));
         }
         if session::Entity::find_by_id(session_id.clone()).one(&txn).await?.is_some() {
             return Err(api(ErrorCode::AlreadyExists, "a session with this id already exists"));
         }
-        let worker_id = placement::reserve_slot(db, &txn, None)
-            .await?
-            .ok_or_else(|| {
-                api(ErrorCode::NoAvailableWorkers, "no available workers: every worker is full or offline")
-            })
-            .map_err(|e| match e {
-                CpError::Api(a) => CpError::Api(a.with_retry_after(5)),
-                other => other,
-            })?;
+        let worker_id = self.reserve_slot(&txn, &user).await?;
         let row = session::ActiveModel {
             id: Set(session_id.clone()),
             user_id: Set(user.id.clone()),
@@ -94,6 +82,7 @@ impl SessionApi {
             last_seen_at: Set(None),
             generation: Set(1),
             status_reason: Set(None),
+            qr_since: Set(Some(now)),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -134,7 +123,7 @@ impl SessionApi {
         };
         if let Some(err) = failure {
             tracing::warn!(session_id, worker_id, error = %err, "session start failed, rolling back");
-            self.remove_session(&session_id, Some(&worker_id)).await?;
+            self.remove_session(&session_id).await?;
             return Err(err);
         }
         let row = session::Entity::find_by_id(session_id.clone())
@@ -145,6 +134,183 @@ impl SessionApi {
             session: Some(convert::session(&row, Some(key.display_prefix))),
             api_key: key.key,
         })
+    }
+
+    /// A slot for one of `user`'s sessions (the paid-tier reserve applies),
+    /// or NO_AVAILABLE_WORKERS with a retry hint.
+    async fn reserve_slot<C: ConnectionTrait>(&self, txn: &C, user: &AuthUser) -> CpResult<String> {
+        let db = &self.state.db;
+        match placement::reserve_slot_for(db, txn, user.tier, self.state.config.paid_reserve_percent).await? {
+            Admission::Reserved(worker_id) => Ok(worker_id),
+            Admission::NoCapacity => Err(CpError::Api(
+                ApiError::new(ErrorCode::NoAvailableWorkers, "no available workers: every worker is full or offline")
+                    .with_retry_after(5),
+            )),
+            Admission::HeldForPaidTiers => Err(CpError::Api(
+                ApiError::new(
+                    ErrorCode::NoAvailableWorkers,
+                    format!(
+                        "no available workers for the {} tier: the remaining capacity is reserved for paid tiers",
+                        user.tier.as_str()
+                    ),
+                )
+                .with_retry_after(30),
+            )),
+        }
+    }
+
+    /// `POST /sessions/{id}/start`: a DISCONNECTED or ERROR session of the
+    /// caller is placed on a worker again (same placement as create, tier
+    /// limit and paid-tier reserve included) and started: a new QR code.
+    async fn start(&self, user: AuthUser, session_id: &str) -> CpResult<v1::Session> {
+        self.state.ensure_running()?;
+        let found = self.owned(&user, session_id).await?;
+        startable(&found)?;
+        let db = &self.state.db;
+        let now = Utc::now();
+        let txn = db.begin().await?;
+        if db.is_postgres() {
+            // Same order as create: the user (tier limit), then the session.
+            txn.execute_raw(
+                db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user.id.clone().into()]),
+            )
+            .await?;
+            txn.execute_raw(
+                db.stmt("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", vec![found.id.clone().into()]),
+            )
+            .await?;
+        }
+        let row = session::Entity::find_by_id(found.id.clone())
+            .filter(session::Column::UserId.eq(user.id.clone()))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
+        startable(&row)?;
+        let active = session::Entity::find()
+            .filter(session::Column::UserId.eq(user.id.clone()))
+            .filter(session::Column::Status.ne(SessionStatus::Disconnected))
+            .filter(session::Column::Id.ne(row.id.clone()))
+            .count(&txn)
+            .await?;
+        if active >= user.tier.session_limit() {
+            return Err(tier_limit(&user));
+        }
+        let worker_id = self.reserve_slot(&txn, &user).await?;
+        if let Some(old) = &row.worker_id {
+            placement::release_slot(db, &txn, old).await?;
+        }
+        let generation = row.generation + 1;
+        txn.execute_raw(db.stmt(
+            "UPDATE sessions SET worker_id = $1, generation = $2, status = 'INIT', status_reason = NULL, \
+             qr_code = NULL, qr_since = $3, updated_at = $4 WHERE id = $5",
+            vec![worker_id.clone().into(), generation.into(), now.into(), now.into(), row.id.clone().into()],
+        ))
+        .await?;
+        let event = outbox::session_status(
+            &txn,
+            &self.state,
+            &row.id,
+            "INIT",
+            Some("started again by its owner".into()),
+        )
+        .await?;
+        txn.commit().await?;
+        if event {
+            self.state.webhooks.committed();
+        }
+        crate::invalidation::session(&self.state, &row.id).await;
+        self.state.cache.set_route(&row.id, &worker_id).await?;
+        if let Some(old) = &row.worker_id {
+            // An ERROR session may still run on its old worker.
+            let stop = v1::StopSession {
+                session_id: row.id.clone(),
+                generation: u64::try_from(row.generation).unwrap_or_default(),
+            };
+            if let Err(e) = self.state.dispatcher.stop_session(old, stop).await {
+                tracing::warn!(session_id = row.id, worker_id = old, error = %e, "stop on the old worker not delivered");
+            }
+        }
+        // A session that failed may resume from its last snapshot; one that
+        // was disconnected (logged out, QR expired) pairs again.
+        let auth_state = if row.status == SessionStatus::Error {
+            custody::load(db, &self.state.vault, &row.id).await.unwrap_or_else(|err| {
+                tracing::warn!(session_id = row.id, error = %err, "auth-state snapshot unreadable, pairing again");
+                None
+            })
+        } else {
+            None
+        };
+        let start = v1::StartSession {
+            session_id: row.id.clone(),
+            generation: u64::try_from(generation).unwrap_or_default(),
+            name: row.name.clone(),
+            auth_state,
+        };
+        let failure = match self.state.dispatcher.start_session(&worker_id, start).await {
+            Ok(r) if r.ok => None,
+            Ok(r) => Some(api(
+                ErrorCode::WorkerError,
+                format!("worker could not start the session: {}", r.error_message),
+            )),
+            Err(e) => Some(CpError::Dispatch(e)),
+        };
+        if let Some(err) = failure {
+            tracing::warn!(session_id = row.id, worker_id, error = %err, "session restart failed, slot given back");
+            self.unplace(&row.id, &worker_id, generation, &format!("start failed: {err}")).await?;
+            return Err(err);
+        }
+        tracing::info!(session_id = row.id, worker_id, generation, "session started again");
+        let row = session::Entity::find_by_id(row.id.clone())
+            .one(&db.conn)
+            .await?
+            .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
+        let prefix = self.key_prefix(&row.id).await?;
+        Ok(convert::session(&row, prefix))
+    }
+
+    /// Takes a session off the worker a start just placed it on (fenced on
+    /// that placement): DISCONNECTED with `reason`, slot and route freed.
+    async fn unplace(
+        &self,
+        session_id: &str,
+        worker_id: &str,
+        generation: i64,
+        reason: &str,
+    ) -> CpResult<()> {
+        let db = &self.state.db;
+        let txn = db.begin().await?;
+        let reverted = txn
+            .execute_raw(db.stmt(
+                "UPDATE sessions SET worker_id = NULL, status = 'DISCONNECTED', status_reason = $1, qr_code = NULL, \
+                 qr_since = NULL, updated_at = $2 WHERE id = $3 AND worker_id = $4 AND generation = $5",
+                vec![
+                    reason.chars().take(500).collect::<String>().into(),
+                    Utc::now().into(),
+                    session_id.into(),
+                    worker_id.into(),
+                    generation.into(),
+                ],
+            ))
+            .await?;
+        let mut event = false;
+        if reverted.rows_affected() > 0 {
+            placement::release_slot(db, &txn, worker_id).await?;
+            event = outbox::session_status(
+                &txn,
+                &self.state,
+                session_id,
+                "DISCONNECTED",
+                Some(reason.to_owned()),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        if event {
+            self.state.webhooks.committed();
+        }
+        crate::invalidation::session(&self.state, session_id).await;
+        self.state.cache.del_route(session_id).await?;
+        Ok(())
     }
 
     /// The caller's session, or NOT_FOUND (also for other users' ids).
@@ -211,26 +377,59 @@ impl SessionApi {
                 Ok(_) => {}
             }
         }
-        self.remove_session(&s.id, s.worker_id.as_deref()).await?;
+        self.remove_session(&s.id).await?;
         Ok(v1::DeleteSessionResponse { session_id: s.id, deleted: true })
     }
 
     /// Deletes the row (cascading to key and messages), frees the worker
-    /// slot and the route.
-    async fn remove_session(&self, session_id: &str, worker_id: Option<&str>) -> CpResult<()> {
+    /// slot and the route. The slot freed is the one the row holds when it
+    /// is deleted (a QR timeout or a move may have changed it since it was
+    /// read), so a slot is never given back twice.
+    async fn remove_session(&self, session_id: &str) -> CpResult<()> {
         let db = &self.state.db;
         let txn = db.begin().await?;
-        let deleted = session::Entity::delete_by_id(session_id.to_owned()).exec(&txn).await?;
-        if deleted.rows_affected > 0
-            && let Some(w) = worker_id
+        let deleted = txn
+            .query_one_raw(
+                db.stmt("DELETE FROM sessions WHERE id = $1 RETURNING worker_id", vec![session_id.into()]),
+            )
+            .await?;
+        if let Some(row) = deleted
+            && let Some(w) = row.try_get::<Option<String>>("", "worker_id")?
         {
-            placement::release_slot(db, &txn, w).await?;
+            placement::release_slot(db, &txn, &w).await?;
         }
         txn.commit().await?;
         // Its key must be refused at once, on every replica.
         crate::invalidation::session(&self.state, session_id).await;
         self.state.cache.del_route(session_id).await?;
         Ok(())
+    }
+}
+
+/// TIER_LIMIT_EXCEEDED for a user at their tier's session limit.
+fn tier_limit(user: &AuthUser) -> CpError {
+    let limit = user.tier.session_limit();
+    api(
+        ErrorCode::TierLimitExceeded,
+        format!(
+            "session limit reached: the {} tier allows {limit} active session{}",
+            user.tier.as_str(),
+            if limit == 1 { "" } else { "s" }
+        ),
+    )
+}
+
+/// Only a DISCONNECTED or ERROR session can be started again.
+fn startable(s: &session::Model) -> CpResult<()> {
+    match s.status {
+        SessionStatus::Disconnected | SessionStatus::Error => Ok(()),
+        other => Err(api(
+            ErrorCode::AlreadyExists,
+            format!(
+                "session is already running (status {}): only a DISCONNECTED or ERROR session can be started",
+                sea_orm::ActiveEnum::to_value(&other)
+            ),
+        )),
     }
 }
 
@@ -275,6 +474,15 @@ impl SessionService for SessionApi {
             status: convert::session_status_to_proto(s.status) as i32,
             qr_code,
         }))
+    }
+
+    async fn start_session(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let span = tracing::info_span!("start_session", user_id = %user.id, session_id = %request.get_ref().session_id);
+        Ok(Response::new(self.start(user, &request.get_ref().session_id).instrument(span).await?))
     }
 
     async fn delete_session(

@@ -1,4 +1,5 @@
-//! `sessions`, `sessions/{sessionId}`, `sessions/{sessionId}/qr` (JWT,
+//! `sessions`, `sessions/{sessionId}`, `sessions/{sessionId}/qr`,
+//! `sessions/{sessionId}/start` (JWT,
 //! checked by the control plane; the edge only checks a credential is present).
 
 use std::sync::Arc;
@@ -20,7 +21,11 @@ use crate::openapi::Envelope;
 use crate::params::{PageParams, PathIds, Query};
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(get, delete)).routes(routes!(qr))
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, delete))
+        .routes(routes!(qr))
+        .routes(routes!(start))
 }
 
 /// `POST sessions`.
@@ -233,6 +238,28 @@ pub(crate) async fn qr(State(state): State<Arc<AppState>>, call: CallContext, id
         .unary("SessionService.GetQr", state.control_plane.sessions().get_qr(call.request(request)))
         .await?;
     Ok(Reply::ok(&QrDto::from(&reply)))
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/start", tag = "sessions",
+    summary = "Start a DISCONNECTED or ERROR session again (e.g. after its QR code expired): a new QR code",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "placed on a worker and started (INIT, then QR_REQUIRED)", body = Envelope<SessionDto>),
+        (status = 403, description = "the tier's session limit is reached (TIER_LIMIT_EXCEEDED)", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "no such session, or not the caller's (SESSION_NOT_FOUND)", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "the session is already running (ALREADY_EXISTS)", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "the worker could not start the session (WORKER_ERROR)", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "no worker has a free slot, or the rest is reserved for paid tiers (NO_AVAILABLE_WORKERS, see Retry-After)", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn start(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = get_request(&ids)?;
+    call.require_authorization()?;
+    let reply = call
+        .unary(
+            "SessionService.StartSession",
+            state.control_plane.sessions().start_session(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&SessionDto::from(&reply)))
 }
 
 #[utoipa::path(delete, path = "/sessions/{sessionId}", tag = "sessions",

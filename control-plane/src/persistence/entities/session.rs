@@ -17,6 +17,9 @@ pub struct Model {
     pub generation: i64,
     /// Why the session waits or failed (e.g. no worker with free capacity).
     pub status_reason: Option<String>,
+    /// Since when the session waits for a QR scan on its worker (NULL: paired,
+    /// or not on a worker); the sweep frees its slot after the QR timeout.
+    pub qr_since: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
