@@ -19,21 +19,26 @@ VALUES = {
     "secrets": {"jwtSecret": "j", "workerAuthToken": "w", "internalToken": "i"},
 }
 
-lint = helm_python.lint("helm/wagate", VALUES, strict=True)
-for m in lint.get("messages", []):
-    print(f"lint: {m['path']}: {m['error']}")
-if lint.get("errors"):
-    sys.exit(f"helm lint failed: {lint['errors']}")
+# The defaults, and TLS + a /metrics token turned on.
+VALUES_TLS = {**VALUES, "secrets": {**VALUES["secrets"], "metricsToken": "m"},
+              "tls": {"enabled": True, "secretName": "wagate-tls", "clientAuth": "required"}}
 
-rendered = helm_python.Chart.load("helm/wagate").render(VALUES)
 out = tempfile.mkdtemp()
 files = []
-for name, text in rendered.items():
-    for doc in yaml.safe_load_all(text):
-        if doc:
-            path = os.path.join(out, f"{len(files)}.yaml")
-            with open(path, "w") as f:
-                yaml.safe_dump(doc, f)
-            files.append(path)
+for values in (VALUES, VALUES_TLS):
+    lint = helm_python.lint("helm/wagate", values, strict=True)
+    for m in lint.get("messages", []):
+        print(f"lint: {m['path']}: {m['error']}")
+    if lint.get("errors"):
+        sys.exit(f"helm lint failed: {lint['errors']}")
+
+    rendered = helm_python.Chart.load("helm/wagate").render(values)
+    for name, text in rendered.items():
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                path = os.path.join(out, f"{len(files)}.yaml")
+                with open(path, "w") as f:
+                    yaml.safe_dump(doc, f)
+                files.append(path)
 r = subprocess.run(["kubernetes-validate", "-k", "1.30.0", "--strict", *files])
 sys.exit(r.returncode)

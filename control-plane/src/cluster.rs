@@ -71,6 +71,7 @@ pub struct ClusterBuilder {
     edge_replica: usize,
     db_proxy: bool,
     redis_proxy: bool,
+    tls: Option<wagate_proto::tls::ServerTls>,
 }
 
 impl ClusterBuilder {
@@ -84,6 +85,7 @@ impl ClusterBuilder {
             edge_replica: 0,
             db_proxy: false,
             redis_proxy: false,
+            tls: None,
         }
     }
 
@@ -144,6 +146,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// TLS on every replica's gRPC listener; the edge and the workers then
+    /// dial `https://`, trusting its CA and presenting its certificate (a
+    /// worker's [`WorkerConfig::tls`] can be changed with [`Cluster::worker_config`]).
+    pub fn tls(mut self, tls: wagate_proto::tls::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     pub async fn start(self) -> Result<Cluster, ClusterError> {
         let mut cleanup = Cleanup::default();
         let mut db_proxy = None;
@@ -184,6 +194,9 @@ impl ClusterBuilder {
         };
         if let Some(tweak) = &self.tweak {
             tweak(&mut config);
+        }
+        if self.tls.is_some() {
+            config.tls = self.tls.clone();
         }
         let mut cps = Vec::with_capacity(self.replicas);
         for i in 0..self.replicas {
@@ -316,6 +329,11 @@ impl Cluster {
     async fn start_edge(&self, mut config: EdgeConfig, replica: usize) -> Result<RunningEdge, ClusterError> {
         config.listen = ([127, 0, 0, 1], 0).into();
         config.control_plane_url = self.cp_at(replica).url();
+        if config.tls.is_none() {
+            // TLS replicas (`configure(|c| c.tls = …)`): the edge trusts their CA
+            // and presents their certificate.
+            config.tls = self.cp_at(replica).client_tls();
+        }
         if config.edge_token.is_none() {
             config.edge_token = self.cp_at(replica).state().config.edge_token.clone();
         }
@@ -341,6 +359,7 @@ impl Cluster {
         config.endpoint = format!("sim://{id}");
         config.backoff_base = Duration::from_millis(50);
         config.backoff_max = Duration::from_millis(500);
+        config.tls = self.cp().client_tls();
         config
     }
 
@@ -353,7 +372,8 @@ impl Cluster {
             let proxy = TcpProxy::start(self.cp_at(replica).local_addr())
                 .await
                 .map_err(|e| ClusterError::Storage(e.to_string()))?;
-            (format!("http://127.0.0.1:{}", proxy.addr().port()), Some(proxy))
+            let scheme = self.cp_at(replica).state().config.grpc_scheme();
+            (format!("{scheme}://127.0.0.1:{}", proxy.addr().port()), Some(proxy))
         } else {
             (self.cp_at(replica).url(), None)
         };

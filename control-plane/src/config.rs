@@ -168,6 +168,26 @@ pub struct ControlPlaneArgs {
     /// Usage metering: how often counts are written to `usage_records`.
     #[arg(long, env = "WAGATE_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
+    // --- TLS of the gRPC listener, /metrics token (issue 13; README "TLS") ---
+    /// PEM certificate chain of the gRPC listener; TLS is on when set (with the key).
+    #[arg(long, env = "WAGATE_TLS_CERT")]
+    pub tls_cert: Option<String>,
+    /// PEM private key of `WAGATE_TLS_CERT`.
+    #[arg(long, env = "WAGATE_TLS_KEY")]
+    pub tls_key: Option<String>,
+    /// PEM CA bundle: clients must present a certificate it signed (see
+    /// `WAGATE_TLS_CLIENT_AUTH`); peer replicas' certificates are checked against it.
+    #[arg(long, env = "WAGATE_TLS_CA")]
+    pub tls_ca: Option<String>,
+    /// With `WAGATE_TLS_CA`: `required` (every client), `optional` (verified if presented) or `none`.
+    #[arg(long, env = "WAGATE_TLS_CLIENT_AUTH", default_value = "required")]
+    pub tls_client_auth: String,
+    /// Name peers and the health check verify this replica's certificate against (default: the URL's host).
+    #[arg(long, env = "WAGATE_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    #[arg(long, env = "WAGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Resolved configuration.
@@ -230,6 +250,10 @@ pub struct ControlPlaneConfig {
     pub webhooks: crate::webhooks::WebhookSettings,
     pub limits: crate::limits::LimitSettings,
     pub usage_flush: Duration,
+    /// TLS of the gRPC listener (`None`: plaintext); also used on peer calls.
+    pub tls: Option<wagate_proto::tls::ServerTls>,
+    /// Bearer token `/metrics` requires (`None`: open, loopback by default).
+    pub metrics_token: Option<String>,
 }
 
 impl ControlPlaneArgs {
@@ -250,6 +274,16 @@ impl ControlPlaneArgs {
         }
         if let Some(s) = self.internal_token.as_deref().filter(|s| !s.is_empty()) {
             check_secret("WAGATE_INTERNAL_TOKEN", s)?;
+        }
+        if let Some(s) = self.metrics_token.as_deref().filter(|s| !s.is_empty()) {
+            check_secret("WAGATE_METRICS_TOKEN", s)?;
+        }
+        let tls = self.tls()?;
+        if tls.is_some() && self.advertise_addr.as_deref().is_some_and(|a| a.trim().starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "WAGATE_ADVERTISE_ADDR",
+                reason: "TLS is on (WAGATE_TLS_CERT): peers must dial https://".into(),
+            });
         }
         let trusted_proxies = crate::auth::client_addr::parse_cidrs(&self.trusted_proxies)
             .map_err(|reason| ConfigError::Invalid { name: "WAGATE_TRUSTED_PROXIES", reason })?;
@@ -334,7 +368,21 @@ impl ControlPlaneArgs {
             webhooks: self.webhooks.into_settings(),
             limits: self.limits.into_settings()?,
             usage_flush: Duration::from_millis((self.usage_flush_secs * 1000).max(100)),
+            tls,
+            metrics_token: self.metrics_token.filter(|s| !s.is_empty()),
         })
+    }
+
+    /// Reads and checks the `WAGATE_TLS_*` files (`None`: plaintext).
+    pub fn tls(&self) -> Result<Option<wagate_proto::tls::ServerTls>, ConfigError> {
+        let path = wagate_proto::tls::non_empty_path;
+        Ok(wagate_proto::tls::ServerTls::from_files(
+            path(&self.tls_cert),
+            path(&self.tls_key),
+            path(&self.tls_ca),
+            &self.tls_client_auth,
+            self.tls_server_name.as_deref(),
+        )?)
     }
 }
 
@@ -344,6 +392,8 @@ pub enum ConfigError {
     WeakSecret { name: &'static str, reason: &'static str },
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("tls: {0}")]
+    Tls(#[from] wagate_proto::tls::TlsError),
 }
 
 /// Minimum length of a configured secret, in bytes.
@@ -441,6 +491,8 @@ impl ControlPlaneConfig {
             // the limits set their own.
             limits: crate::limits::LimitSettings::generous(),
             usage_flush: Duration::from_secs(2),
+            tls: None,
+            metrics_token: None,
         }
     }
 
@@ -451,18 +503,24 @@ impl ControlPlaneConfig {
 
     /// The address other replicas reach this one at, given the bound address.
     pub fn resolve_advertise_addr(&self, bound: SocketAddr) -> String {
+        let scheme = self.grpc_scheme();
         if let Some(a) = &self.advertise_addr {
-            return if a.contains("://") { a.clone() } else { format!("http://{a}") };
+            return if a.contains("://") { a.clone() } else { format!("{scheme}://{a}") };
         }
         if bound.ip().is_unspecified() {
             let host = std::env::var("HOSTNAME")
                 .ok()
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "127.0.0.1".into());
-            format!("http://{host}:{}", bound.port())
+            format!("{scheme}://{host}:{}", bound.port())
         } else {
-            format!("http://{bound}")
+            format!("{scheme}://{bound}")
         }
+    }
+
+    /// `https` when the gRPC listener speaks TLS, else `http`.
+    pub fn grpc_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// A stream with no message for this long is dead.

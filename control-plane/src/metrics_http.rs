@@ -5,8 +5,13 @@ use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;
 
-/// Binds the listener and serves until `stop` is cancelled.
-pub async fn serve(addr: SocketAddr, stop: CancellationToken) -> std::io::Result<SocketAddr> {
+/// Binds the listener and serves until `stop` is cancelled; with `token`
+/// (`WAGATE_METRICS_TOKEN`) a request without `Authorization: Bearer <token>` gets 401.
+pub async fn serve(
+    addr: SocketAddr,
+    token: Option<String>,
+    stop: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     crate::metrics::describe();
-    wagate_proto::telemetry::serve_metrics(addr, stop).await
+    wagate_proto::telemetry::serve_metrics_with_token(addr, token, stop).await
 }

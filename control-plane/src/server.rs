@@ -58,6 +58,8 @@ pub enum StartError {
     Bootstrap(String),
     #[error("webhooks: {0}")]
     Webhooks(#[from] crate::webhooks::WebhookInitError),
+    #[error("tls: {0}")]
+    Tls(#[from] wagate_proto::tls::TlsError),
 }
 
 /// A running replica.
@@ -102,6 +104,8 @@ impl ControlPlane {
         config: ControlPlaneConfig,
         cache: Option<Cache>,
     ) -> Result<RunningControlPlane, StartError> {
+        // Checked before anything starts: a bad certificate refuses start-up.
+        let server_tls = config.tls.as_ref().map(wagate_proto::tls::ServerTls::tonic).transpose()?;
         let db = Db::connect(&config.database_url, config.db_max_connections).await?;
         let cache = match cache {
             Some(c) => c,
@@ -118,6 +122,7 @@ impl ControlPlane {
             cache.clone(),
             config.resolve_advertise_addr(addr),
             &config.internal_token,
+            config.tls.as_ref().map(wagate_proto::tls::ServerTls::peer_client),
             config.command_timeout,
         );
         let jwt = JwtKeys::new(&config.jwt_secret, &config.jwt_issuer, config.jwt_ttl);
@@ -207,7 +212,12 @@ impl ControlPlane {
             .with_keepalive(Some(Duration::from_secs(30)));
         let stop_listener = CancellationToken::new();
         let stop = stop_listener.clone();
-        let router = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = server_tls {
+            builder =
+                builder.tls_config(tls).map_err(|e| wagate_proto::tls::TlsError::Config(e.to_string()))?;
+        }
+        let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
             .layer(crate::grpc_metrics::GrpcMetricsLayer)
@@ -239,7 +249,7 @@ impl ControlPlane {
         crate::webhooks::dispatcher::spawn(&state);
         let metrics_addr = match state.config.metrics_listen {
             Some(a) => Some(
-                crate::metrics_http::serve(a, stop_listener.clone())
+                crate::metrics_http::serve(a, state.config.metrics_token.clone(), stop_listener.clone())
                     .await
                     .map_err(|source| StartError::Bind { addr: a, source })?,
             ),
@@ -251,6 +261,8 @@ impl ControlPlane {
             database = state.db.backend().as_str(),
             cache = state.cache.kind(),
             advertise = state.dispatcher.self_addr(),
+            tls = state.config.tls.is_some(),
+            client_certs = state.config.tls.as_ref().is_some_and(wagate_proto::tls::ServerTls::requires_client_cert),
             "control plane listening"
         );
         Ok(RunningControlPlane { addr, metrics_addr, state, health, server, stop_listener, stop_health })
@@ -267,9 +279,15 @@ impl RunningControlPlane {
         self.metrics_addr
     }
 
-    /// `http://127.0.0.1:<port>` for clients on this machine.
+    /// `http://127.0.0.1:<port>` (`https://` with TLS) for clients on this machine.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.addr.port())
+        format!("{}://127.0.0.1:{}", self.state.config.grpc_scheme(), self.addr.port())
+    }
+
+    /// What a client on this machine needs to reach this replica: its own
+    /// certificate and `WAGATE_TLS_CA` (`None` without TLS).
+    pub fn client_tls(&self) -> Option<wagate_proto::tls::ClientTls> {
+        self.state.config.tls.as_ref().map(wagate_proto::tls::ServerTls::peer_client)
     }
 
     pub fn state(&self) -> &SharedState {

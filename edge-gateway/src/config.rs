@@ -30,6 +30,9 @@ pub struct EdgeConfig {
     /// Peers (a load balancer, an ingress) whose `X-Forwarded-For` is
     /// believed; everyone else's address is the socket peer.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// TLS towards the control plane (an `https://` URL): the CA to trust and
+    /// the edge's client certificate (`WAGATE_TLS_*`).
+    pub tls: Option<wagate_proto::tls::ClientTls>,
 }
 
 impl Default for EdgeConfig {
@@ -45,6 +48,7 @@ impl Default for EdgeConfig {
             max_connections: 10_000,
             edge_token: None,
             trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -117,6 +121,44 @@ pub struct EdgeArgs {
     /// Prometheus `GET /metrics` listen address of the edge binary; empty turns it off.
     #[arg(long = "edge-metrics-listen", env = "WAGATE_EDGE_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
     pub metrics_listen: String,
+
+    // --- TLS towards the control plane, /metrics token (issue 13) ---
+    /// With `WAGATE_TLS_*` the control-plane URL must be `https://`.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    #[arg(long = "edge-metrics-token", env = "WAGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+/// `WAGATE_TLS_*` of a client of the control plane (see `wagate_proto::tls`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// PEM CA bundle that signed the control plane's certificate (default: public web PKI roots).
+    #[arg(long = "edge-tls-ca", env = "WAGATE_TLS_CA")]
+    pub ca: Option<String>,
+    /// PEM client certificate chain presented to the control plane (with the key).
+    #[arg(long = "edge-tls-cert", env = "WAGATE_TLS_CERT")]
+    pub cert: Option<String>,
+    /// PEM private key of the client certificate.
+    #[arg(long = "edge-tls-key", env = "WAGATE_TLS_KEY")]
+    pub key: Option<String>,
+    /// Name the control plane's certificate is checked against (default: the URL's host).
+    #[arg(long = "edge-tls-server-name", env = "WAGATE_TLS_SERVER_NAME")]
+    pub server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// Reads and checks the files (`None`: no TLS settings).
+    pub fn load(&self) -> Result<Option<wagate_proto::tls::ClientTls>, wagate_proto::tls::TlsError> {
+        let path = wagate_proto::tls::non_empty_path;
+        wagate_proto::tls::ClientTls::from_files(
+            path(&self.ca),
+            path(&self.cert),
+            path(&self.key),
+            self.server_name.as_deref(),
+        )
+    }
 }
 
 impl EdgeArgs {
@@ -125,11 +167,20 @@ impl EdgeArgs {
         self.metrics_listen.trim().parse().ok()
     }
 
-    /// The configuration these arguments describe (zero sizes are raised to 1).
-    pub fn into_config(self) -> EdgeConfig {
-        EdgeConfig {
+    /// `WAGATE_METRICS_TOKEN`, if set.
+    pub fn metrics_token(&self) -> Option<String> {
+        self.metrics_token.clone().filter(|t| !t.is_empty())
+    }
+
+    /// The configuration these arguments describe (zero sizes are raised to
+    /// 1); unreadable TLS files, or TLS settings with an `http://` URL, are an error.
+    pub fn into_config(self) -> Result<EdgeConfig, wagate_proto::tls::TlsError> {
+        let tls = self.tls.load()?;
+        let control_plane_url = self.control_plane_url.trim().to_owned();
+        wagate_proto::tls::check_client_url(&control_plane_url, tls.as_ref())?;
+        Ok(EdgeConfig {
             listen: self.listen,
-            control_plane_url: self.control_plane_url.trim().to_owned(),
+            control_plane_url,
             body_limit_bytes: self.body_limit_bytes.max(1),
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
             cors_origins: self
@@ -144,7 +195,8 @@ impl EdgeArgs {
             max_connections: self.max_connections.max(1),
             edge_token: self.edge_token.filter(|t| !t.is_empty()),
             trusted_proxies: parse_cidrs(&self.trusted_proxies),
-        }
+            tls,
+        })
     }
 }
 
@@ -177,7 +229,26 @@ mod tests {
     #[test]
     fn defaults_match_edge_config_default() {
         let cli = Cli::try_parse_from(["edge-gateway"]).unwrap();
-        assert_eq!(cli.edge.into_config(), EdgeConfig::default());
+        assert_eq!(cli.edge.into_config().unwrap(), EdgeConfig::default());
+    }
+
+    #[test]
+    fn tls_settings_need_an_https_url() {
+        let cli = Cli::try_parse_from(["edge-gateway", "--edge-tls-server-name", "cp.internal"]).unwrap();
+        let e = cli.edge.into_config().unwrap_err();
+        assert!(e.to_string().contains("not https://"), "{e}");
+        let cli = Cli::try_parse_from([
+            "edge-gateway",
+            "--edge-tls-server-name",
+            "cp.internal",
+            "--edge-control-plane-url",
+            "https://cp:50051",
+        ])
+        .unwrap();
+        let tls = cli.edge.into_config().unwrap().tls.expect("tls");
+        assert_eq!(tls.server_name.as_deref(), Some("cp.internal"));
+        let cli = Cli::try_parse_from(["edge-gateway", "--edge-tls-ca", "/nonexistent/ca.pem"]).unwrap();
+        assert!(cli.edge.into_config().unwrap_err().to_string().contains("WAGATE_TLS_CA"));
     }
 
     #[test]
@@ -194,7 +265,7 @@ mod tests {
             "0",
         ])
         .unwrap();
-        let c = cli.edge.into_config();
+        let c = cli.edge.into_config().unwrap();
         assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(c.cors_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(c.request_timeout, Duration::from_millis(1500));

@@ -41,9 +41,21 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Creates `channels` lazily connecting channels (at least one). Must be
     /// called inside a Tokio runtime.
-    pub fn new(url: &str, channels: usize) -> Result<Self, tonic::transport::Error> {
+    #[cfg(test)]
+    pub fn new(url: &str, channels: usize) -> Result<Self, wagate_proto::ConnectError> {
+        Self::with_tls(url, channels, None)
+    }
+
+    /// [`ControlPlane::new`] over TLS when `url` is `https://` (`tls`: the CA
+    /// to trust and the edge's client certificate; see `wagate_proto::tls`).
+    pub fn with_tls(
+        url: &str,
+        channels: usize,
+        tls: Option<&wagate_proto::tls::ClientTls>,
+    ) -> Result<Self, wagate_proto::ConnectError> {
+        let options = wagate_proto::ConnectOptions::default();
         let channels = (0..channels.max(1))
-            .map(|_| wagate_proto::connect_lazy(url.to_owned()))
+            .map(|_| wagate_proto::endpoint_with_tls(url.to_owned(), &options, tls).map(|e| e.connect_lazy()))
             .collect::<Result<Vec<_>, _>>()?
             .into_boxed_slice();
         Ok(Self { channels, next: AtomicUsize::new(0) })

@@ -29,7 +29,7 @@ mod routes;
 mod server;
 mod state;
 
-pub use config::{EdgeArgs, EdgeConfig};
+pub use config::{EdgeArgs, EdgeConfig, TlsArgs};
 pub use middleware::HTTP_REQUEST_DURATION;
 pub use server::{EdgeError, EdgeServer, RunningEdge};
 pub use tokio_util::sync::CancellationToken;

@@ -20,15 +20,18 @@ async fn main() -> anyhow::Result<()> {
     wagate_proto::telemetry::init_logging("info");
     let cli = Cli::parse();
     let metrics_stop = wagate_edge_gateway::CancellationToken::new();
-    if let Some(addr) = cli.edge.metrics_listen() {
-        wagate_proto::telemetry::serve_metrics(addr, metrics_stop.clone())
+    // Read first: a bad TLS file refuses start-up before anything listens.
+    let metrics_token = cli.edge.metrics_token();
+    let metrics_listen = cli.edge.metrics_listen();
+    let config = cli.edge.into_config().context("configuration")?;
+    if let Some(addr) = metrics_listen {
+        wagate_proto::telemetry::serve_metrics_with_token(addr, metrics_token, metrics_stop.clone())
             .await
             .with_context(|| format!("metrics listener on {addr}"))?;
     }
-    let config = cli.edge.into_config();
     let control_plane = config.control_plane_url.clone();
     let edge = EdgeServer::bind(config).await.context("starting the edge gateway")?;
-    tracing::info!(rest = %format!("http://{}", edge.local_addr()), %control_plane, "edge gateway ready");
+    tracing::info!(rest = %format!("http://{}", edge.local_addr()), %control_plane, tls = wagate_proto::tls::is_https(&control_plane), "edge gateway ready");
     shutdown_signal().await;
     tracing::info!("shutdown signal received");
     edge.shutdown().await;

@@ -28,7 +28,7 @@ pub enum EdgeError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("invalid control plane URL {url:?}: {source}")]
-    ControlPlaneUrl { url: String, source: tonic::transport::Error },
+    ControlPlaneUrl { url: String, source: wagate_proto::ConnectError },
 }
 
 /// Starts the gateway.
@@ -41,8 +41,12 @@ impl EdgeServer {
     /// cancelled, or the handle is dropped).
     pub async fn bind(config: EdgeConfig) -> Result<RunningEdge, EdgeError> {
         let listen = config.listen;
-        let control_plane = ControlPlane::new(&config.control_plane_url, config.grpc_channels)
-            .map_err(|source| EdgeError::ControlPlaneUrl { url: config.control_plane_url.clone(), source })?;
+        let control_plane =
+            ControlPlane::with_tls(&config.control_plane_url, config.grpc_channels, config.tls.as_ref())
+                .map_err(|source| EdgeError::ControlPlaneUrl {
+                    url: config.control_plane_url.clone(),
+                    source,
+                })?;
         let cors = Cors::new(&config.cors_origins);
         let state = Arc::new(AppState { config, control_plane, cors });
         let listener =

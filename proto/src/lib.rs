@@ -3,7 +3,8 @@
 //! - [`v1`]: the generated messages, clients and servers of `proto/wagate/v1`;
 //! - [`error`]: the one error code type shared by the control plane (gRPC
 //!   status) and the edge gateway (HTTP status + JSON envelope);
-//! - [`connect`]: a client channel with keepalive set, for workers and the edge.
+//! - [`connect`]: a client channel with keepalive set, for workers and the edge;
+//! - [`tls`]: the `WAGATE_TLS_*` files turned into server and client TLS (rustls on ring).
 
 pub mod error;
 pub mod forwarded;
@@ -11,6 +12,7 @@ pub mod ratelimit;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -95,6 +97,34 @@ pub fn endpoint(
         .keep_alive_timeout(options.keepalive_timeout)
         .keep_alive_while_idle(true)
         .tcp_nodelay(true))
+}
+
+/// [`endpoint`] with TLS when `uri` is `https://` (`tls`, or the public web
+/// PKI roots when `None`); TLS settings with an `http://` URL are refused
+/// rather than silently ignored.
+pub fn endpoint_with_tls(
+    uri: impl Into<String>,
+    options: &ConnectOptions,
+    tls: Option<&tls::ClientTls>,
+) -> Result<tonic::transport::Endpoint, ConnectError> {
+    let uri = uri.into();
+    tls::check_client_url(&uri, tls)?;
+    let https = tls::is_https(&uri);
+    let endpoint = endpoint(uri, options)?;
+    if !https {
+        return Ok(endpoint);
+    }
+    let default = tls::ClientTls::default();
+    Ok(tls.unwrap_or(&default).apply(endpoint)?)
+}
+
+/// Why a client endpoint could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("invalid control-plane URL: {0}")]
+    Uri(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Connects to a wagate gRPC server (control plane) with keepalive set.

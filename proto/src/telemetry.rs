@@ -2,13 +2,14 @@
 //!
 //! - [`prometheus`]: the process-wide recorder of the `metrics` facade
 //!   (installed once; histograms get buckets), rendered by [`render`];
-//! - [`serve_metrics`]: `GET /metrics` on a binary's own small listener;
+//! - [`serve_metrics`]: `GET /metrics` on a binary's own small listener, behind
+//!   a bearer token when one is configured (`WAGATE_METRICS_TOKEN`);
 //! - [`init_logging`]: `tracing` to stderr, text or JSON lines
 //!   (`WAGATE_LOG_FORMAT=json`), filtered by `RUST_LOG`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -50,23 +51,60 @@ pub fn render() -> String {
     handle.render()
 }
 
-async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// Whether `req` carries `Authorization: Bearer <token>` (constant-time compare).
+fn authorized(req: &Request<hyper::body::Incoming>, token: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(token) = token else { return true };
+    let Some(presented) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+    else {
+        return false;
+    };
+    presented.trim().as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    token: Option<Arc<str>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body, ctype) = match req.uri().path() {
+        "/metrics" if !authorized(&req, token.as_deref()) => {
+            (StatusCode::UNAUTHORIZED, "unauthorized\n".to_owned(), "text/plain")
+        }
         "/metrics" => (StatusCode::OK, render(), "text/plain; version=0.0.4"),
         _ => (StatusCode::NOT_FOUND, "not found\n".to_owned(), "text/plain"),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(ctype));
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
+    }
     Ok(resp)
 }
 
 /// Binds `addr` (port 0 allowed) and serves `GET /metrics` until `stop` is
 /// cancelled; returns the bound address. Installs the recorder.
 pub async fn serve_metrics(addr: SocketAddr, stop: CancellationToken) -> std::io::Result<SocketAddr> {
+    serve_metrics_with_token(addr, None, stop).await
+}
+
+/// [`serve_metrics`], answering 401 unless the request carries
+/// `Authorization: Bearer <token>` when `token` is set.
+pub async fn serve_metrics_with_token(
+    addr: SocketAddr,
+    token: Option<String>,
+    stop: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     prometheus();
+    let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Arc::from);
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let protected = token.is_some();
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -74,9 +112,11 @@ pub async fn serve_metrics(addr: SocketAddr, stop: CancellationToken) -> std::io
                 a = listener.accept() => a,
             };
             let Ok((stream, _)) = accepted else { continue };
+            let token = token.clone();
             tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| handle(req, token.clone()));
                 let conn = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(handle))
+                    .serve_connection(TokioIo::new(stream), service)
                     .await;
                 if let Err(err) = conn {
                     tracing::debug!(error = %err, "metrics connection ended");
@@ -84,7 +124,7 @@ pub async fn serve_metrics(addr: SocketAddr, stop: CancellationToken) -> std::io
             });
         }
     });
-    tracing::info!(%local, "metrics listening");
+    tracing::info!(%local, token = protected, "metrics listening");
     Ok(local)
 }
 

@@ -38,6 +38,10 @@ pub struct WorkerConfig {
     /// Message ids (with their receipts) remembered for de-duplication of
     /// repeated `SendMessage` commands (about 150 bytes each).
     pub dedup_window: usize,
+    /// TLS towards the control plane (used with an `https://` URL; without
+    /// it an `https://` URL trusts the public web PKI roots): the CA to trust
+    /// and this worker's client certificate (`WAGATE_TLS_*`).
+    pub tls: Option<wagate_proto::tls::ClientTls>,
 }
 
 impl WorkerConfig {
@@ -63,6 +67,7 @@ impl WorkerConfig {
             event_queue_capacity: DEFAULT_EVENT_QUEUE_CAPACITY,
             shutdown_grace: Duration::from_secs(5),
             dedup_window: 100_000,
+            tls: None,
         }
     }
 }
@@ -149,6 +154,20 @@ pub struct Args {
     /// Commands run at the same time at most.
     #[arg(long, env = "WAGATE_WORKER_COMMAND_CONCURRENCY", default_value_t = 256)]
     pub command_concurrency: usize,
+
+    // --- TLS towards the control plane (issue 13): needs an https:// URL ---
+    /// PEM CA bundle that signed the control plane's certificate (default: public web PKI roots).
+    #[arg(long, env = "WAGATE_TLS_CA")]
+    pub tls_ca: Option<String>,
+    /// PEM client certificate chain of this worker (when the control plane asks for one).
+    #[arg(long, env = "WAGATE_TLS_CERT")]
+    pub tls_cert: Option<String>,
+    /// PEM private key of the client certificate.
+    #[arg(long, env = "WAGATE_TLS_KEY")]
+    pub tls_key: Option<String>,
+    /// Name the control plane's certificate is checked against (default: the URL's host).
+    #[arg(long, env = "WAGATE_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -159,8 +178,17 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 impl Args {
-    /// The worker configuration these arguments describe.
-    pub fn worker_config(&self) -> WorkerConfig {
+    /// The worker configuration these arguments describe; unreadable TLS
+    /// files, or TLS settings with an `http://` URL, are an error.
+    pub fn worker_config(&self) -> Result<WorkerConfig, wagate_proto::tls::TlsError> {
+        let path = wagate_proto::tls::non_empty_path;
+        let tls = wagate_proto::tls::ClientTls::from_files(
+            path(&self.tls_ca),
+            path(&self.tls_cert),
+            path(&self.tls_key),
+            self.tls_server_name.as_deref(),
+        )?;
+        wagate_proto::tls::check_client_url(&self.control_plane_url, tls.as_ref())?;
         let worker_id =
             self.worker_id.clone().filter(|id| !id.trim().is_empty()).unwrap_or_else(default_worker_id);
         let mut config = WorkerConfig::new(&self.control_plane_url, &self.token, worker_id);
@@ -171,7 +199,8 @@ impl Args {
         config.labels = self.labels.iter().cloned().collect();
         config.command_concurrency = self.command_concurrency.max(1);
         config.dedup_window = self.dedup_window.max(1);
-        config
+        config.tls = tls;
+        Ok(config)
     }
 
     /// The simulated driver's configuration these arguments describe.
@@ -224,7 +253,7 @@ mod tests {
             "250",
         ])
         .unwrap();
-        let c = args.worker_config();
+        let c = args.worker_config().unwrap();
         assert_eq!(c.control_plane_url, "http://cp:1");
         assert_eq!(c.token, "tok");
         assert_eq!(c.worker_id, "w9");
@@ -233,6 +262,25 @@ mod tests {
         assert_eq!(c.labels.get("tier").map(String::as_str), Some("dev"));
         let s = args.simulated_config();
         assert_eq!(s.auto_scan_after, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn tls_settings_need_an_https_url() {
+        let args =
+            Args::try_parse_from(["wagate-worker", "--token", "t", "--tls-server-name", "cp"]).unwrap();
+        assert!(args.worker_config().unwrap_err().to_string().contains("not https://"));
+        let args = Args::try_parse_from([
+            "wagate-worker",
+            "--token",
+            "t",
+            "--control-plane-url",
+            "https://cp:50051",
+            "--tls-cert",
+            "/nonexistent/w.pem",
+        ])
+        .unwrap();
+        let e = args.worker_config().unwrap_err().to_string();
+        assert!(e.contains("WAGATE_TLS_CERT and WAGATE_TLS_KEY"), "{e}");
     }
 
     #[test]

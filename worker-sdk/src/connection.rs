@@ -380,6 +380,15 @@ fn request_stream(
 }
 
 /// Formats an error with its sources.
+/// `: <source chain>` of a status that has a source, else nothing.
+fn status_source(status: &tonic::Status) -> String {
+    use std::error::Error as _;
+    match status.source() {
+        Some(source) => format!(": {}", chain(source)),
+        None => String::new(),
+    }
+}
+
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
@@ -400,7 +409,8 @@ enum ConnectError {
     Stopped,
     #[error("transport: {}", chain(.0))]
     Transport(#[from] tonic::transport::Error),
-    #[error("status {}: {}", .0.code(), .0.message())]
+    // The source chain names TLS failures (e.g. a refused client certificate).
+    #[error("status {}: {}{}", .0.code(), .0.message(), status_source(.0))]
     Status(#[from] tonic::Status),
     #[error("token is not a valid header value")]
     InvalidToken,
@@ -412,6 +422,9 @@ enum ConnectError {
     Protocol(&'static str),
     #[error("stream closed while sending hello")]
     Gone,
+    /// The URL or TLS settings cannot work (e.g. TLS files with an `http://` URL).
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl ConnectError {
@@ -422,6 +435,9 @@ impl ConnectError {
     /// A Hello the control plane refused for what it says (not for a token
     /// that may still be rotated in, nor for a transient failure).
     fn is_refusal(&self) -> bool {
+        if matches!(self, ConnectError::Config(_)) {
+            return true;
+        }
         matches!(self, ConnectError::Status(s) if matches!(
             s.code(),
             tonic::Code::InvalidArgument | tonic::Code::AlreadyExists | tonic::Code::FailedPrecondition
@@ -491,10 +507,15 @@ async fn run(shared: Arc<Shared>, mut events_rx: mpsc::Receiver<v1::Event>) {
 async fn connect(shared: &Arc<Shared>) -> Result<Conn, ConnectError> {
     let config = &shared.config;
     let attempt = async {
-        let endpoint = wagate_proto::endpoint(
+        let endpoint = wagate_proto::endpoint_with_tls(
             config.control_plane_url.clone(),
             &wagate_proto::ConnectOptions::default(),
-        )?;
+            config.tls.as_ref(),
+        )
+        .map_err(|e| match e {
+            wagate_proto::ConnectError::Uri(e) => ConnectError::Transport(e),
+            wagate_proto::ConnectError::Tls(e) => ConnectError::Config(e.to_string()),
+        })?;
         let channel = endpoint.connect().await?;
         let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
         let outbox = Outbox(tx);

@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         listen: cli.http_listen,
         control_plane_url: cp.url(),
         edge_token: state.config.edge_token.clone(),
+        tls: cp.client_tls(),
         ..EdgeConfig::default()
     })
     .await?;
@@ -99,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         let mut wc = WorkerConfig::new(cp.url(), state.config.worker_auth_token.clone(), id.clone());
         wc.max_sessions = cli.sim_max_sessions;
         wc.endpoint = format!("sim://{id}");
+        wc.tls = cp.client_tls();
         let handle = Worker::spawn(wc, driver);
         if !handle.wait_connected(Duration::from_secs(10)).await {
             anyhow::bail!("simulated worker {id} did not connect");

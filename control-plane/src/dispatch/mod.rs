@@ -44,9 +44,16 @@ impl Dispatcher {
         cache: Cache,
         self_addr: String,
         internal_token: &str,
+        peer_tls: Option<wagate_proto::tls::ClientTls>,
         default_deadline: Duration,
     ) -> Self {
-        Self { registry, cache, self_addr, peers: PeerClient::new(internal_token), default_deadline }
+        Self {
+            registry,
+            cache,
+            self_addr,
+            peers: PeerClient::new(internal_token, peer_tls),
+            default_deadline,
+        }
     }
 
     pub fn self_addr(&self) -> &str {

@@ -36,12 +36,15 @@ pub enum PeerError {
 
 pub struct PeerClient {
     token: Option<MetadataValue<Ascii>>,
+    /// TLS towards peers (this replica's certificate, `WAGATE_TLS_CA`), used
+    /// for their `https://` addresses.
+    tls: Option<wagate_proto::tls::ClientTls>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl PeerClient {
-    pub fn new(token: &str) -> Self {
-        Self { token: token.parse().ok(), channels: Mutex::new(HashMap::new()) }
+    pub fn new(token: &str, tls: Option<wagate_proto::tls::ClientTls>) -> Self {
+        Self { token: token.parse().ok(), tls, channels: Mutex::new(HashMap::new()) }
     }
 
     fn client(&self, addr: &str) -> Result<InternalServiceClient<Channel>, PeerError> {
@@ -51,7 +54,7 @@ impl PeerClient {
         }
         let options =
             wagate_proto::ConnectOptions { connect_timeout: Duration::from_secs(2), ..Default::default() };
-        let channel = wagate_proto::endpoint(addr.to_owned(), &options)
+        let channel = wagate_proto::endpoint_with_tls(addr.to_owned(), &options, self.tls.as_ref())
             .map_err(|e| PeerError::Unreachable(e.to_string()))?
             .connect_lazy();
         map.insert(addr.to_owned(), channel.clone());

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
-    let config = args.worker_config();
+    let config = args.worker_config().context("configuration")?;
     let driver = SimulatedDriver::new(args.simulated_config());
     info!(
         worker_id = %config.worker_id,
