@@ -7,40 +7,43 @@
 //!         └─ health + reflection
 //! state: persistence (sea-orm: PostgreSQL | SQLite), cache (Redis | in-process)
 //! ```
+//!
+//! Depends on neither the edge gateway nor the worker SDK: the in-process
+//! cluster, the all-in-one `wagate` binary, `wagate-bench` and the integration
+//! tests are in `control-plane/testkit` (`wagate-testkit`). The `pub` modules
+//! are the ones that crate and its tests use; the rest is `pub(crate)`.
 
-pub mod audit;
-pub mod auth;
+pub(crate) mod audit;
+pub(crate) mod auth;
 pub mod bootstrap;
 pub mod cache;
-pub mod cluster;
 pub mod config;
-pub mod convert;
+pub(crate) mod convert;
 pub mod custody;
-pub mod dispatch;
-pub mod error;
-pub mod events;
+pub(crate) mod dispatch;
+pub(crate) mod error;
+pub(crate) mod events;
 pub mod fleet;
-pub mod grpc_metrics;
-pub mod health;
-pub mod heartbeat;
-pub mod invalidation;
-pub mod key_usage;
+pub(crate) mod grpc_metrics;
+pub(crate) mod health;
+pub(crate) mod heartbeat;
+pub(crate) mod invalidation;
+pub(crate) mod key_usage;
 pub mod limits;
-pub mod metrics;
-pub mod metrics_http;
+pub(crate) mod metrics;
+pub(crate) mod metrics_http;
 pub mod persistence;
-pub mod placement;
-pub mod registry;
-pub mod send_dispatch;
-pub mod send_tracker;
+pub(crate) mod placement;
+pub(crate) mod registry;
+pub(crate) mod send_dispatch;
+pub(crate) mod send_tracker;
 pub mod server;
-pub mod services;
+pub(crate) mod services;
 pub mod state;
-pub mod tcp_proxy;
 pub mod usage;
-pub mod validation;
+pub(crate) mod validation;
 pub mod webhooks;
-pub mod worker_stream;
+pub(crate) mod worker_stream;
 
 pub use config::{ControlPlaneArgs, ControlPlaneConfig};
 pub use server::{ControlPlane, RunningControlPlane, StartError};

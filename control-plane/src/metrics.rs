@@ -159,11 +159,6 @@ pub fn send_outcome(outcome: &'static str) {
     ::metrics::counter!(SEND_OUTCOMES, "outcome" => outcome).increment(1);
 }
 
-/// All metrics of this process in the Prometheus text exposition format.
-pub fn render() -> String {
-    wagate_proto::telemetry::render()
-}
-
 /// The `kind` label of a command.
 pub fn command_kind(kind: &wagate_proto::v1::command::Kind) -> &'static str {
     use wagate_proto::v1::command::Kind;

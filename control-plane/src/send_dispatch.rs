@@ -17,8 +17,8 @@ use crate::state::SharedState;
 /// How a dispatch ended.
 #[derive(Debug)]
 pub enum SendOutcome {
-    /// Acked: SENT is queued with the status writer.
-    Sent { wa_message_id: Option<String> },
+    /// Acked: SENT (with the WhatsApp message id) is queued with the status writer.
+    Sent,
     /// The worker refused it, or it could not be handed to any worker:
     /// FAILED with the reason (safe for the caller to retry).
     Failed { reason: String, error: Option<DispatchError> },
@@ -75,13 +75,12 @@ pub async fn dispatch_tracked(
             state.send_tracker.acked(&id);
             // Batched off the hot path (the row is durable as PENDING and the
             // tracker keeps it from being dispatched again until written).
-            let update =
-                StatusUpdate::Sent { id: id.clone(), at: Utc::now(), wa_message_id: wa_message_id.clone() };
+            let update = StatusUpdate::Sent { id: id.clone(), at: Utc::now(), wa_message_id };
             if let Err(err) = state.status_writer.submit(update).await {
                 tracing::error!(message_id = %id, error = %err, "SENT not written; the message stays tracked as acked");
             }
             metrics::MESSAGES_SENT.inc();
-            SendOutcome::Sent { wa_message_id }
+            SendOutcome::Sent
         }
         Ok(result) => {
             let reason = if result.error_message.is_empty() {

@@ -52,6 +52,7 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a graceful shutdown waits for the control plane to close its side.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long `kill` waits for the run loop to notice.
+#[cfg(any(test, feature = "test-util"))]
 const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the worker's stream to the control plane stands.

@@ -21,7 +21,7 @@ use tracing::{debug, info};
 use wagate_proto::v1::{self, MessageStatus, MessageType, SessionStatus};
 
 use crate::driver::{DriverError, SessionDriver};
-use crate::events::{self, EmitError, EventSink};
+use crate::events::{self, EventSink};
 
 /// Behaviour of a [`SimulatedDriver`].
 #[derive(Debug, Clone)]
@@ -665,8 +665,10 @@ async fn emit_all(sink: &EventSink, evs: Vec<v1::Event>) {
 }
 
 /// Emits events in order from synchronous code: queued at once while there is
-/// room, the rest from a task (when inside a tokio runtime).
+/// room, the rest from a task (when inside a tokio runtime). Used by the test hooks.
+#[cfg(any(test, feature = "test-util"))]
 fn emit_in_order(sink: EventSink, evs: Vec<v1::Event>) {
+    use crate::events::EmitError;
     let mut evs = evs.into_iter();
     while let Some(event) = evs.next() {
         match sink.try_emit(event.clone()) {

@@ -194,7 +194,7 @@ async fn redispatch(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>
             attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
         };
         match send_dispatch::dispatch_tracked(state, &worker_id, send, Unreached::Keep).await {
-            SendOutcome::Sent { .. } => metrics::MESSAGES_REDISPATCHED.inc(),
+            SendOutcome::Sent => metrics::MESSAGES_REDISPATCHED.inc(),
             SendOutcome::Failed { .. } => {}
             // The session's worker is gone or stuck: stop; the next
             // CONNECTED (or sweep) picks the rest up.

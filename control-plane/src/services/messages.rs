@@ -211,7 +211,7 @@ impl MessageApi {
             attempt: 1,
         };
         match send_dispatch::dispatch_tracked(&self.state, worker_id, send, Unreached::Fail).await {
-            SendOutcome::Sent { .. } => Ok(v1::SendResponse {
+            SendOutcome::Sent => Ok(v1::SendResponse {
                 message_id: inserted.id.clone(),
                 status: v1::MessageStatus::Sent as i32,
                 to,

@@ -6,7 +6,7 @@ mod common;
 use common::{Api, cluster, start};
 use reqwest::Method;
 use serde_json::json;
-use wagate_control_plane::cluster::Storage;
+use wagate_testkit::cluster::Storage;
 
 async fn bad_input_and_tenancy(storage: Storage) {
     let cl = start(cluster(storage).workers(1, 10)).await;

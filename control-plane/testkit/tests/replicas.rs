@@ -12,10 +12,10 @@ use common::{Api, cluster, start, wait_for};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
-use wagate_control_plane::cluster::{Cluster, Storage, WorkerSpec};
 use wagate_control_plane::persistence::entities::{message, session, worker};
 use wagate_control_plane::persistence::enums::{SessionStatus, WorkerStatus};
 use wagate_proto::v1;
+use wagate_testkit::cluster::{Cluster, Storage, WorkerSpec};
 use wagate_worker_sdk::simulated::SimulatedDriver;
 use wagate_worker_sdk::{Worker, WorkerConfig};
 

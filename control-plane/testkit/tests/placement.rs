@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use common::{Api, cluster, start};
 use sea_orm::EntityTrait;
 use serde_json::json;
-use wagate_control_plane::cluster::Storage;
 use wagate_control_plane::persistence::entities::worker;
+use wagate_testkit::cluster::Storage;
 
 async fn tier_limit(storage: Storage) {
     let cl = start(cluster(storage).workers(1, 10)).await;

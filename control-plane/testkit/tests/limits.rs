@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Api, Reply, cluster, start, wait_for};
 use serde_json::json;
 use wagate_control_plane::ControlPlaneConfig;
-use wagate_control_plane::cluster::{Cluster, Storage};
 use wagate_control_plane::limits::{Clock, LimitSettings, Rate};
+use wagate_testkit::cluster::{Cluster, Storage};
 
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "fleet-keeper-77";

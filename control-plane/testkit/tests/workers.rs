@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use common::{Api, cluster, start, wait_for};
 use sea_orm::EntityTrait;
 use tokio_stream::wrappers::ReceiverStream;
-use wagate_control_plane::cluster::{Storage, WorkerSpec};
 use wagate_control_plane::persistence::entities::worker;
 use wagate_control_plane::persistence::enums::WorkerStatus;
 use wagate_proto::v1::{self, worker_message, worker_service_client::WorkerServiceClient};
+use wagate_testkit::cluster::{Storage, WorkerSpec};
 
-async fn status_of(cl: &wagate_control_plane::cluster::Cluster, id: &str) -> Option<WorkerStatus> {
+async fn status_of(cl: &wagate_testkit::cluster::Cluster, id: &str) -> Option<WorkerStatus> {
     worker::Entity::find_by_id(id.to_owned()).one(&cl.cp().state().db.conn).await.unwrap().map(|w| w.status)
 }
 

@@ -13,9 +13,9 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use wagate_control_plane::cluster::Storage;
 use wagate_edge_gateway::EdgeConfig;
 use wagate_proto::v1;
+use wagate_testkit::cluster::Storage;
 
 /// Reads until the peer closes (Ok(0) or a reset); the time it took.
 async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {

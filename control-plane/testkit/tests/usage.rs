@@ -11,9 +11,9 @@ use std::time::Duration;
 use common::{Api, cluster, start, wait_for};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
-use wagate_control_plane::cluster::{Cluster, Storage};
 use wagate_control_plane::persistence::entities::session;
 use wagate_control_plane::persistence::enums::SessionStatus;
+use wagate_testkit::cluster::{Cluster, Storage};
 
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "fleet-keeper-77";

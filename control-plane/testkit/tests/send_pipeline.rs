@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Api, cluster, start, wait_for};
 use futures::future::join_all;
 use sea_orm::{ConnectionTrait, Statement};
-use wagate_control_plane::cluster::{Cluster, Storage, WorkerSpec};
+use wagate_testkit::cluster::{Cluster, Storage, WorkerSpec};
 
 const N: usize = 40;
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Api, cluster, start, wait_for};
 use reqwest::Method;
 use serde_json::json;
-use wagate_control_plane::cluster::{Storage, WorkerSpec};
 use wagate_proto::v1::{MessageContent, MessageType};
+use wagate_testkit::cluster::{Storage, WorkerSpec};
 
 const ADMIN_EMAIL: &str = "root@wagate.test";
 const ADMIN_PASSWORD: &str = "fleet-keeper-77";

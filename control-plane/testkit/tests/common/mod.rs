@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use wagate_control_plane::cluster::{Cluster, ClusterBuilder, Storage};
+use wagate_testkit::cluster::{Cluster, ClusterBuilder, Storage};
 
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()

@@ -17,12 +17,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use wagate_control_plane::cluster::{Storage, WorkerSpec};
 use wagate_control_plane::config::ControlPlaneConfig;
 use wagate_control_plane::webhooks::outbox::{self, OutboxRow};
 use wagate_control_plane::webhooks::{EventType, RetrySchedule, signing};
 use wagate_control_plane::{ControlPlane, RunningControlPlane};
 use wagate_proto::v1;
+use wagate_testkit::cluster::{Storage, WorkerSpec};
 
 // ---------------------------------------------------------------- the receiver
 

@@ -10,9 +10,9 @@ use std::time::Duration;
 use common::{Api, cluster, start, wait_for};
 use sea_orm::EntityTrait;
 use serde_json::json;
-use wagate_control_plane::cluster::Storage;
 use wagate_control_plane::persistence::entities::{message, worker};
 use wagate_control_plane::persistence::enums::MessageStatus;
+use wagate_testkit::cluster::Storage;
 
 async fn full_flow(storage: Storage) {
     let cl = start(cluster(storage).workers(1, 10)).await;

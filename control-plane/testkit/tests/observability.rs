@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::health_check_response::ServingStatus;
-use wagate_control_plane::cluster::Storage;
 use wagate_proto::v1::{self, worker_message, worker_service_client::WorkerServiceClient};
+use wagate_testkit::cluster::Storage;
 
 async fn scrape(addr: SocketAddr) -> String {
     reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap()
@@ -122,7 +122,7 @@ async fn status(url: &str, service: &str) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_not_serving_while_the_database_is_unreachable() {
-    let target = std::env::var(wagate_control_plane::cluster::TEST_POSTGRES_URL_ENV)
+    let target = std::env::var(wagate_testkit::cluster::TEST_POSTGRES_URL_ENV)
         .ok()
         .and_then(|u| u.split('@').nth(1).and_then(|h| h.split('/').next()).map(str::to_owned))
         .unwrap_or_else(|| "127.0.0.1:5432".to_owned());

@@ -13,8 +13,8 @@ use common::{Api, cluster, start, wait_for};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
 use wagate_control_plane::ControlPlaneConfig;
-use wagate_control_plane::cluster::{Cluster, Storage, WorkerSpec};
 use wagate_control_plane::persistence::entities::worker;
+use wagate_testkit::cluster::{Cluster, Storage, WorkerSpec};
 
 const QR_REASON: &str = "qr code not scanned within 1 s";
 

@@ -1,8 +1,7 @@
 //! A whole wagate on one machine, in-process: control plane, edge gateway
 //! and SDK workers with the simulated driver, on ephemeral loopback ports.
 //!
-//! Used by the embedded `wagate` binary, the integration tests and the
-//! benchmark (like quickwit's sandbox). Storage is SQLite + in-process cache,
+//! Used by the integration tests (like quickwit's sandbox). Storage is SQLite + in-process cache,
 //! or PostgreSQL + Redis with a database and key prefix of its own (so tests
 //! run in parallel against one server).
 
@@ -11,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::ConnectionTrait;
+use wagate_control_plane::cache::Cache;
+use wagate_control_plane::config::ControlPlaneConfig;
+use wagate_control_plane::server::{ControlPlane, RunningControlPlane};
 use wagate_edge_gateway::{EdgeConfig, EdgeServer, RunningEdge};
 use wagate_worker_sdk::simulated::{SimulatedConfig, SimulatedDriver};
 use wagate_worker_sdk::{Worker, WorkerConfig, WorkerHandle};
 
-use crate::cache::Cache;
-use crate::config::ControlPlaneConfig;
-use crate::server::{ControlPlane, RunningControlPlane};
 use crate::tcp_proxy::TcpProxy;
 
 /// Default PostgreSQL server for tests (a database per cluster is created on it).
@@ -167,7 +166,7 @@ impl ClusterBuilder {
                 cleanup.dir = Some(dir);
                 if self.replicas > 1 {
                     // One in-process "Redis" for every replica.
-                    shared_cache = Some(Cache::Memory(crate::cache::MemoryCache::default()));
+                    shared_cache = Some(Cache::Memory(wagate_control_plane::cache::MemoryCache::default()));
                 }
                 ControlPlaneConfig::local(url)
             }

@@ -17,9 +17,9 @@ use rcgen::{
 use sea_orm::EntityTrait;
 use serde_json::json;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-use wagate_control_plane::cluster::{Cluster, Storage, WorkerSpec};
 use wagate_control_plane::persistence::entities::worker;
 use wagate_proto::tls::{ClientAuth, ClientTls, PemIdentity, ServerTls};
+use wagate_testkit::cluster::{Cluster, Storage, WorkerSpec};
 use wagate_worker_sdk::Worker;
 use wagate_worker_sdk::simulated::{SimulatedConfig, SimulatedDriver};
 

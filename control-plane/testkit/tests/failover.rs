@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use common::{Api, cluster, start, wait_for};
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::json;
-use wagate_control_plane::cluster::{Cluster, Storage, WorkerSpec};
 use wagate_control_plane::fleet;
 use wagate_control_plane::persistence::entities::{session, worker};
 use wagate_control_plane::persistence::enums::{MessageStatus, SessionStatus, WorkerStatus};
+use wagate_testkit::cluster::{Cluster, Storage, WorkerSpec};
 
 /// Creates `n` sessions (MAX-tier users, 20 each) and pairs them all.
 /// Returns (session id → api key).

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{Api, Reply, cluster, start, wait_for};
 use reqwest::Method;
 use serde_json::{Value, json};
-use wagate_control_plane::cluster::{Cluster, Storage};
 use wagate_proto::v1;
+use wagate_testkit::cluster::{Cluster, Storage};
 
 const ADMIN_EMAIL: &str = "root@wagate.test";
 const ADMIN_PASSWORD: &str = "admin-password-1";
