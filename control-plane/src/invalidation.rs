@@ -6,7 +6,11 @@
 //! other replica: Redis pub/sub, or the in-process bus of the embedded
 //! default. The cache TTL stays as a safety net only (a lost message).
 //!
-//! Messages: `s:<session id>` (that session's keys) or `*` (everything).
+//! The same bus carries webhook configuration changes, so that every replica
+//! writes a new webhook's events at once (not after its cache TTL).
+//!
+//! Messages: `s:<session id>` (that session's keys), `w:<session id>` (that
+//! session's webhook) or `*` (every key).
 
 use tracing::Instrument;
 
@@ -19,6 +23,19 @@ const ALL: &str = "*";
 pub async fn session(state: &SharedState, session_id: &str) {
     state.key_cache.invalidate_session(session_id);
     publish(state, &format!("s:{session_id}")).await;
+}
+
+/// A session's webhook was created, changed or removed: every replica
+/// re-reads it before its next event (and writes events at all again, if it
+/// had seen no active webhook).
+pub async fn webhook(state: &SharedState, session_id: &str) {
+    webhook_changed_here(state, session_id);
+    publish(state, &format!("w:{session_id}")).await;
+}
+
+fn webhook_changed_here(state: &SharedState, session_id: &str) {
+    state.webhooks.changed(session_id);
+    state.webhooks.set_any_active(true);
 }
 
 /// Invalidates every key here and on every replica (e.g. a user deactivated).
@@ -58,9 +75,10 @@ pub fn spawn_listener(state: &SharedState) {
                 };
                 match message {
                     Ok(m) if m == ALL => st.key_cache.invalidate_all(),
-                    Ok(m) => match m.strip_prefix("s:") {
-                        Some(id) => st.key_cache.invalidate_session(id),
-                        None => tracing::debug!(message = m, "unknown invalidation"),
+                    Ok(m) => match m.split_once(':') {
+                        Some(("s", id)) => st.key_cache.invalidate_session(id),
+                        Some(("w", id)) => webhook_changed_here(&st, id),
+                        _ => tracing::debug!(message = m, "unknown invalidation"),
                     },
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => st.key_cache.invalidate_all(),
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,

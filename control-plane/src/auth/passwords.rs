@@ -50,8 +50,77 @@ pub async fn dummy_hash() -> String {
         .clone()
 }
 
+/// One password check at a time per account: a flood of guesses on one
+/// account holds at most one of the [`MAX_CONCURRENT_HASHES`] hashing slots,
+/// so other users' logins are not queued behind it.
+#[derive(Default)]
+pub struct Turns {
+    waiting: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The account's turn; the next attempt on it goes when this is dropped.
+pub struct Turn<'a> {
+    turns: &'a Turns,
+    key: String,
+    lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Turns {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>
+    {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits for `key`'s turn.
+    pub async fn take(&self, key: &str) -> Turn<'_> {
+        let lock = self.map().entry(key.to_owned()).or_default().clone();
+        let guard = lock.clone().lock_owned().await;
+        Turn { turns: self, key: key.to_owned(), lock: Some(lock), guard: Some(guard) }
+    }
+
+    /// Accounts with an attempt in progress or waiting.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let Some(lock) = self.lock.take() else { return };
+        let mut map = self.turns.map();
+        // Forget the account once nobody else holds or waits for its lock.
+        if map.get(&self.key).is_some_and(|l| std::sync::Arc::ptr_eq(l, &lock))
+            && std::sync::Arc::strong_count(&lock) == 2
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn turns_serialise_one_account_and_are_forgotten() {
+        let turns = super::Turns::default();
+        let a = turns.take("a@x").await;
+        // another account is not blocked
+        let b = turns.take("b@x").await;
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), turns.take("a@x")).await;
+        assert!(waited.is_err(), "a second attempt on the same account waits");
+        drop(a);
+        let a2 = turns.take("a@x").await;
+        drop((a2, b));
+        assert!(turns.is_empty());
+    }
+
     #[tokio::test]
     async fn hash_verifies_only_the_right_password() {
         let h = super::hash("correct horse".into()).await.unwrap();

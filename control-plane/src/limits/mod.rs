@@ -202,7 +202,7 @@ impl Limiter {
 
     /// Counts `cost` units of `rule` for `subject` unless that passes
     /// `rate`; a refused check counts nothing. `cost` 0 only reads.
-    pub async fn check(&self, rule: &str, subject: &str, rate: Rate, cost: u64) -> Decision {
+    pub async fn check(&self, rule: &'static str, subject: &str, rate: Rate, cost: u64) -> Decision {
         let now = self.clock.now_ms();
         let (start, end) = window::bounds(now, rate.window_ms());
         let key = format!("{rule}:{subject}:{start}");
@@ -211,7 +211,7 @@ impl Limiter {
             None => self.local.hit(&key, start, rate.limit, cost),
         };
         let reset = Duration::from_millis(u64::try_from(end - now).unwrap_or(0));
-        ::metrics::counter!("wagate_ratelimit_checks_total", "rule" => rule.to_owned(), "allowed" => allowed.to_string())
+        ::metrics::counter!("wagate_ratelimit_checks_total", "rule" => rule, "allowed" => if allowed { "true" } else { "false" })
             .increment(1);
         Decision { allowed, limit: rate.limit, remaining: rate.limit.saturating_sub(count), reset }
     }

@@ -25,11 +25,13 @@ const RULE_REGISTER_IP: &str = "register_ip";
 
 pub struct AuthApi {
     state: SharedState,
+    /// One password check at a time per account (see [`passwords::Turns`]).
+    turns: passwords::Turns,
 }
 
 impl AuthApi {
     pub fn new(state: SharedState) -> Self {
-        Self { state }
+        Self { state, turns: passwords::Turns::default() }
     }
 
     /// An access token and a refresh token (a new family unless `family`).
@@ -174,7 +176,11 @@ impl AuthApi {
             Some(u) => u.password_hash.clone(),
             None => passwords::dummy_hash().await,
         };
-        let ok = passwords::verify(req.password, stored).await?;
+        let ok = {
+            // Guesses on one account wait for each other, not for other users.
+            let _turn = self.turns.take(&email).await;
+            passwords::verify(req.password, stored).await?
+        };
         let user = match found {
             Some(u) if ok && u.is_active => u,
             Some(u) if ok => {

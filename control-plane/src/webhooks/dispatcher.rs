@@ -534,7 +534,7 @@ async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result
             vec![false.into(), reason.into(), now.into(), hook.id.clone().into()],
         ))
         .await?;
-    state.webhooks.changed(&hook.session_id);
+    crate::invalidation::webhook(state, &hook.session_id).await;
     metrics::counter!("wagate_webhook_disabled_total").increment(1);
     tracing::warn!(webhook_id = hook.id, session_id = hook.session_id, reason, "webhook disabled");
     audit::record(
@@ -552,6 +552,9 @@ async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result
 /// webhook is active, and retention.
 async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr> {
     let db = &state.db;
+    // A webhook that changed while this was read (here or on another
+    // replica) keeps the flag on: never turn event writing off on a stale read.
+    let generation = state.webhooks.generation();
     let any = db
         .conn
         .query_one_raw(db.stmt(
@@ -560,7 +563,9 @@ async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr>
         ))
         .await?
         .is_some();
-    state.webhooks.set_any_active(any);
+    if any || state.webhooks.generation() == generation {
+        state.webhooks.set_any_active(any);
+    }
     let row = db
         .conn
         .query_one_raw(db.stmt(

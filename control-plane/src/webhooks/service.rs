@@ -154,11 +154,9 @@ impl WebhookApi {
                 (generated, true)
             }
         };
-        let hooks = &self.state.webhooks;
-        hooks.changed(&session_id);
+        crate::invalidation::webhook(&self.state, &session_id).await;
         if is_active {
-            hooks.set_any_active(true);
-            hooks.committed();
+            self.state.webhooks.committed();
         }
         let row = WebhookRow::by_session(&db.conn, db, &session_id)
             .await?
@@ -171,7 +169,7 @@ impl WebhookApi {
         let hook = self.hook(&user, session_id).await?;
         let db = &self.state.db;
         db.conn.execute_raw(db.stmt("DELETE FROM webhooks WHERE id = $1", vec![hook.id.into()])).await?;
-        self.state.webhooks.changed(&hook.session_id);
+        crate::invalidation::webhook(&self.state, &hook.session_id).await;
         Ok(v1::DeleteWebhookResponse { session_id: hook.session_id, deleted: true })
     }
 
@@ -231,7 +229,7 @@ impl WebhookApi {
                 vec![until.into(), secret.clone().into(), now.into(), hook.id.clone().into()],
             ))
             .await?;
-        self.state.webhooks.changed(&hook.session_id);
+        crate::invalidation::webhook(&self.state, &hook.session_id).await;
         let row = WebhookRow::by_id(&db.conn, db, &hook.id)
             .await?
             .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))?;

@@ -792,3 +792,37 @@ async fn failover_reports_session_status_with_reason() {
     verify_all(&got, &secret);
     cl.shutdown().await;
 }
+
+/// A webhook configured through one replica gets the events written by the
+/// other (the replica holding the worker's stream) at once: the change is
+/// broadcast, not left to the other replica's cache TTL (set to a minute
+/// here so that only the broadcast can make this pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_configured_on_one_replica_gets_the_others_events_at_once() {
+    for storage in Storage::ALL {
+        let cl = start(cluster(storage).worker(echo_worker()).replicas(2).edge_on(1).configure(|c| {
+            fast_webhooks(c);
+            c.webhooks.cache_ttl = Duration::from_secs(60);
+        }))
+        .await;
+        let rx = Receiver::start().await;
+        let api = Api::new(&cl);
+        let token = api.register("two-replicas@example.com").await;
+        let (sid, _key) = api.connected_session(&cl, &token, "hooked").await;
+        let driver = cl.driver_of(&sid).unwrap().clone();
+        // replica 0 (the worker's) writes an inbound message while there is no
+        // webhook: it caches "none" for this session
+        assert!(driver.inject_inbound(&sid, "628111@s.whatsapp.net", "before"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // configured through replica 1 (the edge's)
+        put_webhook(&api, &token, &sid, json!({ "url": rx.url(), "events": ["message.received"] }))
+            .await
+            .expect(201);
+        assert!(driver.inject_inbound(&sid, "628111@s.whatsapp.net", "after"));
+        let got = rx.wait_count("the inbound message after the change", 1, Duration::from_secs(10)).await;
+        let received = of_type(&got, "message.received");
+        assert_eq!(received.len(), 1, "{storage:?}: only the message after the change");
+        assert_eq!(received[0].json()["data"]["text"], json!("after"), "{storage:?}");
+        cl.shutdown().await;
+    }
+}
