@@ -16,7 +16,7 @@ import yaml
 VALUES = {
     "database": {"url": "postgres://u:p@db:5432/wagate"},
     "redis": {"url": "redis://redis:6379"},
-    "secrets": {"jwtSecret": "j", "workerAuthToken": "w", "internalToken": "i"},
+    "secrets": {"jwtSecret": "j", "workerAuthToken": "w", "internalToken": "i", "edgeToken": "e"},
 }
 
 # The defaults, and TLS + a /metrics token turned on.

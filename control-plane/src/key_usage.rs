@@ -54,7 +54,9 @@ impl KeyUsage {
         let batch: Vec<(String, DateTime<Utc>)> = std::mem::take(&mut *self.lock()).into_iter().collect();
         let mut written = 0;
         for (i, chunk) in batch.chunks(CHUNK).enumerate() {
-            if let Err(err) = write_chunk(db, chunk).await {
+            if let Err(err) =
+                crate::persistence::measured::measured("api_keys.last_used", write_chunk(db, chunk)).await
+            {
                 let mut pending = self.lock();
                 for (id, t) in &batch[i * CHUNK..] {
                     pending.entry(id.clone()).or_insert(*t);

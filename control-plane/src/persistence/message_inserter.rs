@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::persistence::Db;
 use crate::persistence::entities::message;
+use crate::persistence::measured::measured;
 
 /// Rows inserted by one statement at most.
 const MAX_BATCH: usize = 256;
@@ -228,11 +229,11 @@ async fn run(db: Db, rx: Arc<Mutex<mpsc::Receiver<Job>>>, shutdown: Cancellation
         }
         if batch.len() == 1 {
             let (row, reply) = batch.remove(0);
-            let _ = reply.send(insert_one(&db, row).await);
+            let _ = reply.send(measured("messages.insert", insert_one(&db, row)).await);
             continue;
         }
         let rows: Vec<Row> = batch.iter().map(|(r, _)| r.clone()).collect();
-        match insert_batch(&db, rows).await {
+        match measured("messages.insert_batch", insert_batch(&db, rows)).await {
             Ok(_) => {
                 for (_, reply) in batch.drain(..) {
                     let _ = reply.send(Ok(()));

@@ -44,6 +44,7 @@ use tokio_util::task::TaskTracker;
 use crate::metrics;
 use crate::persistence::Db;
 use crate::persistence::enums::MessageStatus;
+use crate::persistence::measured::measured;
 use crate::send_tracker::SendTracker;
 
 /// Updates taken into one batch at most.
@@ -369,7 +370,9 @@ impl Writer {
     async fn write_until_done(&self, batch: &[StatusUpdate]) {
         let mut attempt: u32 = 0;
         loop {
-            match write_batch(&self.db, batch, &hooks_now(&self.hooks)).await {
+            match measured("messages.status_batch", write_batch(&self.db, batch, &hooks_now(&self.hooks)))
+                .await
+            {
                 Ok(()) => break,
                 Err(err) => {
                     attempt += 1;

@@ -127,7 +127,9 @@ impl UsageMeter {
         let batch: Vec<(UsageKey, u64)> = std::mem::take(&mut *self.lock()).into_iter().collect();
         let mut written = 0;
         for (i, chunk) in batch.chunks(CHUNK).enumerate() {
-            if let Err(err) = write_chunk(db, chunk).await {
+            if let Err(err) =
+                crate::persistence::measured::measured("usage.flush", write_chunk(db, chunk)).await
+            {
                 let mut pending = self.lock();
                 for (k, n) in &batch[i * CHUNK..] {
                     *pending.entry(k.clone()).or_insert(0) += n;

@@ -416,3 +416,58 @@ async fn client_ip_and_session_operation_limits() {
     assert_eq!(r.status(), 200);
     cl.shutdown().await;
 }
+
+/// Figures for the note (`cargo test --release --test limits -- --ignored
+/// --nocapture`): the latency of one limiter check, in-process and on Redis,
+/// one at a time and 64 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn limiter_check_latency() {
+    use std::sync::Arc;
+    use wagate_control_plane::cache::Cache;
+    use wagate_control_plane::limits::Limiter;
+    let redis_url =
+        std::env::var("WAGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("wagate-bench:{}:", uuid::Uuid::new_v4().simple());
+    let backends = [
+        ("in-process", Cache::connect(None, &prefix).await.unwrap()),
+        ("redis", Cache::connect(Some(&redis_url), &prefix).await.unwrap()),
+    ];
+    let rate = Rate::new(1_000_000_000, Duration::from_secs(3600));
+    for (name, cache) in backends {
+        let limiter = Arc::new(Limiter::new(&cache, Clock::System));
+        for concurrency in [1usize, 64] {
+            let per_task = 20_000 / concurrency;
+            let started = Instant::now();
+            let tasks = (0..concurrency).map(|t| {
+                let limiter = limiter.clone();
+                tokio::spawn(async move {
+                    let mut lat = Vec::with_capacity(per_task);
+                    for i in 0..per_task {
+                        let t0 = Instant::now();
+                        let d = limiter
+                            .check("quota", &format!("user-{}", (t * per_task + i) % 500), rate, 1)
+                            .await;
+                        assert!(d.allowed);
+                        lat.push(t0.elapsed());
+                    }
+                    lat
+                })
+            });
+            let mut all: Vec<Duration> = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            let secs = started.elapsed().as_secs_f64();
+            all.sort();
+            let p = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+            println!(
+                "{name:<10} concurrency {concurrency:>2}: {:>8.0} checks/s, p50 {:?}, p99 {:?}, fallback {}",
+                all.len() as f64 / secs,
+                p(0.50),
+                p(0.99),
+                limiter.on_fallback()
+            );
+        }
+    }
+}

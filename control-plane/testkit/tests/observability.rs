@@ -51,6 +51,9 @@ async fn metrics_have_latency_histograms_by_route_and_method() {
         r#"wagate_cp_send_outcomes_total{outcome="sent"}"#,
         "wagate_cp_connected_workers ",
         "# TYPE wagate_cp_worker_streams_opened_total counter",
+        r#"wagate_db_operation_seconds_bucket{op="messages.insert"#,
+        r#"wagate_ratelimit_checks_total{rule="quota",allowed="true"}"#,
+        r#"wagate_ratelimit_checks_total{rule="ip",allowed="true"}"#,
     ] {
         assert!(cp.contains(needle), "control plane /metrics lacks {needle}:\n{cp}");
     }
