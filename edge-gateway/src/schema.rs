@@ -54,10 +54,11 @@ fn words_pattern(words: &[&str]) -> String {
     format!("^[{WS}]*(?:{})[{WS}]*$", alternatives.join("|"))
 }
 
-/// One of `words` in any case, exactly (no surrounding whitespace).
-pub fn exact_words_pattern(words: &[&str]) -> String {
+/// A query value: one of `words` in any case, or blank (the query parser
+/// trims every value and takes a blank one as absent).
+pub fn query_words_pattern(words: &[&str]) -> String {
     let alternatives: Vec<String> = words.iter().map(|w| any_case(w)).collect();
-    format!("^(?:{})$", alternatives.join("|"))
+    format!("^[{WS}]*(?:{})?[{WS}]*$", alternatives.join("|"))
 }
 
 /// A nullable string that is one of `words` in any case, surrounding whitespace allowed.
@@ -98,9 +99,10 @@ pub fn worker_endpoint() -> Object {
         .build()
 }
 
-/// `month` of the usage routes: `YYYY-MM` from 2000 on; blank: the current month.
+/// `month` of the usage routes: `YYYY-MM` from 2000 on; blank: the current month
+/// (the query parser trims, so padding is no part of the 7-character limit).
 pub fn month() -> Object {
-    string(Some(format!("^[{WS}]*(?:[2-9][0-9]{{3}}-(?:0[1-9]|1[0-2])[{WS}]*)?$")), None, Some(7), false)
+    string(Some(format!("^[{WS}]*(?:[2-9][0-9]{{3}}-(?:0[1-9]|1[0-2])[{WS}]*)?$")), None, None, false)
         .description(Some("Billing month `YYYY-MM` (UTC); default the current month."))
         .examples(["2026-11"])
         .build()
@@ -336,6 +338,13 @@ mod tests {
         let r = re(&words_pattern(&MEDIA_TYPES));
         assert!(
             r.is_match("IMAGE") && r.is_match(" Sticker ") && !r.is_match("text") && !r.is_match("images")
+        );
+        // Query values: trimmed, and blank means absent.
+        let q = re(&query_words_pattern(&["1h", "24h"]));
+        assert!(q.is_match("") && q.is_match(" 24H ") && q.is_match("\u{85}") && !q.is_match("2h"));
+        let m = re(month().pattern.as_deref().unwrap());
+        assert!(
+            m.is_match("2026-11") && m.is_match("  ") && !m.is_match("2026-13") && !m.is_match("1999-01")
         );
     }
 }
