@@ -26,6 +26,7 @@ mod model;
 mod openapi;
 mod params;
 mod routes;
+mod schema;
 mod server;
 mod state;
 

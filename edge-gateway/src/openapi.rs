@@ -98,12 +98,21 @@ pub fn document() -> OpenApi {
         }
     }
     let components = doc.components.get_or_insert_with(Default::default);
-    // PATCH /me refuses any other field (mass assignment): say so.
+    // PATCH /me refuses any other field (mass assignment), and a new
+    // password without the current one: say so.
     if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(o))) =
         components.schemas.get_mut("UpdateMeBody")
     {
         o.additional_properties =
             Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+        let fields = o.clone();
+        let rule = utoipa::openapi::schema::AllOfBuilder::new()
+            .item(fields)
+            .item(crate::schema::password_needs_current())
+            .build();
+        components
+            .schemas
+            .insert("UpdateMeBody".to_owned(), utoipa::openapi::schema::Schema::AllOf(rule).into());
     }
     components.schemas.insert("ErrorEnvelope".to_owned(), <ErrorEnvelope as utoipa::PartialSchema>::schema());
     components.add_security_scheme(
@@ -222,6 +231,50 @@ mod tests {
         ] {
             assert!(schemas.contains_key(name), "schema {name} missing");
         }
+    }
+
+    /// The constraints schemathesis found missing (issue 8) are in the document.
+    #[test]
+    fn per_type_send_fields_password_rule_and_name_rule_are_documented() {
+        let doc: serde_json::Value = serde_json::from_str(&super::json()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        // (a) The send body: one branch per type; text requires a non-null, non-blank message.
+        let branches = schemas["SendBody"]["oneOf"].as_array().expect("SendBody is a oneOf");
+        assert_eq!(branches.len(), 4);
+        let text = &branches[0];
+        assert_eq!(text["title"], "text");
+        let required: Vec<&str> =
+            text["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert!(required.contains(&"message") && required.contains(&"to"), "{required:?}");
+        assert_eq!(text["properties"]["message"]["type"], "string", "message may not be null");
+        let not_blank =
+            regex::Regex::new(text["properties"]["message"]["pattern"].as_str().unwrap()).unwrap();
+        assert!(not_blank.is_match(" hi ") && !not_blank.is_match(" \t\n"));
+        for (branch, field) in [(1, "mediaUrl"), (2, "latitude"), (2, "longitude")] {
+            let req = branches[branch]["required"].as_array().unwrap();
+            assert!(req.iter().any(|v| v == field) && req.iter().any(|v| v == "type"), "{field}");
+        }
+        // (b) PATCH /me: a password needs a non-empty currentPassword.
+        let update_me = schemas["UpdateMeBody"]["allOf"].as_array().expect("UpdateMeBody is an allOf");
+        assert_eq!(update_me[0]["additionalProperties"], false);
+        let rule = update_me[1]["anyOf"].as_array().unwrap();
+        assert_eq!(rule[0]["properties"]["password"]["type"], "null");
+        assert_eq!(rule[1]["required"][0], "currentPassword");
+        assert_eq!(rule[1]["properties"]["currentPassword"]["minLength"], 1);
+        // (c) Names: no control characters (register's may be blank).
+        for (schema, field) in
+            [("RegisterBody", "name"), ("CreateSessionBody", "name"), ("UpdateUserBody", "name")]
+        {
+            let pattern = schemas[schema]["properties"][field]["pattern"].as_str().unwrap();
+            let re = regex::Regex::new(pattern).unwrap();
+            assert!(re.is_match("Ann Smith"), "{schema}");
+            assert!(!re.is_match("Ann\u{1}"), "{schema}: control character allowed");
+        }
+        let me_name = update_me[0]["properties"]["name"]["pattern"].as_str().unwrap();
+        assert!(!regex::Regex::new(me_name).unwrap().is_match("A\u{7}"));
+        // The usage export answers JSON or CSV with 200: both are listed.
+        let content = &doc["paths"]["/api/v1/admin/usage"]["get"]["responses"]["200"]["content"];
+        assert!(content.get("application/json").is_some() && content.get("text/csv").is_some(), "{content}");
     }
 
     /// Every documented route answers on both prefixes with its method

@@ -145,11 +145,14 @@ pub trait Names: Sized + Copy + 'static {
         Self::ALL.iter().find(|(_, v)| *v == self).map_or("", |(n, _)| n)
     }
 
-    /// The OpenAPI schema: a string enum of the names.
+    /// The OpenAPI schema: one of the names in any case, or blank (a
+    /// pattern, since an `enum` would refuse spellings the server accepts).
     fn schema() -> Schema {
+        let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .enum_values(Some(Self::ALL.iter().map(|(n, _)| *n)))
+            .pattern(Some(crate::schema::query_words_pattern(&names)))
+            .description(Some(format!("one of {} (any case)", names.join(", "))))
             .into()
     }
 }

@@ -52,7 +52,7 @@ pub fn parse_month(raw: &str) -> Option<DateTime<Utc>> {
         return Some(month_of(Utc::now()));
     }
     let (y, m) = raw.split_once('-')?;
-    if y.len() != 4 || m.len() != 2 {
+    if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
     let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
@@ -221,7 +221,7 @@ mod tests {
         let m = parse_month("2026-02").unwrap();
         assert_eq!(format_month(m), "2026-02");
         assert_eq!(month_of(Utc.with_ymd_and_hms(2026, 2, 28, 23, 59, 59).unwrap()), m);
-        for bad in ["2026-13", "2026-2", "26-02", "2026/02", "abcd-ef", "1999-12"] {
+        for bad in ["2026-13", "2026-2", "26-02", "2026/02", "abcd-ef", "1999-12", "2026-+1", "+999-01"] {
             assert!(parse_month(bad).is_none(), "{bad}");
         }
         assert_eq!(parse_month("").unwrap(), month_of(Utc::now()));

@@ -23,7 +23,7 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"name": "Ann Smith"}))]
 pub struct UpdateMeBody {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::name_or_null)]
     pub name: Option<String>,
     #[schema(
         min_length = 1,

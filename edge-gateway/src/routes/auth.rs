@@ -43,8 +43,9 @@ pub struct RegisterBody {
     /// pattern, not containing the email or name. A refusal names the rule.
     #[schema(min_length = 10, max_length = 128)]
     pub password: String,
+    /// Display name (blank or absent: the email's local part).
     #[serde(default)]
-    #[schema(max_length = 100)]
+    #[schema(schema_with = crate::schema::register_name)]
     pub name: Option<String>,
 }
 
@@ -60,7 +61,7 @@ impl Validate for RegisterBody {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"email": "ann@example.com", "password": "correct-horse-9"}))]
 pub struct LoginBody {
-    #[schema(min_length = 1)]
+    #[schema(schema_with = crate::schema::login_email)]
     pub email: String,
     #[schema(min_length = 1)]
     pub password: String,
@@ -138,7 +139,7 @@ pub(crate) async fn login(
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"refreshToken": "wrt_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}))]
 pub struct RefreshBody {
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(schema_with = crate::schema::refresh_token)]
     pub refresh_token: String,
 }
 
@@ -153,8 +154,8 @@ impl Validate for RefreshBody {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"refreshToken": "wrt_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}))]
 pub struct LogoutBody {
-    /// Also revoke this refresh token (and every token rotated from it).
-    #[schema(max_length = 256)]
+    /// Also revoke this refresh token (and every token rotated from it);
+    /// any text is accepted (an unknown token revokes nothing).
     pub refresh_token: Option<String>,
 }
 

@@ -20,17 +20,16 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new().routes(routes!(send))
 }
 
-/// `POST sessions/{id}/send`.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+/// `POST sessions/{id}/send`. Its schema is written by hand
+/// ([`crate::schema::send_body`]): one `oneOf` branch per `type`, each
+/// with the fields that type requires.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"to": "6281234567890", "type": "text", "message": "Hello from wagate"}))]
 pub struct SendBody {
     /// Phone number (digits, with country code) or a JID.
-    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub to: String,
     /// text (default), image, document, audio, video, sticker, location or contact (any case).
     #[serde(rename = "type", default)]
-    #[schema(value_type = Option<String>, pattern = "^(?i)(text|image|document|audio|video|sticker|location|contact)$")]
     pub kind: Option<String>,
     #[serde(default)]
     pub message: Option<String>,
@@ -41,10 +40,8 @@ pub struct SendBody {
     #[serde(default)]
     pub filename: Option<String>,
     #[serde(default)]
-    #[schema(minimum = -90, maximum = 90)]
     pub latitude: Option<f64>,
     #[serde(default)]
-    #[schema(minimum = -180, maximum = 180)]
     pub longitude: Option<f64>,
     #[serde(default)]
     pub name: Option<String>,
@@ -53,6 +50,14 @@ pub struct SendBody {
     #[serde(default)]
     pub vcard: Option<String>,
 }
+
+impl utoipa::PartialSchema for SendBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::send_body()
+    }
+}
+
+impl utoipa::ToSchema for SendBody {}
 
 const MESSAGE_TYPES: &str = "text, image, document, audio, video, sticker, location, contact";
 

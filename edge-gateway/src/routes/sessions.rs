@@ -33,11 +33,11 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"name": "Personal", "sessionId": "ann-personal"}))]
 pub struct CreateSessionBody {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::name_required)]
     pub name: String,
     /// Optional id (generated when absent).
     #[serde(default)]
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    #[schema(schema_with = crate::schema::new_session_id)]
     pub session_id: Option<String>,
 }
 

@@ -32,7 +32,7 @@ names!(Format { Json = "json", Csv = "csv" });
 pub struct MonthParams {
     /// Billing month `YYYY-MM` (UTC); default the current month.
     #[serde(default, deserialize_with = "text::<_, 7>")]
-    #[param(pattern = "^([2-9][0-9]{3})-(0[1-9]|1[0-2])$", example = "2026-11")]
+    #[param(schema_with = crate::schema::month)]
     pub month: Option<String>,
 }
 
@@ -41,7 +41,7 @@ pub struct MonthParams {
 pub struct UsageListParams {
     /// Billing month `YYYY-MM` (UTC); default the current month.
     #[serde(default, deserialize_with = "text::<_, 7>")]
-    #[param(pattern = "^([2-9][0-9]{3})-(0[1-9]|1[0-2])$", example = "2026-11")]
+    #[param(schema_with = crate::schema::month)]
     pub month: Option<String>,
     /// Only this user's rows.
     #[serde(default, rename = "userId", deserialize_with = "text::<_, 64>")]
@@ -149,8 +149,8 @@ pub(crate) async fn my_usage(
         `month,userId,sessionId,apiKeyId,metric,count` (one page of rows; page through with `page`).",
     security(("bearer" = [])), params(UsageListParams),
     responses(
-        (status = 200, body = Envelope<UsageListDto>),
-        (status = 200, description = "CSV export", content_type = "text/csv", body = String),
+        (status = 200, description = "JSON, or the CSV export with `Accept: text/csv` or `format=csv`",
+            content((Envelope<UsageListDto> = "application/json"), (String = "text/csv"))),
     ))]
 pub(crate) async fn all_usage(
     State(state): State<Arc<AppState>>,

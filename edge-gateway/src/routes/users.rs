@@ -44,19 +44,19 @@ pub struct UserListParams {
 #[schema(example = json!({"tier": "PRO"}))]
 pub struct UpdateUserBody {
     /// BASIC, PRO or MAX (any case).
-    #[schema(pattern = "^(?i)(basic|pro|max)$")]
+    #[schema(schema_with = crate::schema::tier)]
     pub tier: Option<String>,
     /// USER or ADMINISTRATOR (any case).
-    #[schema(pattern = "^(?i)(user|administrator)$")]
+    #[schema(schema_with = crate::schema::role)]
     pub role: Option<String>,
     pub is_active: Option<bool>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = crate::schema::name_or_null)]
     pub name: Option<String>,
     /// The user's own message quota per hour (0 suspends sending); `null`
     /// goes back to the tier's quota.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 100000000)]
-    pub message_quota: Option<Option<i64>>,
+    pub message_quota: Option<Option<f64>>,
 }
 
 /// A field that may be absent (`None`) or `null` (`Some(None)`).
@@ -86,7 +86,8 @@ impl UpdateUserBody {
         let message_quota = match self.message_quota {
             None => None,
             Some(None) => Some(-1),
-            Some(Some(n)) if (0..=100_000_000).contains(&n) => Some(n),
+            // A JSON integer may be written 5.0 (JSON Schema's integer is a value, not a spelling).
+            Some(Some(n)) if n.fract() == 0.0 && (0.0..=100_000_000.0).contains(&n) => Some(n as i64),
             Some(Some(_)) => {
                 return Err(ApiError::invalid("messageQuota", "messageQuota must be 0..100000000 or null"));
             }
@@ -181,4 +182,27 @@ pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext
         deleted: r.deleted,
         sessions_deleted: r.sessions_deleted,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+
+    fn quota(body: &str) -> Result<Option<i64>, ApiError> {
+        parse::<UpdateUserBody>(body.as_bytes())?.into_request("u1").map(|r| r.message_quota)
+    }
+
+    /// JSON Schema's `integer` is a value: `5.0` is one, and is accepted like `5`.
+    #[test]
+    fn message_quota_is_a_whole_number_in_any_spelling() {
+        assert_eq!(quota(r#"{"messageQuota":5}"#).unwrap(), Some(5));
+        assert_eq!(quota(r#"{"messageQuota":5.0}"#).unwrap(), Some(5));
+        assert_eq!(quota(r#"{"messageQuota":1e3}"#).unwrap(), Some(1000));
+        assert_eq!(quota(r#"{"messageQuota":null}"#).unwrap(), Some(-1));
+        assert_eq!(quota("{}").unwrap(), None);
+        for bad in [r#"{"messageQuota":5.5}"#, r#"{"messageQuota":-1}"#, r#"{"messageQuota":100000001}"#] {
+            assert_eq!(quota(bad).unwrap_err().field.as_deref(), Some("messageQuota"), "{bad}");
+        }
+    }
 }

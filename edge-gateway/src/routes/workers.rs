@@ -40,8 +40,9 @@ pub struct DeleteWorkerParams {
 #[schema(example = json!({"workerId": "worker-7", "maxSessions": 50, "description": "rack 2"}))]
 pub struct CreateWorkerBody {
     /// Optional id (`[A-Za-z0-9._-]`, 1-64); generated when absent.
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    #[schema(schema_with = crate::schema::new_worker_id)]
     pub worker_id: Option<String>,
+    #[schema(schema_with = crate::schema::worker_endpoint)]
     pub endpoint: Option<String>,
     /// 1-100000, default 50.
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 100000)]
@@ -85,7 +86,7 @@ pub struct UpdateWorkerBody {
     pub max_sessions: Option<f64>,
     pub description: Option<String>,
     /// MAINTENANCE or ONLINE (any case).
-    #[schema(pattern = "^(?i)(maintenance|online)$")]
+    #[schema(schema_with = crate::schema::worker_status)]
     pub status: Option<String>,
 }
 
