@@ -96,25 +96,16 @@ async fn write_chunk(db: &Db, chunk: &[(String, DateTime<Utc>)]) -> Result<(), D
 /// Starts the flusher on `state.tasks`: every `interval`, and once more
 /// when the replica shuts down.
 pub fn spawn_flusher(state: &SharedState, interval: Duration) {
-    let state2 = state.clone();
-    state.tasks.spawn(async move {
-        let state = state2;
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            let stopping = tokio::select! {
-                () = state.shutdown.cancelled() => true,
-                _ = tick.tick() => false,
-            };
-            match state.key_usage.flush(&state.db).await {
+    crate::state::spawn_periodic(
+        state,
+        interval,
+        tracing::debug_span!("key_usage_flusher"),
+        |st| async move {
+            match st.key_usage.flush(&st.db).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(keys = n, "api key last_used flushed"),
                 Err(err) => tracing::warn!(error = %err, "api key last_used flush failed"),
             }
-            if stopping {
-                break;
-            }
-        }
-    });
+        },
+    );
 }

@@ -62,3 +62,37 @@ impl AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// Runs `step` on `state.tasks` every `interval`, and once more when the
+/// replica starts shutting down (the last flush of what was counted in
+/// memory).
+pub fn spawn_periodic<F, Fut>(
+    state: &SharedState,
+    interval: std::time::Duration,
+    span: tracing::Span,
+    mut step: F,
+) where
+    F: FnMut(SharedState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    use tracing::Instrument;
+    let st = state.clone();
+    state.tasks.spawn(
+        async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                let stopping = tokio::select! {
+                    () = st.shutdown.cancelled() => true,
+                    _ = tick.tick() => false,
+                };
+                step(st.clone()).await;
+                if stopping {
+                    break;
+                }
+            }
+        }
+        .instrument(span),
+    );
+}

@@ -52,13 +52,8 @@ impl SessionApi {
         let now = Utc::now();
 
         let txn = db.begin().await?;
-        if db.is_postgres() {
-            // Serialises concurrent creates of one user, so the tier limit holds.
-            txn.execute_raw(
-                db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user.id.clone().into()]),
-            )
-            .await?;
-        }
+        // Serialises concurrent creates of one user, so the tier limit holds.
+        lock_user(db, &txn, &user.id).await?;
         let active = session::Entity::find()
             .filter(session::Column::UserId.eq(user.id.clone()))
             .filter(session::Column::Status.ne(SessionStatus::Disconnected))
@@ -169,12 +164,9 @@ impl SessionApi {
         let db = &self.state.db;
         let now = Utc::now();
         let txn = db.begin().await?;
+        // Same order as create: the user (tier limit), then the session.
+        lock_user(db, &txn, &user.id).await?;
         if db.is_postgres() {
-            // Same order as create: the user (tier limit), then the session.
-            txn.execute_raw(
-                db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user.id.clone().into()]),
-            )
-            .await?;
             txn.execute_raw(
                 db.stmt("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", vec![found.id.clone().into()]),
             )
@@ -493,4 +485,21 @@ impl SessionService for SessionApi {
         let span = tracing::info_span!("delete_session", user_id = %user.id, session_id = %request.get_ref().session_id);
         Ok(Response::new(self.delete(user, &request.get_ref().session_id).instrument(span).await?))
     }
+}
+
+/// Locks the user's row for the transaction (PostgreSQL; SQLite's
+/// `BEGIN IMMEDIATE` already serialises writers): concurrent session
+/// creates and starts of one user see each other, so the tier limit holds.
+async fn lock_user(
+    db: &crate::persistence::Db,
+    txn: &sea_orm::DatabaseTransaction,
+    user_id: &str,
+) -> CpResult<()> {
+    if db.is_postgres() {
+        txn.execute_raw(
+            db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user_id.to_owned().into()]),
+        )
+        .await?;
+    }
+    Ok(())
 }

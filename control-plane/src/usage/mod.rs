@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
-use tracing::Instrument;
 use wagate_proto::v1;
 
 use crate::persistence::Db;
@@ -184,32 +183,16 @@ async fn write_chunk(db: &Db, chunk: &[(UsageKey, u64)]) -> Result<(), DbErr> {
 /// Starts the flusher on `state.tasks`: every `interval`, and once more
 /// when the replica shuts down.
 pub fn spawn_flusher(state: &SharedState, interval: Duration) {
-    let st = state.clone();
-    state.tasks.spawn(
-        async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                let stopping = tokio::select! {
-                    () = st.shutdown.cancelled() => true,
-                    _ = tick.tick() => false,
-                };
-                match st.usage.flush(&st.db).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(counters = n, "usage flushed"),
-                    Err(err) => {
-                        ::metrics::counter!("wagate_usage_flush_failures_total").increment(1);
-                        tracing::warn!(error = %err, pending = st.usage.pending(), "usage flush failed, kept for the next one");
-                    }
-                }
-                if stopping {
-                    break;
-                }
+    crate::state::spawn_periodic(state, interval, tracing::debug_span!("usage_flusher"), |st| async move {
+        match st.usage.flush(&st.db).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(counters = n, "usage flushed"),
+            Err(err) => {
+                ::metrics::counter!("wagate_usage_flush_failures_total").increment(1);
+                tracing::warn!(error = %err, pending = st.usage.pending(), "usage flush failed, kept for the next one");
             }
         }
-        .instrument(tracing::debug_span!("usage_flusher")),
-    );
+    });
 }
 
 #[cfg(test)]
