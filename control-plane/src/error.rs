@@ -68,6 +68,12 @@ pub fn invalid(field: &str, message: impl Into<String>) -> CpError {
     CpError::Api(ApiError::invalid(field, message))
 }
 
+/// A well-formed request the caller may not make (a wrong current password,
+/// an administrator acting on its own account): 403 naming the field.
+pub fn refused(field: &str, message: impl Into<String>) -> CpError {
+    CpError::Api(ApiError { field: Some(field.to_owned()), ..ApiError::new(ErrorCode::Forbidden, message) })
+}
+
 pub fn api(code: ErrorCode, message: impl Into<String>) -> CpError {
     CpError::Api(ApiError::new(code, message))
 }

@@ -44,7 +44,7 @@ fn common_errors(op: &Operation, path: &str) -> Vec<(&'static str, &'static str)
     }
     if secured {
         out.push(("401", "missing, invalid or expired credential"));
-        out.push(("403", "not allowed (e.g. not an ADMINISTRATOR, tier limit)"));
+        out.push(("403", "not allowed (e.g. not an ADMINISTRATOR, tier limit, a wrong currentPassword)"));
     }
     if path.contains('{') || api {
         out.push(("404", "no such resource (or not the caller's)"));

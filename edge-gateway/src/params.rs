@@ -49,7 +49,10 @@ pub fn decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The decoded, trimmed, non-empty parameters (the last value of a repeated key wins).
+/// The decoded, trimmed parameters (the last value of a repeated key wins).
+/// A blank value is kept: a text filter reads it as "no filter" (its
+/// documented pattern allows blank), a number, time or boolean refuses it
+/// (the document says integer / date-time / boolean, and blank is none).
 pub fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -59,10 +62,7 @@ pub fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
             ApiError::invalid(key.clone(), format!("{key} is not valid percent-encoded UTF-8"))
         })?;
         out.retain(|(k, _)| *k != key);
-        let value = value.trim();
-        if !value.is_empty() {
-            out.push((key, value.to_owned()));
-        }
+        out.push((key, value.trim().to_owned()));
     }
     Ok(out)
 }
@@ -125,9 +125,12 @@ pub fn time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<prost_types::Times
         .map_err(|_| de::Error::custom("must be an RFC 3339 time, e.g. 2026-01-15T10:30:00Z"))
 }
 
-/// A string of at most `N` characters.
+/// A string of at most `N` characters; blank is absent.
 pub fn text<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<Option<String>, D::Error> {
     let v = String::deserialize(d)?;
+    if v.is_empty() {
+        return Ok(None);
+    }
     if v.chars().count() > N {
         return Err(de::Error::custom(format!("must be at most {N} characters")));
     }
@@ -157,9 +160,12 @@ pub trait Names: Sized + Copy + 'static {
     }
 }
 
-/// Deserializes one of `T::ALL`'s names, any case.
+/// Deserializes one of `T::ALL`'s names, any case; blank is absent.
 pub fn one_of<'de, D: Deserializer<'de>, T: Names>(d: D) -> Result<Option<T>, D::Error> {
     let v = String::deserialize(d)?;
+    if v.is_empty() {
+        return Ok(None);
+    }
     T::ALL.iter().find(|(n, _)| n.eq_ignore_ascii_case(&v)).map(|(_, t)| Some(*t)).ok_or_else(|| {
         let names: Vec<&str> = T::ALL.iter().map(|(n, _)| *n).collect();
         de::Error::custom(format!("must be one of {}", names.join(", ")))
@@ -280,18 +286,24 @@ mod tests {
         assert!(decode("%zz").is_none());
         let e = pairs(Some("a=1&bad=%zz")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("bad"));
-        assert_eq!(pairs(Some("a=1&a=2&b=&c=+")).unwrap(), vec![("a".to_owned(), "2".to_owned())]);
+        let kept = pairs(Some("a=1&a=2&b=&c=+")).unwrap();
+        assert_eq!(kept, [("a", "2"), ("b", ""), ("c", "")].map(|(k, v)| (k.to_owned(), v.to_owned())));
     }
 
     #[test]
     fn page_params() {
         let p = Query::<PageParams>::parse(Some("page=2&limit=50&x=y")).unwrap();
         assert_eq!((p.page, p.limit), (Some(2), Some(50)));
-        let p = Query::<PageParams>::parse(Some("page=&limit=")).unwrap();
-        assert_eq!((p.page, p.limit), (None, None));
-        for (q, field) in
-            [("page=0", "page"), ("limit=-1", "limit"), ("page=abc", "page"), ("limit=1e3", "limit")]
-        {
+        let p = Query::<PageParams>::parse(Some("page=+2+&x=")).unwrap();
+        assert_eq!((p.page, p.limit), (Some(2), None));
+        for (q, field) in [
+            ("page=0", "page"),
+            ("limit=-1", "limit"),
+            ("page=abc", "page"),
+            ("limit=1e3", "limit"),
+            ("page=", "page"),
+            ("limit=+", "limit"),
+        ] {
             let e = Query::<PageParams>::parse(Some(q)).unwrap_err();
             assert_eq!(e.field.as_deref(), Some(field), "{q}");
             assert!(e.message.starts_with(field), "{}", e.message);
@@ -303,6 +315,7 @@ mod tests {
         let p = Query::<TimeRangeParams>::parse(Some("timeRange=7D")).unwrap();
         assert_eq!(p.value(), "7d");
         assert_eq!(Query::<TimeRangeParams>::parse(None).unwrap().value(), "24h");
+        assert_eq!(Query::<TimeRangeParams>::parse(Some("timeRange=")).unwrap().value(), "24h");
         let e = Query::<TimeRangeParams>::parse(Some("timeRange=2w")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("timeRange"));
     }

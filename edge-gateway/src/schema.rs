@@ -28,6 +28,16 @@ pub fn optional_name_pattern() -> String {
     format!(r"^[{WS}]*(?:[^{NOT_PRINTABLE}](?:[^\x00-\x1f\x7f-\x9f]{{0,98}}[^{NOT_PRINTABLE}])?[{WS}]*)?$")
 }
 
+/// A worker's `description`: after trimming at most 500 characters, none a
+/// control character; blank or null clears it.
+pub fn worker_description() -> Object {
+    let body = format!(r"[^{NOT_PRINTABLE}](?:[^\x00-\x1f\x7f-\x9f]{{0,498}}[^{NOT_PRINTABLE}])?");
+    string(Some(format!(r"^[{WS}]*(?:{body}[{WS}]*)?$")), None, None, true)
+        .description(Some("Free text, at most 500 characters after trimming, no control characters."))
+        .examples(["rack 2"])
+        .build()
+}
+
 /// Has at least one character that is not whitespace (the server trims).
 pub fn not_blank_pattern() -> String {
     format!("[^{WS}]")
@@ -120,6 +130,26 @@ pub fn recipient_pattern() -> String {
         any_case("c.us"),
         any_case("g.us")
     )
+}
+
+/// A query filter on a user id (`userId`): 1-64 of `[A-Za-z0-9_-]`, or
+/// blank (no filter; the query parser trims).
+pub fn query_id() -> Object {
+    string(Some(format!("^[{WS}]*(?:[A-Za-z0-9_-]{{1,64}}[{WS}]*)?$")), None, None, false)
+        .description(Some("Only this user's rows (a user id); blank: every user."))
+        .build()
+}
+
+/// The `peer` filter of the history: a recipient as `to` of a send takes
+/// it, or blank (no filter).
+pub fn query_peer() -> Object {
+    let recipient = recipient_pattern();
+    let inner = &recipient[1..recipient.len() - 1];
+    string(Some(format!("^(?:{inner}|[{WS}]*)$")), None, Some(128), false)
+        .description(Some(
+            "Phone number or JID of the other party (to or from), as `to` of a send; blank: every party.",
+        ))
+        .build()
 }
 
 /// A phone number, or blank (a contact's `phone`).
@@ -342,6 +372,16 @@ mod tests {
         // Query values: trimmed, and blank means absent.
         let q = re(&query_words_pattern(&["1h", "24h"]));
         assert!(q.is_match("") && q.is_match(" 24H ") && q.is_match("\u{85}") && !q.is_match("2h"));
+        let id = re(query_id().pattern.as_deref().unwrap());
+        assert!(
+            id.is_match("") && id.is_match(" u_1-x ") && !id.is_match("a.b") && !id.is_match(&"a".repeat(65))
+        );
+        let peer = re(query_peer().pattern.as_deref().unwrap());
+        assert!(peer.is_match("") && peer.is_match(" +62 812-3456-7890 ") && peer.is_match("1203-1@g.us"));
+        assert!(!peer.is_match("abc") && !peer.is_match("123"));
+        let d = re(worker_description().pattern.as_deref().unwrap());
+        assert!(d.is_match("") && d.is_match(" rack 2 ") && d.is_match(&"x".repeat(500)));
+        assert!(!d.is_match("a\u{7}b") && !d.is_match(&"x".repeat(501)));
         let m = re(month().pattern.as_deref().unwrap());
         assert!(
             m.is_match("2026-11") && m.is_match("  ") && !m.is_match("2026-13") && !m.is_match("1999-01")

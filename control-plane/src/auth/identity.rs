@@ -10,7 +10,7 @@ use crate::auth::client_addr::Forwarders;
 use crate::auth::jwt::{Claims, JwtKeys};
 use crate::auth::passwords;
 use crate::cache::Cache;
-use crate::error::{CpError, api, invalid};
+use crate::error::{CpError, api, refused};
 use crate::persistence::Db;
 use crate::persistence::entities::user;
 use crate::persistence::enums::UserRole;
@@ -104,7 +104,7 @@ impl Authenticator {
         match current_password.filter(|p| !p.is_empty()) {
             Some(p) => {
                 if p.len() > 1024 || !passwords::verify(p.to_owned(), who.user.password_hash.clone()).await? {
-                    return Err(invalid("currentPassword", "currentPassword is not correct"));
+                    return Err(refused("currentPassword", "currentPassword is not correct"));
                 }
                 Ok(())
             }
@@ -113,7 +113,7 @@ impl Authenticator {
                 if u64::try_from(age).unwrap_or(u64::MAX) < self.reauth_window.as_secs() {
                     return Ok(());
                 }
-                Err(invalid(
+                Err(refused(
                     "currentPassword",
                     "currentPassword is required for this change (or sign in again: the token is older than the re-authentication window)",
                 ))

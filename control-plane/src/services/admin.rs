@@ -16,7 +16,7 @@ use wagate_proto::v1::{self, admin_service_server::AdminService};
 use crate::audit::{self, AuditEntry};
 use crate::auth::AuthUser;
 use crate::convert;
-use crate::error::{CpResult, api, invalid};
+use crate::error::{CpResult, api, invalid, refused};
 use crate::persistence::entities::{system_log, user};
 use crate::persistence::enums::{LogLevel, UserRole, UserTier};
 use crate::services::{admin_workers, analytics, page_limit, pagination, users};
@@ -126,14 +126,14 @@ impl AdminApi {
                 _ => return Err(invalid("role", "role must be USER or ADMINISTRATOR")),
             };
             if target.id == admin.id && role != UserRole::Administrator {
-                return Err(invalid("role", "you cannot remove your own administrator role"));
+                return Err(refused("role", "you cannot remove your own administrator role"));
             }
             active.role = Set(role);
             changes.insert("role".into(), crate::services::auth::role_str(role).into());
         }
         if let Some(is_active) = req.is_active {
             if target.id == admin.id && !is_active {
-                return Err(invalid("isActive", "you cannot deactivate your own account"));
+                return Err(refused("isActive", "you cannot deactivate your own account"));
             }
             active.is_active = Set(is_active);
             changes.insert("isActive".into(), is_active.into());
@@ -174,7 +174,7 @@ impl AdminApi {
         self.state.ensure_running()?;
         let target = self.user_by_id(id).await?;
         if target.id == admin.id {
-            return Err(invalid("userId", "delete your own account with DELETE /me"));
+            return Err(refused("userId", "delete your own account with DELETE /me"));
         }
         let n = users::delete_user(&self.state, &target.id).await?;
         audit::record(
@@ -204,7 +204,7 @@ impl AdminApi {
         }
         let service = req.service.trim();
         if !service.is_empty() {
-            if service.len() > 64 {
+            if service.chars().count() > 64 {
                 return Err(invalid("service", "service must be at most 64 characters"));
             }
             query = query.filter(system_log::Column::Service.eq(service));

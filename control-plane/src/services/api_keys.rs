@@ -127,7 +127,7 @@ impl ApiKeyApi {
     async fn revoke(&self, user: AuthUser, session_id: &str) -> CpResult<v1::ApiKeyInfo> {
         self.state.ensure_running()?;
         let (session_id, existing) = self.key_of(&user, session_id).await?;
-        let k = existing.ok_or_else(|| api(ErrorCode::NotFound, "this session has no API key"))?;
+        let k = existing.filter(|k| k.is_active).ok_or_else(no_active_key)?;
         let mut a: api_key::ActiveModel = k.into();
         a.is_active = Set(false);
         let row = a.update(&self.state.db.conn).await?;
@@ -145,6 +145,10 @@ impl ApiKeyApi {
     }
 }
 
+fn no_active_key() -> crate::error::CpError {
+    api(ErrorCode::NotFound, "this session has no API key (POST …/api-key/rotate issues one)")
+}
+
 #[tonic::async_trait]
 impl ApiKeyService for ApiKeyApi {
     async fn get_api_key(
@@ -153,7 +157,9 @@ impl ApiKeyService for ApiKeyApi {
     ) -> Result<Response<v1::ApiKeyInfo>, Status> {
         let user = self.state.auth.user(request.metadata()).await?;
         let (_, key) = self.key_of(&user, &request.get_ref().session_id).await?;
-        let k = key.ok_or_else(|| api(ErrorCode::NotFound, "this session has no API key"))?;
+        // A revoked key is gone for its owner (DELETE answered its last
+        // metadata); rotating issues a new one.
+        let k = key.filter(|k| k.is_active).ok_or_else(no_active_key)?;
         Ok(Response::new(info(&k)))
     }
 

@@ -11,7 +11,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::identity::Authenticated;
 use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
-use crate::error::{CpResult, api, invalid, is_unique_violation};
+use crate::error::{CpResult, api, invalid, is_unique_violation, refused};
 use crate::persistence::entities::{session, user};
 use crate::persistence::enums::LogLevel;
 use crate::placement;
@@ -73,7 +73,7 @@ impl UserApi {
                         .level(LogLevel::Warn)
                         .user(&me.id),
                 );
-                return Err(invalid("currentPassword", "currentPassword is not correct"));
+                return Err(refused("currentPassword", "currentPassword is not correct"));
             }
             active.password_hash = Set(passwords::hash(password.clone()).await?);
             // Every earlier access token dies with the old password.

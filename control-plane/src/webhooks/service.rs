@@ -53,6 +53,16 @@ impl WebhookApi {
             .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))
     }
 
+    /// The webhook an action (test, rotate, replay) needs: the session exists,
+    /// its webhook does not → 409 `WEBHOOK_NOT_CONFIGURED` (PUT one first).
+    async fn configured(&self, user: &AuthUser, session_id: &str) -> CpResult<WebhookRow> {
+        let id = self.owned(user, session_id).await?;
+        let db = &self.state.db;
+        WebhookRow::by_session(&db.conn, db, &id).await?.ok_or_else(|| {
+            api(ErrorCode::WebhookNotConfigured, "this session has no webhook: PUT …/webhook configures one")
+        })
+    }
+
     async fn put(&self, user: AuthUser, req: v1::PutWebhookRequest) -> CpResult<v1::PutWebhookResponse> {
         self.state.ensure_running()?;
         let session_id = self.owned(&user, &req.session_id).await?;
@@ -176,7 +186,7 @@ impl WebhookApi {
     /// One attempt of a `webhook.test` event, now; logged as a delivery.
     async fn test(&self, user: AuthUser, session_id: &str) -> CpResult<v1::WebhookDelivery> {
         self.state.ensure_running()?;
-        let hook = self.hook(&user, session_id).await?;
+        let hook = self.configured(&user, session_id).await?;
         let now = Utc::now();
         let id = payload::new_event_id();
         let body = payload::render(
@@ -216,7 +226,7 @@ impl WebhookApi {
 
     async fn rotate(&self, user: AuthUser, session_id: &str) -> CpResult<v1::RotateWebhookSecretResponse> {
         self.state.ensure_running()?;
-        let hook = self.hook(&user, session_id).await?;
+        let hook = self.configured(&user, session_id).await?;
         let secret = signing::generate_secret();
         let now = Utc::now();
         let until = now
@@ -329,7 +339,7 @@ impl WebhookApi {
             .as_ref()
             .and_then(from_proto)
             .ok_or_else(|| invalid("since", "since is required (RFC 3339 time)"))?;
-        let hook = self.hook(&user, &req.session_id).await?;
+        let hook = self.configured(&user, &req.session_id).await?;
         let db = &self.state.db;
         let now = Utc::now();
         let res = db

@@ -109,7 +109,7 @@ async fn users_and_admin(storage: Storage) {
         json!({ "password": "new-password-1", "currentPassword": "wrong-one-1" }),
     )
     .await;
-    r.expect_code(400, "VALIDATION_ERROR");
+    r.expect_code(403, "FORBIDDEN");
     assert_eq!(r.body["field"], "currentPassword");
     let r = patch(
         &api,
@@ -159,6 +159,15 @@ async fn users_and_admin(storage: Storage) {
     let r = api.get("/api/v1/admin/users?search=100%25", Some(&admin)).await;
     assert_eq!(r.data()["pagination"]["total"], 0, "% is literal");
     api.get("/api/v1/admin/users?limit=abc", Some(&admin)).await.expect_code(400, "VALIDATION_ERROR");
+    // blank: a number refuses it, a text filter reads it as no filter
+    let r = api.get("/api/v1/admin/users?limit=&search=", Some(&admin)).await;
+    r.expect_code(400, "VALIDATION_ERROR");
+    assert_eq!(r.body["field"], "limit");
+    api.get("/api/v1/admin/users?search=+&page=1", Some(&admin)).await.expect(200);
+    let r = api.get("/api/v1/admin/logs?userId=&level=", Some(&admin)).await;
+    r.expect(200);
+    let r = api.get("/api/v1/admin/logs?to=", Some(&admin)).await;
+    assert_eq!(r.body["field"], "to", "{}", r.body);
 
     // admin: get / patch tier+role validation
     let r = api.get(&format!("/api/v1/admin/users/{ann_id}"), Some(&admin)).await;
@@ -200,7 +209,11 @@ async fn users_and_admin(storage: Storage) {
     let admin_id = api.get("/api/v1/me", Some(&admin)).await.data()["id"].as_str().unwrap().to_owned();
     let r =
         patch(&api, &format!("/api/v1/admin/users/{admin_id}"), &admin, json!({ "isActive": false })).await;
-    r.expect_code(400, "VALIDATION_ERROR");
+    r.expect_code(403, "FORBIDDEN");
+    assert_eq!(r.body["field"], "isActive");
+    let r = patch(&api, &format!("/api/v1/admin/users/{admin_id}"), &admin, json!({ "role": "USER" })).await;
+    r.expect_code(403, "FORBIDDEN");
+    api.delete(&format!("/api/v1/admin/users/{admin_id}"), Some(&admin)).await.expect_code(403, "FORBIDDEN");
 
     // admin delete: bob's token dies
     let bob_id = api.get("/api/v1/me", Some(&bob)).await.data()["id"].as_str().unwrap().to_owned();
@@ -323,6 +336,11 @@ async fn keys_and_history(storage: Storage) {
     let r =
         api.get(&format!("/api/v1/sessions/{sid}/messages?type=image&direction=outbound"), Some(&ann)).await;
     assert_eq!(r.data()["messages"].as_array().unwrap().len(), 1);
+    let r = api.get(&format!("/api/v1/sessions/{sid}/messages?peer=&status="), Some(&ann)).await;
+    assert_eq!(r.data()["messages"].as_array().unwrap().len(), 6, "blank filters filter nothing");
+    let r = api.get(&format!("/api/v1/sessions/{sid}/messages?peer=abc"), Some(&ann)).await;
+    r.expect_code(400, "VALIDATION_ERROR");
+    assert_eq!(r.body["field"], "peer");
     assert_eq!(r.data()["messages"][0]["mediaUrl"], "https://x.test/a.png");
     let r = api.get(&format!("/api/v1/sessions/{sid}/messages?peer=%2B62%20899-9999-9999"), Some(&ann)).await;
     assert_eq!(r.data()["messages"].as_array().unwrap().len(), 1, "{}", r.body);
@@ -430,6 +448,12 @@ async fn keys_and_history(storage: Storage) {
         )
         .await;
     assert_eq!(r.body["field"], "expiresAt", "{}", r.body);
+    for blank in ["", " 2030-01-01T00:00:00Z"] {
+        let rotate = format!("/api/v1/sessions/{sid}/api-key/rotate");
+        let r = api.post(&rotate, Some(&ann), json!({ "expiresAt": blank })).await;
+        r.expect_code(400, "VALIDATION_ERROR");
+        assert_eq!(r.body["field"], "expiresAt", "{blank:?}: {}", r.body);
+    }
     // no body at all is fine
     let req = api.http.post(format!("{}/api/sessions/{sid}/api-key/rotate", api.base)).bearer_auth(&ann);
     let r = api.raw(req).await;
@@ -442,6 +466,14 @@ async fn keys_and_history(storage: Storage) {
     r.expect(200);
     assert_eq!(r.data()["isActive"], false);
     api.send_text(&sid, &newest, "revoked").await.expect_code(401, "INVALID_API_KEY");
+    // a revoked key is gone: reading or revoking it again is 404; rotating issues a new one
+    api.get(&format!("/api/v1/sessions/{sid}/api-key"), Some(&ann)).await.expect_code(404, "NOT_FOUND");
+    api.delete(&format!("/api/v1/sessions/{sid}/api-key"), Some(&ann)).await.expect_code(404, "NOT_FOUND");
+    let r = api.post(&format!("/api/v1/sessions/{sid}/api-key/rotate"), Some(&ann), json!({})).await;
+    r.expect(200);
+    let reissued = r.data()["apiKey"].as_str().unwrap().to_owned();
+    api.send_text(&sid, &reissued, "reissued").await.expect(200);
+    api.get(&format!("/api/v1/sessions/{sid}/api-key"), Some(&ann)).await.expect(200);
 
     cl.shutdown().await;
 }

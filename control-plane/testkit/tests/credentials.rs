@@ -137,7 +137,7 @@ async fn reauthentication(storage: Storage) {
     let r = api
         .call(Method::PATCH, "/api/v1/me", Some(&ann), Some(json!({ "email": "thief@example.com" })))
         .await;
-    r.expect_code(400, "VALIDATION_ERROR");
+    r.expect_code(403, "FORBIDDEN");
     assert!(r.body["error"].as_str().unwrap_or_default().contains("currentPassword"), "{}", r.body);
     let r = api
         .call(
@@ -147,7 +147,8 @@ async fn reauthentication(storage: Storage) {
             Some(json!({ "email": "ann2@example.com", "currentPassword": "wrong-password-9" })),
         )
         .await;
-    r.expect(400);
+    r.expect_code(403, "FORBIDDEN");
+    assert_eq!(r.body["field"], "currentPassword");
     api.call(
         Method::PATCH,
         "/api/v1/me",
@@ -158,7 +159,7 @@ async fn reauthentication(storage: Storage) {
     .expect(200);
 
     let rotate = format!("/api/v1/sessions/{session}/api-key/rotate");
-    api.post(&rotate, Some(&ann), json!({})).await.expect(400);
+    api.post(&rotate, Some(&ann), json!({})).await.expect(403);
     let channel = wagate_proto::connect(cl.grpc_url()).await.expect("channel");
     let mut keys = v1::api_key_service_client::ApiKeyServiceClient::new(channel.clone());
     let rotated = keys
@@ -174,7 +175,7 @@ async fn reauthentication(storage: Storage) {
         .expect("rotation with the password");
     assert!(rotated.into_inner().api_key.starts_with("wag_"));
 
-    api.delete("/api/v1/me", Some(&ann)).await.expect(400);
+    api.delete("/api/v1/me", Some(&ann)).await.expect(403);
     api.call(
         Method::DELETE,
         "/api/v1/me",
@@ -182,13 +183,13 @@ async fn reauthentication(storage: Storage) {
         Some(json!({ "currentPassword": "wrong-password-9" })),
     )
     .await
-    .expect(400);
+    .expect(403);
     let mut users = v1::user_service_client::UserServiceClient::new(channel);
     let e = users
         .delete_me(authed(v1::DeleteMeRequest { current_password: Some("wrong-password-9".into()) }, &ann))
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.code(), Code::PermissionDenied);
     users
         .delete_me(authed(v1::DeleteMeRequest { current_password: Some(PASSWORD.into()) }, &ann))
         .await

@@ -412,6 +412,12 @@ async fn ssrf_targets_and_bad_input_are_refused() {
     let api = Api::new(&cl);
     let ann = api.register("ann@example.com").await;
     let (sid, _) = api.create_session(&ann, "shop").await;
+    // no webhook yet: reading it is 404, acting on it 409
+    api.get(&format!("/api/v1/sessions/{sid}/webhook"), Some(&ann)).await.expect_code(404, "NOT_FOUND");
+    for action in ["test", "rotate-secret", "replay?since=2026-01-01T00:00:00Z"] {
+        let r = api.post(&format!("/api/v1/sessions/{sid}/webhook/{action}"), Some(&ann), json!({})).await;
+        r.expect_code(409, "WEBHOOK_NOT_CONFIGURED");
+    }
     for url in [
         "http://169.254.169.254/",
         "http://localhost:6379",

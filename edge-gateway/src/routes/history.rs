@@ -51,7 +51,7 @@ pub struct HistoryParams {
     pub kind: Option<Kind>,
     /// Phone number or JID of the other party (to or from).
     #[serde(default, deserialize_with = "text::<_, 128>")]
-    #[param(max_length = 128)]
+    #[param(schema_with = crate::schema::query_peer)]
     pub peer: Option<String>,
     /// RFC 3339, inclusive.
     #[serde(default, deserialize_with = "time")]

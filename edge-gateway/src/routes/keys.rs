@@ -24,7 +24,7 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"expiresInDays": 90}))]
 pub struct RotateKeyBody {
-    /// Absolute expiry (RFC 3339, in the future).
+    /// Absolute expiry (RFC 3339, in the future; null or absent: none).
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     /// Relative expiry in days (1-3650); ignored when `expiresAt` is set.
@@ -52,7 +52,8 @@ impl Validate for RotateKeyBody {
 
 impl RotateKeyBody {
     pub fn into_request(self, session_id: &str) -> Result<v1::RotateApiKeyRequest, ApiError> {
-        let expires_at = match self.expires_at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        // Null or absent: no absolute expiry; anything else must be an RFC 3339 time as written.
+        let expires_at = match self.expires_at.as_deref() {
             None => None,
             Some(s) => Some(
                 chrono::DateTime::parse_from_rfc3339(s)
@@ -108,7 +109,7 @@ pub struct RotatedKeyDto {
 }
 
 #[utoipa::path(get, path = "/sessions/{sessionId}/api-key", tag = "api keys",
-    summary = "The session key's metadata (prefix, lastUsed, expiry; never the key)",
+    summary = "The session key's metadata (prefix, lastUsed, expiry; never the key; 404 once revoked)",
     security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<ApiKeyDto>)))]
 pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {

@@ -39,7 +39,7 @@ pub struct LogParams {
     #[param(max_length = 64)]
     pub service: Option<String>,
     #[serde(default, rename = "userId", deserialize_with = "text::<_, 64>")]
-    #[param(rename = "userId", max_length = 64)]
+    #[param(rename = "userId", schema_with = crate::schema::query_id)]
     pub user_id: Option<String>,
     /// RFC 3339, inclusive.
     #[serde(default, deserialize_with = "time")]

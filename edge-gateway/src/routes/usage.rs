@@ -45,7 +45,7 @@ pub struct UsageListParams {
     pub month: Option<String>,
     /// Only this user's rows.
     #[serde(default, rename = "userId", deserialize_with = "text::<_, 64>")]
-    #[param(rename = "userId", max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    #[param(rename = "userId", schema_with = crate::schema::query_id)]
     pub user_id: Option<String>,
     /// 1-based page (default 1).
     #[serde(default, deserialize_with = "positive")]

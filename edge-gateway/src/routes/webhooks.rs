@@ -350,7 +350,8 @@ pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext
 #[utoipa::path(post, path = "/sessions/{sessionId}/webhook/test", tag = "webhooks",
     summary = "Send a webhook.test event now (one attempt) and return its delivery",
     security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
-    responses((status = 200, body = Envelope<DeliveryDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<DeliveryDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "WEBHOOK_NOT_CONFIGURED: the session has no webhook (PUT one first)", body = ErrorEnvelope)))]
 pub(crate) async fn test(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request = session(ids.session()?);
     call.require_authorization()?;
@@ -366,7 +367,8 @@ pub(crate) async fn test(State(state): State<Arc<AppState>>, call: CallContext, 
 #[utoipa::path(post, path = "/sessions/{sessionId}/webhook/rotate-secret", tag = "webhooks",
     summary = "New secret (shown once); the previous one keeps signing too for 24 hours",
     security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
-    responses((status = 200, body = Envelope<RotatedSecretDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<RotatedSecretDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "WEBHOOK_NOT_CONFIGURED: the session has no webhook (PUT one first)", body = ErrorEnvelope)))]
 pub(crate) async fn rotate_secret(
     State(state): State<Arc<AppState>>,
     call: CallContext,
@@ -453,7 +455,8 @@ pub(crate) async fn redeliver(State(state): State<Arc<AppState>>, call: CallCont
     security(("bearer" = [])),
     params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), ReplayParams),
     responses((status = 200, body = Envelope<ReplayDto>), (status = 400, body = ErrorEnvelope),
-        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
+        (status = 409, description = "WEBHOOK_NOT_CONFIGURED: the session has no webhook (PUT one first)", body = ErrorEnvelope)))]
 pub(crate) async fn replay(
     State(state): State<Arc<AppState>>,
     call: CallContext,

@@ -47,6 +47,7 @@ pub struct CreateWorkerBody {
     /// 1-100000, default 50.
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 100000)]
     pub max_sessions: Option<f64>,
+    #[schema(schema_with = crate::schema::worker_description)]
     pub description: Option<String>,
 }
 
@@ -84,6 +85,7 @@ impl CreateWorkerBody {
 pub struct UpdateWorkerBody {
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 100000)]
     pub max_sessions: Option<f64>,
+    #[schema(schema_with = crate::schema::worker_description)]
     pub description: Option<String>,
     /// MAINTENANCE or ONLINE (any case).
     #[schema(schema_with = crate::schema::worker_status)]

@@ -208,7 +208,9 @@ struct Args {
     limits: Vec<LimitsArg>,
     /// Control-plane replicas (PostgreSQL + Redis only). With 2 the workers'
     /// streams are on the first and the edge talks to the second, so every
-    /// send is forwarded one hop (measures the cost of cluster dispatch).
+    /// send is forwarded one hop; a second edge on the first replica sends
+    /// locally in the same run (`send (local)` vs `send (forwarded)`: the
+    /// cost of cluster dispatch).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
     /// Internal: serve the bare hyper ceiling handler on this port.
@@ -267,6 +269,8 @@ struct Stack {
     /// The second replica (`--replicas 2`): the edge's, not the workers'.
     cp2: Option<Proc>,
     edge: Proc,
+    /// `--replicas 2`: an edge on the workers' replica (sends not forwarded).
+    edge_local: Option<(Proc, SocketAddr)>,
     workers: Vec<Proc>,
     ceiling_addr: SocketAddr,
     edge_addr: SocketAddr,
@@ -290,6 +294,7 @@ impl Stack {
     fn procs(&self) -> Vec<&Proc> {
         let mut v = vec![&self.ceiling, &self.cp, &self.edge];
         v.extend(self.cp2.iter());
+        v.extend(self.edge_local.iter().map(|(p, _)| p));
         v.extend(self.workers.iter());
         v
     }
@@ -322,6 +327,9 @@ impl Stack {
             cp2.check_alive()?;
         }
         self.edge.check_alive()?;
+        if let Some((p, _)) = &mut self.edge_local {
+            p.check_alive()?;
+        }
         for w in &mut self.workers {
             w.check_alive()?;
         }
@@ -329,9 +337,10 @@ impl Stack {
     }
 
     async fn teardown(self) {
-        let Stack { ceiling, cp, cp2, edge, workers, db, pg_drop, dir, .. } = self;
+        let Stack { ceiling, cp, cp2, edge, edge_local, workers, db, pg_drop, dir, .. } = self;
         drop(workers);
         drop(edge);
+        drop(edge_local);
         drop(cp2);
         drop(cp);
         drop(ceiling);
@@ -441,6 +450,23 @@ async fn start_stack(
         dir,
     )?;
     procs::wait_listening(&mut edge, edge_addr, Duration::from_secs(30)).await?;
+    let edge_local = if cp2.is_some() {
+        let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
+        let mut p = Proc::spawn(
+            "edge-gateway-local",
+            &bins.join("edge-gateway"),
+            &[],
+            &[
+                ("WAGATE_EDGE_LISTEN", addr.to_string()),
+                ("WAGATE_EDGE_CONTROL_PLANE_URL", format!("http://{grpc_addr}")),
+            ],
+            dir,
+        )?;
+        procs::wait_listening(&mut p, addr, Duration::from_secs(30)).await?;
+        Some((p, addr))
+    } else {
+        None
+    };
 
     let k = args.workers.max(1);
     let life = args.lifecycle();
@@ -493,6 +519,7 @@ async fn start_stack(
         cp,
         cp2,
         edge,
+        edge_local,
         workers,
         ceiling_addr,
         edge_addr,
@@ -859,17 +886,34 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 load::run(edge, health_reqs.clone(), c, warmup, duration, false)
             })
             .await?;
-            let redispatched_before = redispatches(stack.metrics_addr).await;
-            let (mut send, out) =
-                measure(stack, "send", c, || load::run(edge, send_reqs.clone(), c, warmup, duration, true))
+            // `--replicas 2`: the same sends through the workers' replica first.
+            let local = match stack.edge_local.as_ref().map(|(_, a)| *a) {
+                Some(addr) => {
+                    let (mut r, out) = measure(stack, "send (local)", c, || {
+                        load::run(addr, send_reqs.clone(), c, warmup, duration, true)
+                    })
                     .await?;
+                    if ceil.summary.rps > 0.0 {
+                        r.ratio_to_ceiling = Some(r.summary.rps / ceil.summary.rps);
+                    }
+                    accepted.extend(out.accepted_ids);
+                    Some(r)
+                }
+                None => None,
+            };
+            let send_name = if local.is_some() { "send (forwarded)" } else { "send" };
+            let redispatched_before = redispatches(stack.metrics_addr).await;
+            let (mut send, out) = measure(stack, send_name, c, || {
+                load::run(edge, send_reqs.clone(), c, warmup, duration, true)
+            })
+            .await?;
             if ceil.summary.rps > 0.0 {
                 send.ratio_to_ceiling = Some(send.summary.rps / ceil.summary.rps);
             }
             let mut backlog = backlog(stack).await?;
             let after = redispatches(stack.metrics_addr).await;
             backlog.redispatches = after.unwrap_or(0).saturating_sub(redispatched_before.unwrap_or(0));
-            for r in [&ceil, &health, &send] {
+            for r in [&ceil, &health].into_iter().chain(local.as_ref()).chain([&send]) {
                 print_row(r);
             }
             eprintln!(
@@ -894,7 +938,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
             }
             send.backlog = Some(backlog);
             accepted.extend(out.accepted_ids);
-            rows.extend([ceil, health, send]);
+            rows.extend([ceil, health].into_iter().chain(local).chain([send]));
         }
     }
 
