@@ -186,16 +186,12 @@ pub async fn unplace_started<C: ConnectionTrait>(
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    measured("sessions.unplace_started", async {
-        let sql = format!(
-            "UPDATE sessions SET worker_id = NULL, status = 'DISCONNECTED', status_reason = $1, qr_code = NULL, \
-             qr_since = NULL, updated_at = $2 WHERE {}",
-            fence.sql(3)
-        );
-        let mut values: Vec<Value> = vec![reason.into(), now.into()];
-        values.extend(fence.values());
-        Ok(conn.execute_raw(db.stmt(&sql, values)).await?.rows_affected())
-    })
+    let set = "worker_id = NULL, status = 'DISCONNECTED', status_reason = $1, qr_code = NULL, \
+               qr_since = NULL, updated_at = $2";
+    measured(
+        "sessions.unplace_started",
+        fenced_update(conn, db, set, fence, "", vec![reason.into(), now.into()], vec![]),
+    )
     .await
 }
 
@@ -301,17 +297,31 @@ pub async fn unplace_moved<C: ConnectionTrait>(
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    measured("sessions.unplace_moved", async {
-        let sql = format!(
-            "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, qr_since = NULL, \
-             updated_at = $2 WHERE {}",
-            fence.sql(3)
-        );
-        let mut values: Vec<Value> = vec![reason.into(), now.into()];
-        values.extend(fence.values());
-        Ok(conn.execute_raw(db.stmt(&sql, values)).await?.rows_affected())
-    })
+    let set = "worker_id = NULL, status = 'INIT', status_reason = $1, qr_since = NULL, updated_at = $2";
+    measured(
+        "sessions.unplace_moved",
+        fenced_update(conn, db, set, fence, "", vec![reason.into(), now.into()], vec![]),
+    )
     .await
+}
+
+/// `UPDATE sessions SET {set} WHERE <fence>{also}`: `head` binds the
+/// parameters before the fence, which takes the next three, then `tail`.
+/// The rows changed.
+async fn fenced_update<C: ConnectionTrait>(
+    conn: &C,
+    db: &Db,
+    set: &str,
+    fence: &Fence<'_>,
+    also: &str,
+    head: Vec<Value>,
+    tail: Vec<Value>,
+) -> Result<u64, DbErr> {
+    let sql = format!("UPDATE sessions SET {set} WHERE {}{also}", fence.sql(head.len() + 1));
+    let mut values = head;
+    values.extend(fence.values());
+    values.extend(tail);
+    Ok(conn.execute_raw(db.stmt(&sql, values)).await?.rows_affected())
 }
 
 /// A session waiting for a QR scan past its clock.
@@ -361,20 +371,11 @@ pub async fn expire_qr<C: ConnectionTrait>(
     reason: &str,
     cutoff: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    measured("sessions.expire_qr", async {
-        let sql = format!(
-            "UPDATE sessions SET status = 'DISCONNECTED', status_reason = $1, worker_id = NULL, qr_code = NULL, \
-             qr_since = NULL, updated_at = $2 \
-             WHERE {} AND status IN ('INIT', 'QR_REQUIRED') \
-             AND qr_since < $6",
-            fence.sql(3)
-        );
-        let mut values: Vec<Value> = vec![reason.into(), Utc::now().into()];
-        values.extend(fence.values());
-        values.push(cutoff.into());
-        Ok(conn.execute_raw(db.stmt(&sql, values)).await?.rows_affected())
-    })
-    .await
+    let set = "status = 'DISCONNECTED', status_reason = $1, worker_id = NULL, qr_code = NULL, \
+               qr_since = NULL, updated_at = $2";
+    let also = " AND status IN ('INIT', 'QR_REQUIRED') AND qr_since < $6";
+    let head = vec![reason.into(), Utc::now().into()];
+    measured("sessions.expire_qr", fenced_update(conn, db, set, fence, also, head, vec![cutoff.into()])).await
 }
 
 /// Detaches every session of a deleted worker: DISCONNECTED, no worker.
