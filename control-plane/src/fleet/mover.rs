@@ -17,7 +17,7 @@ use crate::error::CpResult;
 use crate::metrics;
 use crate::persistence::entities::session;
 use crate::persistence::enums::SessionStatus;
-use crate::persistence::sessions::{self, Fence};
+use crate::persistence::sessions::{self, Fence, Undo};
 use crate::placement;
 use crate::state::SharedState;
 use crate::webhooks::outbox;
@@ -133,7 +133,7 @@ pub async fn move_session(
         let txn = db.begin().await?;
         let fence = Fence::new(session_id, &target, generation);
         let why = format!("{WAITING_REASON} (start on {target} failed: {reason})");
-        let reverted = sessions::unplace_moved(&txn, db, &fence, why, Utc::now()).await?;
+        let reverted = sessions::undo_placement(&txn, db, &fence, Undo::Move, why, Utc::now()).await?;
         let mut event = false;
         if reverted > 0 {
             placement::release_slot(db, &txn, &target).await?;

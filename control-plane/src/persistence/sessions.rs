@@ -177,22 +177,37 @@ pub async fn place_for_start<C: ConnectionTrait>(
     .await
 }
 
-/// Takes a session off the placement a start just made (fenced on it):
-/// DISCONNECTED with `reason`. The rows changed.
-pub async fn unplace_started<C: ConnectionTrait>(
+/// A placement that did not start, undone (fenced on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undo {
+    /// A start by the owner: DISCONNECTED (the owner starts it again).
+    Start,
+    /// A move: back to waiting for a worker (INIT, no worker).
+    Move,
+}
+
+/// Takes a session off a placement that did not start, with `reason`,
+/// fenced on that placement. The rows changed.
+pub async fn undo_placement<C: ConnectionTrait>(
     conn: &C,
     db: &Db,
     fence: &Fence<'_>,
+    undo: Undo,
     reason: String,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    let set = "worker_id = NULL, status = 'DISCONNECTED', status_reason = $1, qr_code = NULL, \
-               qr_since = NULL, updated_at = $2";
-    measured(
-        "sessions.unplace_started",
-        fenced_update(conn, db, set, fence, "", vec![reason.into(), now.into()], vec![]),
-    )
-    .await
+    let (op, set) = match undo {
+        Undo::Start => (
+            "sessions.unplace_started",
+            "worker_id = NULL, status = 'DISCONNECTED', status_reason = $1, qr_code = NULL, \
+             qr_since = NULL, updated_at = $2",
+        ),
+        Undo::Move => (
+            "sessions.unplace_moved",
+            "worker_id = NULL, status = 'INIT', status_reason = $1, qr_since = NULL, updated_at = $2",
+        ),
+    };
+    measured(op, fenced_update(conn, db, set, fence, "", vec![reason.into(), now.into()], vec![])).await
 }
 
 /// Deletes the session (cascading to its key and messages); the worker
@@ -285,23 +300,6 @@ pub async fn place_moved<C: ConnectionTrait>(
         conn.execute_raw(placed).await?;
         Ok(())
     })
-    .await
-}
-
-/// The start after a move failed: back to waiting (INIT, no worker) with
-/// `reason`, fenced on the move's placement. The rows changed.
-pub async fn unplace_moved<C: ConnectionTrait>(
-    conn: &C,
-    db: &Db,
-    fence: &Fence<'_>,
-    reason: String,
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    let set = "worker_id = NULL, status = 'INIT', status_reason = $1, qr_since = NULL, updated_at = $2";
-    measured(
-        "sessions.unplace_moved",
-        fenced_update(conn, db, set, fence, "", vec![reason.into(), now.into()], vec![]),
-    )
     .await
 }
 

@@ -20,7 +20,7 @@ use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::metrics;
 use crate::persistence::entities::{api_key, session};
 use crate::persistence::enums::SessionStatus;
-use crate::persistence::sessions::{self, Fence};
+use crate::persistence::sessions::{self, Fence, Undo};
 use crate::persistence::users;
 use crate::placement::{self, Admission};
 use crate::state::SharedState;
@@ -264,9 +264,15 @@ impl SessionApi {
         let db = &self.state.db;
         let txn = db.begin().await?;
         let fence = Fence::new(session_id, worker_id, generation);
-        let reverted =
-            sessions::unplace_started(&txn, db, &fence, reason.chars().take(500).collect(), Utc::now())
-                .await?;
+        let reverted = sessions::undo_placement(
+            &txn,
+            db,
+            &fence,
+            Undo::Start,
+            reason.chars().take(500).collect(),
+            Utc::now(),
+        )
+        .await?;
         let mut event = false;
         if reverted > 0 {
             placement::release_slot(db, &txn, worker_id).await?;
