@@ -8,9 +8,9 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::DbErr;
 
-use crate::persistence::Db;
+use crate::persistence::{Db, auth_states};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CustodyError {
@@ -105,37 +105,16 @@ pub async fn store(
     generation: u64,
     data: &[u8],
 ) -> Result<u64, CustodyError> {
-    let (key_id, nonce, ct) = vault.seal(session_id, data);
+    let (key_id, nonce, ciphertext) = vault.seal(session_id, data);
     let generation = i64::try_from(generation).unwrap_or(i64::MAX);
-    let now = Utc::now();
-    let res = db
-        .conn
-        .execute_raw(db.stmt(
-            "INSERT INTO session_auth_states (session_id, key_id, nonce, ciphertext, generation, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (session_id) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, \
-                ciphertext = excluded.ciphertext, generation = excluded.generation, updated_at = excluded.updated_at \
-             WHERE session_auth_states.generation <= excluded.generation",
-            vec![session_id.into(), key_id.into(), nonce.into(), ct.into(), generation.into(), now.into()],
-        ))
-        .await?;
-    Ok(res.rows_affected())
+    let sealed = auth_states::Sealed { key_id, nonce, ciphertext };
+    Ok(auth_states::upsert(db, session_id, sealed, generation, Utc::now()).await?)
 }
 
 /// The newest snapshot of a session, decrypted; `None` when it has none.
 pub async fn load(db: &Db, vault: &Vault, session_id: &str) -> Result<Option<Vec<u8>>, CustodyError> {
-    let row = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT key_id, nonce, ciphertext FROM session_auth_states WHERE session_id = $1",
-            vec![session_id.into()],
-        ))
-        .await?;
-    let Some(row) = row else { return Ok(None) };
-    let key_id: String = row.try_get("", "key_id")?;
-    let nonce: Vec<u8> = row.try_get("", "nonce")?;
-    let ct: Vec<u8> = row.try_get("", "ciphertext")?;
-    vault.open(session_id, &key_id, &nonce, &ct).map(Some)
+    let Some(s) = auth_states::get(db, session_id).await? else { return Ok(None) };
+    vault.open(session_id, &s.key_id, &s.nonce, &s.ciphertext).map(Some)
 }
 
 #[cfg(test)]

@@ -3,16 +3,16 @@
 //! still placed on the sending worker with the same generation.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::DbErr;
 use wagate_proto::v1::{self, event};
 
 use crate::convert;
 use crate::persistence::enums::{MessageStatus, SessionStatus};
+use crate::persistence::messages::InboundMessage;
+use crate::persistence::sessions::{self, Fence, FencedWrite};
 use crate::persistence::status_writer::{EventKind, StatusUpdate};
 use crate::state::SharedState;
 use crate::webhooks::{EventType, outbox, payload};
-
-const FENCE: &str = "id = $A AND worker_id = $B AND generation = $C";
 
 pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
     let session_id = ev.session_id.clone();
@@ -37,18 +37,6 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
     }
 }
 
-/// Renders the fence condition with positional parameters after `first`.
-fn fence(first: usize) -> String {
-    FENCE
-        .replace("$A", &format!("${first}"))
-        .replace("$B", &format!("${}", first + 1))
-        .replace("$C", &format!("${}", first + 2))
-}
-
-fn gen_value(generation: u64) -> sea_orm::Value {
-    i64::try_from(generation).unwrap_or(i64::MAX).into()
-}
-
 async fn on_qr(
     state: &SharedState,
     worker_id: &str,
@@ -59,26 +47,10 @@ async fn on_qr(
     if qr.code.is_empty() || qr.code.len() > 4096 {
         return Ok(0);
     }
-    let db = &state.db;
-    let now = Utc::now();
     // `qr_since` starts the QR timeout's clock unless it already runs.
-    let sql = format!(
-        "UPDATE sessions SET qr_code = $1, status = 'QR_REQUIRED', qr_since = COALESCE(qr_since, $2), updated_at = $3 \
-         WHERE {}",
-        fence(4)
-    );
-    let stmt = db.stmt(
-        &sql,
-        vec![
-            qr.code.clone().into(),
-            now.into(),
-            now.into(),
-            session_id.into(),
-            worker_id.into(),
-            gen_value(generation),
-        ],
-    );
-    let affected = outbox::execute_with_event(state, session_id, EventType::SessionQr, stmt, || {
+    let fence = Fence::of_event(session_id, worker_id, generation);
+    let write = FencedWrite::Qr { code: qr.code.clone(), at: Utc::now() };
+    let affected = outbox::execute_with_event(state, EventType::SessionQr, &fence, &write, || {
         payload::SessionQr { qr_code: qr.code }
     })
     .await?;
@@ -101,24 +73,9 @@ async fn on_status(
         return Ok(0);
     };
     let phone = st.phone_number.filter(|p| !p.is_empty() && p.len() <= 32);
-    let db = &state.db;
-    let now = Utc::now();
-    let clear_qr = if status == SessionStatus::Connected { ", qr_code = NULL" } else { "" };
-    // The QR timeout's clock runs while the session waits for a scan.
-    let waits_for_scan = matches!(status, SessionStatus::Init | SessionStatus::QrRequired);
-    let qr_clock = if waits_for_scan { ", qr_since = COALESCE(qr_since, $5)" } else { ", qr_since = NULL" };
-    let sql = format!(
-        "UPDATE sessions SET status = $1, phone_number = COALESCE($2, phone_number), last_seen_at = $3, updated_at = $4{clear_qr}{qr_clock} WHERE {}",
-        fence(if waits_for_scan { 6 } else { 5 })
-    );
-    let mut values: Vec<sea_orm::Value> =
-        vec![sea_orm::ActiveEnum::to_value(&status).into(), phone.clone().into(), now.into(), now.into()];
-    if waits_for_scan {
-        values.push(now.into());
-    }
-    values.extend([session_id.into(), worker_id.into(), gen_value(generation)]);
-    let stmt = db.stmt(&sql, values);
-    let affected = outbox::execute_with_event(state, session_id, EventType::SessionStatus, stmt, || {
+    let fence = Fence::of_event(session_id, worker_id, generation);
+    let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
+    let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
         payload::SessionStatusChanged {
             status: sea_orm::ActiveEnum::to_value(&status),
             reason: st.reason.filter(|r| !r.is_empty()).map(|r| r.chars().take(500).collect()),
@@ -149,14 +106,7 @@ async fn on_auth_state(
         return Ok(0);
     }
     let db = &state.db;
-    let owned = db
-        .conn
-        .query_one_raw(db.stmt(
-            &format!("SELECT 1 AS ok FROM sessions WHERE {}", fence(1)),
-            vec![session_id.into(), worker_id.into(), gen_value(generation)],
-        ))
-        .await?;
-    if owned.is_none() {
+    if !sessions::fence_holds(db, &Fence::of_event(session_id, worker_id, generation)).await? {
         return Ok(0);
     }
     match crate::custody::store(db, &state.vault, session_id, generation, &snap.data).await {
@@ -221,14 +171,6 @@ async fn on_inbound(
         .ok()
         .and_then(convert::message_type_from_proto)
         .unwrap_or(crate::persistence::enums::MessageType::Text);
-    let db = &state.db;
-    let sql = format!(
-        "INSERT INTO messages (id, session_id, direction, from_number, to_number, message_type, content, media_url, \
-            filename, caption, status, created_at, wa_message_id) \
-         SELECT $1, id, 'INBOUND', $2, COALESCE(phone_number, ''), $3, $4, $5, $6, $7, 'DELIVERED', $8, $9 \
-         FROM sessions WHERE {}",
-        fence(10)
-    );
     let created = chrono::DateTime::from_timestamp_millis(m.timestamp_ms)
         .filter(|_| m.timestamp_ms > 0)
         .unwrap_or_else(Utc::now);
@@ -236,24 +178,19 @@ async fn on_inbound(
     let from: String = m.from.chars().take(128).collect();
     let wa_message_id: String = m.wa_message_id.chars().take(128).collect();
     let text: String = content.text.chars().take(65_536).collect();
-    let stmt = db.stmt(
-        &sql,
-        vec![
-            message_id.clone().into(),
-            from.clone().into(),
-            sea_orm::ActiveEnum::to_value(&kind).into(),
-            text.clone().into(),
-            content.media_url.clone().into(),
-            content.filename.clone().into(),
-            content.caption.clone().into(),
-            created.into(),
-            wa_message_id.clone().into(),
-            session_id.into(),
-            worker_id.into(),
-            gen_value(generation),
-        ],
-    );
-    outbox::execute_with_event(state, session_id, EventType::MessageReceived, stmt, || {
+    let fence = Fence::of_event(session_id, worker_id, generation);
+    let write = FencedWrite::Inbound(InboundMessage {
+        id: message_id.clone(),
+        from: from.clone(),
+        kind,
+        text: text.clone(),
+        media_url: content.media_url.clone(),
+        filename: content.filename.clone(),
+        caption: content.caption.clone(),
+        created_at: created,
+        wa_message_id: wa_message_id.clone(),
+    });
+    outbox::execute_with_event(state, EventType::MessageReceived, &fence, &write, || {
         inbound_payload(message_id, wa_message_id, from, kind, text, content, created)
     })
     .await

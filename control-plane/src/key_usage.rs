@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::DbErr;
 
 use crate::persistence::Db;
 use crate::state::SharedState;
@@ -54,9 +54,7 @@ impl KeyUsage {
         let batch: Vec<(String, DateTime<Utc>)> = std::mem::take(&mut *self.lock()).into_iter().collect();
         let mut written = 0;
         for (i, chunk) in batch.chunks(CHUNK).enumerate() {
-            if let Err(err) =
-                crate::persistence::measured::measured("api_keys.last_used", write_chunk(db, chunk)).await
-            {
+            if let Err(err) = crate::persistence::api_keys::set_last_used(db, chunk).await {
                 let mut pending = self.lock();
                 for (id, t) in &batch[i * CHUNK..] {
                     pending.entry(id.clone()).or_insert(*t);
@@ -67,30 +65,6 @@ impl KeyUsage {
         }
         Ok(written)
     }
-}
-
-async fn write_chunk(db: &Db, chunk: &[(String, DateTime<Utc>)]) -> Result<(), DbErr> {
-    let mut sql = String::from("UPDATE api_keys SET last_used = CASE id");
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
-    let mut n = 0;
-    for (id, t) in chunk {
-        sql.push_str(&format!(" WHEN ${} THEN ${}", n + 1, n + 2));
-        values.push(id.clone().into());
-        values.push((*t).into());
-        n += 2;
-    }
-    sql.push_str(" ELSE last_used END WHERE id IN (");
-    for (i, (id, _)) in chunk.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        n += 1;
-        sql.push_str(&format!("${n}"));
-        values.push(id.clone().into());
-    }
-    sql.push(')');
-    db.conn.execute_raw(db.stmt(&sql, values)).await?;
-    Ok(())
 }
 
 /// Starts the flusher on `state.tasks`: every `interval`, and once more

@@ -13,28 +13,10 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::persistence::Db;
 use crate::persistence::enums::UserTier;
-
-const PICK_PG: &str = "UPDATE workers SET session_count = session_count + 1, updated_at = $1 \
-    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $2 \
-                ORDER BY session_count, cpu_usage, memory_usage, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-      AND status = 'ONLINE' AND session_count < max_sessions \
-    RETURNING id";
-
-const PICK_SQLITE: &str = "UPDATE workers SET session_count = session_count + 1, updated_at = $1 \
-    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $2 \
-                ORDER BY session_count, cpu_usage, memory_usage, id LIMIT 1) \
-      AND status = 'ONLINE' AND session_count < max_sessions \
-    RETURNING id";
-
-/// Free slots on workers other than the excluded one (the same filter as
-/// the pick, or a create that excludes the only free worker would spin).
-const FREE_SLOTS: &str =
-    "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $1";
+use crate::persistence::{Db, workers};
 
 /// Reserves one session slot on any worker but `exclude`; `None` when no
 /// worker has capacity.
@@ -43,20 +25,14 @@ pub async fn reserve_slot<C: ConnectionTrait>(
     conn: &C,
     exclude: Option<&str>,
 ) -> Result<Option<String>, DbErr> {
-    let exclude = exclude.unwrap_or_default().to_owned();
-    let pick = if db.is_postgres() { PICK_PG } else { PICK_SQLITE };
+    let exclude = exclude.unwrap_or_default();
     for attempt in 0..50u32 {
-        let row = conn.query_one_raw(db.stmt(pick, vec![Utc::now().into(), exclude.clone().into()])).await?;
-        if let Some(row) = row {
-            return Ok(Some(row.try_get::<String>("", "id")?));
+        if let Some(id) = workers::pick_slot(conn, db, exclude).await? {
+            return Ok(Some(id));
         }
         // Nothing reserved: either no capacity, or every free worker was
         // locked by a concurrent create (PostgreSQL SKIP LOCKED).
-        let free = conn.query_one_raw(db.stmt(FREE_SLOTS, vec![exclude.clone().into()])).await?;
-        let free: i64 = match free {
-            Some(r) => r.try_get("", "n")?,
-            None => 0,
-        };
+        let free = workers::free_slots(conn, db, exclude).await?;
         if free == 0 || !db.is_postgres() {
             return Ok(None);
         }
@@ -67,12 +43,7 @@ pub async fn reserve_slot<C: ConnectionTrait>(
 
 /// Gives a slot back (session deleted, or its start failed).
 pub async fn release_slot<C: ConnectionTrait>(db: &Db, conn: &C, worker_id: &str) -> Result<(), DbErr> {
-    conn.execute_raw(db.stmt(
-        "UPDATE workers SET session_count = session_count - 1, updated_at = $1 WHERE id = $2 AND session_count > 0",
-        vec![Utc::now().into(), worker_id.into()],
-    ))
-    .await?;
-    Ok(())
+    workers::release_slot(conn, db, worker_id).await
 }
 
 /// What [`reserve_slot_for`] got for a user.
@@ -109,21 +80,8 @@ pub async fn reserve_slot_for<C: ConnectionTrait>(
     paid_reserve_percent: u8,
 ) -> Result<Admission, DbErr> {
     if tier == UserTier::Basic && paid_reserve_percent > 0 {
-        if db.is_postgres() {
-            conn.execute_raw(db.stmt("SELECT pg_advisory_xact_lock($1)", vec![BASIC_ADMISSION_LOCK.into()]))
-                .await?;
-        }
-        let row = conn
-            .query_one_raw(db.stmt(
-                "SELECT COALESCE(SUM(max_sessions), 0) AS total, COALESCE(SUM(session_count), 0) AS used \
-                 FROM workers WHERE status = 'ONLINE'",
-                vec![],
-            ))
-            .await?;
-        let (total, used) = match row {
-            Some(r) => (r.try_get::<i64>("", "total")?, r.try_get::<i64>("", "used")?),
-            None => (0, 0),
-        };
+        workers::advisory_lock(conn, db, BASIC_ADMISSION_LOCK).await?;
+        let (total, used) = workers::online_slots(conn, db).await?;
         if used >= total {
             return Ok(Admission::NoCapacity);
         }

@@ -6,11 +6,12 @@
 //! replica that holds it).
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::DbErr;
 use wagate_proto::v1;
 
 use crate::metrics;
 use crate::persistence::status_writer::StatusUpdate;
+use crate::persistence::{message_dispatch, messages};
 use crate::registry::DispatchError;
 use crate::state::SharedState;
 
@@ -123,12 +124,6 @@ async fn settle_failed(state: &SharedState, id: &str, reason: &str) {
 pub async fn mark_failed(state: &SharedState, id: &str, reason: &str) -> Result<(), DbErr> {
     metrics::MESSAGES_FAILED.inc();
     let db = &state.db;
-    db.conn
-        .execute_raw(db.stmt(
-            "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
-            vec![reason.chars().take(1000).collect::<String>().into(), id.into()],
-        ))
-        .await?;
-    db.conn.execute_raw(db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![id.into()])).await?;
-    Ok(())
+    messages::fail_pending(db, id, reason.chars().take(1000).collect()).await?;
+    message_dispatch::remove(db, id).await
 }

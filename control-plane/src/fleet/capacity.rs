@@ -1,9 +1,8 @@
 //! Fleet capacity and the scaling signal (for an HPA/KEDA autoscaler).
 
-use sea_orm::ConnectionTrait;
-
 use crate::error::CpResult;
 use crate::metrics;
+use crate::persistence;
 use crate::state::SharedState;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,30 +22,8 @@ pub struct FleetStatus {
 
 pub async fn status(state: &SharedState) -> CpResult<FleetStatus> {
     let db = &state.db;
-    let row = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT COUNT(*) AS workers, COALESCE(SUM(max_sessions), 0) AS total, COALESCE(SUM(session_count), 0) AS used \
-             FROM workers WHERE status = 'ONLINE'",
-            vec![],
-        ))
-        .await?;
-    let (workers, total, used) = match row {
-        Some(r) => {
-            (r.try_get::<i64>("", "workers")?, r.try_get::<i64>("", "total")?, r.try_get::<i64>("", "used")?)
-        }
-        None => (0, 0, 0),
-    };
-    let waiting = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT COUNT(*) AS n FROM sessions WHERE worker_id IS NULL AND status <> 'DISCONNECTED'",
-            vec![],
-        ))
-        .await?
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0);
+    let (workers, total, used) = persistence::workers::fleet_slots(db).await?;
+    let waiting = persistence::sessions::waiting_count(db).await?;
     let target = state.config.fleet_target_utilization;
     let per_worker = if workers > 0 { total as f64 / workers as f64 } else { 50.0 };
     let demand = (used + waiting) as f64;

@@ -2,11 +2,9 @@
 //! one by one — StartSession on the new worker with the snapshot, then
 //! StopSession on the old one.
 
-use chrono::Utc;
-use sea_orm::ConnectionTrait;
-
 use crate::error::{CpResult, api};
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
+use crate::persistence::{sessions, workers};
 use crate::state::SharedState;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,15 +20,7 @@ pub struct DrainReport {
 }
 
 pub async fn drain(state: &SharedState, worker_id: &str) -> CpResult<DrainReport> {
-    let db = &state.db;
-    let updated = db
-        .conn
-        .execute_raw(db.stmt(
-            "UPDATE workers SET status = CASE WHEN status = 'OFFLINE' THEN 'OFFLINE' ELSE 'MAINTENANCE' END, updated_at = $1 WHERE id = $2",
-            vec![Utc::now().into(), worker_id.into()],
-        ))
-        .await?;
-    if updated.rows_affected() == 0 {
+    if !workers::enter_maintenance(&state.db, worker_id).await? {
         return Err(api(wagate_proto::error::ErrorCode::NotFound, "worker not found"));
     }
     let ids = session_ids(state, worker_id).await?;
@@ -59,13 +49,5 @@ pub async fn drain(state: &SharedState, worker_id: &str) -> CpResult<DrainReport
 }
 
 pub(crate) async fn session_ids(state: &SharedState, worker_id: &str) -> CpResult<Vec<String>> {
-    let db = &state.db;
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            "SELECT id FROM sessions WHERE worker_id = $1 ORDER BY created_at, id",
-            vec![worker_id.into()],
-        ))
-        .await?;
-    Ok(rows.iter().filter_map(|r| r.try_get::<String>("", "id").ok()).collect())
+    Ok(sessions::on_worker_oldest_first(&state.db, worker_id).await?)
 }

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use sea_orm::ConnectionTrait;
 use tracing::Instrument;
 use wagate_proto::v1;
 
@@ -16,6 +15,7 @@ use crate::error::CpResult;
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
 use crate::metrics;
 use crate::persistence::enums::LogLevel;
+use crate::persistence::{message_dispatch, sessions};
 use crate::send_dispatch::{self, SendOutcome, Unreached};
 use crate::state::SharedState;
 
@@ -32,12 +32,7 @@ pub struct FailoverReport {
 /// Moves every session of `worker_id` elsewhere (bounded concurrency).
 pub async fn on_worker_lost(state: &SharedState, worker_id: &str) -> CpResult<FailoverReport> {
     let started = Instant::now();
-    let db = &state.db;
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt("SELECT id FROM sessions WHERE worker_id = $1", vec![worker_id.into()]))
-        .await?;
-    let ids: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String>("", "id").ok()).collect();
+    let ids = sessions::on_worker(&state.db, worker_id).await?;
     let mut report = FailoverReport { total: ids.len(), ..Default::default() };
     if ids.is_empty() {
         return Ok(report);
@@ -97,13 +92,6 @@ pub fn spawn_on_worker_lost(state: &SharedState, worker_id: &str) {
     );
 }
 
-/// Sends no worker has acknowledged (in the ledger, still PENDING) of one
-/// session, not dispatched since `$2` (or never), oldest first.
-const UNACKED: &str = "SELECT d.id, d.attempts, m.to_number, m.message_type, m.content, m.media_url, m.caption, \
-    m.filename, m.metadata FROM message_dispatch d JOIN messages m ON m.id = d.id \
-    WHERE d.session_id = $1 AND m.status = 'PENDING' AND (d.dispatched_at IS NULL OR d.dispatched_at < $2) \
-    ORDER BY d.created_at, d.id LIMIT 1000";
-
 /// Dispatches again the unacknowledged sends of a session that just became
 /// CONNECTED (accepted while it moved, or in flight on a lost worker).
 pub fn spawn_redispatch(state: &SharedState, session_id: &str) {
@@ -138,17 +126,10 @@ pub fn spawn_redispatch_before(state: &SharedState, session_id: &str, cutoff: Da
 
 async fn redispatch(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>) -> CpResult<()> {
     let db = &state.db;
-    let placed = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT worker_id, generation FROM sessions WHERE id = $1 AND status = 'CONNECTED'",
-            vec![session_id.into()],
-        ))
-        .await?;
-    let Some(placed) = placed else { return Ok(()) };
-    let Some(worker_id) = placed.try_get::<Option<String>>("", "worker_id")? else { return Ok(()) };
-    let generation: i64 = placed.try_get("", "generation")?;
-    let rows = db.conn.query_all_raw(db.stmt(UNACKED, vec![session_id.into(), cutoff.into()])).await?;
+    let Some((worker_id, generation)) = sessions::connected_placement(db, session_id).await? else {
+        return Ok(());
+    };
+    let rows = message_dispatch::unacked(db, session_id, cutoff).await?;
     if rows.is_empty() {
         return Ok(());
     }
@@ -160,16 +141,9 @@ async fn redispatch(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>
             // In flight here, or acked and waiting for its write.
             continue;
         }
-        let claimed = db
-            .conn
-            .execute_raw(db.stmt(
-                "UPDATE message_dispatch SET attempts = $1, dispatched_at = $2 WHERE id = $3 AND attempts = $4",
-                vec![(attempts + 1).into(), Utc::now().into(), message_id.clone().into(), attempts.into()],
-            ))
-            .await;
-        match claimed {
-            Ok(r) if r.rows_affected() == 1 => {}
-            Ok(_) => {
+        match message_dispatch::claim_attempt(db, &message_id, attempts).await {
+            Ok(true) => {}
+            Ok(false) => {
                 state.send_tracker.release(&message_id);
                 continue;
             }

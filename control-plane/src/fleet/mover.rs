@@ -9,7 +9,7 @@
 //! ignored (events are fenced; a returning worker is told to stop it).
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, EntityTrait};
+use sea_orm::EntityTrait;
 use wagate_proto::v1;
 
 use crate::custody;
@@ -17,6 +17,7 @@ use crate::error::CpResult;
 use crate::metrics;
 use crate::persistence::entities::session;
 use crate::persistence::enums::SessionStatus;
+use crate::persistence::sessions::{self, Fence, Undo};
 use crate::placement;
 use crate::state::SharedState;
 use crate::webhooks::outbox;
@@ -62,10 +63,7 @@ pub async fn move_session(
     };
     let now = Utc::now();
     let txn = db.begin().await?;
-    if db.is_postgres() {
-        txn.execute_raw(db.stmt("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", vec![session_id.into()]))
-            .await?;
-    }
+    sessions::lock_row(&txn, db, session_id).await?;
     let Some(row) = session::Entity::find_by_id(session_id.to_owned()).one(&txn).await? else {
         return Ok(MoveOutcome::Skipped("deleted"));
     };
@@ -75,11 +73,7 @@ pub async fn move_session(
     if row.status == SessionStatus::Disconnected {
         // Logged out: nothing to resume; just free the dead worker's slot.
         if let Some(f) = from {
-            txn.execute_raw(db.stmt(
-                "UPDATE sessions SET worker_id = NULL, updated_at = $1 WHERE id = $2",
-                vec![now.into(), session_id.into()],
-            ))
-            .await?;
+            sessions::clear_worker(&txn, db, session_id, now).await?;
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
@@ -89,12 +83,7 @@ pub async fn move_session(
     let generation = row.generation + 1;
     let target = placement::reserve_slot(db, &txn, from).await?;
     let Some(target) = target else {
-        txn.execute_raw(db.stmt(
-            "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, qr_code = NULL, \
-             qr_since = NULL, generation = $2, updated_at = $3 WHERE id = $4",
-            vec![WAITING_REASON.into(), generation.into(), now.into(), session_id.into()],
-        ))
-        .await?;
+        sessions::wait_for_capacity(&txn, db, session_id, WAITING_REASON, generation, now).await?;
         if let Some(f) = from {
             placement::release_slot(db, &txn, f).await?;
         }
@@ -113,20 +102,7 @@ pub async fn move_session(
     let status = if resumed { "RECONNECTING" } else { "INIT" };
     // The QR timeout's clock: kept across a move of an unpaired session,
     // started when a session lands on a worker to wait for a scan.
-    let placed = if resumed {
-        db.stmt(
-            "UPDATE sessions SET worker_id = $1, generation = $2, status = 'RECONNECTING', status_reason = NULL, \
-             qr_code = NULL, qr_since = NULL, updated_at = $3 WHERE id = $4",
-            vec![target.clone().into(), generation.into(), now.into(), session_id.into()],
-        )
-    } else {
-        db.stmt(
-            "UPDATE sessions SET worker_id = $1, generation = $2, status = 'INIT', status_reason = NULL, \
-             qr_code = NULL, qr_since = COALESCE(qr_since, $3), updated_at = $4 WHERE id = $5",
-            vec![target.clone().into(), generation.into(), now.into(), now.into(), session_id.into()],
-        )
-    };
-    txn.execute_raw(placed).await?;
+    sessions::place_moved(&txn, db, session_id, &target, generation, resumed, now).await?;
     if let Some(f) = from {
         placement::release_slot(db, &txn, f).await?;
     }
@@ -155,21 +131,11 @@ pub async fn move_session(
     if let Some(reason) = failure {
         tracing::warn!(session_id, worker_id = target, reason, "start on new worker failed, session waits");
         let txn = db.begin().await?;
-        let reverted = txn
-            .execute_raw(db.stmt(
-                "UPDATE sessions SET worker_id = NULL, status = 'INIT', status_reason = $1, qr_since = NULL, \
-                 updated_at = $2 WHERE id = $3 AND worker_id = $4 AND generation = $5",
-                vec![
-                    format!("{WAITING_REASON} (start on {target} failed: {reason})").into(),
-                    Utc::now().into(),
-                    session_id.into(),
-                    target.clone().into(),
-                    generation.into(),
-                ],
-            ))
-            .await?;
+        let fence = Fence::new(session_id, &target, generation);
+        let why = format!("{WAITING_REASON} (start on {target} failed: {reason})");
+        let reverted = sessions::undo_placement(&txn, db, &fence, Undo::Move, why, Utc::now()).await?;
         let mut event = false;
-        if reverted.rows_affected() > 0 {
+        if reverted > 0 {
             placement::release_slot(db, &txn, &target).await?;
             let why = format!("{WAITING_REASON} (start on {target} failed: {reason})");
             event = outbox::session_status(&txn, state, session_id, "INIT", Some(why)).await?;

@@ -11,12 +11,12 @@
 //! or restarted is left alone, and two replicas can never both expire one.
 
 use chrono::Utc;
-use sea_orm::ConnectionTrait;
 use wagate_proto::v1;
 
 use crate::audit::{self, AuditEntry};
 use crate::error::CpResult;
 use crate::metrics;
+use crate::persistence::sessions::{self, Fence, QrWaiting};
 use crate::placement;
 use crate::state::SharedState;
 use crate::webhooks::outbox;
@@ -34,26 +34,10 @@ pub async fn expire_unpaired(state: &SharedState) -> CpResult<usize> {
     let Some(timeout) = state.config.qr_timeout else { return Ok(0) };
     let cutoff = Utc::now() - chrono::Duration::from_std(timeout).unwrap_or_default();
     let db = &state.db;
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            &format!(
-                "SELECT id, user_id, worker_id, generation FROM sessions \
-                 WHERE status IN ('INIT', 'QR_REQUIRED') AND worker_id IS NOT NULL AND qr_since < $1 \
-                 ORDER BY qr_since, id LIMIT {BATCH}"
-            ),
-            vec![cutoff.into()],
-        ))
-        .await?;
+    let rows = sessions::qr_waiting_since(db, cutoff, BATCH).await?;
     let reason = reason(timeout);
     let mut expired = 0;
-    for row in rows {
-        let candidate = Candidate {
-            id: row.try_get("", "id")?,
-            user_id: row.try_get("", "user_id")?,
-            worker_id: row.try_get("", "worker_id")?,
-            generation: row.try_get("", "generation")?,
-        };
+    for candidate in rows {
         if expire(state, &candidate, cutoff, &reason).await? {
             expired += 1;
         }
@@ -61,40 +45,19 @@ pub async fn expire_unpaired(state: &SharedState) -> CpResult<usize> {
     Ok(expired)
 }
 
-struct Candidate {
-    id: String,
-    user_id: String,
-    worker_id: String,
-    generation: i64,
-}
-
 /// Expires one session if it is still what the sweep read; `false` when it
 /// changed meanwhile (paired, moved, restarted, deleted).
 async fn expire(
     state: &SharedState,
-    s: &Candidate,
+    s: &QrWaiting,
     cutoff: chrono::DateTime<Utc>,
     reason: &str,
 ) -> CpResult<bool> {
     let db = &state.db;
     let txn = db.begin().await?;
-    let updated = txn
-        .execute_raw(db.stmt(
-            "UPDATE sessions SET status = 'DISCONNECTED', status_reason = $1, worker_id = NULL, qr_code = NULL, \
-             qr_since = NULL, updated_at = $2 \
-             WHERE id = $3 AND worker_id = $4 AND generation = $5 AND status IN ('INIT', 'QR_REQUIRED') \
-             AND qr_since < $6",
-            vec![
-                reason.into(),
-                Utc::now().into(),
-                s.id.clone().into(),
-                s.worker_id.clone().into(),
-                s.generation.into(),
-                cutoff.into(),
-            ],
-        ))
-        .await?;
-    if updated.rows_affected() == 0 {
+    let fence = Fence::new(&s.id, &s.worker_id, s.generation);
+    let updated = sessions::expire_qr(&txn, db, &fence, reason, cutoff).await?;
+    if updated == 0 {
         txn.rollback().await?;
         return Ok(false);
     }

@@ -11,13 +11,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use sea_orm::ConnectionTrait;
 use tracing::Instrument;
 
 use crate::error::CpResult;
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
 use crate::fleet::{capacity, failover, qr_timeout, rebalance};
-use crate::persistence::workers;
+use crate::persistence::{message_dispatch, sessions, workers};
 use crate::state::SharedState;
 
 pub fn spawn(state: &SharedState) {
@@ -78,17 +77,8 @@ pub async fn sweep_once(state: &SharedState) -> CpResult<()> {
 
 /// Places sessions that wait for a worker, oldest first, while capacity lasts.
 pub async fn place_waiting(state: &SharedState) -> CpResult<usize> {
-    let db = &state.db;
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            "SELECT id FROM sessions WHERE worker_id IS NULL AND status <> 'DISCONNECTED' ORDER BY updated_at, id LIMIT 100",
-            vec![],
-        ))
-        .await?;
     let mut placed = 0;
-    for row in rows {
-        let id: String = row.try_get("", "id")?;
+    for id in sessions::waiting(&state.db).await? {
         match move_session(state, &id, None, MoveMode::Place).await? {
             crate::fleet::MoveOutcome::Moved { .. } => placed += 1,
             crate::fleet::MoveOutcome::Waiting => break,
@@ -106,24 +96,14 @@ pub async fn place_waiting(state: &SharedState) -> CpResult<usize> {
 /// table; messages this replica has in flight or acked-but-unwritten are
 /// skipped by the re-dispatch.
 pub async fn redispatch_stale_pending(state: &SharedState) -> CpResult<usize> {
-    let db = &state.db;
     let now = Utc::now();
     let never_after = now - chrono::Duration::seconds(3);
     let stale = now - chrono::Duration::from_std(state.config.redispatch_after).unwrap_or_default();
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            "SELECT DISTINCT d.session_id FROM message_dispatch d JOIN sessions s ON s.id = d.session_id \
-             WHERE s.status = 'CONNECTED' AND ((d.dispatched_at IS NULL AND d.created_at < $1) OR d.dispatched_at < $2) \
-             LIMIT 500",
-            vec![never_after.into(), stale.into()],
-        ))
-        .await?;
-    for row in &rows {
-        let id: String = row.try_get("", "session_id")?;
-        failover::spawn_redispatch_before(state, &id, stale);
+    let ids = message_dispatch::stale_sessions(&state.db, never_after, stale).await?;
+    for id in &ids {
+        failover::spawn_redispatch_before(state, id, stale);
     }
-    Ok(rows.len())
+    Ok(ids.len())
 }
 
 /// ONLINE workers that have not been sampled for a while and whose stream
@@ -168,18 +148,7 @@ pub async fn stranded_sessions(state: &SharedState) -> CpResult<usize> {
         moved += report.moved + report.waiting;
     }
     let stale = Utc::now() - chrono::Duration::from_std(state.config.command_timeout * 2).unwrap_or_default();
-    let db = &state.db;
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            "SELECT id, worker_id, generation FROM sessions WHERE status IN ('INIT', 'RECONNECTING') \
-             AND worker_id IS NOT NULL AND updated_at < $1 ORDER BY updated_at LIMIT 50",
-            vec![stale.into()],
-        ))
-        .await?;
-    for row in rows {
-        let id: String = row.try_get("", "id")?;
-        let worker_id: String = row.try_get("", "worker_id")?;
+    for (id, worker_id) in sessions::starting_since(&state.db, stale).await? {
         let ask = wagate_proto::v1::GetStatus { session_id: id.clone() };
         match state.dispatcher.get_status(&worker_id, ask).await {
             // The worker runs it (e.g. waiting for its first QR): leave it.
@@ -199,14 +168,10 @@ pub async fn stranded_sessions(state: &SharedState) -> CpResult<usize> {
 }
 
 async fn retention(state: &SharedState) -> CpResult<()> {
-    let db = &state.db;
     let cutoff = Utc::now() - chrono::Duration::from_std(state.config.metrics_retention).unwrap_or_default();
-    let res = db
-        .conn
-        .execute_raw(db.stmt("DELETE FROM worker_metrics WHERE timestamp < $1", vec![cutoff.into()]))
-        .await?;
-    if res.rows_affected() > 0 {
-        tracing::info!(deleted = res.rows_affected(), "worker metrics retention");
+    let deleted = workers::delete_samples_before(&state.db, cutoff).await?;
+    if deleted > 0 {
+        tracing::info!(deleted, "worker metrics retention");
     }
     Ok(())
 }

@@ -1,13 +1,27 @@
-//! The database: connection (PostgreSQL or SQLite), migrations, entities.
+//! The database: connection (PostgreSQL or SQLite), migrations, entities,
+//! and every hand-written statement, as typed, measured functions per
+//! table (`sessions`, `messages`, `message_dispatch`, `workers`, `webhooks`,
+//! `usage`, `api_keys`, `auth_states`, `users`, `analytics`). The
+//! session generation fence ([`sessions::Fence`]) and the worker stream
+//! epoch fence ([`workers`]) are rendered here and nowhere else.
 //!
 //! The database is the source of truth for users, sessions, workers, keys
 //! and messages; the cache layer only mirrors routing for speed.
 
+pub(crate) mod analytics;
+pub(crate) mod api_keys;
+pub(crate) mod auth_states;
 pub mod entities;
 pub mod enums;
 pub mod measured;
+pub(crate) mod message_dispatch;
 pub mod message_inserter;
+pub(crate) mod messages;
+pub(crate) mod sessions;
 pub mod status_writer;
+pub(crate) mod usage;
+pub(crate) mod users;
+pub(crate) mod webhooks;
 pub mod workers;
 
 use std::path::Path;

@@ -10,6 +10,10 @@
 //! - heartbeats are not written one by one: liveness lives in memory on the
 //!   replica that holds the stream, and only transitions (and a sample at the
 //!   metrics interval) reach the database.
+//!
+//! Placement's slot accounting is here too: a slot is reserved with one
+//! atomic `UPDATE … RETURNING` that re-checks capacity under the row lock
+//! (inside the caller's transaction) and given back never below zero.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -224,6 +228,178 @@ pub async fn offline_with_sessions(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec
             ))
             .await?;
         Ok(rows.iter().filter_map(|r| r.try_get::<String>("", "id").ok()).collect())
+    })
+    .await
+}
+
+const PICK_PG: &str = "UPDATE workers SET session_count = session_count + 1, updated_at = $1 \
+    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $2 \
+                ORDER BY session_count, cpu_usage, memory_usage, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+      AND status = 'ONLINE' AND session_count < max_sessions \
+    RETURNING id";
+
+const PICK_SQLITE: &str = "UPDATE workers SET session_count = session_count + 1, updated_at = $1 \
+    WHERE id = (SELECT id FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $2 \
+                ORDER BY session_count, cpu_usage, memory_usage, id LIMIT 1) \
+      AND status = 'ONLINE' AND session_count < max_sessions \
+    RETURNING id";
+
+/// Free slots on workers other than the excluded one (the same filter as
+/// the pick, or a create that excludes the only free worker would spin).
+const FREE_SLOTS: &str =
+    "SELECT COUNT(*) AS n FROM workers WHERE status = 'ONLINE' AND session_count < max_sessions AND id <> $1";
+
+/// One try at reserving a slot on the least-loaded ONLINE worker but
+/// `exclude` (one atomic `UPDATE … RETURNING`; on PostgreSQL the candidate
+/// is picked `FOR UPDATE SKIP LOCKED`). `None`: nothing reserved.
+pub async fn pick_slot<C: ConnectionTrait>(
+    conn: &C,
+    db: &Db,
+    exclude: &str,
+) -> Result<Option<String>, DbErr> {
+    measured("workers.pick_slot", async {
+        let pick = if db.is_postgres() { PICK_PG } else { PICK_SQLITE };
+        let row = conn.query_one_raw(db.stmt(pick, vec![Utc::now().into(), exclude.into()])).await?;
+        row.map(|r| r.try_get::<String>("", "id")).transpose()
+    })
+    .await
+}
+
+/// Free slots on ONLINE workers other than `exclude`.
+pub async fn free_slots<C: ConnectionTrait>(conn: &C, db: &Db, exclude: &str) -> Result<i64, DbErr> {
+    measured("workers.free_slots", async {
+        match conn.query_one_raw(db.stmt(FREE_SLOTS, vec![exclude.into()])).await? {
+            Some(r) => r.try_get("", "n"),
+            None => Ok(0),
+        }
+    })
+    .await
+}
+
+/// Gives a slot back (never below zero).
+pub async fn release_slot<C: ConnectionTrait>(conn: &C, db: &Db, worker_id: &str) -> Result<(), DbErr> {
+    measured("workers.release_slot", async {
+        conn.execute_raw(db.stmt(
+            "UPDATE workers SET session_count = session_count - 1, updated_at = $1 WHERE id = $2 AND session_count > 0",
+            vec![Utc::now().into(), worker_id.into()],
+        ))
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Takes the transaction-scoped advisory lock `key` (PostgreSQL only;
+/// nothing on SQLite, whose writers are serialised already).
+pub async fn advisory_lock<C: ConnectionTrait>(conn: &C, db: &Db, key: i64) -> Result<(), DbErr> {
+    if !db.is_postgres() {
+        return Ok(());
+    }
+    measured("workers.advisory_lock", async {
+        conn.execute_raw(db.stmt("SELECT pg_advisory_xact_lock($1)", vec![key.into()])).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Slots of the ONLINE workers: (total, used).
+pub async fn online_slots<C: ConnectionTrait>(conn: &C, db: &Db) -> Result<(i64, i64), DbErr> {
+    measured("workers.online_slots", async {
+        let row = conn
+            .query_one_raw(db.stmt(
+                "SELECT COALESCE(SUM(max_sessions), 0) AS total, COALESCE(SUM(session_count), 0) AS used \
+                 FROM workers WHERE status = 'ONLINE'",
+                vec![],
+            ))
+            .await?;
+        match row {
+            Some(r) => Ok((r.try_get::<i64>("", "total")?, r.try_get::<i64>("", "used")?)),
+            None => Ok((0, 0)),
+        }
+    })
+    .await
+}
+
+/// The fleet's ONLINE workers and their slots: (workers, total, used).
+pub async fn fleet_slots(db: &Db) -> Result<(i64, i64, i64), DbErr> {
+    measured("workers.fleet_slots", async {
+        let row = db
+            .conn
+            .query_one_raw(db.stmt(
+                "SELECT COUNT(*) AS workers, COALESCE(SUM(max_sessions), 0) AS total, COALESCE(SUM(session_count), 0) AS used \
+                 FROM workers WHERE status = 'ONLINE'",
+                vec![],
+            ))
+            .await?;
+        match row {
+            Some(r) => Ok((
+                r.try_get::<i64>("", "workers")?,
+                r.try_get::<i64>("", "total")?,
+                r.try_get::<i64>("", "used")?,
+            )),
+            None => Ok((0, 0, 0)),
+        }
+    })
+    .await
+}
+
+/// Takes a worker out of placement: MAINTENANCE (an OFFLINE one stays
+/// OFFLINE). False when there is no such worker.
+pub async fn enter_maintenance(db: &Db, worker_id: &str) -> Result<bool, DbErr> {
+    measured("workers.enter_maintenance", async {
+        let updated = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE workers SET status = CASE WHEN status = 'OFFLINE' THEN 'OFFLINE' ELSE 'MAINTENANCE' END, updated_at = $1 WHERE id = $2",
+                vec![Utc::now().into(), worker_id.into()],
+            ))
+            .await?;
+        Ok(updated.rows_affected() > 0)
+    })
+    .await
+}
+
+/// An ONLINE worker's load, for a rebalance.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub id: String,
+    pub count: i64,
+    pub max: i64,
+}
+
+/// The loads of ONLINE workers with capacity (rows that do not decode are
+/// left out).
+pub async fn online_loads(db: &Db) -> Result<Vec<Load>, DbErr> {
+    measured("workers.online_loads", async {
+        let rows = db
+            .conn
+            .query_all_raw(db.stmt(
+                "SELECT id, session_count, max_sessions FROM workers WHERE status = 'ONLINE' AND max_sessions > 0",
+                vec![],
+            ))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                Some(Load {
+                    id: r.try_get("", "id").ok()?,
+                    count: i64::from(r.try_get::<i32>("", "session_count").ok()?),
+                    max: i64::from(r.try_get::<i32>("", "max_sessions").ok()?),
+                })
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Deletes `worker_metrics` samples older than `cutoff`; how many.
+pub async fn delete_samples_before(db: &Db, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    measured("workers.delete_samples_before", async {
+        let res = db
+            .conn
+            .execute_raw(db.stmt("DELETE FROM worker_metrics WHERE timestamp < $1", vec![cutoff.into()]))
+            .await?;
+        Ok(res.rows_affected())
     })
     .await
 }

@@ -4,8 +4,7 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
@@ -290,11 +289,7 @@ pub async fn delete(
         ));
     }
     let txn = db.begin().await?;
-    txn.execute_raw(db.stmt(
-        "UPDATE sessions SET worker_id = NULL, status = 'DISCONNECTED', qr_code = NULL, updated_at = $1 WHERE worker_id = $2",
-        vec![Utc::now().into(), w.id.clone().into()],
-    ))
-    .await?;
+    crate::persistence::sessions::detach_worker(&txn, db, &w.id, Utc::now()).await?;
     worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
     txn.commit().await?;
     crate::invalidation::all(state).await;

@@ -2,11 +2,11 @@
 //! GROUP BY, AVG, MAX), never loading the rows they summarise.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use wagate_proto::v1;
 
 use crate::error::{CpResult, invalid};
-use crate::persistence::Db;
+use crate::persistence::analytics;
 use crate::persistence::entities::worker_metric;
 use crate::services::admin_workers;
 use crate::state::SharedState;
@@ -23,25 +23,8 @@ pub fn time_range(raw: &str, now: DateTime<Utc>) -> CpResult<(&'static str, Date
     Ok((name, now - span))
 }
 
-async fn count(db: &Db, sql: &str, values: Vec<sea_orm::Value>) -> CpResult<u64> {
-    let row = db.conn.query_one_raw(db.stmt(sql, values)).await?;
-    let n: i64 = match row {
-        Some(r) => r.try_get("", "n")?,
-        None => 0,
-    };
-    Ok(u64::try_from(n).unwrap_or_default())
-}
-
-async fn groups(db: &Db, sql: &str, values: Vec<sea_orm::Value>) -> CpResult<Vec<v1::CountEntry>> {
-    let rows = db.conn.query_all_raw(db.stmt(sql, values)).await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let key: String = r.try_get("", "k")?;
-        let n: i64 = r.try_get("", "n")?;
-        out.push(v1::CountEntry { key, count: u64::try_from(n).unwrap_or_default() });
-    }
-    out.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(out)
+fn entries(groups: analytics::Groups) -> Vec<v1::CountEntry> {
+    groups.into_iter().map(|(key, count)| v1::CountEntry { key, count }).collect()
 }
 
 fn of(entries: &[v1::CountEntry], key: &str) -> u64 {
@@ -59,80 +42,35 @@ fn round1(x: f64) -> f64 {
 pub async fn overview(state: &SharedState, range: &str) -> CpResult<v1::AnalyticsResponse> {
     let now = Utc::now();
     let (name, since) = time_range(range, now)?;
-    let db = &state.db;
-    let total_users = count(db, "SELECT COUNT(*) AS n FROM users", vec![]).await?;
-    let total_sessions = count(db, "SELECT COUNT(*) AS n FROM sessions", vec![]).await?;
-    let total_messages = count(db, "SELECT COUNT(*) AS n FROM messages", vec![]).await?;
-    let workers =
-        groups(db, "SELECT status AS k, COUNT(*) AS n FROM workers GROUP BY status", vec![]).await?;
-    let avg = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT AVG(cpu_usage) AS cpu, AVG(memory_usage) AS mem FROM workers WHERE status <> 'OFFLINE'",
-            vec![],
-        ))
-        .await?;
-    let (cpu, mem) = match avg {
-        Some(r) => (r.try_get::<Option<f64>>("", "cpu")?, r.try_get::<Option<f64>>("", "mem")?),
-        None => (None, None),
-    };
-    let sessions =
-        groups(db, "SELECT status AS k, COUNT(*) AS n FROM sessions GROUP BY status", vec![]).await?;
-    let in_range = vec![sea_orm::Value::from(since)];
-    let messages_in_range =
-        count(db, "SELECT COUNT(*) AS n FROM messages WHERE created_at >= $1", in_range.clone()).await?;
-    let by_type = groups(
-        db,
-        "SELECT message_type AS k, COUNT(*) AS n FROM messages WHERE created_at >= $1 GROUP BY message_type",
-        in_range.clone(),
-    )
-    .await?;
-    let by_status = groups(
-        db,
-        "SELECT status AS k, COUNT(*) AS n FROM messages WHERE created_at >= $1 GROUP BY status",
-        in_range.clone(),
-    )
-    .await?;
-    let by_direction = groups(
-        db,
-        "SELECT direction AS k, COUNT(*) AS n FROM messages WHERE created_at >= $1 GROUP BY direction",
-        in_range.clone(),
-    )
-    .await?;
-    let users_by_tier =
-        groups(db, "SELECT tier AS k, COUNT(*) AS n FROM users GROUP BY tier", vec![]).await?;
-    let users_active = count(
-        db,
-        "SELECT COUNT(*) AS n FROM users WHERE last_login_at >= $1",
-        vec![(now - Duration::days(7)).into()],
-    )
-    .await?;
-    let users_new = count(db, "SELECT COUNT(*) AS n FROM users WHERE created_at >= $1", in_range).await?;
+    let o = analytics::overview(&state.db, since, now - Duration::days(7)).await?;
+    let workers = entries(o.workers_by_status);
+    let sessions = entries(o.sessions_by_status);
+    let by_status = entries(o.messages_by_status);
     let delivered_ok = of(&by_status, "SENT") + of(&by_status, "DELIVERED") + of(&by_status, "READ");
     let connected = of(&sessions, "CONNECTED");
     Ok(v1::AnalyticsResponse {
         time_range: name.to_owned(),
-        total_users,
-        total_sessions,
+        total_users: o.total_users,
+        total_sessions: o.total_sessions,
         total_workers: workers.iter().map(|e| e.count).sum(),
-        total_messages,
+        total_messages: o.total_messages,
         workers_online: of(&workers, "ONLINE"),
         workers_offline: of(&workers, "OFFLINE"),
         workers_maintenance: of(&workers, "MAINTENANCE"),
-        avg_cpu_usage: round1(cpu.unwrap_or_default()),
-        avg_memory_usage: round1(mem.unwrap_or_default()),
+        avg_cpu_usage: round1(o.avg_cpu.unwrap_or_default()),
+        avg_memory_usage: round1(o.avg_memory.unwrap_or_default()),
         sessions_connected: connected,
         sessions_disconnected: of(&sessions, "DISCONNECTED"),
-        sessions_success_rate: rate(connected, total_sessions),
+        sessions_success_rate: rate(connected, o.total_sessions),
         sessions_by_status: sessions,
-        messages_in_range,
-        messages_success_rate: rate(delivered_ok, messages_in_range),
-        messages_by_type: by_type,
+        messages_in_range: o.messages_in_range,
+        messages_success_rate: rate(delivered_ok, o.messages_in_range),
+        messages_by_type: entries(o.messages_by_type),
         messages_by_status: by_status,
-        messages_by_direction: by_direction,
-        users_by_tier,
-        users_active,
-        users_new_in_range: users_new,
+        messages_by_direction: entries(o.messages_by_direction),
+        users_by_tier: entries(o.users_by_tier),
+        users_active: o.users_active,
+        users_new_in_range: o.users_new,
     })
 }
 
@@ -143,29 +81,7 @@ pub async fn worker_metrics(
     let (name, since) = time_range(&req.time_range, Utc::now())?;
     let w = admin_workers::find(state, &req.worker_id).await?;
     let db = &state.db;
-    let agg = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT COUNT(*) AS n, AVG(cpu_usage) AS cpu, AVG(memory_usage) AS mem, \
-                    AVG(CAST(session_count AS DOUBLE PRECISION)) AS sessions, \
-                    MAX(cpu_usage) AS max_cpu, MAX(memory_usage) AS max_mem \
-             FROM worker_metrics WHERE worker_id = $1 AND timestamp >= $2",
-            vec![w.id.clone().into(), since.into()],
-        ))
-        .await?;
-    let f =
-        |r: &sea_orm::QueryResult, c: &str| r.try_get::<Option<f64>>("", c).map(Option::unwrap_or_default);
-    let (n, cpu, mem, sessions, max_cpu, max_mem) = match &agg {
-        Some(r) => (
-            r.try_get::<i64>("", "n")?,
-            f(r, "cpu")?,
-            f(r, "mem")?,
-            f(r, "sessions")?,
-            f(r, "max_cpu")?,
-            f(r, "max_mem")?,
-        ),
-        None => (0, 0.0, 0.0, 0.0, 0.0, 0.0),
-    };
+    let stats = analytics::worker_samples(db, &w.id, since).await?;
     let mut samples = worker_metric::Entity::find()
         .filter(worker_metric::Column::WorkerId.eq(w.id.clone()))
         .filter(worker_metric::Column::Timestamp.gte(since))
@@ -177,12 +93,12 @@ pub async fn worker_metrics(
     Ok(v1::WorkerMetricsResponse {
         worker_id: w.id,
         time_range: name.to_owned(),
-        samples_count: u64::try_from(n).unwrap_or_default(),
-        avg_cpu: round1(cpu),
-        avg_memory: round1(mem),
-        avg_sessions: round1(sessions),
-        max_cpu: round1(max_cpu),
-        max_memory: round1(max_mem),
+        samples_count: u64::try_from(stats.count).unwrap_or_default(),
+        avg_cpu: round1(stats.avg_cpu),
+        avg_memory: round1(stats.avg_memory),
+        avg_sessions: round1(stats.avg_sessions),
+        max_cpu: round1(stats.max_cpu),
+        max_memory: round1(stats.max_memory),
         samples: samples.iter().map(admin_workers::sample).collect(),
     })
 }

@@ -7,14 +7,13 @@
 //! worker move the row to DELIVERED / READ.
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
 use wagate_proto::v1::{self, message_service_server::MessageService};
 
-use crate::auth::key_cache::KeyEntry;
 use crate::auth::{api_keys, identity};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
@@ -41,11 +40,6 @@ struct KeySession {
     generation: i64,
 }
 
-const KEY_LOOKUP: &str = "SELECT k.id AS key_id, k.is_active AS key_active, k.expires_at, s.id AS session_id, s.status, \
-    s.worker_id, s.generation, u.is_active AS user_active, u.id AS user_id, u.tier, u.message_quota \
-    FROM api_keys k JOIN sessions s ON s.id = k.session_id JOIN users u ON u.id = s.user_id \
-    WHERE k.key_hash = $1";
-
 impl MessageApi {
     pub fn new(state: SharedState) -> Self {
         Self { state }
@@ -64,25 +58,9 @@ impl MessageApi {
             Some(e) => e,
             None => {
                 let ticket = cache.ticket();
-                let db = &self.state.db;
-                let row = db
-                    .conn
-                    .query_one_raw(db.stmt(KEY_LOOKUP, vec![hash.clone().into()]))
+                let e = crate::persistence::api_keys::lookup(&self.state.db, &hash)
                     .await?
                     .ok_or_else(invalid_key)?;
-                let e = KeyEntry {
-                    key_id: row.try_get("", "key_id")?,
-                    key_active: row.try_get("", "key_active")?,
-                    user_active: row.try_get("", "user_active")?,
-                    expires_at: row.try_get("", "expires_at")?,
-                    session_id: row.try_get("", "session_id")?,
-                    status: row.try_get("", "status")?,
-                    worker_id: row.try_get("", "worker_id")?,
-                    generation: row.try_get("", "generation")?,
-                    user_id: row.try_get("", "user_id")?,
-                    tier: row.try_get("", "tier")?,
-                    message_quota: row.try_get("", "message_quota")?,
-                };
                 cache.insert(ticket, hash, e.clone());
                 e
             }

@@ -20,6 +20,8 @@ use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::metrics;
 use crate::persistence::entities::{api_key, session};
 use crate::persistence::enums::SessionStatus;
+use crate::persistence::sessions::{self, Fence, Undo};
+use crate::persistence::users;
 use crate::placement::{self, Admission};
 use crate::state::SharedState;
 use crate::validation;
@@ -166,12 +168,7 @@ impl SessionApi {
         let txn = db.begin().await?;
         // Same order as create: the user (tier limit), then the session.
         lock_user(db, &txn, &user.id).await?;
-        if db.is_postgres() {
-            txn.execute_raw(
-                db.stmt("SELECT id FROM sessions WHERE id = $1 FOR UPDATE", vec![found.id.clone().into()]),
-            )
-            .await?;
-        }
+        sessions::lock_row(&txn, db, &found.id).await?;
         let row = session::Entity::find_by_id(found.id.clone())
             .filter(session::Column::UserId.eq(user.id.clone()))
             .one(&txn)
@@ -192,12 +189,7 @@ impl SessionApi {
             placement::release_slot(db, &txn, old).await?;
         }
         let generation = row.generation + 1;
-        txn.execute_raw(db.stmt(
-            "UPDATE sessions SET worker_id = $1, generation = $2, status = 'INIT', status_reason = NULL, \
-             qr_code = NULL, qr_since = $3, updated_at = $4 WHERE id = $5",
-            vec![worker_id.clone().into(), generation.into(), now.into(), now.into(), row.id.clone().into()],
-        ))
-        .await?;
+        sessions::place_for_start(&txn, db, &row.id, &worker_id, generation, now).await?;
         let event = outbox::session_status(
             &txn,
             &self.state,
@@ -271,21 +263,18 @@ impl SessionApi {
     ) -> CpResult<()> {
         let db = &self.state.db;
         let txn = db.begin().await?;
-        let reverted = txn
-            .execute_raw(db.stmt(
-                "UPDATE sessions SET worker_id = NULL, status = 'DISCONNECTED', status_reason = $1, qr_code = NULL, \
-                 qr_since = NULL, updated_at = $2 WHERE id = $3 AND worker_id = $4 AND generation = $5",
-                vec![
-                    reason.chars().take(500).collect::<String>().into(),
-                    Utc::now().into(),
-                    session_id.into(),
-                    worker_id.into(),
-                    generation.into(),
-                ],
-            ))
-            .await?;
+        let fence = Fence::new(session_id, worker_id, generation);
+        let reverted = sessions::undo_placement(
+            &txn,
+            db,
+            &fence,
+            Undo::Start,
+            reason.chars().take(500).collect(),
+            Utc::now(),
+        )
+        .await?;
         let mut event = false;
-        if reverted.rows_affected() > 0 {
+        if reverted > 0 {
             placement::release_slot(db, &txn, worker_id).await?;
             event = outbox::session_status(
                 &txn,
@@ -380,14 +369,7 @@ impl SessionApi {
     async fn remove_session(&self, session_id: &str) -> CpResult<()> {
         let db = &self.state.db;
         let txn = db.begin().await?;
-        let deleted = txn
-            .query_one_raw(
-                db.stmt("DELETE FROM sessions WHERE id = $1 RETURNING worker_id", vec![session_id.into()]),
-            )
-            .await?;
-        if let Some(row) = deleted
-            && let Some(w) = row.try_get::<Option<String>>("", "worker_id")?
-        {
+        if let Some(w) = sessions::delete(&txn, db, session_id).await? {
             placement::release_slot(db, &txn, &w).await?;
         }
         txn.commit().await?;
@@ -495,11 +477,5 @@ async fn lock_user(
     txn: &sea_orm::DatabaseTransaction,
     user_id: &str,
 ) -> CpResult<()> {
-    if db.is_postgres() {
-        txn.execute_raw(
-            db.stmt("SELECT id FROM users WHERE id = $1 FOR UPDATE", vec![user_id.to_owned().into()]),
-        )
-        .await?;
-    }
-    Ok(())
+    Ok(users::lock_row(txn, db, user_id).await?)
 }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::DbErr;
 use wagate_proto::v1;
 
 use crate::persistence::Db;
@@ -126,9 +126,7 @@ impl UsageMeter {
         let batch: Vec<(UsageKey, u64)> = std::mem::take(&mut *self.lock()).into_iter().collect();
         let mut written = 0;
         for (i, chunk) in batch.chunks(CHUNK).enumerate() {
-            if let Err(err) =
-                crate::persistence::measured::measured("usage.flush", write_chunk(db, chunk)).await
-            {
+            if let Err(err) = crate::persistence::usage::add_counts(db, chunk).await {
                 let mut pending = self.lock();
                 for (k, n) in &batch[i * CHUNK..] {
                     *pending.entry(k.clone()).or_insert(0) += n;
@@ -139,45 +137,6 @@ impl UsageMeter {
         }
         Ok(written)
     }
-}
-
-async fn write_chunk(db: &Db, chunk: &[(UsageKey, u64)]) -> Result<(), DbErr> {
-    let now = Utc::now();
-    let mut sql = String::from(
-        "INSERT INTO usage_records (id, user_id, session_id, api_key_id, metric, usage_count, billing_date, created_at, updated_at) \
-         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column8 FROM (VALUES ",
-    );
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 8);
-    let mut n = 0;
-    for (i, (k, count)) in chunk.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for j in 1..=8 {
-            if j > 1 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", n + j));
-        }
-        sql.push(')');
-        n += 8;
-        values.push(uuid::Uuid::new_v4().to_string().into());
-        values.push(k.user_id.clone().into());
-        values.push(k.session_id.clone().into());
-        values.push(k.api_key_id.clone().into());
-        values.push(k.metric.to_owned().into());
-        values.push(i64::try_from(*count).unwrap_or(i64::MAX).into());
-        values.push(k.month.into());
-        values.push(now.into());
-    }
-    sql.push_str(
-        ") AS v WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.column2) \
-         ON CONFLICT (billing_date, user_id, session_id, api_key_id, metric) \
-         DO UPDATE SET usage_count = usage_records.usage_count + excluded.usage_count, updated_at = excluded.updated_at",
-    );
-    db.conn.execute_raw(db.stmt(&sql, values)).await?;
-    Ok(())
 }
 
 /// Starts the flusher on `state.tasks`: every `interval`, and once more

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ConnectionTrait, QueryResult};
+use sea_orm::QueryResult;
 use tonic::{Request, Response, Status};
 use wagate_proto::v1::{self, usage_service_server::UsageService};
 
 use super::{API_CALLS, format_month, parse_month};
 use crate::error::{CpResult, invalid};
+use crate::persistence::usage;
 use crate::services::pagination;
 use crate::state::SharedState;
 use crate::validation;
@@ -16,8 +17,6 @@ use crate::validation;
 pub struct UsageApi {
     state: SharedState,
 }
-
-const COLUMNS: &str = "user_id, session_id, api_key_id, metric, usage_count";
 
 impl UsageApi {
     pub fn new(state: SharedState) -> Self {
@@ -30,17 +29,7 @@ impl UsageApi {
 
     async fn my_usage(&self, user_id: &str, req: v1::GetUsageRequest) -> CpResult<v1::UsageReport> {
         let month = Self::month(&req.month)?;
-        let db = &self.state.db;
-        let rows = db
-            .conn
-            .query_all_raw(db.stmt(
-                &format!(
-                    "SELECT {COLUMNS} FROM usage_records WHERE user_id = $1 AND billing_date = $2 \
-                     ORDER BY session_id, api_key_id, metric"
-                ),
-                vec![user_id.to_owned().into(), month.into()],
-            ))
-            .await?;
+        let rows = usage::of_user(&self.state.db, user_id, month).await?;
         let rows = rows.iter().map(|r| row(r, month)).collect::<CpResult<Vec<_>>>()?;
         Ok(v1::UsageReport {
             month: format_month(month),
@@ -55,35 +44,16 @@ impl UsageApi {
         let page = req.page.max(1);
         let limit = if req.limit == 0 { 100 } else { req.limit.min(1000) };
         let db = &self.state.db;
-        let mut filter = String::from("billing_date = $1");
-        let mut values: Vec<sea_orm::Value> = vec![month.into()];
+        let mut user = None;
         if !req.user_id.trim().is_empty() {
             let Some(id) = validation::lookup_id(&req.user_id) else {
                 return Err(invalid("userId", "userId is not a valid id"));
             };
-            filter.push_str(" AND user_id = $2");
-            values.push(id.to_owned().into());
+            user = Some(id);
         }
-        let total = db
-            .conn
-            .query_one_raw(
-                db.stmt(&format!("SELECT COUNT(*) AS n FROM usage_records WHERE {filter}"), values.clone()),
-            )
-            .await?
-            .map(|r| r.try_get::<i64>("", "n"))
-            .transpose()?
-            .unwrap_or(0);
+        let total = usage::count_of_month(db, month, user).await?;
         let offset = u64::from(page - 1) * u64::from(limit);
-        let rows = db
-            .conn
-            .query_all_raw(db.stmt(
-                &format!(
-                    "SELECT {COLUMNS} FROM usage_records WHERE {filter} \
-                     ORDER BY user_id, session_id, api_key_id, metric LIMIT {limit} OFFSET {offset}"
-                ),
-                values,
-            ))
-            .await?;
+        let rows = usage::page_of_month(db, month, user, limit, offset).await?;
         Ok(v1::ListUsageResponse {
             month: format_month(month),
             rows: rows.iter().map(|r| row(r, month)).collect::<CpResult<Vec<_>>>()?,

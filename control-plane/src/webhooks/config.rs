@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 use super::EventType;
-use crate::persistence::Db;
+use crate::persistence::{Db, webhooks};
 
 /// Entries kept at most; beyond that the cache starts over.
 const CAPACITY: usize = 200_000;
@@ -81,21 +81,9 @@ impl HookCache {
         {
             return Ok(hook.clone());
         }
-        let row = conn
-            .query_one_raw(db.stmt(
-                // Active, or disabled by the dispatcher (410, failures): its
-                // events are still recorded, to go out once it is re-enabled.
-                "SELECT id, events FROM webhooks WHERE session_id = $1 AND (is_active = $2 OR disabled_reason IS NOT NULL)",
-                vec![session_id.into(), true.into()],
-            ))
-            .await?;
-        let hook = match row {
-            Some(r) => {
-                let events: String = r.try_get("", "events")?;
-                Some(Arc::new(ActiveHook { id: r.try_get("", "id")?, mask: mask_of(&parse_events(&events)) }))
-            }
-            None => None,
-        };
+        let hook = webhooks::recording_for_session(conn, db, session_id)
+            .await?
+            .map(|(id, events)| Arc::new(ActiveHook { id, mask: mask_of(&parse_events(&events)) }));
         if !self.ttl.is_zero()
             && let Ok(mut map) = self.map.lock()
         {
@@ -136,6 +124,7 @@ pub struct WebhookRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns [`WebhookRow::from_row`] reads.
 pub const COLUMNS: &str = "id, session_id, url, events, secret, previous_secret, previous_secret_expires_at, \
     is_active, last_delivery, failure_count, disabled_reason, created_at, updated_at";
 
@@ -159,25 +148,18 @@ impl WebhookRow {
         })
     }
 
+    /// The session's webhook.
     pub async fn by_session<C: ConnectionTrait>(
         conn: &C,
         db: &Db,
         session_id: &str,
     ) -> Result<Option<Self>, DbErr> {
-        let row = conn
-            .query_one_raw(db.stmt(
-                &format!("SELECT {COLUMNS} FROM webhooks WHERE session_id = $1"),
-                vec![session_id.into()],
-            ))
-            .await?;
-        row.as_ref().map(Self::from_row).transpose()
+        webhooks::by_session(conn, db, session_id).await
     }
 
+    /// A webhook by id.
     pub async fn by_id<C: ConnectionTrait>(conn: &C, db: &Db, id: &str) -> Result<Option<Self>, DbErr> {
-        let row = conn
-            .query_one_raw(db.stmt(&format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1"), vec![id.into()]))
-            .await?;
-        row.as_ref().map(Self::from_row).transpose()
+        webhooks::by_id(conn, db, id).await
     }
 
     /// The signing keys now: the current secret, and the previous one while

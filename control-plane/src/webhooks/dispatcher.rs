@@ -21,13 +21,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Value};
+use sea_orm::{DbErr, Value};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::WebhookRow;
 use super::{WebhookSettings, signing, ssrf};
 use crate::audit::{self, AuditEntry};
 use crate::persistence::enums::LogLevel;
+use crate::persistence::webhooks;
 use crate::state::SharedState;
 
 /// Response bodies are kept up to this many bytes.
@@ -181,33 +182,7 @@ async fn claim(state: &SharedState, limit: usize) -> Result<Vec<Claimed>, DbErr>
     let lease = now
         + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
             .unwrap_or_else(|_| chrono::Duration::seconds(60));
-    let lock = if db.is_postgres() { "FOR UPDATE OF d SKIP LOCKED" } else { "" };
-    let sql = format!(
-        "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
-           SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-           WHERE w.is_active = $3 AND d.status IN ('PENDING', 'RETRYING') \
-             AND (d.next_retry IS NULL OR d.next_retry <= $4) \
-             AND (d.locked_until IS NULL OR d.locked_until < $5) \
-             AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
-                 AND e.status IN ('PENDING', 'RETRYING') AND e.id < d.id) \
-           ORDER BY d.next_retry, d.id LIMIT $6 {lock}) \
-         RETURNING id, webhook_id, session_id, event, payload, attempts, created_at"
-    );
-    let rows = db
-        .conn
-        .query_all_raw(db.stmt(
-            &sql,
-            vec![
-                lease.into(),
-                state.config.replica_id.clone().into(),
-                true.into(),
-                now.into(),
-                now.into(),
-                i64::try_from(limit).unwrap_or(64).into(),
-            ],
-        ))
-        .await?;
-    rows.iter().map(claimed_from).collect()
+    webhooks::claim(db, lease, &state.config.replica_id, now, limit).await
 }
 
 /// The webhooks of a claimed batch, in one query.
@@ -227,11 +202,7 @@ async fn webhooks_of(
         while list.len() < target {
             list.push(chunk[chunk.len() - 1].into());
         }
-        let marks: Vec<String> = (1..=list.len()).map(|i| format!("${i}")).collect();
-        let sql =
-            format!("SELECT {} FROM webhooks WHERE id IN ({})", super::config::COLUMNS, marks.join(", "));
-        for r in db.conn.query_all_raw(db.stmt(&sql, list)).await? {
-            let hook = WebhookRow::from_row(&r)?;
+        for hook in webhooks::by_ids(db, list).await? {
             out.insert(hook.id.clone(), Arc::new(hook));
         }
     }
@@ -257,14 +228,7 @@ async fn start(state: &SharedState, hook: Arc<WebhookRow>, row: Claimed) {
 async fn release(state: &SharedState, id: &str, delay: Duration) {
     let db = &state.db;
     let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-    let res = db
-        .conn
-        .execute_raw(db.stmt(
-            "UPDATE webhook_deliveries SET locked_until = NULL, locked_by = NULL, next_retry = $1 WHERE id = $2",
-            vec![next.into(), id.into()],
-        ))
-        .await;
-    if let Err(e) = res {
+    if let Err(e) = webhooks::release(db, id, next).await {
         tracing::warn!(delivery_id = id, error = %e, "webhook claim not released; retried after its lease");
     }
 }
@@ -324,41 +288,7 @@ async fn claim_next(state: &SharedState, webhook_id: &str) -> Result<Option<Clai
     let lease = now
         + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
             .unwrap_or_else(|_| chrono::Duration::seconds(60));
-    // The head is chosen without SKIP LOCKED (skipping it would break the
-    // order); the outer conditions are re-checked on a row another replica
-    // leased meanwhile, which then is not taken.
-    let sql = "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id = ( \
-           SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = $3 AND e.status IN ('PENDING', 'RETRYING') \
-           ORDER BY e.id LIMIT 1) \
-         AND status IN ('PENDING', 'RETRYING') AND (next_retry IS NULL OR next_retry <= $4) \
-         AND (locked_until IS NULL OR locked_until < $5) \
-         RETURNING id, webhook_id, session_id, event, payload, attempts, created_at";
-    let row = db
-        .conn
-        .query_one_raw(db.stmt(
-            sql,
-            vec![
-                lease.into(),
-                state.config.replica_id.clone().into(),
-                webhook_id.into(),
-                now.into(),
-                now.into(),
-            ],
-        ))
-        .await?;
-    row.as_ref().map(claimed_from).transpose()
-}
-
-fn claimed_from(r: &sea_orm::QueryResult) -> Result<Claimed, DbErr> {
-    Ok(Claimed {
-        id: r.try_get("", "id")?,
-        webhook_id: r.try_get("", "webhook_id")?,
-        session_id: r.try_get("", "session_id")?,
-        event: r.try_get("", "event")?,
-        payload: r.try_get("", "payload")?,
-        attempts: r.try_get("", "attempts")?,
-        created_at: r.try_get("", "created_at")?,
-    })
+    webhooks::claim_next(db, webhook_id, lease, &state.config.replica_id, now).await
 }
 
 /// One signed POST of `payload` as event `id` to the webhook.
@@ -443,27 +373,19 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
     let db = &state.db;
     let now = Utc::now();
     let attempts = row.attempts.saturating_add(1);
-    let code: Value = a.status.map(i32::from).into();
-    let body: Value = a.body.clone().into();
-    let err: Value = a.error.clone().or_else(|| a.status.map(|s| format!("HTTP {s}"))).into();
+    let outcome = webhooks::Outcome {
+        attempts,
+        response_code: a.status.map(i32::from).into(),
+        response_body: a.body.clone().into(),
+        last_error: a.error.clone().or_else(|| a.status.map(|s| format!("HTTP {s}"))).into(),
+        now,
+    };
     if a.ok() {
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE webhook_deliveries SET status = 'DELIVERED', attempts = $1, response_code = $2, \
-                 response_body = $3, last_error = NULL, delivered_at = $4, next_retry = NULL, locked_until = NULL, \
-                 locked_by = NULL, updated_at = $5 WHERE id = $6",
-                vec![attempts.into(), code, body, now.into(), now.into(), row.id.clone().into()],
-            ))
-            .await?;
+        webhooks::record_delivered(db, &row.id, outcome).await?;
         // `lastDelivery` is informational: written at most every few seconds.
         let stale = hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS);
         if hook.failure_count != 0 || stale {
-            db.conn
-                .execute_raw(db.stmt(
-                    "UPDATE webhooks SET failure_count = 0, last_delivery = $1 WHERE id = $2",
-                    vec![now.into(), hook.id.clone().into()],
-                ))
-                .await?;
+            webhooks::reset_failures(db, &hook.id, now).await?;
         }
         metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "delivered").increment(1);
         metrics::histogram!("wagate_webhook_event_age_seconds")
@@ -479,14 +401,7 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
     if let Some(delay) = next {
         let delay = a.retry_after.map_or(delay, |r| r.max(delay));
         let at = now + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::hours(24));
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE webhook_deliveries SET status = 'RETRYING', attempts = $1, response_code = $2, \
-                 response_body = $3, last_error = $4, next_retry = $5, locked_until = NULL, locked_by = NULL, \
-                 updated_at = $6 WHERE id = $7",
-                vec![attempts.into(), code, body, err, at.into(), now.into(), row.id.clone().into()],
-            ))
-            .await?;
+        webhooks::record_retrying(db, &row.id, outcome, at).await?;
         metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "retrying").increment(1);
         tracing::debug!(
             delivery_id = row.id,
@@ -496,22 +411,10 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
         );
         return Ok(false);
     }
-    db.conn
-        .execute_raw(db.stmt(
-            "UPDATE webhook_deliveries SET status = 'FAILED', attempts = $1, response_code = $2, \
-             response_body = $3, last_error = $4, next_retry = NULL, locked_until = NULL, locked_by = NULL, \
-             updated_at = $5 WHERE id = $6",
-            vec![attempts.into(), code, body, err, now.into(), row.id.clone().into()],
-        ))
-        .await?;
+    webhooks::record_failed(db, &row.id, outcome).await?;
     metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "failed").increment(1);
     let failures = hook.failure_count.saturating_add(1);
-    db.conn
-        .execute_raw(db.stmt(
-            "UPDATE webhooks SET failure_count = failure_count + 1 WHERE id = $1",
-            vec![hook.id.clone().into()],
-        ))
-        .await?;
+    webhooks::count_failure(db, &hook.id).await?;
     let max = i32::try_from(state.webhooks.settings.max_failures).unwrap_or(i32::MAX);
     if gone {
         disable(state, hook, "the receiver answered 410 Gone").await?;
@@ -528,12 +431,7 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
 async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result<(), DbErr> {
     let db = &state.db;
     let now = Utc::now();
-    db.conn
-        .execute_raw(db.stmt(
-            "UPDATE webhooks SET is_active = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4",
-            vec![false.into(), reason.into(), now.into(), hook.id.clone().into()],
-        ))
-        .await?;
+    webhooks::disable(db, &hook.id, reason, now).await?;
     crate::invalidation::webhook(state, &hook.session_id).await;
     metrics::counter!("wagate_webhook_disabled_total").increment(1);
     tracing::warn!(webhook_id = hook.id, session_id = hook.session_id, reason, "webhook disabled");
@@ -555,28 +453,11 @@ async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr>
     // A webhook that changed while this was read (here or on another
     // replica) keeps the flag on: never turn event writing off on a stale read.
     let generation = state.webhooks.generation();
-    let any = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT id FROM webhooks WHERE is_active = $1 OR disabled_reason IS NOT NULL LIMIT 1",
-            vec![true.into()],
-        ))
-        .await?
-        .is_some();
+    let any = webhooks::any_recording(db).await?;
     if any || state.webhooks.generation() == generation {
         state.webhooks.set_any_active(any);
     }
-    let row = db
-        .conn
-        .query_one_raw(db.stmt(
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM webhook_deliveries \
-             WHERE status IN ('PENDING', 'RETRYING')",
-            vec![],
-        ))
-        .await?;
-    if let Some(r) = row {
-        let n: i64 = r.try_get("", "n").unwrap_or(0);
-        let oldest: Option<DateTime<Utc>> = r.try_get("", "oldest").ok().flatten();
+    if let Some((n, oldest)) = webhooks::backlog(db).await? {
         metrics::gauge!("wagate_webhook_queue_depth").set(n as f64);
         let age = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
         metrics::gauge!("wagate_webhook_oldest_pending_seconds").set(age);
@@ -585,12 +466,9 @@ async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr>
         let cutoff = Utc::now()
             - chrono::Duration::from_std(state.webhooks.settings.retention)
                 .unwrap_or_else(|_| chrono::Duration::days(14));
-        let res = db
-            .conn
-            .execute_raw(db.stmt("DELETE FROM webhook_deliveries WHERE created_at < $1", vec![cutoff.into()]))
-            .await?;
-        if res.rows_affected() > 0 {
-            tracing::info!(deleted = res.rows_affected(), "webhook deliveries past retention deleted");
+        let deleted = webhooks::delete_before(db, cutoff).await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "webhook deliveries past retention deleted");
         }
     }
     Ok(())

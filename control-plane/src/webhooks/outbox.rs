@@ -7,14 +7,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use super::Webhooks;
 use super::config::ActiveHook;
 use super::payload::{self, EventType, MessageStatusChanged};
-use crate::persistence::Db;
+use crate::persistence::sessions::{self, Fence, FencedWrite};
 use crate::persistence::status_writer::{EventKind, StatusUpdate};
+use crate::persistence::{Db, messages, webhooks};
 use crate::state::SharedState;
 
 /// One event for one webhook.
@@ -60,7 +61,7 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, db: &Db, rows: &[OutboxRow]) 
     while !rest.is_empty() {
         let n = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
         let (chunk, tail) = rest.split_at(n);
-        conn.execute_raw(insert_stmt(db, chunk)).await?;
+        webhooks::insert_pending(conn, db, chunk).await?;
         rest = tail;
     }
     if !rows.is_empty() {
@@ -69,52 +70,25 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, db: &Db, rows: &[OutboxRow]) 
     Ok(())
 }
 
-fn insert_stmt(db: &Db, rows: &[OutboxRow]) -> Statement {
-    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 8);
-    let mut tuples = Vec::with_capacity(rows.len());
-    for r in rows {
-        let base = values.len();
-        values.extend([
-            r.id.clone().into(),
-            r.webhook_id.clone().into(),
-            r.session_id.clone().into(),
-            r.event.as_str().into(),
-            r.payload.clone().into(),
-            r.created_at.into(),
-            r.created_at.into(),
-            r.created_at.into(),
-        ]);
-        let p: Vec<String> = (1..=8).map(|i| format!("${}", base + i)).collect();
-        tuples.push(format!(
-            "({}, {}, {}, {}, {}, 'PENDING', 0, {}, {}, {})",
-            p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
-        ));
-    }
-    let sql = format!(
-        "INSERT INTO webhook_deliveries (id, webhook_id, session_id, event, payload, status, attempts, next_retry, \
-         created_at, updated_at) VALUES {}",
-        tuples.join(", ")
-    );
-    db.stmt(&sql, values)
-}
-
-/// Runs `stmt`, a state change of `session_id`; when it changed a row and
-/// the session's webhook subscribes to `kind`, the event built by `data`
-/// is written in the same transaction. Returns the rows the change affected.
-pub async fn execute_with_event<T: Serialize>(
+/// Applies `write`, a worker's event about `fence.session_id`, inside its
+/// generation fence; when it changed a row and the session's webhook
+/// subscribes to `kind`, the event built by `data` is written in the same
+/// transaction. Returns the rows the change affected.
+pub(crate) async fn execute_with_event<T: Serialize>(
     state: &SharedState,
-    session_id: &str,
     kind: EventType,
-    stmt: Statement,
+    fence: &Fence<'_>,
+    write: &FencedWrite,
     data: impl FnOnce() -> T,
 ) -> Result<u64, DbErr> {
     let db = &state.db;
     let hooks = &state.webhooks;
+    let session_id = fence.session_id;
     let Some(hook) = hooks.cache.subscribed(&db.conn, db, session_id, kind).await? else {
-        return Ok(db.conn.execute_raw(stmt).await?.rows_affected());
+        return sessions::apply_fenced(&db.conn, db, fence, write).await;
     };
     let txn = db.begin().await?;
-    let affected = txn.execute_raw(stmt).await?.rows_affected();
+    let affected = sessions::apply_fenced(&txn, db, fence, write).await?;
     if affected > 0 {
         let row = OutboxRow::new(&hook.id, session_id, kind, Utc::now(), &data());
         enqueue(&txn, db, std::slice::from_ref(&row)).await?;
@@ -195,26 +169,17 @@ pub async fn enqueue_message_statuses<C: ConnectionTrait>(
     let ids: Vec<&str> = wanted.keys().copied().collect();
     let mut rows = Vec::new();
     for chunk in ids.chunks(64) {
-        let padded = pad(chunk);
-        let marks: Vec<String> = (1..=padded.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT id, session_id, status, wa_message_id, to_number, error_message FROM messages WHERE id IN ({})",
-            marks.join(", ")
-        );
-        let values: Vec<Value> = padded.iter().map(|s| (*s).into()).collect();
-        rows.extend(conn.query_all_raw(db.stmt(&sql, values)).await?);
+        rows.extend(messages::statuses_of(conn, db, &pad(chunk)).await?);
     }
     let mut out = Vec::new();
     let mut hooks_of: HashMap<String, Option<std::sync::Arc<ActiveHook>>> = HashMap::new();
     for r in rows {
-        let id: String = r.try_get("", "id")?;
-        let session_id: String = r.try_get("", "session_id")?;
-        let status: String = r.try_get("", "status")?;
+        let messages::StatusRow { id, session_id, status, .. } = &r;
         let Some(kinds) = wanted.get(id.as_str()) else { continue };
-        let hook = match hooks_of.get(&session_id) {
+        let hook = match hooks_of.get(session_id) {
             Some(h) => h.clone(),
             None => {
-                let h = hooks.cache.subscribed(conn, db, &session_id, EventType::MessageStatus).await?;
+                let h = hooks.cache.subscribed(conn, db, session_id, EventType::MessageStatus).await?;
                 hooks_of.insert(session_id.clone(), h.clone());
                 h
             }
@@ -240,12 +205,12 @@ pub async fn enqueue_message_statuses<C: ConnectionTrait>(
             let data = MessageStatusChanged {
                 message_id: id.clone(),
                 status: status_name(kind),
-                wa_message_id: r.try_get("", "wa_message_id")?,
-                to: r.try_get("", "to_number")?,
-                reason: if kind == EventKind::Failed { r.try_get("", "error_message")? } else { None },
+                wa_message_id: r.wa_message_id.clone(),
+                to: r.to_number.clone(),
+                reason: if kind == EventKind::Failed { r.error_message.clone() } else { None },
                 timestamp: payload::rfc3339(at),
             };
-            out.push(OutboxRow::new(&hook.id, &session_id, EventType::MessageStatus, at, &data));
+            out.push(OutboxRow::new(&hook.id, session_id, EventType::MessageStatus, at, &data));
         }
     }
     // Creation order = delivery order within a session.

@@ -4,7 +4,7 @@
 //! NOT_FOUND, like every other session resource.
 
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, QueryResult, Value};
+use sea_orm::QueryResult;
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
@@ -15,11 +15,9 @@ use super::payload::{self, EventType};
 use super::{ROTATION_OVERLAP, dispatcher, signing, ssrf};
 use crate::auth::AuthUser;
 use crate::error::{CpResult, api, invalid};
+use crate::persistence::{sessions, webhooks};
 use crate::state::SharedState;
 use crate::validation;
-
-const DELIVERY_COLUMNS: &str = "id, event, status, attempts, response_code, response_body, last_error, \
-    next_retry, created_at, delivered_at, payload";
 
 pub struct WebhookApi {
     state: SharedState,
@@ -34,14 +32,9 @@ impl WebhookApi {
     async fn owned(&self, user: &AuthUser, session_id: &str) -> CpResult<String> {
         let not_found = || api(ErrorCode::SessionNotFound, "session not found");
         let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
-        let db = &self.state.db;
-        db.conn
-            .query_one_raw(db.stmt(
-                "SELECT id FROM sessions WHERE id = $1 AND user_id = $2",
-                vec![id.into(), user.id.clone().into()],
-            ))
-            .await?
-            .ok_or_else(not_found)?;
+        if !sessions::owned_by(&self.state.db, id, &user.id).await? {
+            return Err(not_found());
+        }
         Ok(id.to_owned())
     }
 
@@ -108,29 +101,13 @@ impl WebhookApi {
         let (generated, created) = match existing {
             Some(h) => {
                 // A given secret replaces the current one at once (no overlap).
-                let res = db
-                    .conn
-                    .execute_raw(db.stmt(
-                        "UPDATE webhooks SET url = $1, events = $2, is_active = $3, \
-                         secret = COALESCE($4, secret), \
-                         previous_secret = CASE WHEN $5 THEN NULL ELSE previous_secret END, \
-                         previous_secret_expires_at = CASE WHEN $6 THEN NULL ELSE previous_secret_expires_at END, \
-                         failure_count = CASE WHEN $7 THEN 0 ELSE failure_count END, \
-                         disabled_reason = NULL, updated_at = $8 WHERE id = $9",
-                        vec![
-                            url.as_str().into(),
-                            events_json.into(),
-                            is_active.into(),
-                            req.secret.clone().into(),
-                            req.secret.is_some().into(),
-                            req.secret.is_some().into(),
-                            is_active.into(),
-                            now.into(),
-                            h.id.clone().into(),
-                        ],
-                    ))
-                    .await?;
-                if res.rows_affected() == 0 {
+                let config = webhooks::HookConfig {
+                    url: url.as_str(),
+                    events_json,
+                    is_active,
+                    secret: req.secret.clone(),
+                };
+                if webhooks::update(db, &h.id, config, now).await? == 0 {
                     return Err(api(ErrorCode::NotFound, "this session has no webhook"));
                 }
                 (None, false)
@@ -138,29 +115,15 @@ impl WebhookApi {
             None => {
                 let generated = req.secret.is_none().then(signing::generate_secret);
                 let secret = req.secret.clone().or_else(|| generated.clone());
-                db.conn
-                    .execute_raw(db.stmt(
-                        "INSERT INTO webhooks (id, session_id, url, events, secret, is_active, failure_count, \
-                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)",
-                        vec![
-                            format!("wh_{}", uuid::Uuid::new_v4().simple()).into(),
-                            session_id.clone().into(),
-                            url.as_str().into(),
-                            events_json.into(),
-                            secret.into(),
-                            is_active.into(),
-                            now.into(),
-                            now.into(),
-                        ],
-                    ))
-                    .await
-                    .map_err(|e| {
-                        if crate::error::is_unique_violation(&e) {
-                            api(ErrorCode::AlreadyExists, "the webhook was created concurrently; retry")
-                        } else {
-                            e.into()
-                        }
-                    })?;
+                let config = webhooks::HookConfig { url: url.as_str(), events_json, is_active, secret };
+                let id = format!("wh_{}", uuid::Uuid::new_v4().simple());
+                webhooks::insert(db, id, &session_id, config, now).await.map_err(|e| {
+                    if crate::error::is_unique_violation(&e) {
+                        api(ErrorCode::AlreadyExists, "the webhook was created concurrently; retry")
+                    } else {
+                        e.into()
+                    }
+                })?;
                 (generated, true)
             }
         };
@@ -178,7 +141,7 @@ impl WebhookApi {
     async fn delete(&self, user: AuthUser, session_id: &str) -> CpResult<v1::DeleteWebhookResponse> {
         let hook = self.hook(&user, session_id).await?;
         let db = &self.state.db;
-        db.conn.execute_raw(db.stmt("DELETE FROM webhooks WHERE id = $1", vec![hook.id.into()])).await?;
+        webhooks::delete(db, hook.id).await?;
         crate::invalidation::webhook(&self.state, &hook.session_id).await;
         Ok(v1::DeleteWebhookResponse { session_id: hook.session_id, deleted: true })
     }
@@ -200,27 +163,24 @@ impl WebhookApi {
         let status = if attempt.ok() { "DELIVERED" } else { "FAILED" };
         let db = &self.state.db;
         let done = Utc::now();
-        db.conn
-            .execute_raw(db.stmt(
-                "INSERT INTO webhook_deliveries (id, webhook_id, session_id, event, payload, status, attempts, \
-                 response_code, response_body, last_error, created_at, delivered_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $12)",
-                vec![
-                    id.clone().into(),
-                    hook.id.clone().into(),
-                    hook.session_id.clone().into(),
-                    EventType::WebhookTest.as_str().into(),
-                    body.into(),
-                    status.into(),
-                    attempt.status.map(i32::from).into(),
-                    attempt.body.clone().into(),
-                    attempt.error.clone().or_else(|| attempt.status.filter(|_| !attempt.ok()).map(|s| format!("HTTP {s}"))).into(),
-                    now.into(),
-                    attempt.ok().then_some(done).into(),
-                    done.into(),
-                ],
-            ))
-            .await?;
+        let delivery = webhooks::TestDelivery {
+            id: id.clone(),
+            webhook_id: hook.id.clone(),
+            session_id: hook.session_id.clone(),
+            event: EventType::WebhookTest.as_str(),
+            payload: body,
+            status,
+            response_code: attempt.status.map(i32::from),
+            response_body: attempt.body.clone(),
+            last_error: attempt
+                .error
+                .clone()
+                .or_else(|| attempt.status.filter(|_| !attempt.ok()).map(|s| format!("HTTP {s}"))),
+            created_at: now,
+            delivered_at: attempt.ok().then_some(done),
+            updated_at: done,
+        };
+        webhooks::insert_test(db, delivery).await?;
         self.delivery(&hook.id, &id).await
     }
 
@@ -232,13 +192,7 @@ impl WebhookApi {
         let until = now
             + chrono::Duration::from_std(ROTATION_OVERLAP).unwrap_or_else(|_| chrono::Duration::hours(24));
         let db = &self.state.db;
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE webhooks SET previous_secret = secret, previous_secret_expires_at = $1, secret = $2, \
-                 updated_at = $3 WHERE id = $4",
-                vec![until.into(), secret.clone().into(), now.into(), hook.id.clone().into()],
-            ))
-            .await?;
+        webhooks::rotate_secret(db, &hook.id, &secret, until, now).await?;
         crate::invalidation::webhook(&self.state, &hook.session_id).await;
         let row = WebhookRow::by_id(&db.conn, db, &hook.id)
             .await?
@@ -247,15 +201,7 @@ impl WebhookApi {
     }
 
     async fn delivery(&self, webhook_id: &str, id: &str) -> CpResult<v1::WebhookDelivery> {
-        let db = &self.state.db;
-        let row = db
-            .conn
-            .query_one_raw(db.stmt(
-                &format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2"
-                ),
-                vec![id.into(), webhook_id.into()],
-            ))
+        let row = webhooks::delivery(&self.state.db, id, webhook_id)
             .await?
             .ok_or_else(|| api(ErrorCode::NotFound, "delivery not found"))?;
         Ok(to_delivery(&row)?)
@@ -268,26 +214,16 @@ impl WebhookApi {
     ) -> CpResult<v1::ListWebhookDeliveriesResponse> {
         let hook = self.hook(&user, &req.session_id).await?;
         let limit = if req.limit == 0 { 50 } else { req.limit.min(100) };
-        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1");
-        let mut values: Vec<Value> = vec![hook.id.clone().into()];
         let status =
             WebhookDeliveryStatus::try_from(req.status).unwrap_or(WebhookDeliveryStatus::Unspecified);
-        if let Some(s) = status_name(status) {
-            values.push(s.into());
-            sql.push_str(&format!(" AND status = ${}", values.len()));
-        }
         let cursor = req.cursor.trim();
-        if !cursor.is_empty() {
-            if !valid_delivery_id(cursor) {
-                return Err(invalid("cursor", "cursor is not a nextCursor of this list"));
-            }
-            values.push(cursor.into());
-            sql.push_str(&format!(" AND id < ${}", values.len()));
+        if !cursor.is_empty() && !valid_delivery_id(cursor) {
+            return Err(invalid("cursor", "cursor is not a nextCursor of this list"));
         }
-        values.push(i64::from(limit + 1).into());
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len()));
-        let db = &self.state.db;
-        let rows = db.conn.query_all_raw(db.stmt(&sql, values)).await?;
+        let cursor = (!cursor.is_empty()).then_some(cursor);
+        let rows =
+            webhooks::deliveries(&self.state.db, &hook.id, status_name(status), cursor, i64::from(limit + 1))
+                .await?;
         let mut deliveries = rows.iter().map(to_delivery).collect::<Result<Vec<_>, _>>()?;
         let next_cursor = if deliveries.len() > limit as usize {
             deliveries.truncate(limit as usize);
@@ -309,17 +245,7 @@ impl WebhookApi {
         if !valid_delivery_id(id) {
             return Err(api(ErrorCode::NotFound, "delivery not found"));
         }
-        let db = &self.state.db;
-        let now = Utc::now();
-        let res = db
-            .conn
-            .execute_raw(db.stmt(
-                "UPDATE webhook_deliveries SET status = 'PENDING', attempts = 0, next_retry = $1, updated_at = $2 \
-                 WHERE id = $3 AND webhook_id = $4 AND (locked_until IS NULL OR locked_until < $5)",
-                vec![now.into(), now.into(), id.into(), hook.id.clone().into(), now.into()],
-            ))
-            .await?;
-        if res.rows_affected() == 0 {
+        if webhooks::redeliver(&self.state.db, id, &hook.id, Utc::now()).await? == 0 {
             // Unknown, or being delivered right now.
             let d = self.delivery(&hook.id, id).await?;
             return Ok(d);
@@ -340,19 +266,9 @@ impl WebhookApi {
             .and_then(from_proto)
             .ok_or_else(|| invalid("since", "since is required (RFC 3339 time)"))?;
         let hook = self.configured(&user, &req.session_id).await?;
-        let db = &self.state.db;
-        let now = Utc::now();
-        let res = db
-            .conn
-            .execute_raw(db.stmt(
-                "UPDATE webhook_deliveries SET status = 'PENDING', attempts = 0, next_retry = $1, updated_at = $2 \
-                 WHERE webhook_id = $3 AND created_at >= $4 AND status <> 'DELIVERED' AND event <> 'webhook.test' \
-                 AND (locked_until IS NULL OR locked_until < $5)",
-                vec![now.into(), now.into(), hook.id.clone().into(), since.into(), now.into()],
-            ))
-            .await?;
+        let requeued = webhooks::replay(&self.state.db, &hook.id, since, Utc::now()).await?;
         self.state.webhooks.committed();
-        Ok(v1::ReplayWebhookResponse { requeued: res.rows_affected() })
+        Ok(v1::ReplayWebhookResponse { requeued })
     }
 }
 

@@ -1,0 +1,78 @@
+//! The `message_dispatch` ledger: sends no worker has acknowledged yet
+//! (rows are inserted with their message by [`super::message_inserter`] and
+//! removed by the status writer once acknowledged).
+//!
+//! The fence it enforces: a re-dispatch claims its attempt with a
+//! compare-and-set on `attempts`, so two re-dispatchers (replicas, sweeps)
+//! never send the same attempt.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+
+use super::Db;
+use super::measured::measured;
+
+/// Takes a send out of the ledger (it was settled).
+pub async fn remove(db: &Db, id: &str) -> Result<(), DbErr> {
+    measured("message_dispatch.remove", async {
+        db.conn.execute_raw(db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![id.into()])).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Unacknowledged sends of one session (still PENDING), not dispatched
+/// since `cutoff` (or never), oldest first: `id, attempts, to_number,
+/// message_type, content, media_url, caption, filename, metadata`.
+pub async fn unacked(db: &Db, session_id: &str, cutoff: DateTime<Utc>) -> Result<Vec<QueryResult>, DbErr> {
+    measured("message_dispatch.unacked", async {
+        db.conn
+            .query_all_raw(db.stmt(
+                "SELECT d.id, d.attempts, m.to_number, m.message_type, m.content, m.media_url, m.caption, \
+                 m.filename, m.metadata FROM message_dispatch d JOIN messages m ON m.id = d.id \
+                 WHERE d.session_id = $1 AND m.status = 'PENDING' AND (d.dispatched_at IS NULL OR d.dispatched_at < $2) \
+                 ORDER BY d.created_at, d.id LIMIT 1000",
+                vec![session_id.into(), cutoff.into()],
+            ))
+            .await
+    })
+    .await
+}
+
+/// Claims attempt `attempts + 1` of a send, if no one claimed it since it
+/// was read. True when this caller holds it.
+pub async fn claim_attempt(db: &Db, id: &str, attempts: i32) -> Result<bool, DbErr> {
+    measured("message_dispatch.claim_attempt", async {
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE message_dispatch SET attempts = $1, dispatched_at = $2 WHERE id = $3 AND attempts = $4",
+                vec![(attempts + 1).into(), Utc::now().into(), id.into(), attempts.into()],
+            ))
+            .await?;
+        Ok(res.rows_affected() == 1)
+    })
+    .await
+}
+
+/// CONNECTED sessions with sends never dispatched since before
+/// `never_after`, or last dispatched before `stale` (at most 500).
+pub async fn stale_sessions(
+    db: &Db,
+    never_after: DateTime<Utc>,
+    stale: DateTime<Utc>,
+) -> Result<Vec<String>, DbErr> {
+    measured("message_dispatch.stale_sessions", async {
+        let rows = db
+            .conn
+            .query_all_raw(db.stmt(
+                "SELECT DISTINCT d.session_id FROM message_dispatch d JOIN sessions s ON s.id = d.session_id \
+                 WHERE s.status = 'CONNECTED' AND ((d.dispatched_at IS NULL AND d.created_at < $1) OR d.dispatched_at < $2) \
+                 LIMIT 500",
+                vec![never_after.into(), stale.into()],
+            ))
+            .await?;
+        rows.iter().map(|r| r.try_get::<String>("", "session_id")).collect()
+    })
+    .await
+}

@@ -1,0 +1,112 @@
+//! The `messages` table (hand-written statements; the batched inserts and
+//! status updates live in [`super::message_inserter`] and
+//! [`super::status_writer`]).
+//!
+//! The fence it enforces: an inbound message is stored only through the
+//! session's generation fence ([`super::sessions::Fence`], applied by
+//! [`super::sessions::apply_fenced`]); a send is marked FAILED only while it
+//! is still PENDING (an acknowledgement that got there first wins).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+
+use super::Db;
+use super::enums::MessageType;
+use super::measured::measured;
+use super::sessions::Fence;
+
+/// An inbound message as it is stored.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub id: String,
+    pub from: String,
+    pub kind: MessageType,
+    pub text: String,
+    pub media_url: Option<String>,
+    pub filename: Option<String>,
+    pub caption: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub wa_message_id: String,
+}
+
+impl InboundMessage {
+    /// The INSERT … SELECT that stores it only while `fence` holds.
+    pub(super) fn fenced_stmt(&self, db: &Db, fence: &Fence<'_>) -> Statement {
+        let sql = format!(
+            "INSERT INTO messages (id, session_id, direction, from_number, to_number, message_type, content, media_url, \
+                filename, caption, status, created_at, wa_message_id) \
+             SELECT $1, id, 'INBOUND', $2, COALESCE(phone_number, ''), $3, $4, $5, $6, $7, 'DELIVERED', $8, $9 \
+             FROM sessions WHERE {}",
+            fence.sql(10)
+        );
+        let mut values: Vec<Value> = vec![
+            self.id.clone().into(),
+            self.from.clone().into(),
+            sea_orm::ActiveEnum::to_value(&self.kind).into(),
+            self.text.clone().into(),
+            self.media_url.clone().into(),
+            self.filename.clone().into(),
+            self.caption.clone().into(),
+            self.created_at.into(),
+            self.wa_message_id.clone().into(),
+        ];
+        values.extend(fence.values());
+        db.stmt(&sql, values)
+    }
+}
+
+/// PENDING → FAILED with `reason` (a send no worker took).
+pub async fn fail_pending(db: &Db, id: &str, reason: String) -> Result<(), DbErr> {
+    measured("messages.fail_pending", async {
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE messages SET status = 'FAILED', error_message = $1 WHERE id = $2 AND status = 'PENDING'",
+                vec![reason.into(), id.into()],
+            ))
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// What a `message.status` event reports of a message.
+#[derive(Debug, Clone)]
+pub struct StatusRow {
+    pub id: String,
+    pub session_id: String,
+    pub status: String,
+    pub wa_message_id: Option<String>,
+    pub to_number: String,
+    pub error_message: Option<String>,
+}
+
+/// The status rows of `ids` (one `IN` list; the caller pads it to a few
+/// sizes), read through `conn` (the status writer's transaction).
+pub async fn statuses_of<C: ConnectionTrait>(
+    conn: &C,
+    db: &Db,
+    ids: &[&str],
+) -> Result<Vec<StatusRow>, DbErr> {
+    measured("messages.statuses_of", async {
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, session_id, status, wa_message_id, to_number, error_message FROM messages WHERE id IN ({})",
+            marks.join(", ")
+        );
+        let values: Vec<Value> = ids.iter().map(|s| (*s).into()).collect();
+        let rows = conn.query_all_raw(db.stmt(&sql, values)).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StatusRow {
+                    id: r.try_get("", "id")?,
+                    session_id: r.try_get("", "session_id")?,
+                    status: r.try_get("", "status")?,
+                    wa_message_id: r.try_get("", "wa_message_id")?,
+                    to_number: r.try_get("", "to_number")?,
+                    error_message: r.try_get("", "error_message")?,
+                })
+            })
+            .collect()
+    })
+    .await
+}
