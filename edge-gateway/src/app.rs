@@ -5,10 +5,8 @@
 //! Outermost first: request id (a caller's sane `X-Request-Id`, else a
 //! UUID; echoed on the answer) → security headers → compression (bodies
 //! over 1 KiB, when asked for) → [`middleware::finish`] (CORS, 405/401
-//! fix-ups) → [`middleware::context`] (deadline, body limit) → router
-//! (per route: latency histogram, panic → 500 envelope). Paths are matched as
-//! written: `/admin/workers/` is not `/admin/workers` (an empty id is 404,
-//! never the list).
+//! fix-ups) → [`middleware::context`] (deadline, body limit) → trailing
+//! slash trimmed → router (per route: latency histogram, panic → 500 envelope).
 
 use std::sync::Arc;
 
@@ -16,10 +14,11 @@ use axum::Router;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderName, HeaderValue};
-use tower::ServiceBuilder;
+use tower::{Layer, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -87,7 +86,7 @@ pub(crate) fn service(
     state: Arc<AppState>,
 ) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send> + Clone + Send
 {
-    let inner = router(state.clone());
+    let inner = NormalizePathLayer::trim_trailing_slash().layer(router(state.clone()));
     let compression =
         CompressionLayer::new().compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES));
     let [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12] = SECURITY_HEADERS;

@@ -336,12 +336,12 @@ async fn keys_and_history(storage: Storage) {
     let r =
         api.get(&format!("/api/v1/sessions/{sid}/messages?type=image&direction=outbound"), Some(&ann)).await;
     assert_eq!(r.data()["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(r.data()["messages"][0]["mediaUrl"], "https://x.test/a.png");
     let r = api.get(&format!("/api/v1/sessions/{sid}/messages?peer=&status="), Some(&ann)).await;
     assert_eq!(r.data()["messages"].as_array().unwrap().len(), 6, "blank filters filter nothing");
     let r = api.get(&format!("/api/v1/sessions/{sid}/messages?peer=abc"), Some(&ann)).await;
     r.expect_code(400, "VALIDATION_ERROR");
     assert_eq!(r.body["field"], "peer");
-    assert_eq!(r.data()["messages"][0]["mediaUrl"], "https://x.test/a.png");
     let r = api.get(&format!("/api/v1/sessions/{sid}/messages?peer=%2B62%20899-9999-9999"), Some(&ann)).await;
     assert_eq!(r.data()["messages"].as_array().unwrap().len(), 1, "{}", r.body);
     let r = api.get(&format!("/api/v1/sessions/{sid}/messages?direction=INBOUND"), Some(&ann)).await;

@@ -213,6 +213,12 @@ struct Args {
     /// cost of cluster dispatch).
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    /// Another edge-gateway binary (e.g. an older build) started beside the
+    /// edge on the same control plane: its `/health` and send rows follow
+    /// the edge's in the same run (`… (compare)`), for before/after figures
+    /// that share the machine's noise.
+    #[arg(long)]
+    compare_edge: Option<PathBuf>,
     /// Internal: serve the bare hyper ceiling handler on this port.
     #[arg(long, hide = true)]
     serve_ceiling: Option<u16>,
@@ -271,6 +277,8 @@ struct Stack {
     edge: Proc,
     /// `--replicas 2`: an edge on the workers' replica (sends not forwarded).
     edge_local: Option<(Proc, SocketAddr)>,
+    /// `--compare-edge`: the other edge binary, on the edge's control plane.
+    edge_compare: Option<(Proc, SocketAddr)>,
     workers: Vec<Proc>,
     ceiling_addr: SocketAddr,
     edge_addr: SocketAddr,
@@ -295,6 +303,7 @@ impl Stack {
         let mut v = vec![&self.ceiling, &self.cp, &self.edge];
         v.extend(self.cp2.iter());
         v.extend(self.edge_local.iter().map(|(p, _)| p));
+        v.extend(self.edge_compare.iter().map(|(p, _)| p));
         v.extend(self.workers.iter());
         v
     }
@@ -327,7 +336,7 @@ impl Stack {
             cp2.check_alive()?;
         }
         self.edge.check_alive()?;
-        if let Some((p, _)) = &mut self.edge_local {
+        for (p, _) in self.edge_local.iter_mut().chain(self.edge_compare.iter_mut()) {
             p.check_alive()?;
         }
         for w in &mut self.workers {
@@ -337,10 +346,11 @@ impl Stack {
     }
 
     async fn teardown(self) {
-        let Stack { ceiling, cp, cp2, edge, edge_local, workers, db, pg_drop, dir, .. } = self;
+        let Stack { ceiling, cp, cp2, edge, edge_local, edge_compare, workers, db, pg_drop, dir, .. } = self;
         drop(workers);
         drop(edge);
         drop(edge_local);
+        drop(edge_compare);
         drop(cp2);
         drop(cp);
         drop(ceiling);
@@ -450,22 +460,13 @@ async fn start_stack(
         dir,
     )?;
     procs::wait_listening(&mut edge, edge_addr, Duration::from_secs(30)).await?;
-    let edge_local = if cp2.is_some() {
-        let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
-        let mut p = Proc::spawn(
-            "edge-gateway-local",
-            &bins.join("edge-gateway"),
-            &[],
-            &[
-                ("WAGATE_EDGE_LISTEN", addr.to_string()),
-                ("WAGATE_EDGE_CONTROL_PLANE_URL", format!("http://{grpc_addr}")),
-            ],
-            dir,
-        )?;
-        procs::wait_listening(&mut p, addr, Duration::from_secs(30)).await?;
-        Some((p, addr))
-    } else {
-        None
+    let edge_local = match cp2 {
+        Some(_) => Some(spawn_edge("edge-gateway-local", &bins.join("edge-gateway"), grpc_addr, dir).await?),
+        None => None,
+    };
+    let edge_compare = match &args.compare_edge {
+        Some(bin) => Some(spawn_edge("edge-gateway-compare", bin, edge_cp_addr, dir).await?),
+        None => None,
     };
 
     let k = args.workers.max(1);
@@ -520,6 +521,7 @@ async fn start_stack(
         cp2,
         edge,
         edge_local,
+        edge_compare,
         workers,
         ceiling_addr,
         edge_addr,
@@ -528,6 +530,28 @@ async fn start_stack(
         pg_drop,
         dir: dir.to_path_buf(),
     })
+}
+
+/// One more edge-gateway process on `cp` (a free loopback port), once it listens.
+async fn spawn_edge(
+    name: &str,
+    bin: &Path,
+    cp: SocketAddr,
+    dir: &Path,
+) -> anyhow::Result<(Proc, SocketAddr)> {
+    let addr: SocketAddr = ([127, 0, 0, 1], procs::free_port()?).into();
+    let mut p = Proc::spawn(
+        name,
+        bin,
+        &[],
+        &[
+            ("WAGATE_EDGE_LISTEN", addr.to_string()),
+            ("WAGATE_EDGE_CONTROL_PLANE_URL", format!("http://{cp}")),
+        ],
+        dir,
+    )?;
+    procs::wait_listening(&mut p, addr, Duration::from_secs(30)).await?;
+    Ok((p, addr))
 }
 
 async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
@@ -913,7 +937,24 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
             let mut backlog = backlog(stack).await?;
             let after = redispatches(stack.metrics_addr).await;
             backlog.redispatches = after.unwrap_or(0).saturating_sub(redispatched_before.unwrap_or(0));
-            for r in [&ceil, &health].into_iter().chain(local.as_ref()).chain([&send]) {
+            // `--compare-edge`: the other edge's /health and sends, right after.
+            let mut compare = Vec::new();
+            if let Some(addr) = stack.edge_compare.as_ref().map(|(_, a)| *a) {
+                let (h, _) = measure(stack, "edge /health (compare)", c, || {
+                    load::run(addr, health_reqs.clone(), c, warmup, duration, false)
+                })
+                .await?;
+                let (mut r, out) = measure(stack, "send (compare)", c, || {
+                    load::run(addr, send_reqs.clone(), c, warmup, duration, true)
+                })
+                .await?;
+                if ceil.summary.rps > 0.0 {
+                    r.ratio_to_ceiling = Some(r.summary.rps / ceil.summary.rps);
+                }
+                accepted.extend(out.accepted_ids);
+                compare.extend([h, r]);
+            }
+            for r in [&ceil, &health].into_iter().chain(local.as_ref()).chain([&send]).chain(&compare) {
                 print_row(r);
             }
             eprintln!(
@@ -938,7 +979,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
             }
             send.backlog = Some(backlog);
             accepted.extend(out.accepted_ids);
-            rows.extend([ceil, health].into_iter().chain(local).chain([send]));
+            rows.extend([ceil, health].into_iter().chain(local).chain([send]).chain(compare));
         }
     }
 
