@@ -532,7 +532,8 @@ async fn start_stack(
     })
 }
 
-/// One more edge-gateway process on `cp` (a free loopback port), once it listens.
+/// One more edge-gateway process on `cp` (a free loopback port, no metrics
+/// listener), once it listens.
 async fn spawn_edge(
     name: &str,
     bin: &Path,
@@ -547,6 +548,8 @@ async fn spawn_edge(
         &[
             ("WAGATE_EDGE_LISTEN", addr.to_string()),
             ("WAGATE_EDGE_CONTROL_PLANE_URL", format!("http://{cp}")),
+            // the first edge has the metrics port
+            ("WAGATE_EDGE_METRICS_LISTEN", String::new()),
         ],
         dir,
     )?;
