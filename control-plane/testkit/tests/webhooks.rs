@@ -652,27 +652,41 @@ async fn restart_with_queued_events_delivers_each_exactly_once() {
         let before = rx.got().len();
         assert!(before < 100, "restart happens with events still queued ({before})");
         let cp = ControlPlane::start(cp_config(&url)).await.unwrap();
-        let got = wait_for("all 100 after the restart", Duration::from_secs(20), || async {
-            let g = rx.got();
-            (of_type(&g, "session.qr").len() >= 100).then_some(g)
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let got = if rx.got().len() > got.len() { rx.got() } else { got };
-        assert_each_once(&got, 100);
-        verify_all(&got, &secret);
-        // Per session, in order.
-        for (sid, _) in &hooks {
-            let ids: Vec<String> = of_type(&got, "session.qr")
-                .into_iter()
-                .filter(|g| g.json()["sessionId"] == sid.as_str())
-                .map(Got::id)
-                .collect();
-            let mut sorted = ids.clone();
-            sorted.sort();
-            assert_eq!(ids, sorted, "{storage:?}: in order per session");
-        }
+        let what = format!("{storage:?}: all 100 after the restart");
+        qr_events_once_in_order(&rx, &hooks, &secret, 100, Duration::from_secs(20), 300, &what).await;
         cp.shutdown().await;
+    }
+}
+
+/// Waits for `n` `session.qr` events, lets late duplicates arrive for
+/// `settle_ms`, then checks each arrived once, verifies, in order per session.
+async fn qr_events_once_in_order(
+    rx: &Receiver,
+    hooks: &[(String, String)],
+    secret: &str,
+    n: usize,
+    timeout: Duration,
+    settle_ms: u64,
+    what: &str,
+) {
+    let got = wait_for(what, timeout, || async {
+        let g = rx.got();
+        (of_type(&g, "session.qr").len() >= n).then_some(g)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(settle_ms)).await;
+    let got = if rx.got().len() > got.len() { rx.got() } else { got };
+    assert_each_once(&got, n);
+    verify_all(&got, secret);
+    for (sid, _) in hooks {
+        let ids: Vec<String> = of_type(&got, "session.qr")
+            .into_iter()
+            .filter(|g| g.json()["sessionId"] == sid.as_str())
+            .map(Got::id)
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "{what}: in order per session");
     }
 }
 
@@ -686,25 +700,7 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     let (hooks, secret) = seed(&a, 20, &rx.url()).await;
     enqueue_events(&a, &hooks, 15).await;
     b.state().webhooks.committed();
-    let got = wait_for("300 events", Duration::from_secs(30), || async {
-        let g = rx.got();
-        (of_type(&g, "session.qr").len() >= 300).then_some(g)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = if rx.got().len() > got.len() { rx.got() } else { got };
-    assert_each_once(&got, 300);
-    verify_all(&got, &secret);
-    for (sid, _) in &hooks {
-        let ids: Vec<String> = of_type(&got, "session.qr")
-            .into_iter()
-            .filter(|g| g.json()["sessionId"] == sid.as_str())
-            .map(Got::id)
-            .collect();
-        let mut sorted = ids.clone();
-        sorted.sort();
-        assert_eq!(ids, sorted, "in order per session across replicas");
-    }
+    qr_events_once_in_order(&rx, &hooks, &secret, 300, Duration::from_secs(30), 500, "two replicas").await;
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -727,6 +727,16 @@ struct Row {
     backlog: Option<Backlog>,
 }
 
+impl Row {
+    /// This (send) row with its ratio to the ceiling row of the same C.
+    fn against(mut self, ceiling: &Row) -> Row {
+        if ceiling.summary.rps > 0.0 {
+            self.ratio_to_ceiling = Some(self.summary.rps / ceiling.summary.rps);
+        }
+        self
+    }
+}
+
 /// The state of the pipeline right after a send run stopped.
 #[derive(Debug, Clone, Default, Serialize)]
 struct Backlog {
@@ -769,6 +779,21 @@ struct Verification {
     ok: bool,
 }
 
+/// CPU % of each process between two [`Stack::cpu`] readings `wall` seconds
+/// apart; the workers are summed as one.
+fn cpu_pct(before: &[(String, u64)], after: &[(String, u64)], wall: f64) -> BTreeMap<String, f64> {
+    let mut pct = BTreeMap::new();
+    for ((name, b), (_, a)) in before.iter().zip(after.iter()) {
+        let p = (a.saturating_sub(*b)) as f64 / procs::TICKS_PER_SEC / wall * 100.0;
+        if name.starts_with("bench-worker") {
+            *pct.entry("workers".to_owned()).or_insert(0.0) += p;
+        } else {
+            pct.insert(name.clone(), p);
+        }
+    }
+    pct
+}
+
 async fn measure<F, Fut>(
     stack: &mut Stack,
     target: &str,
@@ -785,15 +810,7 @@ where
     let wall = t0.elapsed().as_secs_f64();
     let after = stack.cpu();
     stack.check_alive()?;
-    let mut cpu_pct = BTreeMap::new();
-    for ((name, b), (_, a)) in before.iter().zip(after.iter()) {
-        let pct = (a.saturating_sub(*b)) as f64 / procs::TICKS_PER_SEC / wall * 100.0;
-        if name.starts_with("bench-worker") {
-            *cpu_pct.entry("workers".to_owned()).or_insert(0.0) += pct;
-        } else {
-            cpu_pct.insert(name.clone(), pct);
-        }
-    }
+    let cpu_pct = cpu_pct(&before, &after, wall);
     let rss_kib = stack.mem().into_iter().map(|(k, m)| (k, m.vm_rss_kib)).collect();
     let summary = std::mem::take(&mut out.samples).summarize(out.seconds);
     let row = Row {
@@ -916,27 +933,22 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
             // `--replicas 2`: the same sends through the workers' replica first.
             let local = match stack.edge_local.as_ref().map(|(_, a)| *a) {
                 Some(addr) => {
-                    let (mut r, out) = measure(stack, "send (local)", c, || {
+                    let (r, out) = measure(stack, "send (local)", c, || {
                         load::run(addr, send_reqs.clone(), c, warmup, duration, true)
                     })
                     .await?;
-                    if ceil.summary.rps > 0.0 {
-                        r.ratio_to_ceiling = Some(r.summary.rps / ceil.summary.rps);
-                    }
                     accepted.extend(out.accepted_ids);
-                    Some(r)
+                    Some(r.against(&ceil))
                 }
                 None => None,
             };
             let send_name = if local.is_some() { "send (forwarded)" } else { "send" };
             let redispatched_before = redispatches(stack.metrics_addr).await;
-            let (mut send, out) = measure(stack, send_name, c, || {
+            let (send, out) = measure(stack, send_name, c, || {
                 load::run(edge, send_reqs.clone(), c, warmup, duration, true)
             })
             .await?;
-            if ceil.summary.rps > 0.0 {
-                send.ratio_to_ceiling = Some(send.summary.rps / ceil.summary.rps);
-            }
+            let mut send = send.against(&ceil);
             let mut backlog = backlog(stack).await?;
             let after = redispatches(stack.metrics_addr).await;
             backlog.redispatches = after.unwrap_or(0).saturating_sub(redispatched_before.unwrap_or(0));
@@ -947,15 +959,12 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                     load::run(addr, health_reqs.clone(), c, warmup, duration, false)
                 })
                 .await?;
-                let (mut r, out) = measure(stack, "send (compare)", c, || {
+                let (r, out) = measure(stack, "send (compare)", c, || {
                     load::run(addr, send_reqs.clone(), c, warmup, duration, true)
                 })
                 .await?;
-                if ceil.summary.rps > 0.0 {
-                    r.ratio_to_ceiling = Some(r.summary.rps / ceil.summary.rps);
-                }
                 accepted.extend(out.accepted_ids);
-                compare.extend([h, r]);
+                compare.extend([h, r.against(&ceil)]);
             }
             for r in [&ceil, &health].into_iter().chain(local.as_ref()).chain([&send]).chain(&compare) {
                 print_row(r);
@@ -1133,15 +1142,7 @@ async fn churn(
     let wall = t0.elapsed().as_secs_f64();
     let after = stack.cpu();
     stack.check_alive()?;
-    let mut cpu_pct = BTreeMap::new();
-    for ((name, b), (_, a)) in before.iter().zip(after.iter()) {
-        let pct = (a.saturating_sub(*b)) as f64 / procs::TICKS_PER_SEC / wall * 100.0;
-        if name.starts_with("bench-worker") {
-            *cpu_pct.entry("workers".to_owned()).or_insert(0.0) += pct;
-        } else {
-            cpu_pct.insert(name.clone(), pct);
-        }
-    }
+    let cpu_pct = cpu_pct(&before, &after, wall);
     let rss_kib: BTreeMap<String, u64> = stack.mem().into_iter().map(|(k, m)| (k, m.vm_rss_kib)).collect();
     let secs = duration.as_secs_f64();
     let mk = |target: &str, s: stats::Samples| Row {
