@@ -15,6 +15,7 @@ mod m20261127_000011_webhooks;
 mod m20261127_000013_credentials;
 mod m20261127_000014_capacity;
 mod m20261127_000015_limits;
+mod m20261127_000016_idempotency_partial;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000013_credentials::Migration),
             Box::new(m20261127_000014_capacity::Migration),
             Box::new(m20261127_000015_limits::Migration),
+            Box::new(m20261127_000016_idempotency_partial::Migration),
         ]
     }
 }

@@ -16,11 +16,40 @@ use std::task::{Context, Poll};
 
 use wagate_proto::ratelimit::RateLimitInfo;
 
-use super::Decision;
+use super::{Decision, Rate};
 use crate::state::SharedState;
 
 pub const RULE_IP: &str = "ip";
 pub const RULE_SESSION_OPS: &str = "session_ops";
+
+/// Calls whose client-IP check the service makes itself, together with its
+/// own limits (one Redis round trip per send instead of two): the message
+/// send, with the owner's quota (`quota::take`).
+const DEFERRED: &[&str] = &["/wagate.v1.MessageService/Send"];
+
+/// The client-IP check of a deferred call, as a request extension. The
+/// service takes it when it checks its own limits; if the call ends before
+/// that, [`check_deferred`] counts it on the way out.
+#[derive(Debug, Clone)]
+pub struct DeferredIpCheck {
+    pub ip: String,
+    pub rate: Rate,
+}
+
+/// The 429 of a refused client-IP check.
+pub fn ip_refusal(d: &Decision, rate: Rate) -> wagate_proto::error::ApiError {
+    d.refusal(format!("Too many requests ({}), retry later", rate.describe()))
+}
+
+/// Counts a deferred client-IP check on its own (the call ended before its
+/// service checked its limits): `Err` is the 429 that replaces the answer.
+pub async fn check_deferred(
+    state: &SharedState,
+    ip: &DeferredIpCheck,
+) -> Result<Decision, wagate_proto::error::ApiError> {
+    let d = state.limiter.check(RULE_IP, &ip.ip, ip.rate, 1).await;
+    if d.allowed { Ok(d) } else { Err(ip_refusal(&d, ip.rate)) }
+}
 
 /// Services the public can call (limited).
 const PUBLIC: &[&str] = &[
@@ -88,26 +117,35 @@ where
             return Box::pin(self.inner.call(req));
         }
         let session_op = is_session_op(path);
+        let deferred = DEFERRED.contains(&path);
         // The service that was polled ready runs this call; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let state = self.state.clone();
         Box::pin(async move {
-            let (req, ip) = client_ip(&state, req);
+            let (mut req, ip) = client_ip(&state, req);
             let limits = &state.config.limits;
+            if deferred {
+                if let Some(rate) = limits.ip {
+                    req.extensions_mut().insert(DeferredIpCheck { ip, rate });
+                }
+                return inner.call(req).await;
+            }
             let mut applied: Option<Decision> = None;
             let checks = [(RULE_IP, limits.ip, true), (RULE_SESSION_OPS, limits.session_ops, session_op)];
             for (rule, rate, applies) in checks {
                 let Some(rate) = rate.filter(|_| applies) else { continue };
                 let d = state.limiter.check(rule, &ip, rate, 1).await;
                 if !d.allowed {
-                    let what = if rule == RULE_IP {
-                        "Too many requests"
+                    let refusal = if rule == RULE_IP {
+                        ip_refusal(&d, rate)
                     } else {
-                        "Session operation rate limit exceeded"
+                        d.refusal(format!(
+                            "Session operation rate limit exceeded ({}), retry later",
+                            rate.describe()
+                        ))
                     };
-                    let status = d.refusal(format!("{what} ({}), retry later", rate.describe())).to_status();
-                    return Ok(status.into_http());
+                    return Ok(refusal.to_status().into_http());
                 }
                 applied = Some(match applied {
                     Some(a) if a.info().tighter(d.info()) == a.info() => a,

@@ -27,7 +27,16 @@ use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::ratelimit::RateLimitInfo;
 
 use crate::cache::Cache;
-use window::MemoryWindows;
+use window::{Hit, MemoryWindows};
+
+/// One check of [`Limiter::check_all`]: `cost` units of `rule` for `subject` at `rate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub rule: &'static str,
+    pub subject: &'a str,
+    pub rate: Rate,
+    pub cost: u64,
+}
 
 /// `limit` units per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +114,11 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// What an empty check answers (never returned in practice).
+    fn unlimited(rate: Rate) -> Self {
+        Self { allowed: true, limit: rate.limit, remaining: rate.limit, reset: Duration::ZERO }
+    }
+
     pub fn info(&self) -> RateLimitInfo {
         RateLimitInfo { limit: self.limit, remaining: self.remaining, reset_secs: self.retry_after_secs() }
     }
@@ -203,23 +217,61 @@ impl Limiter {
     /// Counts `cost` units of `rule` for `subject` unless that passes
     /// `rate`; a refused check counts nothing. `cost` 0 only reads.
     pub async fn check(&self, rule: &'static str, subject: &str, rate: Rate, cost: u64) -> Decision {
+        match self.check_all(&[Check { rule, subject, rate, cost }]).await {
+            Ok(mut d) => d.pop().unwrap_or_else(|| Decision::unlimited(rate)),
+            Err((_, d)) => d,
+        }
+    }
+
+    /// Several checks of one request in one step (one Redis round trip),
+    /// all or nothing: `Ok` with each check's decision when all pass, else
+    /// the index and decision of the refused one (and nothing counted).
+    pub async fn check_all(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, (usize, Decision)> {
         let now = self.clock.now_ms();
-        let (start, end) = window::bounds(now, rate.window_ms());
-        let key = format!("{rule}:{subject}:{start}");
-        let (allowed, count) = match self.shared_hit(&key, rate, cost, end - now).await {
+        let keys: Vec<(String, i64, i64)> = checks
+            .iter()
+            .map(|c| {
+                let (start, end) = window::bounds(now, c.rate.window_ms());
+                (format!("{}:{}:{start}", c.rule, c.subject), start, end)
+            })
+            .collect();
+        let hits: Vec<Hit<'_>> = checks
+            .iter()
+            .zip(&keys)
+            .map(|(c, (key, start, end))| Hit {
+                key,
+                start: *start,
+                end: *end,
+                limit: c.rate.limit,
+                cost: c.cost,
+            })
+            .collect();
+        let (refused, counts) = match self.shared_hit(&hits, now).await {
             Some(r) => r,
-            None => self.local.hit(&key, start, rate.limit, cost),
+            None => self.local.hit_all(&hits),
         };
-        let reset = Duration::from_millis(u64::try_from(end - now).unwrap_or(0));
-        ::metrics::counter!("wagate_ratelimit_checks_total", "rule" => rule, "allowed" => if allowed { "true" } else { "false" })
-            .increment(1);
-        Decision { allowed, limit: rate.limit, remaining: rate.limit.saturating_sub(count), reset }
+        let decision = |i: usize| {
+            let (c, h) = (&checks[i], &hits[i]);
+            let allowed = refused != Some(i);
+            ::metrics::counter!("wagate_ratelimit_checks_total", "rule" => c.rule, "allowed" => if allowed { "true" } else { "false" })
+                .increment(1);
+            Decision {
+                allowed,
+                limit: c.rate.limit,
+                remaining: c.rate.limit.saturating_sub(counts.get(i).copied().unwrap_or(0)),
+                reset: Duration::from_millis(u64::try_from(h.end - now).unwrap_or(0)),
+            }
+        };
+        match refused {
+            Some(i) => Err((i, decision(i))),
+            None => Ok((0..checks.len()).map(decision).collect()),
+        }
     }
 
     /// Gives back `cost` units counted by [`Limiter::check`] for a call that
     /// did not happen after all (best effort).
     pub async fn refund(&self, rule: &str, subject: &str, rate: Rate, cost: u64) {
-        let (start, _) = window::bounds(self.clock.now_ms(), rate.window_ms());
+        let (start, end) = window::bounds(self.clock.now_ms(), rate.window_ms());
         let key = format!("{rule}:{subject}:{start}");
         if let Some(shared) = &self.shared
             && !self.on_fallback()
@@ -227,19 +279,20 @@ impl Limiter {
         {
             return;
         }
-        self.local.refund(&key, start, cost);
+        self.local.refund(&key, end, cost);
     }
 
     /// The Redis answer, or `None` when there is no Redis or it failed (then
     /// the caller counts in-process).
-    async fn shared_hit(&self, key: &str, rate: Rate, cost: u64, ttl_ms: i64) -> Option<(bool, u64)> {
+    async fn shared_hit(&self, hits: &[Hit<'_>], now: i64) -> Option<(Option<usize>, Vec<u64>)> {
         let shared = self.shared.as_ref()?;
-        let now = self.elapsed_ms();
-        if now < self.retry_redis_at.load(Ordering::Relaxed) {
+        let elapsed = self.elapsed_ms();
+        if elapsed < self.retry_redis_at.load(Ordering::Relaxed) {
             return None;
         }
-        let result =
-            tokio::time::timeout(REDIS_TIMEOUT, shared.hit(key, rate.limit, cost, ttl_ms + 1000)).await;
+        let checks: Vec<(&str, u64, u64, i64)> =
+            hits.iter().map(|h| (h.key, h.limit, h.cost, h.end - now + 1000)).collect();
+        let result = tokio::time::timeout(REDIS_TIMEOUT, shared.hit_all(&checks)).await;
         match result {
             Ok(Ok(r)) => {
                 if self.on_fallback.swap(false, Ordering::Relaxed) {
@@ -254,7 +307,7 @@ impl Limiter {
                     _ => "timed out".to_owned(),
                 };
                 let retry = i64::try_from(REDIS_RETRY_AFTER.as_millis()).unwrap_or(1000);
-                self.retry_redis_at.store(now + retry, Ordering::Relaxed);
+                self.retry_redis_at.store(elapsed + retry, Ordering::Relaxed);
                 ::metrics::counter!("wagate_ratelimit_fallback_total").increment(1);
                 if !self.on_fallback.swap(true, Ordering::Relaxed) {
                     tracing::warn!(

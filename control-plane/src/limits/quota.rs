@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{Decision, Rate};
+use super::layer::{self, DeferredIpCheck};
+use super::{Check, Decision, Rate};
 use crate::persistence::enums::UserTier;
 use crate::state::SharedState;
 
@@ -51,29 +52,45 @@ pub struct Owner {
     pub custom_quota: Option<i64>,
 }
 
-/// Counts `count` messages against the owner's quota. `Ok(None)`: no quota
-/// applies; `Err`: the 429 to answer.
+/// Counts `count` messages against the owner's quota, together with the
+/// client-IP check the layer left to this call (`ip`, taken: one round
+/// trip for both, all or nothing). `Ok(None)`: no limit applies; `Ok(Some)`:
+/// the decision whose `ratelimit-*` details the answer carries (the quota's
+/// when there is one); `Err`: the 429 to answer.
 pub async fn take(
     state: &SharedState,
     owner: &Owner,
     count: u64,
+    ip: &mut Option<DeferredIpCheck>,
 ) -> Result<Option<Decision>, wagate_proto::error::ApiError> {
-    let Some(rate) = state.config.limits.quota.rate(owner.tier, owner.custom_quota) else {
-        return Ok(None);
-    };
-    let d = state.limiter.check(RULE, &owner.user_id, rate, count).await;
-    if d.allowed {
-        return Ok(Some(d));
+    let rate = state.config.limits.quota.rate(owner.tier, owner.custom_quota);
+    let ip = ip.take();
+    let mut checks = Vec::with_capacity(2);
+    if let Some(ip) = &ip {
+        checks.push(Check { rule: layer::RULE_IP, subject: &ip.ip, rate: ip.rate, cost: 1 });
     }
-    let plan = match owner.custom_quota {
-        Some(_) => "your account".to_owned(),
-        None => format!("{} tier", owner.tier.as_str()),
-    };
-    Err(d.refusal(format!(
-        "Message limit exceeded. {plan} allows {} messages per {}",
-        rate.limit,
-        rate.per()
-    )))
+    if let Some(rate) = rate {
+        checks.push(Check { rule: RULE, subject: &owner.user_id, rate, cost: count });
+    }
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    match state.limiter.check_all(&checks).await {
+        Ok(mut decisions) => Ok(decisions.pop()),
+        Err((i, d)) if checks[i].rule == layer::RULE_IP => Err(layer::ip_refusal(&d, checks[i].rate)),
+        Err((i, d)) => {
+            let plan = match owner.custom_quota {
+                Some(_) => "your account".to_owned(),
+                None => format!("{} tier", owner.tier.as_str()),
+            };
+            let rate = checks[i].rate;
+            Err(d.refusal(format!(
+                "Message limit exceeded. {plan} allows {} messages per {}",
+                rate.limit,
+                rate.per()
+            )))
+        }
+    }
 }
 
 /// Gives back what [`take`] counted for a send that was not accepted after all.

@@ -7,17 +7,26 @@ use fred::types::scripts::Script;
 
 use crate::cache::{CacheError, RedisCache};
 
-/// KEYS[1] the window's counter; ARGV limit, cost, ttl ms.
-/// Returns {allowed (0/1), count after the check}.
+/// Several checks, all or nothing. KEYS[i] the i-th window's counter;
+/// ARGV limit, cost, ttl ms of each check in turn. Returns {refused index
+/// (0: none), count of each check up to it (after counting, or as it stays
+/// when refused)}. One script call for all of a request's limits: one
+/// round trip (fred flushes every EVALSHA on its own).
 const HIT: &str = r#"
-local cost = tonumber(ARGV[2])
-local c = redis.call('INCRBY', KEYS[1], cost)
-if c == cost then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-if c > tonumber(ARGV[1]) then
-  redis.call('DECRBY', KEYS[1], cost)
-  return {0, c - cost}
+local counts = {0}
+for i = 1, #KEYS do
+  local limit, cost = tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
+  local c = redis.call('INCRBY', KEYS[i], cost)
+  if c == cost then redis.call('PEXPIRE', KEYS[i], ARGV[3 * i]) end
+  if c > limit then
+    for j = 1, i do redis.call('DECRBY', KEYS[j], tonumber(ARGV[3 * j - 1])) end
+    counts[1] = i
+    counts[i + 1] = c - cost
+    return counts
+  end
+  counts[i + 1] = c
 end
-return {1, c}
+return counts
 "#;
 
 /// KEYS[1]; ARGV cost. Never below zero.
@@ -45,26 +54,27 @@ impl RedisWindows {
         }
     }
 
-    pub async fn hit(
+    /// `checks`: (key, limit, cost, ttl ms). See [`HIT`].
+    pub async fn hit_all(
         &self,
-        key: &str,
-        limit: u64,
-        cost: u64,
-        ttl_ms: i64,
-    ) -> Result<(bool, u64), CacheError> {
+        checks: &[(&str, u64, u64, i64)],
+    ) -> Result<(Option<usize>, Vec<u64>), CacheError> {
         let client = self.pool.next();
         if !client.is_connected() {
             return Err(CacheError::Disconnected);
         }
-        let (allowed, count): (i64, i64) = self
-            .hit
-            .evalsha_with_reload(
-                client,
-                vec![format!("{}{key}", self.prefix)],
-                vec![limit.to_string(), cost.to_string(), ttl_ms.max(1).to_string()],
-            )
-            .await?;
-        Ok((allowed == 1, u64::try_from(count).unwrap_or(0)))
+        let keys: Vec<String> = checks.iter().map(|(k, ..)| format!("{}{k}", self.prefix)).collect();
+        let args: Vec<String> = checks
+            .iter()
+            .flat_map(|&(_, limit, cost, ttl_ms)| {
+                [limit.to_string(), cost.to_string(), ttl_ms.max(1).to_string()]
+            })
+            .collect();
+        let reply: Vec<i64> = self.hit.evalsha_with_reload(client, keys, args).await?;
+        let refused = reply.first().copied().unwrap_or(0);
+        let refused = usize::try_from(refused).ok().filter(|&i| i > 0).map(|i| i - 1);
+        let counts = reply.iter().skip(1).map(|&c| u64::try_from(c).unwrap_or(0)).collect();
+        Ok((refused, counts))
     }
 
     pub async fn refund(&self, key: &str, cost: u64) -> Result<(), CacheError> {

@@ -18,6 +18,7 @@ use crate::auth::{api_keys, identity};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
 use crate::limits::Decision;
+use crate::limits::layer::{DeferredIpCheck, check_deferred};
 use crate::limits::quota;
 use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
@@ -88,6 +89,7 @@ impl MessageApi {
         &self,
         md: tonic::metadata::MetadataMap,
         req: v1::SendRequest,
+        ip_check: &mut Option<DeferredIpCheck>,
     ) -> CpResult<(v1::SendResponse, Option<Decision>)> {
         self.state.ensure_running()?;
         let ks = self.authenticate(&md).await?;
@@ -125,9 +127,10 @@ impl MessageApi {
             return Err(api(ErrorCode::WorkerUnavailable, "session has no worker"));
         }
 
-        // The owner's tier quota (one atomic check, shared by every replica);
-        // a repeated idempotent send above was not counted again.
-        let quota = quota::take(&self.state, &ks.owner, 1).await?;
+        // The owner's tier quota and the client-IP limit (one atomic check,
+        // shared by every replica); a repeated idempotent send above was not
+        // counted against the quota again.
+        let quota = quota::take(&self.state, &ks.owner, 1, ip_check).await?;
 
         let inserted = Inserted { id: uuid::Uuid::now_v7().to_string(), created_at: Utc::now() };
         let row = new_row(&inserted, &ks.session_id, &to, kind, &content, idempotency_key.clone());
@@ -315,9 +318,22 @@ fn new_row(
 impl MessageService for MessageApi {
     async fn send(&self, request: Request<v1::SendRequest>) -> Result<Response<v1::SendResponse>, Status> {
         let request_id = identity::request_id(request.metadata());
-        let (md, _, req) = request.into_parts();
+        let (md, extensions, req) = request.into_parts();
+        let mut ip_check = extensions.get::<DeferredIpCheck>().cloned();
         let span = tracing::debug_span!("send", session_id = %req.session_id, request_id);
-        let result = self.send(md, req).instrument(span).await;
+        let mut result = self.send(md, req, &mut ip_check).instrument(span).await;
+        // A send that ended before its limits were checked (refused, or an
+        // idempotent repeat) still counts against its client IP.
+        if let Some(ip) = ip_check {
+            match check_deferred(&self.state, &ip).await {
+                Err(refusal) => result = Err(CpError::Api(refusal)),
+                Ok(d) => {
+                    if let Ok((_, applied)) = &mut result {
+                        applied.get_or_insert(d);
+                    }
+                }
+            }
+        }
         crate::metrics::send_outcome(send_outcome(&result));
         let (reply, quota) = result?;
         let mut response = Response::new(reply);

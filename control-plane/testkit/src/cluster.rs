@@ -341,7 +341,16 @@ impl Cluster {
 
     /// Starts another edge gateway talking to `replica`; returns its base URL.
     pub async fn add_edge(&mut self, replica: usize) -> Result<String, ClusterError> {
-        let edge = self.start_edge(EdgeConfig::default(), replica).await?;
+        self.add_edge_with(replica, EdgeConfig::default()).await
+    }
+
+    /// [`Cluster::add_edge`] with its own configuration.
+    pub async fn add_edge_with(
+        &mut self,
+        replica: usize,
+        config: EdgeConfig,
+    ) -> Result<String, ClusterError> {
+        let edge = self.start_edge(config, replica).await?;
         let url = format!("http://127.0.0.1:{}", edge.local_addr().port());
         self.extra_edges.push(edge);
         Ok(url)

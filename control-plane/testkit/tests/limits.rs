@@ -417,6 +417,92 @@ async fn client_ip_and_session_operation_limits() {
     cl.shutdown().await;
 }
 
+/// A text send from client address `ip` (the edge believes X-Forwarded-For).
+async fn send_from(api: &Api, session: &str, ip: &str, key: &str, text: &str) -> Reply {
+    let req = api
+        .http
+        .post(format!("{}/api/v1/sessions/{session}/send", api.base))
+        .header("X-API-Key", key)
+        .header("x-forwarded-for", ip)
+        .json(&json!({ "to": "+62 812-3456-7890", "type": "text", "message": text }));
+    api.raw(req).await
+}
+
+/// A send's client-IP check is made together with its quota (one Redis
+/// round trip), all or nothing: sends refused by the IP limit take nothing
+/// from the quota and never reach the driver; calls that fail before the
+/// quota (a wrong key) still count against the IP; a refused IP is 429
+/// "Too many requests" whatever else the call would have answered.
+async fn send_counts_ip_and_quota_in_one_step(storage: Storage, replicas: usize) {
+    let clock = Clock::manual(ON_THE_HOUR_MS + 60_000);
+    let c = clock.clone();
+    let edge = wagate_edge_gateway::EdgeConfig {
+        // the test client stands in for a proxy: its X-Forwarded-For is believed
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    let mut cl = start(
+        cluster(storage).workers(1, 10).replicas(replicas).edge_config(edge.clone()).configure(move |cfg| {
+            limits(cfg, &c);
+            cfg.limits.ip = Some(Rate::new(10, Duration::from_secs(900)));
+        }),
+    )
+    .await;
+    let mut apis = vec![Api::new(&cl)];
+    for i in 1..replicas {
+        let base = cl.add_edge_with(i, edge.clone()).await.unwrap();
+        apis.push(Api { base, http: reqwest::Client::new() });
+    }
+    let api = apis[0].clone();
+    let token = api.register("counted@example.com").await;
+    let (id, key) = api.connected_session(&cl, &token, "ip").await;
+    const BAD_KEY: &str = "wag_not-a-real-key-000000000000";
+    // 3 calls with a wrong key: refused before the quota, still counted.
+    for i in 0..3 {
+        let r = send_from(&apis[i % apis.len()], &id, "203.0.113.7", BAD_KEY, &format!("x{i}")).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    // 10 sends from that address through every edge: the 7 left pass.
+    let mut accepted = 0;
+    for i in 0..10 {
+        let r = send_from(&apis[i % apis.len()], &id, "203.0.113.7", &key, &format!("m{i}")).await;
+        if r.status == 429 {
+            r.expect_code(429, "RATE_LIMITED");
+            assert!(r.body["error"].as_str().unwrap().contains("Too many requests"), "{}", r.body);
+            assert_eq!(r.headers["ratelimit-limit"], "10");
+            assert_eq!(r.headers["ratelimit-remaining"], "0");
+            assert!(r.headers.get("retry-after").is_some());
+        } else {
+            r.expect(200);
+            accepted += 1;
+            // the quota's details, the tighter view for the sender
+            assert_eq!(r.headers["ratelimit-limit"], "100");
+        }
+    }
+    assert_eq!(accepted, 7, "10 per address, 3 taken by the wrong key");
+    // a wrong key from the spent address: the limit answers, not the key check
+    let r = send_from(&api, &id, "203.0.113.7", BAD_KEY, "y").await;
+    r.expect_code(429, "RATE_LIMITED");
+    // the refused sends took nothing from the quota: 100 - 7 - this one
+    let r = send_from(&api, &id, "198.51.100.9", &key, "from elsewhere").await;
+    r.expect(200);
+    assert_eq!(r.headers["ratelimit-remaining"], "92");
+    let driver = cl.driver_of(&id).unwrap();
+    assert_eq!(driver.sent_count(&id), 8, "sent at the driver");
+    assert_eq!(driver.duplicate_sends(), 0);
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_counts_ip_and_quota_in_one_step_embedded() {
+    send_counts_ip_and_quota_in_one_step(Storage::Sqlite, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_counts_ip_and_quota_in_one_step_across_two_replicas_on_redis() {
+    send_counts_ip_and_quota_in_one_step(Storage::PostgresRedis, 2).await;
+}
+
 /// Figures for the note (`cargo test --release --test limits -- --ignored
 /// --nocapture`): the latency of one limiter check, in-process and on Redis,
 /// one at a time and 64 at once.

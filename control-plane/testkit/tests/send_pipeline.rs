@@ -303,3 +303,70 @@ async fn status_hook_statements_commit_with_the_batch_sqlite() {
 async fn status_hook_statements_commit_with_the_batch_postgres() {
     hook_rides_along(Storage::PostgresRedis).await;
 }
+
+/// A client retrying with the same `Idempotency-Key` gets the first send's
+/// message back and the message goes out once: 8 concurrent sends with one
+/// key, then one more after they settled, then the same key on another
+/// session (a different message). Counted at the driver with its
+/// de-duplication off. (The key's unique index holds only rows that have
+/// a key: migration 000016.)
+async fn idempotent_retries(storage: Storage) {
+    let (c, api, sid, key) = setup(storage, Duration::from_millis(50)).await;
+    let send = |sid: String, key: String, idem: &'static str| {
+        let api = api.clone();
+        async move {
+            let req = api
+                .http
+                .post(format!("{}/api/v1/sessions/{sid}/send", api.base))
+                .header("X-API-Key", key)
+                .header("Idempotency-Key", idem)
+                .json(&serde_json::json!({ "to": "+62 812-3456-7890", "type": "text", "message": "once" }));
+            api.raw(req).await
+        }
+    };
+    let replies = join_all((0..8).map(|_| send(sid.clone(), key.clone(), "order-42"))).await;
+    let ids: std::collections::BTreeSet<String> = replies
+        .iter()
+        .map(|r| {
+            r.expect(200);
+            r.data()["messageId"].as_str().expect("messageId").to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one message for one key: {ids:?}");
+    let first = ids.into_iter().next().unwrap_or_default();
+    wait_all_settled(&c, std::slice::from_ref(&first)).await;
+    let again = send(sid.clone(), key.clone(), "order-42").await;
+    again.expect(200);
+    assert_eq!(again.data()["messageId"], first.as_str());
+    assert_ne!(again.data()["status"], "PENDING", "the stored status: {}", again.body);
+
+    // the same key on another session of the same user is another message
+    let token = api.register(&format!("idem-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let (other, other_key) = api.connected_session(&c, &token, "other").await;
+    let r = send(other.clone(), other_key, "order-42").await;
+    r.expect(200);
+    assert_ne!(r.data()["messageId"], first.as_str());
+
+    let n = count(
+        &c,
+        &format!(
+            "SELECT COUNT(*) AS n FROM messages WHERE idempotency_key = 'order-42' AND session_id = '{sid}'"
+        ),
+    )
+    .await;
+    assert_eq!(n, 1, "one row for the key");
+    let driver = c.driver_of(&sid).expect("driver");
+    assert_eq!(driver.sent_count(&sid), 1, "sent once at the driver");
+    assert_eq!(c.driver_of(&other).expect("driver").sent_count(&other), 1);
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn idempotent_retries_send_once_sqlite() {
+    idempotent_retries(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn idempotent_retries_send_once_postgres() {
+    idempotent_retries(Storage::PostgresRedis).await;
+}
