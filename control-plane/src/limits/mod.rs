@@ -1,6 +1,7 @@
 //! Rate limits and quotas: one fixed-window counter per rule and subject,
-//! atomic in Redis (one Lua script per check) so every replica shares one
-//! count, in-process on the embedded default with the same rule
+//! atomic in Redis (one Lua script per request, over all its counters) so
+//! every replica shares one count, in-process on the embedded default with
+//! the same rule
 //! ([`window`]). While Redis is unreachable each replica falls back to its
 //! own in-process counters (limited per replica, never "allow everything",
 //! never a 5xx), says so once in the log and in

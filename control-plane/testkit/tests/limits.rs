@@ -419,13 +419,7 @@ async fn client_ip_and_session_operation_limits() {
 
 /// A text send from client address `ip` (the edge believes X-Forwarded-For).
 async fn send_from(api: &Api, session: &str, ip: &str, key: &str, text: &str) -> Reply {
-    let req = api
-        .http
-        .post(format!("{}/api/v1/sessions/{session}/send", api.base))
-        .header("X-API-Key", key)
-        .header("x-forwarded-for", ip)
-        .json(&json!({ "to": "+62 812-3456-7890", "type": "text", "message": text }));
-    api.raw(req).await
+    api.send_text_with(session, key, text, &[("x-forwarded-for", ip)]).await
 }
 
 /// A send's client-IP check is made together with its quota (one Redis

@@ -314,15 +314,7 @@ async fn idempotent_retries(storage: Storage) {
     let (c, api, sid, key) = setup(storage, Duration::from_millis(50)).await;
     let send = |sid: String, key: String, idem: &'static str| {
         let api = api.clone();
-        async move {
-            let req = api
-                .http
-                .post(format!("{}/api/v1/sessions/{sid}/send", api.base))
-                .header("X-API-Key", key)
-                .header("Idempotency-Key", idem)
-                .json(&serde_json::json!({ "to": "+62 812-3456-7890", "type": "text", "message": "once" }));
-            api.raw(req).await
-        }
+        async move { api.send_text_with(&sid, &key, "once", &[("Idempotency-Key", idem)]).await }
     };
     let replies = join_all((0..8).map(|_| send(sid.clone(), key.clone(), "order-42"))).await;
     let ids: std::collections::BTreeSet<String> = replies

@@ -149,11 +149,25 @@ impl Api {
     }
 
     pub async fn send_text(&self, session: &str, key: &str, text: &str) -> Reply {
-        let req = self
+        self.send_text_with(session, key, text, &[]).await
+    }
+
+    /// [`Api::send_text`] with extra headers (`Idempotency-Key`, `X-Forwarded-For`…).
+    pub async fn send_text_with(
+        &self,
+        session: &str,
+        key: &str,
+        text: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
             .http
             .post(format!("{}/api/v1/sessions/{session}/send", self.base))
             .header("X-API-Key", key)
             .json(&json!({ "to": "+62 812-3456-7890", "type": "text", "message": text }));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         self.raw(req).await
     }
 }
