@@ -150,21 +150,14 @@ fn ledger_stmt(db: &Db, rows: &[LedgerRow]) -> sea_orm::Statement {
 /// statements). The ledger's foreign key is checked at the end of the
 /// statement, after the messages are in.
 fn pg_insert_stmt(db: &Db, rows: &[Row]) -> Result<sea_orm::Statement, DbErr> {
-    use sea_orm::{ActiveEnum, TryIntoModel};
-    let mut entries = Vec::with_capacity(rows.len());
-    for (am, ledger) in rows {
-        let m: message::Model = am.clone().try_into_model()?;
-        entries.push(serde_json::json!({
-            "id": m.id, "session_id": m.session_id, "direction": m.direction.to_value(),
-            "from_number": m.from_number, "to_number": m.to_number, "message_type": m.message_type.to_value(),
-            "content": m.content, "media_url": m.media_url, "filename": m.filename, "caption": m.caption,
-            "status": m.status.to_value(), "error_message": m.error_message, "sent_at": m.sent_at,
-            "delivered_at": m.delivered_at, "read_at": m.read_at, "created_at": m.created_at,
-            "wa_message_id": m.wa_message_id, "idempotency_key": m.idempotency_key, "metadata": m.metadata,
-            "ledger": ledger.is_some(), "attempts": ledger.as_ref().map(|l| l.attempts),
-            "dispatched_at": ledger.as_ref().and_then(|l| l.dispatched_at),
-        }));
-    }
+    use sea_orm::TryIntoModel;
+    let models = rows
+        .iter()
+        .map(|(am, ledger)| Ok((am.clone().try_into_model()?, ledger.as_ref())))
+        .collect::<Result<Vec<(message::Model, Option<&LedgerRow>)>, DbErr>>()?;
+    // Serialized straight from borrowed fields (no `serde_json::Value` tree).
+    let entries: Vec<PgEntry<'_>> = models.iter().map(|(m, ledger)| PgEntry::new(m, *ledger)).collect();
+    let json = serde_json::to_string(&entries).map_err(|e| DbErr::Custom(format!("message batch: {e}")))?;
     const COLS: &str = "id, session_id, direction, from_number, to_number, message_type, content, media_url, \
         filename, caption, status, error_message, sent_at, delivered_at, read_at, created_at, wa_message_id, \
         idempotency_key, metadata";
@@ -178,7 +171,64 @@ fn pg_insert_stmt(db: &Db, rows: &[Row]) -> Result<sea_orm::Statement, DbErr> {
          INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) \
          SELECT id, session_id, created_at, attempts, dispatched_at FROM v WHERE ledger"
     );
-    Ok(db.stmt(&sql, vec![Value::from(serde_json::Value::Array(entries).to_string())]))
+    Ok(db.stmt(&sql, vec![Value::from(json)]))
+}
+
+/// One message row (and its ledger row) of [`pg_insert_stmt`]'s JSON.
+#[derive(serde::Serialize)]
+struct PgEntry<'a> {
+    id: &'a str,
+    session_id: &'a str,
+    direction: String,
+    from_number: Option<&'a str>,
+    to_number: &'a str,
+    message_type: String,
+    content: &'a str,
+    media_url: Option<&'a str>,
+    filename: Option<&'a str>,
+    caption: Option<&'a str>,
+    status: String,
+    error_message: Option<&'a str>,
+    sent_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    wa_message_id: Option<&'a str>,
+    idempotency_key: Option<&'a str>,
+    metadata: Option<&'a str>,
+    ledger: bool,
+    attempts: Option<i32>,
+    dispatched_at: Option<DateTime<Utc>>,
+}
+
+impl<'a> PgEntry<'a> {
+    fn new(m: &'a message::Model, ledger: Option<&LedgerRow>) -> Self {
+        use sea_orm::ActiveEnum;
+        Self {
+            id: &m.id,
+            session_id: &m.session_id,
+            direction: m.direction.to_value(),
+            from_number: m.from_number.as_deref(),
+            to_number: &m.to_number,
+            message_type: m.message_type.to_value(),
+            content: &m.content,
+            media_url: m.media_url.as_deref(),
+            filename: m.filename.as_deref(),
+            caption: m.caption.as_deref(),
+            status: m.status.to_value(),
+            error_message: m.error_message.as_deref(),
+            sent_at: m.sent_at,
+            delivered_at: m.delivered_at,
+            read_at: m.read_at,
+            created_at: m.created_at,
+            wa_message_id: m.wa_message_id.as_deref(),
+            idempotency_key: m.idempotency_key.as_deref(),
+            metadata: m.metadata.as_deref(),
+            ledger: ledger.is_some(),
+            attempts: ledger.map(|l| l.attempts),
+            dispatched_at: ledger.and_then(|l| l.dispatched_at),
+        }
+    }
 }
 
 /// Statement sizes used (see `status_writer::SIZE_CLASSES`: each distinct

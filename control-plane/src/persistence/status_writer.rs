@@ -401,7 +401,7 @@ pub async fn write_batch(
         return Ok(());
     }
     let txn = if db.is_postgres() {
-        let stmt = postgres_stmt(db, &folded);
+        let stmt = postgres_stmt(db, &folded, !hooks.is_empty())?;
         if hooks.is_empty() {
             db.conn.execute_raw(stmt).await?;
             return Ok(());
@@ -484,16 +484,39 @@ fn render(template: &str, vars: &[(&str, &str)]) -> String {
 }
 
 /// One statement for the whole batch: the entries travel as one JSON array.
-fn postgres_stmt(db: &Db, folded: &[Folded]) -> Statement {
-    let entries: Vec<serde_json::Value> = folded
+///
+/// `x` is `MATERIALIZED` and its fence is a join: each entry's target rank
+/// `r` is computed once. (Inlined, with the fence as an `EXISTS`, PostgreSQL
+/// evaluated that sub-plan once per reference to `r` in `SET` and `WHERE`,
+/// about ten index lookups per entry: 47 µs per updated row, measured.)
+fn postgres_stmt(db: &Db, folded: &[Folded], returning: bool) -> Result<Statement, DbErr> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        id: &'a str,
+        ack: u8,
+        ev: u8,
+        failed: bool,
+        w: Option<&'a str>,
+        sent_at: Option<DateTime<Utc>>,
+        delivered_at: Option<DateTime<Utc>>,
+        read_at: Option<DateTime<Utc>>,
+        wa: Option<&'a str>,
+    }
+    let entries: Vec<Entry<'_>> = folded
         .iter()
-        .map(|f| {
-            serde_json::json!({
-                "id": f.id, "ack": f.ack, "ev": f.ev, "failed": f.failed, "w": f.worker,
-                "sent_at": f.sent_at, "delivered_at": f.delivered_at, "read_at": f.read_at, "wa": f.wa,
-            })
+        .map(|f| Entry {
+            id: &f.id,
+            ack: f.ack,
+            ev: f.ev,
+            failed: f.failed,
+            w: f.worker.as_deref(),
+            sent_at: f.sent_at,
+            delivered_at: f.delivered_at,
+            read_at: f.read_at,
+            wa: f.wa.as_deref(),
         })
         .collect();
+    let json = serde_json::to_string(&entries).map_err(|e| DbErr::Custom(format!("status batch: {e}")))?;
     let vars = [
         ("{r}", "x.r"),
         ("{f}", "x.failed"),
@@ -506,17 +529,18 @@ fn postgres_stmt(db: &Db, folded: &[Folded]) -> Statement {
         "WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id text, ack int, ev int, failed boolean, \
             w text, sent_at timestamptz, delivered_at timestamptz, read_at timestamptz, wa text)), \
          d AS (DELETE FROM message_dispatch WHERE id IN (SELECT id FROM v)), \
-         x AS (SELECT v.id, v.failed AND v.ev > v.ack AS failed, v.sent_at, v.delivered_at, v.read_at, v.wa, \
-            CASE WHEN v.ev <= v.ack THEN v.ack \
-                 WHEN v.w IS NULL OR EXISTS (SELECT 1 FROM messages mm JOIN sessions s ON s.id = mm.session_id \
-                    WHERE mm.id = v.id AND s.worker_id = v.w) THEN v.ev \
-                 ELSE v.ack END AS r FROM v) \
-         UPDATE messages SET {} FROM x WHERE messages.id = x.id AND x.r > 0 AND {} \
-         RETURNING messages.id, messages.session_id, messages.status",
+         x AS MATERIALIZED (SELECT v.id, v.failed AND v.ev > v.ack AS failed, v.sent_at, v.delivered_at, \
+            v.read_at, v.wa, \
+            CASE WHEN v.ev <= v.ack THEN v.ack WHEN v.w IS NULL OR s.worker_id = v.w THEN v.ev ELSE v.ack END AS r \
+            FROM v LEFT JOIN messages mm ON mm.id = v.id AND v.ev > v.ack AND v.w IS NOT NULL \
+            LEFT JOIN sessions s ON s.id = mm.session_id) \
+         UPDATE messages SET {} FROM x WHERE messages.id = x.id AND x.r > 0 AND {}{}",
         render(SET, &vars),
         render(FORWARD, &vars),
+        // The applied moves, only when a hook wants them.
+        if returning { " RETURNING messages.id, messages.session_id, messages.status" } else { "" },
     );
-    db.stmt(&sql, vec![Value::from(serde_json::Value::Array(entries).to_string())])
+    Ok(db.stmt(&sql, vec![Value::from(json)]))
 }
 
 /// One message's update (SQLite: positional parameters, each used once).

@@ -181,7 +181,7 @@ async fn forward_only(storage: Storage) {
     use chrono::Utc;
     use wagate_control_plane::persistence::status_writer::{EventKind, StatusUpdate, write_batch};
     let (c, api, sid, key) = setup(storage, Duration::from_secs(120)).await;
-    let ids = send_all(&api, &sid, &key, 2).await;
+    let ids = send_all(&api, &sid, &key, 3).await;
     wait_all_settled(&c, &ids).await;
     let db = &c.cp().state().db;
     let ev = |kind, id: &str| StatusUpdate::Event {
@@ -212,6 +212,19 @@ async fn forward_only(storage: Storage) {
         let sql = format!("SELECT COUNT(*) AS n FROM messages WHERE id = '{id}' AND status = ");
         sql
     };
+    // ... also on a message they could move: a SENT message stays SENT,
+    // in a batch with the placed worker's events of other messages.
+    let stranger = StatusUpdate::Event {
+        kind: EventKind::Read,
+        id: ids[2].clone(),
+        session_id: sid.clone(),
+        worker_id: "w-other".into(),
+        at: Utc::now(),
+    };
+    write_batch(db, &[stranger, ev(EventKind::Delivered, &ids[0])], &[]).await.expect("batch");
+    assert_eq!(count(&c, &format!("{}'SENT' AND read_at IS NULL", status(&ids[2]))).await, 1);
+    write_batch(db, &[ev(EventKind::Delivered, &ids[2])], &[]).await.expect("batch");
+    assert_eq!(count(&c, &format!("{}'DELIVERED'", status(&ids[2]))).await, 1);
     assert_eq!(
         count(&c, &format!("{}'READ' AND read_at IS NOT NULL AND delivered_at IS NOT NULL", status(&ids[0])))
             .await,

@@ -181,10 +181,14 @@ struct Args {
     #[arg(long)]
     read_share: Option<f64>,
     /// PostgreSQL server (a fresh database is created on it and dropped after).
+    /// Loopback without TLS by default, as the brief's Node design runs
+    /// (Debian clusters have `ssl = on`, and sqlx's default
+    /// `sslmode=prefer` would encrypt loopback traffic); drop the
+    /// `sslmode` parameter to measure with TLS.
     #[arg(
         long,
         env = "WAGATE_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/test"
+        default_value = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
     )]
     postgres_url: String,
     #[arg(long, env = "WAGATE_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
@@ -391,6 +395,8 @@ async fn start_stack(
                 None => (args.postgres_url.as_str(), String::new()),
             };
             let base = server.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or_default();
+            let tls = if query.contains("sslmode=disable") { "off" } else { "as negotiated (sslmode)" };
+            eprintln!("== PostgreSQL {base}/{name}{query} (TLS {tls})");
             (
                 format!("{base}/{name}{query}"),
                 Some(args.redis_url.clone()),
