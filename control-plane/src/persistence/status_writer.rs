@@ -485,10 +485,11 @@ fn render(template: &str, vars: &[(&str, &str)]) -> String {
 
 /// One statement for the whole batch: the entries travel as one JSON array.
 ///
-/// `x` is `MATERIALIZED` and its fence is a join: each entry's target rank
-/// `r` is computed once. (Inlined, with the fence as an `EXISTS`, PostgreSQL
-/// evaluated that sub-plan once per reference to `r` in `SET` and `WHERE`,
-/// about ten index lookups per entry: 47 µs per updated row, measured.)
+/// The fence is a join with the updated row's session, so the target rank
+/// costs no lookup of its own. (It used to be an `EXISTS` sub-query in an
+/// inlined CTE: PostgreSQL evaluated it once per reference to the rank in
+/// `SET` and `WHERE`, about ten index lookups per entry; a 600-entry batch
+/// took 18.8 ms, now 5.5 ms, measured on an idle server.)
 fn postgres_stmt(db: &Db, folded: &[Folded], returning: bool) -> Result<Statement, DbErr> {
     #[derive(serde::Serialize)]
     struct Entry<'a> {
@@ -517,24 +518,24 @@ fn postgres_stmt(db: &Db, folded: &[Folded], returning: bool) -> Result<Statemen
         })
         .collect();
     let json = serde_json::to_string(&entries).map_err(|e| DbErr::Custom(format!("status batch: {e}")))?;
+    // The target rank of an entry: the ack's, or the events' when they come
+    // from the worker the message's session is placed on (the fence).
+    let r =
+        "(CASE WHEN v.ev <= v.ack THEN v.ack WHEN v.w IS NULL OR s.worker_id = v.w THEN v.ev ELSE v.ack END)";
     let vars = [
-        ("{r}", "x.r"),
-        ("{f}", "x.failed"),
-        ("{sent}", "x.sent_at"),
-        ("{delivered}", "x.delivered_at"),
-        ("{read}", "x.read_at"),
-        ("{wa}", "x.wa"),
+        ("{r}", r),
+        ("{f}", "(v.failed AND v.ev > v.ack)"),
+        ("{sent}", "v.sent_at"),
+        ("{delivered}", "v.delivered_at"),
+        ("{read}", "v.read_at"),
+        ("{wa}", "v.wa"),
     ];
     let sql = format!(
         "WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id text, ack int, ev int, failed boolean, \
             w text, sent_at timestamptz, delivered_at timestamptz, read_at timestamptz, wa text)), \
-         d AS (DELETE FROM message_dispatch WHERE id IN (SELECT id FROM v)), \
-         x AS MATERIALIZED (SELECT v.id, v.failed AND v.ev > v.ack AS failed, v.sent_at, v.delivered_at, \
-            v.read_at, v.wa, \
-            CASE WHEN v.ev <= v.ack THEN v.ack WHEN v.w IS NULL OR s.worker_id = v.w THEN v.ev ELSE v.ack END AS r \
-            FROM v LEFT JOIN messages mm ON mm.id = v.id AND v.ev > v.ack AND v.w IS NOT NULL \
-            LEFT JOIN sessions s ON s.id = mm.session_id) \
-         UPDATE messages SET {} FROM x WHERE messages.id = x.id AND x.r > 0 AND {}{}",
+         d AS (DELETE FROM message_dispatch WHERE id IN (SELECT id FROM v)) \
+         UPDATE messages SET {} FROM v, sessions s \
+         WHERE messages.id = v.id AND s.id = messages.session_id AND {r} > 0 AND {}{}",
         render(SET, &vars),
         render(FORWARD, &vars),
         // The applied moves, only when a hook wants them.
