@@ -16,6 +16,7 @@ mod m20261127_000013_credentials;
 mod m20261127_000014_capacity;
 mod m20261127_000015_limits;
 mod m20261127_000016_idempotency_partial;
+mod m20261127_000017_dispatch_ledger_unbound;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000014_capacity::Migration),
             Box::new(m20261127_000015_limits::Migration),
             Box::new(m20261127_000016_idempotency_partial::Migration),
+            Box::new(m20261127_000017_dispatch_ledger_unbound::Migration),
         ]
     }
 }

@@ -69,6 +69,7 @@ pub async fn sweep_once(state: &SharedState) -> CpResult<()> {
     qr_timeout::expire_unpaired(state).await?;
     place_waiting(state).await?;
     redispatch_stale_pending(state).await?;
+    message_dispatch::drop_orphans(&state.db).await?;
     orphaned_workers(state).await?;
     stranded_sessions(state).await?;
     capacity::status(state).await?;

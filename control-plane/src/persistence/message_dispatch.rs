@@ -21,6 +21,26 @@ pub async fn remove(db: &Db, id: &str) -> Result<(), DbErr> {
     .await
 }
 
+/// Drops ledger rows whose message is gone (its session or user was
+/// deleted). PostgreSQL only: there the ledger has no foreign key to
+/// `messages` (migration 000017); SQLite's key still cascades.
+pub async fn drop_orphans(db: &Db) -> Result<u64, DbErr> {
+    if !db.is_postgres() {
+        return Ok(0);
+    }
+    measured("message_dispatch.drop_orphans", async {
+        let done = db
+            .conn
+            .execute_raw(db.stmt(
+                "DELETE FROM message_dispatch d WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = d.id)",
+                vec![],
+            ))
+            .await?;
+        Ok(done.rows_affected())
+    })
+    .await
+}
+
 /// Unacknowledged sends of one session (still PENDING), not dispatched
 /// since `cutoff` (or never), oldest first: `id, attempts, to_number,
 /// message_type, content, media_url, caption, filename, metadata`.

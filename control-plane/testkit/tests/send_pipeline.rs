@@ -375,3 +375,36 @@ async fn idempotent_retries_send_once_sqlite() {
 async fn idempotent_retries_send_once_postgres() {
     idempotent_retries(Storage::PostgresRedis).await;
 }
+
+/// PostgreSQL's ledger has no foreign key to `messages` (migration 000017):
+/// a ledger row stays while its message exists, and the sweeper drops it
+/// once the message is gone with its session.
+#[tokio::test]
+async fn ledger_rows_of_deleted_sessions_are_swept_postgres() {
+    let c = start(cluster(Storage::PostgresRedis).worker(worker(Duration::from_secs(120))).configure(|c| {
+        c.sweep_interval = Duration::from_millis(100);
+    }))
+    .await;
+    let api = Api::new(&c);
+    let token = api.register(&format!("ledger-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let (sid, key) = api.connected_session(&c, &token, "ledger").await;
+    let ids = send_all(&api, &sid, &key, 1).await;
+    wait_all_settled(&c, &ids).await;
+    let db = &c.cp().state().db.conn;
+    db.execute_unprepared(&format!(
+        "INSERT INTO message_dispatch (id, session_id, created_at, attempts) VALUES ('{}', '{sid}', now(), 1)",
+        ids[0]
+    ))
+    .await
+    .expect("ledger row");
+    let ledger = "SELECT COUNT(*) AS n FROM message_dispatch";
+    // Several sweeps later the row is still there: its message exists.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(count(&c, ledger).await, 1);
+    api.delete(&format!("/api/v1/sessions/{sid}"), Some(&token)).await.expect(200);
+    wait_for("the orphaned ledger row to be swept", Duration::from_secs(10), || async {
+        (count(&c, ledger).await == 0).then_some(())
+    })
+    .await;
+    c.shutdown().await;
+}
