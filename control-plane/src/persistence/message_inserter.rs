@@ -93,62 +93,31 @@ async fn insert_one(db: &Db, (row, ledger): Row) -> Result<(), DbErr> {
     };
     let txn = db.begin().await?;
     message::Entity::insert(row).exec_without_returning(&txn).await?;
-    txn.execute_raw(ledger_stmt(db, std::slice::from_ref(&ledger))).await?;
+    txn.execute_raw(ledger_stmt(db, &ledger)).await?;
     txn.commit().await
 }
 
-/// Inserts ledger rows: one statement (a JSON parameter) on PostgreSQL,
-/// one per row on SQLite (see [`ledger_stmt`]).
-async fn insert_ledger<C: ConnectionTrait>(conn: &C, db: &Db, rows: &[LedgerRow]) -> Result<(), DbErr> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    if db.is_postgres() {
-        conn.execute_raw(ledger_stmt(db, rows)).await?;
-    } else {
-        for r in rows {
-            conn.execute_raw(ledger_stmt(db, std::slice::from_ref(r))).await?;
-        }
-    }
-    Ok(())
-}
-
-/// PostgreSQL: all `rows` in one statement; SQLite: exactly one row.
-fn ledger_stmt(db: &Db, rows: &[LedgerRow]) -> sea_orm::Statement {
-    if db.is_postgres() {
-        let json: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({ "id": r.id, "session_id": r.session_id, "created_at": r.created_at,
-                    "attempts": r.attempts, "dispatched_at": r.dispatched_at })
-            })
-            .collect();
-        db.stmt(
-            "INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) \
-             SELECT id, session_id, created_at, attempts, dispatched_at FROM json_to_recordset($1::json) \
-             AS v(id text, session_id text, created_at timestamptz, attempts int, dispatched_at timestamptz)",
-            vec![Value::from(serde_json::Value::Array(json).to_string())],
-        )
-    } else {
-        let r = &rows[0];
-        db.stmt(
-            "INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) VALUES ($1, $2, $3, $4, $5)",
-            vec![
-                r.id.clone().into(),
-                r.session_id.clone().into(),
-                r.created_at.into(),
-                r.attempts.into(),
-                r.dispatched_at.into(),
-            ],
-        )
-    }
+/// One ledger row (SQLite; PostgreSQL writes ledger rows inside
+/// [`pg_insert_stmt`]).
+fn ledger_stmt(db: &Db, r: &LedgerRow) -> sea_orm::Statement {
+    db.stmt(
+        "INSERT INTO message_dispatch (id, session_id, created_at, attempts, dispatched_at) VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            r.id.clone().into(),
+            r.session_id.clone().into(),
+            r.created_at.into(),
+            r.attempts.into(),
+            r.dispatched_at.into(),
+        ],
+    )
 }
 
 /// PostgreSQL: the whole batch (message rows and their ledger rows) as ONE
 /// statement with one JSON parameter: one round trip and one commit, and a
 /// single statement text whatever the batch size (no per-size prepared
-/// statements). The ledger's foreign key is checked at the end of the
-/// statement, after the messages are in.
+/// statements). Both inserts are in the one statement, so a ledger row is
+/// never visible without its message (PostgreSQL's ledger has no foreign
+/// key: migration 000017).
 fn pg_insert_stmt(db: &Db, rows: &[Row]) -> Result<sea_orm::Statement, DbErr> {
     use sea_orm::TryIntoModel;
     let models = rows
@@ -251,7 +220,9 @@ async fn insert_batch(db: &Db, batch: Vec<Row>) -> Result<(), DbErr> {
         let chunk: Vec<message::ActiveModel> = rows.drain(..size).collect();
         message::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
     }
-    insert_ledger(&txn, db, &ledger).await?;
+    for r in &ledger {
+        txn.execute_raw(ledger_stmt(db, r)).await?;
+    }
     txn.commit().await
 }
 

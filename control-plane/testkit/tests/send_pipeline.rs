@@ -28,6 +28,12 @@ fn worker(delivered: Duration) -> WorkerSpec {
 }
 
 async fn setup(storage: Storage, delivered: Duration) -> (Cluster, Api, String, String) {
+    let (c, api, _token, sid, key) = setup_with_token(storage, delivered).await;
+    (c, api, sid, key)
+}
+
+/// [`setup`], also returning the owner's token.
+async fn setup_with_token(storage: Storage, delivered: Duration) -> (Cluster, Api, String, String, String) {
     let c = start(cluster(storage).worker(worker(delivered)).configure(|c| {
         c.sweep_interval = Duration::from_millis(100);
         c.redispatch_after = Duration::from_millis(400);
@@ -37,7 +43,7 @@ async fn setup(storage: Storage, delivered: Duration) -> (Cluster, Api, String, 
     let api = Api::new(&c);
     let token = api.register(&format!("pipeline-{}@example.com", uuid::Uuid::new_v4().simple())).await;
     let (sid, key) = api.connected_session(&c, &token, "pipeline").await;
-    (c, api, sid, key)
+    (c, api, token, sid, key)
 }
 
 /// Sends `n` messages concurrently; every one must be accepted as SENT.
@@ -381,13 +387,7 @@ async fn idempotent_retries_send_once_postgres() {
 /// once the message is gone with its session.
 #[tokio::test]
 async fn ledger_rows_of_deleted_sessions_are_swept_postgres() {
-    let c = start(cluster(Storage::PostgresRedis).worker(worker(Duration::from_secs(120))).configure(|c| {
-        c.sweep_interval = Duration::from_millis(100);
-    }))
-    .await;
-    let api = Api::new(&c);
-    let token = api.register(&format!("ledger-{}@example.com", uuid::Uuid::new_v4().simple())).await;
-    let (sid, key) = api.connected_session(&c, &token, "ledger").await;
+    let (c, api, token, sid, key) = setup_with_token(Storage::PostgresRedis, Duration::from_secs(120)).await;
     let ids = send_all(&api, &sid, &key, 1).await;
     wait_all_settled(&c, &ids).await;
     let db = &c.cp().state().db.conn;
