@@ -8,6 +8,9 @@
 //! for each connection count C, drives for T seconds:
 //! - a bare hyper handler returning a fixed JSON body (the ceiling),
 //! - `GET /health` of the edge (the edge's own overhead),
+//! - `GET /health/ready` of the edge: one gRPC call to the control plane
+//!   that touches no database, cache or worker (the floor of any proxied
+//!   route: the customer's edge → gRPC shape),
 //! - `POST /api/v1/sessions/{id}/send` across all sessions (the full path),
 //!
 //! and a second scenario: `GET /sessions` of a user with 20 sessions, and
@@ -925,6 +928,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
             body: send_body.clone(),
         }]);
         let health_reqs = Arc::new(vec![Prepared::get("/health")]);
+        let hop_reqs = Arc::new(vec![Prepared::get("/health/ready")]);
         let (ceiling_addr, edge) = (stack.ceiling_addr, stack.edge_addr);
         for &c in &args.connections {
             let c = c.max(1);
@@ -936,6 +940,11 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 load::run(edge, health_reqs.clone(), c, warmup, duration, false)
             })
             .await?;
+            let (hop, _) = measure(stack, "edge /health/ready", c, || {
+                load::run(edge, hop_reqs.clone(), c, warmup, duration, false)
+            })
+            .await?;
+            let hop = hop.against(&ceil);
             // `--replicas 2`: the same sends through the workers' replica first.
             let local = match stack.edge_local.as_ref().map(|(_, a)| *a) {
                 Some(addr) => {
@@ -972,7 +981,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 accepted.extend(out.accepted_ids);
                 compare.extend([h, r.against(&ceil)]);
             }
-            for r in [&ceil, &health].into_iter().chain(local.as_ref()).chain([&send]).chain(&compare) {
+            for r in [&ceil, &health, &hop].into_iter().chain(local.as_ref()).chain([&send]).chain(&compare) {
                 print_row(r);
             }
             eprintln!(
@@ -995,9 +1004,19 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                     per("redis"),
                 );
             }
+            if hop.summary.rps > 0.0 {
+                let per = |k: &str| hop.cpu_pct.get(k).copied().unwrap_or(0.0) * 10_000.0 / hop.summary.rps;
+                eprintln!(
+                    "== one edge -> control plane gRPC hop at C={c} (/health/ready): {:.0} req/s = {:.2} of the ceiling; CPU per request: control plane {:.0} µs, edge {:.0} µs",
+                    hop.summary.rps,
+                    hop.ratio_to_ceiling.unwrap_or(0.0),
+                    per("control-plane"),
+                    per("edge-gateway"),
+                );
+            }
             send.backlog = Some(backlog);
             accepted.extend(out.accepted_ids);
-            rows.extend([ceil, health].into_iter().chain(local).chain([send]).chain(compare));
+            rows.extend([ceil, health, hop].into_iter().chain(local).chain([send]).chain(compare));
         }
     }
 
