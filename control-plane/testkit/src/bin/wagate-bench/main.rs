@@ -744,6 +744,15 @@ impl Row {
         }
         self
     }
+
+    /// CPU µs that process `name` spent per request of this row (0 when
+    /// nothing was served).
+    fn cpu_us_per_request(&self, name: &str) -> f64 {
+        if self.summary.rps <= 0.0 {
+            return 0.0;
+        }
+        self.cpu_pct.get(name).copied().unwrap_or(0.0) * 10_000.0 / self.summary.rps
+    }
 }
 
 /// The state of the pipeline right after a send run stopped.
@@ -994,7 +1003,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 backlog.delivered_or_read,
             );
             if send.summary.rps > 0.0 {
-                let per = |k: &str| send.cpu_pct.get(k).copied().unwrap_or(0.0) * 10_000.0 / send.summary.rps;
+                let per = |k: &str| send.cpu_us_per_request(k);
                 eprintln!(
                     "== CPU per send at C={c}: control plane {:.0} µs, edge {:.0} µs, workers {:.0} µs, postgres {:.0} µs, redis {:.0} µs",
                     per("control-plane"),
@@ -1005,7 +1014,7 @@ async fn run_scenarios(args: &Args, stack: &mut Stack) -> anyhow::Result<Storage
                 );
             }
             if hop.summary.rps > 0.0 {
-                let per = |k: &str| hop.cpu_pct.get(k).copied().unwrap_or(0.0) * 10_000.0 / hop.summary.rps;
+                let per = |k: &str| hop.cpu_us_per_request(k);
                 eprintln!(
                     "== one edge -> control plane gRPC hop at C={c} (/health/ready): {:.0} req/s = {:.2} of the ceiling; CPU per request: control plane {:.0} µs, edge {:.0} µs",
                     hop.summary.rps,
