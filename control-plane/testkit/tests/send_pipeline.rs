@@ -190,13 +190,14 @@ async fn forward_only(storage: Storage) {
     let ids = send_all(&api, &sid, &key, 3).await;
     wait_all_settled(&c, &ids).await;
     let db = &c.cp().state().db;
-    let ev = |kind, id: &str| StatusUpdate::Event {
+    let from = |worker: &str, kind, id: &str| StatusUpdate::Event {
         kind,
         id: id.to_owned(),
         session_id: sid.clone(),
-        worker_id: "w1".into(),
+        worker_id: worker.to_owned(),
         at: Utc::now(),
     };
+    let ev = |kind, id: &str| from("w1", kind, id);
     let late_ack = StatusUpdate::Sent { id: ids[0].clone(), at: Utc::now(), wa_message_id: None };
     write_batch(db, &[ev(EventKind::Delivered, &ids[0]), ev(EventKind::Read, &ids[0]), late_ack], &[])
         .await
@@ -206,27 +207,11 @@ async fn forward_only(storage: Storage) {
         .await
         .expect("batch");
     // Another worker's events are fenced out.
-    let stranger = StatusUpdate::Event {
-        kind: EventKind::Read,
-        id: ids[1].clone(),
-        session_id: sid.clone(),
-        worker_id: "w-other".into(),
-        at: Utc::now(),
-    };
-    write_batch(db, &[stranger], &[]).await.expect("batch");
-    let status = |id: &str| {
-        let sql = format!("SELECT COUNT(*) AS n FROM messages WHERE id = '{id}' AND status = ");
-        sql
-    };
+    write_batch(db, &[from("w-other", EventKind::Read, &ids[1])], &[]).await.expect("batch");
+    let status = |id: &str| format!("SELECT COUNT(*) AS n FROM messages WHERE id = '{id}' AND status = ");
     // ... also on a message they could move: a SENT message stays SENT,
     // in a batch with the placed worker's events of other messages.
-    let stranger = StatusUpdate::Event {
-        kind: EventKind::Read,
-        id: ids[2].clone(),
-        session_id: sid.clone(),
-        worker_id: "w-other".into(),
-        at: Utc::now(),
-    };
+    let stranger = from("w-other", EventKind::Read, &ids[2]);
     write_batch(db, &[stranger, ev(EventKind::Delivered, &ids[0])], &[]).await.expect("batch");
     assert_eq!(count(&c, &format!("{}'SENT' AND read_at IS NULL", status(&ids[2]))).await, 1);
     write_batch(db, &[ev(EventKind::Delivered, &ids[2])], &[]).await.expect("batch");
