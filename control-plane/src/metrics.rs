@@ -97,6 +97,9 @@ pub const GRPC_SERVER_DURATION: &str = "wagate_cp_grpc_request_duration_seconds"
 pub const COMMAND_DURATION: &str = "wagate_cp_command_duration_seconds";
 /// Outcomes of sends, labelled `outcome` (sent, failed, pending, refused).
 pub const SEND_OUTCOMES: &str = "wagate_cp_send_outcomes_total";
+/// Re-dispatch rounds of unacknowledged sends, labelled `result` (dispatched;
+/// empty: rows found, all claimed elsewhere meanwhile).
+pub const REDISPATCH_ROUNDS: &str = "wagate_cp_redispatch_rounds_total";
 
 const COUNTERS: &[&Counter] = &[
     &WORKER_STREAMS_OPENED,
@@ -146,6 +149,12 @@ pub fn describe() {
         "Round trip of commands to workers"
     );
     ::metrics::describe_counter!(SEND_OUTCOMES, "Sends by outcome");
+    ::metrics::describe_counter!(REDISPATCH_ROUNDS, "Re-dispatch rounds of unacknowledged sends by result");
+}
+
+/// One re-dispatch round (`dispatched` or `empty`).
+pub fn redispatch_round(result: &'static str) {
+    ::metrics::counter!(REDISPATCH_ROUNDS, "result" => result).increment(1);
 }
 
 /// One command round trip to a worker.
@@ -183,5 +192,6 @@ pub fn command_outcome(
         Err(DispatchError::Timeout(_)) => "timeout",
         Err(DispatchError::NotConnected(_) | DispatchError::StreamClosed(_)) => "gone",
         Err(DispatchError::RouteUnavailable(_)) => "unreachable",
+        Err(DispatchError::Unsupported(_)) => "unsupported",
     }
 }

@@ -38,6 +38,9 @@ pub enum DispatchError {
     StreamClosed(String),
     #[error("the route to worker {0} cannot be looked up right now")]
     RouteUnavailable(String),
+    /// The worker's stream protocol does not know the command: never sent.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<DispatchError> for ApiError {
@@ -51,6 +54,7 @@ impl From<DispatchError> for ApiError {
             DispatchError::RouteUnavailable(_) => {
                 ApiError::new(ErrorCode::Unavailable, e.to_string()).with_retry_after(1)
             }
+            DispatchError::Unsupported(_) => ApiError::new(ErrorCode::NotSupportedByWorker, e.to_string()),
         }
     }
 }
@@ -59,6 +63,8 @@ impl From<DispatchError> for ApiError {
 pub struct WorkerConn {
     pub worker_id: String,
     pub generation: u64,
+    /// The stream protocol version negotiated in the handshake.
+    pub protocol_version: u32,
     tx: mpsc::Sender<Outbound>,
     pending: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
     next_request_id: AtomicU64,
@@ -86,6 +92,15 @@ impl WorkerConn {
         kind: command::Kind,
         deadline: Duration,
     ) -> Result<CommandResult, DispatchError> {
+        let since = wagate_proto::command_since(&kind);
+        if since > self.protocol_version {
+            return Err(DispatchError::Unsupported(format!(
+                "worker {} speaks stream protocol {}, the {} command needs {since} or later",
+                self.worker_id,
+                self.protocol_version,
+                metrics::command_kind(&kind)
+            )));
+        }
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let (reply_tx, reply_rx) = oneshot::channel();
         self.lock_pending().insert(request_id, reply_tx);
@@ -116,7 +131,7 @@ impl WorkerConn {
         }
     }
 
-    /// Sends a message that expects no reply (Welcome, Drain).
+    /// Sends a message that expects no reply (Drain).
     pub async fn send(&self, msg: ControlMessage) -> bool {
         self.tx.send(Ok(msg)).await.is_ok()
     }
@@ -162,19 +177,26 @@ impl Registry {
     }
 
     /// Registers a new stream for `worker_id` with its stream epoch
-    /// (`generation`), preempting any older one. Returns the connection, the
-    /// receiving end of its outbound channel and the guard whose drop
-    /// unregisters it.
+    /// (`generation`) and negotiated protocol version, preempting any older
+    /// one. `welcome` is queued on the stream before the connection becomes
+    /// reachable, so it is the first message the worker reads (no command
+    /// can overtake it). Returns the connection, the receiving end of its
+    /// outbound channel and the guard whose drop unregisters it.
     pub fn register(
         self: &Arc<Self>,
         worker_id: &str,
         generation: u64,
+        protocol_version: u32,
         capacity: usize,
+        welcome: ControlMessage,
     ) -> (Arc<WorkerConn>, mpsc::Receiver<Outbound>, Registration) {
-        let (tx, rx) = mpsc::channel(capacity);
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        // A fresh channel with room for one: cannot fail.
+        let _ = tx.try_send(Ok(welcome));
         let conn = Arc::new(WorkerConn {
             worker_id: worker_id.to_owned(),
             generation,
+            protocol_version,
             tx,
             pending: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
@@ -291,10 +313,37 @@ mod tests {
         command::Kind::GetStatus(GetStatus { session_id: "s".into() })
     }
 
+    fn welcome() -> ControlMessage {
+        ControlMessage { kind: Some(control_message::Kind::Welcome(Default::default())) }
+    }
+
+    #[tokio::test]
+    async fn welcome_is_first_and_unknown_commands_are_refused() {
+        let registry = Registry::new();
+        let (conn, mut rx, _guard) = registry.register("w1", 1, 1, 8, welcome());
+        // A command racing the handshake still queues behind Welcome.
+        let r2 = registry.clone();
+        let call = tokio::spawn(async move { r2.call("w1", get_status(), Duration::from_millis(50)).await });
+        let first = rx.recv().await.unwrap().unwrap();
+        assert!(matches!(first.kind, Some(control_message::Kind::Welcome(_))), "{first:?}");
+        let second = rx.recv().await.unwrap().unwrap();
+        assert!(matches!(second.kind, Some(control_message::Kind::Command(_))), "{second:?}");
+        let _ = call.await;
+        drop(conn);
+
+        // A stream negotiated below a command's version never gets it.
+        let (_old, mut rx, _g) = registry.register("w0", 1, 0, 8, welcome());
+        let _ = rx.recv().await;
+        let err = registry.call("w0", get_status(), Duration::from_millis(50)).await.unwrap_err();
+        assert!(matches!(err, DispatchError::Unsupported(_)), "{err}");
+        assert_eq!(ApiError::from(err).code, ErrorCode::NotSupportedByWorker);
+        assert!(rx.try_recv().is_err(), "nothing was sent");
+    }
+
     #[tokio::test]
     async fn reply_is_correlated_by_request_id() {
         let registry = Registry::new();
-        let (conn, mut rx, _guard) = registry.register("w1", 1, 8);
+        let (conn, mut rx, _guard) = registry.register("w1", 1, 1, 8, welcome());
         let echo = tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.recv().await {
                 if let Some(control_message::Kind::Command(cmd)) = msg.kind {
@@ -319,7 +368,7 @@ mod tests {
     #[tokio::test]
     async fn full_channel_is_busy_and_timeouts_clean_up() {
         let registry = Registry::new();
-        let (conn, _rx, _guard) = registry.register("w1", 1, 1);
+        let (conn, _rx, _guard) = registry.register("w1", 1, 1, 2, welcome());
         let err = registry.call("w1", get_status(), Duration::from_millis(20)).await.unwrap_err();
         assert!(matches!(err, DispatchError::Timeout(_)), "{err}");
         assert_eq!(conn.pending_count(), 0, "timed-out caller must not leak");
@@ -332,8 +381,8 @@ mod tests {
     #[tokio::test]
     async fn reconnect_preempts_and_stale_guard_keeps_new_entry() {
         let registry = Registry::new();
-        let (old, _rx1, old_guard) = registry.register("w1", 1, 4);
-        let (new, _rx2, _new_guard) = registry.register("w1", 2, 4);
+        let (old, _rx1, old_guard) = registry.register("w1", 1, 1, 4, welcome());
+        let (new, _rx2, _new_guard) = registry.register("w1", 2, 1, 4, welcome());
         assert!(old.cancel.is_cancelled());
         assert!(new.generation > old.generation);
         drop(old_guard);
@@ -347,7 +396,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_registration_fails_waiting_callers() {
         let registry = Registry::new();
-        let (_conn, _rx, guard) = registry.register("w1", 1, 4);
+        let (_conn, _rx, guard) = registry.register("w1", 1, 1, 4, welcome());
         let r2 = registry.clone();
         let call = tokio::spawn(async move { r2.call("w1", get_status(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;

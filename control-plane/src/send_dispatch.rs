@@ -13,6 +13,7 @@ use crate::metrics;
 use crate::persistence::status_writer::StatusUpdate;
 use crate::persistence::{message_dispatch, messages};
 use crate::registry::DispatchError;
+use crate::send_tracker::InFlight;
 use crate::state::SharedState;
 
 /// How a dispatch ended.
@@ -53,14 +54,17 @@ pub async fn call_worker(
     state.dispatcher.send_message(worker_id, send).await
 }
 
-/// Dispatches `send` (already marked in flight in the send tracker) and
-/// settles the row and the tracker by the outcome.
+/// Dispatches `send` under its tracker entry `guard` and settles the row by
+/// the outcome. The entry ends with the guard (kept as acked after an ack),
+/// also if this future is dropped half-way.
 pub async fn dispatch_tracked(
     state: &SharedState,
     worker_id: &str,
     send: v1::SendMessage,
     unreached: Unreached,
+    guard: InFlight,
 ) -> SendOutcome {
+    debug_assert_eq!(guard.id(), send.message_id);
     let id = send.message_id.clone();
     if send.attempt > 1 {
         metrics::SEND_REDISPATCHES.inc();
@@ -73,7 +77,7 @@ pub async fn dispatch_tracked(
                 Some(v1::command_result::Payload::SendReceipt(r)) => Some(r.wa_message_id),
                 _ => None,
             };
-            state.send_tracker.acked(&id);
+            guard.acked();
             // Batched off the hot path (the row is durable as PENDING and the
             // tracker keeps it from being dispatched again until written).
             let update = StatusUpdate::Sent { id: id.clone(), at: Utc::now(), wa_message_id };
@@ -89,35 +93,29 @@ pub async fn dispatch_tracked(
             } else {
                 result.error_message.clone()
             };
-            settle_failed(state, &id, &reason).await;
+            settle_failed(state, guard, &reason).await;
             SendOutcome::Failed { reason, error: None }
         }
         Err(e @ DispatchError::StreamClosed(_)) => {
-            state.send_tracker.release(&id);
             tracing::warn!(message_id = %id, worker_id, "worker lost mid-send, queued for failover");
             SendOutcome::Lost(e)
         }
-        Err(e @ DispatchError::Timeout(_)) => {
-            state.send_tracker.release(&id);
-            SendOutcome::TimedOut(e)
-        }
-        Err(e) if unreached == Unreached::Keep => {
-            state.send_tracker.release(&id);
-            SendOutcome::NotReached(e)
-        }
+        Err(e @ DispatchError::Timeout(_)) => SendOutcome::TimedOut(e),
+        Err(e) if unreached == Unreached::Keep => SendOutcome::NotReached(e),
         Err(e) => {
             // Never reached a worker: FAILED, safe to retry.
-            settle_failed(state, &id, &e.to_string()).await;
+            settle_failed(state, guard, &e.to_string()).await;
             SendOutcome::Failed { reason: e.to_string(), error: Some(e) }
         }
     }
 }
 
-async fn settle_failed(state: &SharedState, id: &str, reason: &str) {
-    if let Err(err) = mark_failed(state, id, reason).await {
-        tracing::warn!(message_id = %id, error = %err, "could not mark send FAILED; it stays PENDING");
+/// FAILED, then the entry ends (the guard is dropped after the write, so no
+/// re-dispatch sees the row PENDING and untracked in between).
+async fn settle_failed(state: &SharedState, guard: InFlight, reason: &str) {
+    if let Err(err) = mark_failed(state, guard.id(), reason).await {
+        tracing::warn!(message_id = %guard.id(), error = %err, "could not mark send FAILED; it stays PENDING");
     }
-    state.send_tracker.release(id);
 }
 
 /// PENDING → FAILED with `reason`, and out of the dispatch ledger.

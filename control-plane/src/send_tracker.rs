@@ -9,9 +9,14 @@
 //! status writer committed the message's forward move (or the dispatch ended
 //! without an ack: stream lost, timeout, refused), so the map is bounded by
 //! the sends in flight plus the status writer's bounded queue.
+//!
+//! An entry is only ever begun as an [`InFlight`] guard: however the
+//! dispatch ends (answer, error, a panic, or the future being dropped), the
+//! guard's `Drop` releases the entry unless the dispatch recorded an ack,
+//! so no entry can outlive its dispatch and hide a message from the sweep.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tracked {
@@ -31,25 +36,15 @@ impl SendTracker {
         Self::default()
     }
 
-    /// Marks `id` in flight; `false` if it already is (or was acked): the
-    /// caller must not dispatch it.
-    pub fn begin(&self, id: &str) -> bool {
+    /// Marks `id` in flight; `None` if it already is (or was acked): the
+    /// caller must not dispatch it. Dropping the guard ends the entry.
+    pub fn begin(self: &Arc<Self>, id: &str) -> Option<InFlight> {
         let mut map = self.lock();
         if map.contains_key(id) {
-            return false;
+            return None;
         }
         map.insert(id.to_owned(), Tracked::InFlight);
-        true
-    }
-
-    /// The worker acknowledged `id`; kept until its write is committed.
-    pub fn acked(&self, id: &str) {
-        self.lock().insert(id.to_owned(), Tracked::Acked);
-    }
-
-    /// The dispatch of `id` ended without an ack (or failed for good).
-    pub fn release(&self, id: &str) {
-        self.lock().remove(id);
+        Some(InFlight { tracker: self.clone(), id: id.to_owned(), acked: false })
     }
 
     /// The status writer committed forward moves of `ids`.
@@ -83,27 +78,74 @@ impl SendTracker {
     }
 }
 
+/// One dispatch of a message, begun by [`SendTracker::begin`]. Dropped
+/// without [`InFlight::acked`], it releases the entry (the dispatch ended
+/// without an ack: refused, timed out, stream lost, or abandoned).
+#[derive(Debug)]
+#[must_use = "dropping the guard ends the dispatch's entry at once"]
+pub struct InFlight {
+    tracker: Arc<SendTracker>,
+    id: String,
+    acked: bool,
+}
+
+impl InFlight {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The worker acknowledged the send: the entry stays (as acked) until
+    /// the status writer commits its SENT.
+    pub fn acked(mut self) {
+        self.acked = true;
+        self.tracker.lock().insert(std::mem::take(&mut self.id), Tracked::Acked);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.acked {
+            self.tracker.lock().remove(&self.id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn acked_stays_until_settled_and_in_flight_blocks_a_second_dispatch() {
-        let t = SendTracker::new();
-        assert!(t.begin("a"));
-        assert!(!t.begin("a"), "a second dispatch of an in-flight message is refused");
+        let t = Arc::new(SendTracker::new());
+        let a = t.begin("a").expect("first dispatch");
+        assert!(t.begin("a").is_none(), "a second dispatch of an in-flight message is refused");
         t.settled(["a"]);
         assert_eq!(
             t.get("a"),
             Some(Tracked::InFlight),
             "an event committed before the ack keeps it in flight"
         );
-        t.acked("a");
-        assert!(!t.begin("a"));
+        a.acked();
+        assert_eq!(t.get("a"), Some(Tracked::Acked), "an ack outlives its guard");
+        assert!(t.begin("a").is_none());
         t.settled(["a"]);
         assert!(t.is_empty());
-        assert!(t.begin("b"));
-        t.release("b");
-        assert!(!t.contains("b"));
+        let b = t.begin("b").expect("b");
+        drop(b);
+        assert!(!t.contains("b"), "a dispatch that ends without an ack releases its entry");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_dispatch_releases_its_entry() {
+        let t = Arc::new(SendTracker::new());
+        let guard = t.begin("c").expect("c");
+        // The future owning the guard is dropped at an await (a client that
+        // went away): the entry must not stay behind.
+        let fut = async move {
+            let _g = guard;
+            std::future::pending::<()>().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(5), fut).await;
+        assert!(t.is_empty());
     }
 }

@@ -170,7 +170,7 @@ impl ControlPlane {
             dispatcher,
             shutdown,
             tasks,
-            redispatching: Default::default(),
+            redispatches: Default::default(),
             config,
         });
         // `message.status` webhook events commit with the status batches.
@@ -220,6 +220,9 @@ impl ControlPlane {
         let router = builder
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+            // Outermost: a call's handler (with the layers below) finishes
+            // even when its client goes away (see `run_to_completion`).
+            .layer(crate::run_to_completion::RunToCompletionLayer::new(state.tasks.clone()))
             .layer(crate::grpc_metrics::GrpcMetricsLayer)
             .layer(crate::limits::layer::ClientLimitLayer::new(state.clone()))
             .add_service(health_service)

@@ -50,8 +50,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).
     pub tasks: TaskTracker,
-    /// Sessions whose PENDING sends are being re-dispatched right now.
-    pub redispatching: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Re-dispatch rounds of PENDING sends: which sessions have one running.
+    pub redispatches: crate::fleet::failover::Redispatches,
 }
 
 impl AppState {

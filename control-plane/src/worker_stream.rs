@@ -1,9 +1,11 @@
 //! `WorkerService.Connect`: the bidirectional stream each worker keeps open.
 //!
 //! Handshake: bearer token in metadata, then `Hello` within the hello
-//! timeout, else the stream is refused. The worker is upserted ONLINE,
-//! registered (preempting a stale stream of the same worker), told which
-//! held sessions it must stop (fencing), and answered `Welcome`. One reader
+//! timeout, else the stream is refused. The worker is upserted ONLINE, its
+//! `Welcome` (with the held sessions it must stop: fencing) is queued, and
+//! only then is it registered (preempting a stale stream of the same
+//! worker) with its negotiated protocol version, so `Welcome` is always the
+//! first message it reads. One reader
 //! task then handles heartbeats, command results and events; a stream that
 //! ends, errors or stays silent past the liveness timeout unregisters the
 //! worker and marks it OFFLINE.
@@ -24,7 +26,6 @@ use wagate_proto::v1::{
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::identity;
-use crate::events;
 use crate::heartbeat;
 use crate::metrics;
 use crate::persistence::entities::session;
@@ -33,6 +34,7 @@ use crate::persistence::workers;
 use crate::registry::{Registration, WorkerConn};
 use crate::services::admin_workers;
 use crate::state::SharedState;
+use crate::stream_applier::{Applier, Item};
 
 pub struct WorkerApi {
     state: SharedState,
@@ -110,8 +112,6 @@ impl WorkerService for WorkerApi {
         let span = tracing::info_span!("worker_stream", worker_id = %worker_id);
 
         let epoch = heartbeat::on_hello(&state, &hello, &peer).await.map_err(Status::from)?;
-        let (conn, rx, registration) =
-            state.registry.register(&worker_id, epoch, state.config.worker_channel_capacity);
         let stop_sessions = fenced_sessions(&state, &hello).await.map_err(Status::from)?;
         let welcome = ControlMessage {
             kind: Some(control_message::Kind::Welcome(v1::Welcome {
@@ -123,9 +123,15 @@ impl WorkerService for WorkerApi {
                 protocol_version,
             })),
         };
-        if !conn.send(welcome).await {
-            return Err(Status::unavailable("stream closed during handshake"));
-        }
+        // Welcome is queued first, then the stream becomes reachable: no
+        // command can reach the worker before it (restate's handshake order).
+        let (conn, rx, registration) = state.registry.register(
+            &worker_id,
+            epoch,
+            protocol_version,
+            state.config.worker_channel_capacity,
+            welcome,
+        );
         record_route(&state, &worker_id, epoch, &span).await;
         metrics::WORKER_STREAMS_OPENED.inc();
         audit::record(
@@ -209,16 +215,21 @@ async fn read_loop(
     mut inbound: Streaming<WorkerMessage>,
 ) {
     let liveness = state.config.liveness_timeout();
-    let epoch = registration.generation;
-    let mut live = heartbeat::Liveness::new(&state, epoch);
     let started = Instant::now();
+    // Everything that writes goes to the applier, in order; results are
+    // handed to their callers here, never behind a write.
+    let applier = Applier::spawn(&state, conn.clone(), tracing::Span::current());
     // After Goodbye the worker finishes in-flight work, stops its sessions and
-    // closes the stream; its sessions move when the stream ends.
+    // closes the stream; its sessions move when it is gone.
     let mut leaving = false;
     let reason = loop {
         let wait = if leaving { liveness * 4 + state.config.shutdown_grace } else { liveness };
         let next = tokio::select! {
-            () = conn.cancel.cancelled() => break "stream preempted or shutting down",
+            () = conn.cancel.cancelled() => break if applier.superseded() {
+                "superseded by a newer stream"
+            } else {
+                "stream preempted or shutting down"
+            },
             next = tokio::time::timeout(wait, inbound.next()) => next,
         };
         let msg = match next {
@@ -232,28 +243,18 @@ async fn read_loop(
             Ok(Some(Ok(msg))) => msg,
         };
         match msg.kind {
-            Some(worker_message::Kind::Heartbeat(hb)) => {
-                if !live.heartbeat(&state, &conn.worker_id, &hb).await {
-                    break "superseded by a newer stream";
-                }
-            }
             Some(worker_message::Kind::Result(result)) => {
                 let request_id = result.request_id;
                 if !conn.complete(result) {
                     tracing::debug!(request_id, "result for a caller that gave up");
                 }
             }
-            Some(worker_message::Kind::Event(event)) => {
-                events::handle(&state, &conn.worker_id, event).await;
-            }
+            Some(worker_message::Kind::Heartbeat(hb)) => applier.push(Item::Heartbeat(hb)).await,
+            Some(worker_message::Kind::Event(event)) => applier.push(Item::Event(Box::new(event))).await,
             Some(worker_message::Kind::Goodbye(bye)) => {
                 tracing::info!(reason = bye.reason, "worker is leaving");
                 leaving = true;
-                // Out of placement at once, and until its next Hello (heartbeats
-                // write no status); its sessions move when it is gone.
-                if let Err(err) = workers::mark_offline(&state.db, &conn.worker_id, epoch).await {
-                    tracing::warn!(error = %err, "could not mark leaving worker offline");
-                }
+                applier.push(Item::Leaving).await;
             }
             Some(worker_message::Kind::Hello(_)) | None => {
                 tracing::warn!("unexpected message on an open stream");
@@ -262,8 +263,11 @@ async fn read_loop(
     };
     let generation = registration.generation;
     let worker_id = conn.worker_id.clone();
+    // Unreachable at once (waiting callers get StreamClosed); the events it
+    // sent before it went are applied before its sessions can move.
     drop(registration);
     conn.cancel.cancel();
+    applier.finish().await;
     metrics::WORKERS_LOST.inc();
     // Our own shutdown leaves the worker to reconnect to another replica; a
     // newer stream (here or elsewhere) keeps it ONLINE: the OFFLINE mark is

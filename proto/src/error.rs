@@ -68,6 +68,7 @@ error_codes! {
     RateLimited => "RATE_LIMITED", ResourceExhausted, 429;
     Internal => "INTERNAL_ERROR", Internal, 500;
     WorkerError => "WORKER_ERROR", Aborted, 502;
+    NotSupportedByWorker => "NOT_SUPPORTED_BY_WORKER", Unimplemented, 501;
     NoAvailableWorkers => "NO_AVAILABLE_WORKERS", Unavailable, 503;
     WorkerBusy => "WORKER_BUSY", Unavailable, 503;
     WorkerUnavailable => "WORKER_UNAVAILABLE", Unavailable, 503;

@@ -30,6 +30,20 @@ pub mod v1 {
 pub const PROTOCOL_VERSION_MIN: u32 = 1;
 pub const PROTOCOL_VERSION_MAX: u32 = 1;
 
+/// The first stream protocol version that knows a worker command: a
+/// control plane never sends a command to a stream negotiated below it.
+/// A command added in version N answers N here.
+pub const fn command_since(kind: &v1::command::Kind) -> u32 {
+    use v1::command::Kind;
+    match kind {
+        Kind::StartSession(_)
+        | Kind::StopSession(_)
+        | Kind::Logout(_)
+        | Kind::SendMessage(_)
+        | Kind::GetStatus(_) => 1,
+    }
+}
+
 /// The version two ranges share (the highest), if any; 0 bounds read as 1.
 pub fn negotiate_protocol(theirs: (u32, u32), ours: (u32, u32)) -> Option<u32> {
     let norm = |(min, max): (u32, u32)| {

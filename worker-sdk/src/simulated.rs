@@ -54,6 +54,9 @@ pub struct SimulatedConfig {
     /// Echo mode: every text sent is answered by an inbound message from
     /// the recipient this long after the send (`None`: off).
     pub echo_after: Option<Duration>,
+    /// Time a send takes before its receipt (a real phone's socket write and
+    /// server ack; zero: at once). Sends of one session overlap.
+    pub send_latency: Duration,
 }
 
 impl Default for SimulatedConfig {
@@ -70,6 +73,7 @@ impl Default for SimulatedConfig {
             phone_prefix: "628".to_owned(),
             dedup_window: 100_000,
             echo_after: None,
+            send_latency: Duration::ZERO,
         }
     }
 }
@@ -517,6 +521,9 @@ impl SessionDriver for SimulatedDriver {
     }
 
     async fn send_message(&self, cmd: v1::SendMessage) -> Result<v1::SendReceipt, DriverError> {
+        if !self.config.send_latency.is_zero() {
+            tokio::time::sleep(self.config.send_latency).await;
+        }
         let (receipt, sink, generation) = {
             let mut shard = self.shard(&cmd.session_id);
             let Some(s) = shard.sessions.get_mut(&cmd.session_id) else {

@@ -79,6 +79,7 @@ impl InternalService for InternalApi {
             Err(e @ DispatchError::StreamClosed(_)) => {
                 failure(dispatch_failure::Kind::StreamClosed, e.to_string())
             }
+            Err(DispatchError::Unsupported(m)) => failure(dispatch_failure::Kind::Unsupported, m),
         };
         Ok(Response::new(reply))
     }

@@ -138,6 +138,7 @@ impl Dispatcher {
             Err(PeerError::Timeout) => Err(DispatchError::Timeout(worker_id.to_owned())),
             Err(PeerError::Busy) => Err(DispatchError::Busy(worker_id.to_owned())),
             Err(PeerError::Lost(_)) => Err(DispatchError::StreamClosed(worker_id.to_owned())),
+            Err(PeerError::Unsupported(m)) => Err(DispatchError::Unsupported(m)),
         };
         let outcome_label = if result.is_ok() { "ok" } else { "error" };
         ::metrics::histogram!("wagate_dispatch_forward_seconds", "outcome" => outcome_label)

@@ -27,6 +27,9 @@ pub enum PeerError {
     NotHeld,
     #[error("worker busy on the replica")]
     Busy,
+    /// The worker's protocol does not know the command (it was not sent).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("no answer before the deadline")]
     Timeout,
     /// The call broke after it was sent: the outcome is unknown.
@@ -109,6 +112,7 @@ impl PeerClient {
                 dispatch_failure::Kind::Busy => PeerError::Busy,
                 dispatch_failure::Kind::Timeout => PeerError::Timeout,
                 dispatch_failure::Kind::StreamClosed => PeerError::Lost(f.message),
+                dispatch_failure::Kind::Unsupported => PeerError::Unsupported(f.message),
             }),
             None => Err(PeerError::Lost("empty reply".into())),
         }

@@ -98,17 +98,60 @@ pub fn spawn_redispatch(state: &SharedState, session_id: &str) {
     spawn_redispatch_before(state, session_id, Utc::now() + chrono::Duration::days(1));
 }
 
+/// This replica's re-dispatch rounds: which sessions have one running, and
+/// how many rounds ran and how many of them found rows but sent nothing
+/// (every row claimed by another replica meanwhile; anything else would be
+/// a row hidden from the sweep, which must not happen).
+#[derive(Debug, Default)]
+pub struct Redispatches {
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
+    rounds: std::sync::atomic::AtomicU64,
+    empty_rounds: std::sync::atomic::AtomicU64,
+}
+
+impl Redispatches {
+    /// Rounds that dispatched at least one send.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Rounds that had candidates and dispatched none of them.
+    pub fn empty_rounds(&self) -> u64 {
+        self.empty_rounds.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn claim(&self, session_id: &str) -> bool {
+        self.lock().insert(session_id.to_owned())
+    }
+
+    fn done(&self, session_id: &str) {
+        self.lock().remove(session_id);
+    }
+
+    fn record(&self, candidates: usize, dispatched: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if dispatched > 0 {
+            self.rounds.fetch_add(1, Relaxed);
+            metrics::redispatch_round("dispatched");
+        } else if candidates > 0 {
+            self.empty_rounds.fetch_add(1, Relaxed);
+            metrics::redispatch_round("empty");
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.busy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Dispatches again the unacknowledged sends of a session last dispatched
 /// before `cutoff` (the sweep: stream lost, timeout with no later event,
 /// replica died). Messages this replica has in flight, or acked and not yet
 /// written, are skipped; each dispatch claims its attempt in the ledger
 /// first, so two re-dispatchers never send the same attempt.
 pub fn spawn_redispatch_before(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>) {
-    {
-        let mut busy = state.redispatching.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !busy.insert(session_id.to_owned()) {
-            return;
-        }
+    if !state.redispatches.claim(session_id) {
+        return;
     }
     let st = state.clone();
     let id = session_id.to_owned();
@@ -118,7 +161,7 @@ pub fn spawn_redispatch_before(state: &SharedState, session_id: &str, cutoff: Da
             if let Err(err) = redispatch(&st, &id, cutoff).await {
                 tracing::warn!(error = %err, "re-dispatch of pending sends stopped");
             }
-            st.redispatching.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+            st.redispatches.done(&id);
         }
         .instrument(span),
     );
@@ -129,45 +172,55 @@ async fn redispatch(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>
     let Some((worker_id, generation)) = sessions::connected_placement(db, session_id).await? else {
         return Ok(());
     };
-    let rows = message_dispatch::unacked(db, session_id, cutoff).await?;
-    if rows.is_empty() {
-        return Ok(());
+    // Rows this replica has in flight, or acked and waiting for their
+    // write, are not candidates: they are settled by their own dispatch.
+    let rows: Vec<_> = message_dispatch::unacked(db, session_id, cutoff)
+        .await?
+        .into_iter()
+        .filter(|row| row.try_get::<String>("", "id").is_ok_and(|id| !state.send_tracker.contains(&id)))
+        .collect();
+    let candidates = rows.len();
+    let mut dispatched = 0;
+    let result = redispatch_rows(state, session_id, &worker_id, generation, rows, &mut dispatched).await;
+    state.redispatches.record(candidates, dispatched);
+    if dispatched > 0 {
+        tracing::info!(dispatched, candidates, worker_id, "re-dispatched unacknowledged sends");
+    } else if candidates > 0 {
+        tracing::debug!(candidates, worker_id, "unacknowledged sends claimed elsewhere: none re-dispatched");
     }
-    tracing::info!(count = rows.len(), worker_id, "re-dispatching unacknowledged sends");
+    result
+}
+
+async fn redispatch_rows(
+    state: &SharedState,
+    session_id: &str,
+    worker_id: &str,
+    generation: i64,
+    rows: Vec<sea_orm::QueryResult>,
+    dispatched: &mut usize,
+) -> CpResult<()> {
+    let db = &state.db;
     for row in rows {
         let message_id: String = row.try_get("", "id")?;
         let attempts: i32 = row.try_get("", "attempts")?;
-        if !state.send_tracker.begin(&message_id) {
-            // In flight here, or acked and waiting for its write.
+        // The guard ends the entry on every path out of this iteration.
+        let Some(guard) = state.send_tracker.begin(&message_id) else {
+            // Began here since the query (a send or another round).
+            continue;
+        };
+        if !message_dispatch::claim_attempt(db, &message_id, attempts).await? {
             continue;
         }
-        match message_dispatch::claim_attempt(db, &message_id, attempts).await {
-            Ok(true) => {}
-            Ok(false) => {
-                state.send_tracker.release(&message_id);
-                continue;
-            }
-            Err(e) => {
-                state.send_tracker.release(&message_id);
-                return Err(e.into());
-            }
-        }
-        let content = match content_of(&row) {
-            Ok(c) => c,
-            Err(e) => {
-                state.send_tracker.release(&message_id);
-                return Err(e);
-            }
-        };
         let send = v1::SendMessage {
             session_id: session_id.to_owned(),
             generation: u64::try_from(generation).unwrap_or_default(),
             message_id: message_id.clone(),
             to: row.try_get("", "to_number").unwrap_or_default(),
-            content: Some(content),
+            content: Some(content_of(&row)?),
             attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
         };
-        match send_dispatch::dispatch_tracked(state, &worker_id, send, Unreached::Keep).await {
+        *dispatched += 1;
+        match send_dispatch::dispatch_tracked(state, worker_id, send, Unreached::Keep, guard).await {
             SendOutcome::Sent => metrics::MESSAGES_REDISPATCHED.inc(),
             SendOutcome::Failed { .. } => {}
             // The session's worker is gone or stuck: stop; the next

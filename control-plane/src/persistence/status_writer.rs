@@ -29,7 +29,10 @@
 //!
 //! Events are fenced by worker: an event's move applies only while the
 //! message's session is placed on the worker that reported it (an ack from
-//! a dispatch is not fenced: the worker did send the message).
+//! a dispatch is not fenced: the worker did send the message). A fenced-out
+//! event also leaves the message's ledger row alone. The fence is the
+//! worker, not the session's generation: a message's receipts come from the
+//! worker that sent it, also after that worker restarted the session.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -414,19 +417,19 @@ pub async fn write_batch(
         let txn = db.begin().await?;
         let mut applied = Vec::new();
         for f in &folded {
-            let rank = if f.ev > f.ack && f.worker.is_some() {
-                let fenced = txn
+            // The fence (events only: an ack is the dispatch's own answer).
+            let fence_holds = match &f.worker {
+                Some(w) if f.ev > f.ack => txn
                     .query_one_raw(db.stmt(
                         "SELECT 1 AS ok FROM messages m JOIN sessions s ON s.id = m.session_id \
                          WHERE m.id = $1 AND s.worker_id = $2",
-                        vec![f.id.clone().into(), f.worker.clone().into()],
+                        vec![f.id.clone().into(), w.clone().into()],
                     ))
                     .await?
-                    .is_some();
-                if fenced { f.ev } else { f.ack }
-            } else {
-                f.ack.max(f.ev)
+                    .is_some(),
+                _ => true,
             };
+            let rank = if fence_holds { f.ack.max(f.ev) } else { f.ack };
             let failed = rank == f.ev && f.failed;
             if rank > 0 {
                 let rows = txn.query_all_raw(sqlite_stmt(db, f, rank, failed)).await?;
@@ -434,8 +437,14 @@ pub async fn write_batch(
                     applied.extend(applied_rows(&rows)?);
                 }
             }
-            txn.execute_raw(db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![f.id.clone().into()]))
+            // A fenced-out event keeps the ledger row: the send is still
+            // unacknowledged as far as the sweep knows.
+            if f.ack > 0 || fence_holds {
+                txn.execute_raw(
+                    db.stmt("DELETE FROM message_dispatch WHERE id = $1", vec![f.id.clone().into()]),
+                )
                 .await?;
+            }
         }
         (txn, applied)
     };
@@ -533,7 +542,9 @@ fn postgres_stmt(db: &Db, folded: &[Folded], returning: bool) -> Result<Statemen
     let sql = format!(
         "WITH v AS (SELECT * FROM json_to_recordset($1::json) AS v(id text, ack int, ev int, failed boolean, \
             w text, sent_at timestamptz, delivered_at timestamptz, read_at timestamptz, wa text)), \
-         d AS (DELETE FROM message_dispatch WHERE id IN (SELECT id FROM v)) \
+         d AS (DELETE FROM message_dispatch md USING v, messages m, sessions s \
+            WHERE md.id = v.id AND m.id = v.id AND s.id = m.session_id \
+            AND (v.ack > 0 OR v.w IS NULL OR s.worker_id = v.w)) \
          UPDATE messages SET {} FROM v, sessions s \
          WHERE messages.id = v.id AND s.id = messages.session_id AND {r} > 0 AND {}{}",
         render(SET, &vars),

@@ -24,6 +24,7 @@ use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
 use crate::persistence::message_inserter::LedgerRow;
 use crate::send_dispatch::{self, SendOutcome, Unreached};
+use crate::send_tracker::InFlight;
 use crate::state::SharedState;
 use crate::validation;
 
@@ -142,15 +143,14 @@ impl MessageApi {
             dispatched_at: (!queue_only).then_some(inserted.created_at),
         };
         // Tracked before its ledger row is visible: no re-dispatch can pick
-        // it up while this request owns it.
-        if !queue_only {
-            self.state.send_tracker.begin(&inserted.id);
-        }
+        // it up while this request owns it. The guard ends the entry on
+        // every path out of here (including this future being dropped).
+        let guard = if queue_only { None } else { self.state.send_tracker.begin(&inserted.id) };
         // Group commit: returns once the row is durable (see `persistence::message_inserter`).
         match self.state.message_inserter.insert(row, Some(ledger)).await {
             Ok(()) => {}
             Err(e) if is_unique_violation(&e) && idempotency_key.is_some() => {
-                self.state.send_tracker.release(&inserted.id);
+                drop(guard);
                 quota::give_back(&self.state, &ks.owner, 1).await;
                 // A concurrent request with the same key won the race.
                 let k = idempotency_key.unwrap_or_default();
@@ -158,19 +158,19 @@ impl MessageApi {
                 return Ok((response(&existing), None));
             }
             Err(e) => {
-                self.state.send_tracker.release(&inserted.id);
+                drop(guard);
                 quota::give_back(&self.state, &ks.owner, 1).await;
                 return Err(e.into());
             }
         }
 
         self.state.usage.message(&ks.owner.user_id, &ks.session_id, &ks.key_id, kind);
-        let reply = self.dispatch(&ks, &worker_id, &inserted, to, content, queue_only).await?;
+        let reply = self.dispatch(&ks, &worker_id, &inserted, to, content, guard).await?;
         Ok((reply, quota))
     }
 
-    /// Dispatches the durable row on the session's worker (or leaves it
-    /// queued while the session reconnects).
+    /// Dispatches the durable row on the session's worker under its tracker
+    /// entry (none: the session reconnects, the row stays queued).
     async fn dispatch(
         &self,
         ks: &KeySession,
@@ -178,11 +178,11 @@ impl MessageApi {
         inserted: &Inserted,
         to: String,
         content: v1::MessageContent,
-        queue_only: bool,
+        guard: Option<InFlight>,
     ) -> CpResult<v1::SendResponse> {
-        if queue_only {
+        let Some(guard) = guard else {
             return Ok(pending(inserted, to));
-        }
+        };
         let send = v1::SendMessage {
             session_id: ks.session_id.clone(),
             generation: u64::try_from(ks.generation).unwrap_or_default(),
@@ -191,7 +191,7 @@ impl MessageApi {
             content: Some(content),
             attempt: 1,
         };
-        match send_dispatch::dispatch_tracked(&self.state, worker_id, send, Unreached::Fail).await {
+        match send_dispatch::dispatch_tracked(&self.state, worker_id, send, Unreached::Fail, guard).await {
             SendOutcome::Sent => Ok(v1::SendResponse {
                 message_id: inserted.id.clone(),
                 status: v1::MessageStatus::Sent as i32,

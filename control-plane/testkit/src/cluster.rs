@@ -390,7 +390,7 @@ impl Cluster {
             return Err(ClusterError::WorkerConnect(spec.id));
         }
         // The stream is up once Welcome arrived; the registry entry is made
-        // before Welcome is sent, so the worker is placeable now.
+        // right after Welcome is queued, so the worker is placeable now.
         self.workers.push(ClusterWorker { id: spec.id, driver, handle: Some(handle), replica, proxy });
         Ok(self.workers.last().expect("just pushed"))
     }

@@ -235,6 +235,47 @@ async fn status_moves_forward_only_postgres() {
     forward_only(Storage::PostgresRedis).await;
 }
 
+/// A status event from a worker the session is not placed on changes
+/// nothing: not the row, and not its re-dispatch ledger entry (which would
+/// hide an unacknowledged send from the sweep for good).
+async fn fenced_out_event_keeps_the_ledger(storage: Storage) {
+    use chrono::Utc;
+    use wagate_control_plane::persistence::status_writer::{EventKind, StatusUpdate, write_batch};
+    let (c, api, sid, key) = setup(storage, Duration::from_secs(120)).await;
+    // The ack's SENT waits in the writer: the row is PENDING with its ledger row.
+    c.cp().state().status_writer.pause(true);
+    let ids = send_all(&api, &sid, &key, 1).await;
+    let id = &ids[0];
+    let db = &c.cp().state().db;
+    let event = |worker: &str| StatusUpdate::Event {
+        kind: EventKind::Delivered,
+        id: id.clone(),
+        session_id: sid.clone(),
+        worker_id: worker.to_owned(),
+        at: Utc::now(),
+    };
+    let ledger = format!("SELECT COUNT(*) AS n FROM message_dispatch WHERE id = '{id}'");
+    let pending = format!("SELECT COUNT(*) AS n FROM messages WHERE id = '{id}' AND status = 'PENDING'");
+    write_batch(db, &[event("w-stale")], &[]).await.expect("batch");
+    assert_eq!(count(&c, &pending).await, 1, "a stale worker's event does not move the row");
+    assert_eq!(count(&c, &ledger).await, 1, "nor remove its ledger entry");
+    write_batch(db, &[event("w1")], &[]).await.expect("batch");
+    assert_eq!(count(&c, &ledger).await, 0, "the placed worker's event settles it");
+    c.cp().state().status_writer.pause(false);
+    wait_all_settled(&c, &ids).await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn fenced_out_event_keeps_the_ledger_sqlite() {
+    fenced_out_event_keeps_the_ledger(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn fenced_out_event_keeps_the_ledger_postgres() {
+    fenced_out_event_keeps_the_ledger(Storage::PostgresRedis).await;
+}
+
 /// A status hook (how webhook outbox rows ride along) sees exactly the
 /// moves that were applied, and its statements commit with them.
 struct LogHook;
@@ -392,4 +433,166 @@ async fn ledger_rows_of_deleted_sessions_are_swept_postgres() {
     })
     .await;
     c.shutdown().await;
+}
+
+/// Sends whose client goes away at every point of their life: before the
+/// edge answered, while the control plane inserts, while the worker sends.
+/// Half through the edge (the HTTP client drops its request), half straight
+/// on gRPC (the call is dropped, which resets its HTTP/2 stream). Every
+/// accepted row still ends SENT or later within the re-dispatch window, each
+/// is sent once at the driver, the tracker drains, and no re-dispatch round
+/// finds rows it cannot dispatch.
+async fn abandoned_sends_still_end(storage: Storage) {
+    const SENDS: u64 = 120;
+    let mut w = worker(Duration::from_millis(30));
+    // Sends in flight long enough to be abandoned half-way.
+    w.simulated.send_latency = Duration::from_millis(40);
+    let redispatch_after = Duration::from_millis(1500);
+    let c = start(cluster(storage).worker(w).configure(move |c| {
+        c.sweep_interval = Duration::from_millis(100);
+        c.redispatch_after = redispatch_after;
+        c.command_timeout = Duration::from_secs(1);
+    }))
+    .await;
+    let api = Api::new(&c);
+    let token = api.register(&format!("abandon-{}@example.com", uuid::Uuid::new_v4().simple())).await;
+    let (sid, key) = api.connected_session(&c, &token, "abandon").await;
+    let grpc = wagate_proto::v1::message_service_client::MessageServiceClient::new(
+        wagate_proto::connect(c.grpc_url()).await.expect("grpc channel"),
+    );
+
+    // A deterministic spread of give-up times over 0-90 ms.
+    let sends = (0..SENDS).map(|i| {
+        let give_up = Duration::from_millis((i * 37) % 90);
+        let (api, sid, key, mut grpc) = (api.clone(), sid.clone(), key.clone(), grpc.clone());
+        async move {
+            if i % 2 == 0 {
+                let _ = tokio::time::timeout(give_up, api.send_text(&sid, &key, &format!("rest {i}"))).await;
+            } else {
+                let mut req = tonic::Request::new(wagate_proto::v1::SendRequest {
+                    session_id: sid,
+                    to: "6281234567890".into(),
+                    content: Some(wagate_proto::v1::MessageContent {
+                        r#type: wagate_proto::v1::MessageType::Text as i32,
+                        text: format!("grpc {i}"),
+                        ..Default::default()
+                    }),
+                });
+                req.metadata_mut().insert(wagate_proto::metadata::API_KEY, key.parse().expect("ascii key"));
+                let _ = tokio::time::timeout(give_up, grpc.send(req)).await;
+            }
+        }
+    });
+    join_all(sends).await;
+    let started = std::time::Instant::now();
+
+    let accepted = count(&c, "SELECT COUNT(*) AS n FROM messages WHERE direction = 'OUTBOUND'").await;
+    assert!(accepted > 0, "some sends were accepted before their client left");
+    wait_for("no PENDING send left", redispatch_after * 3, || async {
+        (count(&c, "SELECT COUNT(*) AS n FROM messages WHERE status = 'PENDING'").await == 0).then_some(())
+    })
+    .await;
+    let settled_in = started.elapsed();
+    let accepted = count(&c, "SELECT COUNT(*) AS n FROM messages WHERE direction = 'OUTBOUND'").await;
+    assert_eq!(
+        count(&c, "SELECT COUNT(*) AS n FROM messages WHERE status IN ('SENT','DELIVERED','READ')").await,
+        accepted,
+        "every accepted send ended SENT or later (none FAILED in a healthy system)"
+    );
+    wait_for("dispatch ledger empty", Duration::from_secs(5), || async {
+        (count(&c, "SELECT COUNT(*) AS n FROM message_dispatch").await == 0).then_some(())
+    })
+    .await;
+    wait_for("tracker drained", Duration::from_secs(5), || async {
+        c.cp().state().send_tracker.is_empty().then_some(())
+    })
+    .await;
+    // Sweeps keep running over the settled rows.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let state = c.cp().state();
+    assert_eq!(state.redispatches.empty_rounds(), 0, "no re-dispatch round that dispatched nothing");
+    let (calls, duplicates) = driver_counts(&c);
+    assert_eq!(duplicates, 0, "no message sent twice");
+    assert_eq!(calls, accepted as u64, "each accepted send reached the phone once");
+    eprintln!(
+        "{storage:?}: {SENDS} sends abandoned at 0-90 ms, {accepted} accepted, all settled {settled_in:?} \
+         after the last client left, {} re-dispatch rounds",
+        state.redispatches.rounds()
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn abandoned_sends_still_end_sqlite() {
+    abandoned_sends_still_end(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn abandoned_sends_still_end_postgres() {
+    abandoned_sends_still_end(Storage::PostgresRedis).await;
+}
+
+/// Command results never wait behind event writes: while the worker floods
+/// the replica with inbound messages (each a fenced database write), sends
+/// answer in command time, before the storm is applied; then every event of
+/// the storm is applied, none lost.
+async fn sends_during_an_event_storm(storage: Storage) {
+    const STORM: i64 = 3000;
+    const SENDS: usize = 20;
+    let (c, api, sid, key) = setup(storage, Duration::from_millis(30)).await;
+    send_all(&api, &sid, &key, 3).await;
+    let driver = c.driver_of(&sid).cloned().expect("driver");
+    let storm_sid = sid.clone();
+    let storm = tokio::spawn(async move {
+        let mut injected = 0;
+        while injected < STORM {
+            if driver.inject_inbound(&storm_sid, "6281111111111", &format!("storm {injected}")) {
+                injected += 1;
+            } else {
+                // The worker's event queue is full: the storm waits for room.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let inbound = "SELECT COUNT(*) AS n FROM messages WHERE direction = 'INBOUND'";
+    // The storm is under way.
+    wait_for("storm under way", Duration::from_secs(10), || async {
+        (count(&c, inbound).await > 50).then_some(())
+    })
+    .await;
+    let mut rtts = Vec::with_capacity(SENDS);
+    for i in 0..SENDS {
+        let started = std::time::Instant::now();
+        let r = api.send_text(&sid, &key, &format!("during storm {i}")).await;
+        r.expect(200);
+        assert_eq!(r.data()["status"], "SENT", "{}", r.body);
+        rtts.push(started.elapsed());
+    }
+    let applied = count(&c, inbound).await;
+    rtts.sort();
+    let (p50, max) = (rtts[SENDS / 2], rtts[SENDS - 1]);
+    eprintln!(
+        "{storage:?}: send during a {STORM}-event storm: p50 {p50:?}, max {max:?}, {applied} events applied then"
+    );
+    assert!(
+        applied < STORM,
+        "the sends ended while the storm was still being applied ({applied} of {STORM})"
+    );
+    assert!(max < Duration::from_secs(1), "a send waited behind the storm: max {max:?}");
+    storm.await.expect("storm");
+    wait_for("the whole storm applied", Duration::from_secs(120), || async {
+        (count(&c, inbound).await == STORM).then_some(())
+    })
+    .await;
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn sends_during_an_event_storm_sqlite() {
+    sends_during_an_event_storm(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sends_during_an_event_storm_postgres() {
+    sends_during_an_event_storm(Storage::PostgresRedis).await;
 }
