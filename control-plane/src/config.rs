@@ -1,5 +1,8 @@
 //! Control-plane configuration: environment variables (documented in the
-//! README and `.env.example`) with defaults that run on one machine.
+//! README and `.env.example`) with defaults that run on one machine, except
+//! the secrets production needs: outside `--dev` / `WAGATE_DEV` a missing one
+//! refuses start-up ([`ControlPlaneArgs::require_secrets`]), as does a weak
+//! secret ([`check_secret`]) or a value that does not parse.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -7,6 +10,13 @@ use std::time::Duration;
 /// Command-line / environment arguments of the control plane.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ControlPlaneArgs {
+    /// Development mode: secrets that are not set get random values (user
+    /// tokens and saved WhatsApp logins do not survive a restart; replicas
+    /// cannot call each other). Without it (production) the control plane
+    /// refuses to start without `JWT_SECRET`, `WAGATE_AUTH_STATE_KEY` and,
+    /// when it can have peers, `WAGATE_INTERNAL_TOKEN`.
+    #[arg(long, env = "WAGATE_DEV", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub dev: bool,
     /// gRPC listen address (workers, the edge and internal services connect here).
     #[arg(long, env = "WAGATE_GRPC_LISTEN", default_value = "0.0.0.0:50051")]
     pub grpc_listen: SocketAddr,
@@ -22,7 +32,7 @@ pub struct ControlPlaneArgs {
     /// Prefix of every Redis key.
     #[arg(long, env = "WAGATE_REDIS_PREFIX", default_value = "wagate:")]
     pub redis_prefix: String,
-    /// HS256 secret for user tokens; a random one (tokens die with the process) when unset.
+    /// HS256 secret for user tokens; required unless `--dev` (then random: tokens die with the process).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     #[arg(long, env = "WAGATE_JWT_ISSUER", default_value = "wagate")]
@@ -30,7 +40,6 @@ pub struct ControlPlaneArgs {
     /// Access-token lifetime in seconds (default 15 minutes; clients renew with a refresh token).
     #[arg(long, env = "WAGATE_JWT_TTL_SECS", default_value_t = 900)]
     pub jwt_ttl_secs: u64,
-    /// Shared bearer token workers present on their stream; random when unset.
     /// Refresh-token lifetime in seconds (default 30 days); each use rotates it.
     #[arg(long, env = "WAGATE_REFRESH_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_ttl_secs: u64,
@@ -50,6 +59,9 @@ pub struct ControlPlaneArgs {
     /// id). Off by default: workers present their own `wkt_…` token.
     #[arg(long, env = "WAGATE_ALLOW_SHARED_WORKER_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_shared_worker_token: bool,
+    /// Shared bearer token workers present on their stream (with
+    /// `WAGATE_ALLOW_SHARED_WORKER_TOKEN`, where it is then required unless
+    /// `--dev`); random when unset.
     #[arg(long, env = "WORKER_AUTH_TOKEN", hide_env_values = true)]
     pub worker_auth_token: Option<String>,
     #[arg(long, env = "WAGATE_HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
@@ -105,13 +117,16 @@ pub struct ControlPlaneArgs {
     /// How long shutdown waits for in-flight work.
     #[arg(long, env = "WAGATE_SHUTDOWN_GRACE_MS", default_value_t = 10000)]
     pub shutdown_grace_ms: u64,
-    /// AES-256-GCM key for auth-state snapshots (64 hex chars); random per start when unset.
+    /// AES-256-GCM key for auth-state snapshots (64 hex chars), the same on
+    /// every replica; required unless `--dev` (then random per start: saved
+    /// WhatsApp logins cannot be read after a restart).
     #[arg(long, env = "WAGATE_AUTH_STATE_KEY", hide_env_values = true)]
     pub auth_state_key: Option<String>,
     /// Id stored beside each snapshot encrypted with the active key.
     #[arg(long, env = "WAGATE_AUTH_STATE_KEY_ID", default_value = "k1")]
     pub auth_state_key_id: String,
-    /// Retired keys that can still decrypt, as `id:hex,id:hex`.
+    /// Retired keys that can still decrypt, as `id:hex,id:hex`; an entry that
+    /// is not `id:hex` refuses start-up.
     #[arg(long, env = "WAGATE_AUTH_STATE_RETIRED_KEYS", hide_env_values = true, default_value = "")]
     pub auth_state_retired_keys: String,
     /// Period of the fleet sweep (place waiting sessions, catch stale workers, retention).
@@ -132,7 +147,9 @@ pub struct ControlPlaneArgs {
     /// Days of `worker_metrics` kept.
     #[arg(long, env = "WAGATE_METRICS_RETENTION_DAYS", default_value_t = 30)]
     pub metrics_retention_days: u32,
-    /// Prometheus `/metrics` listen address (loopback by default; set `0.0.0.0:9090` where a scraper must reach it); empty turns it off.
+    /// Prometheus `/metrics` listen address (loopback by default; set `0.0.0.0:9090`
+    /// with `WAGATE_METRICS_TOKEN` where a scraper must reach it); empty turns
+    /// it off, anything else that is not `address:port` refuses start-up.
     #[arg(long, env = "WAGATE_METRICS_LISTEN", default_value = "127.0.0.1:9090")]
     pub metrics_listen: String,
     /// How often the database and cache are checked for `grpc.health.v1`.
@@ -142,8 +159,9 @@ pub struct ControlPlaneArgs {
     /// derived from the listen address (or the host name) when unset.
     #[arg(long, env = "WAGATE_ADVERTISE_ADDR")]
     pub advertise_addr: Option<String>,
-    /// Shared secret of replica-to-replica calls; random per start when unset
-    /// (fine for one replica; every replica of a deployment needs the same).
+    /// Shared secret of replica-to-replica calls, the same on every replica;
+    /// required unless `--dev` when this replica can have peers (`REDIS_URL`
+    /// set or a PostgreSQL `DATABASE_URL`), else random per start.
     #[arg(long, env = "WAGATE_INTERNAL_TOKEN", hide_env_values = true)]
     pub internal_token: Option<String>,
     /// How long a worker whose stream ended may take to reconnect (to any
@@ -257,27 +275,30 @@ pub struct ControlPlaneConfig {
 }
 
 impl ControlPlaneArgs {
-    /// Resolves the configuration; an explicitly configured secret that is
-    /// short or a known placeholder refuses start-up (see [`check_secret`]).
+    /// Resolves the configuration. An explicitly configured secret that is
+    /// weak refuses start-up (see [`check_secret`]); so does, outside `--dev`,
+    /// a missing secret that production needs (see [`Self::require_secrets`]),
+    /// and any value that does not parse (never silently dropped).
     pub fn into_config(self) -> Result<ControlPlaneConfig, ConfigError> {
-        if let Some(s) = self.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
-            check_secret("JWT_SECRET", s)?;
+        for (name, value) in [
+            ("JWT_SECRET", &self.jwt_secret),
+            ("WORKER_AUTH_TOKEN", &self.worker_auth_token),
+            ("WAGATE_AUTH_STATE_KEY", &self.auth_state_key),
+            ("WAGATE_EDGE_TOKEN", &self.edge_token),
+            ("WAGATE_INTERNAL_TOKEN", &self.internal_token),
+            ("WAGATE_METRICS_TOKEN", &self.metrics_token),
+        ] {
+            if let Some(s) = value.as_deref().filter(|s| !s.is_empty()) {
+                check_secret(name, s)?;
+            }
         }
-        if let Some(s) = self.worker_auth_token.as_deref().filter(|s| !s.is_empty()) {
-            check_secret("WORKER_AUTH_TOKEN", s)?;
+        if self.dev {
+            tracing::warn!("development mode (--dev / WAGATE_DEV): secrets that are not set are random");
+        } else {
+            self.require_secrets()?;
         }
-        if let Some(s) = self.auth_state_key.as_deref().filter(|s| !s.is_empty()) {
-            check_secret("WAGATE_AUTH_STATE_KEY", s)?;
-        }
-        if let Some(s) = self.edge_token.as_deref().filter(|s| !s.is_empty()) {
-            check_secret("WAGATE_EDGE_TOKEN", s)?;
-        }
-        if let Some(s) = self.internal_token.as_deref().filter(|s| !s.is_empty()) {
-            check_secret("WAGATE_INTERNAL_TOKEN", s)?;
-        }
-        if let Some(s) = self.metrics_token.as_deref().filter(|s| !s.is_empty()) {
-            check_secret("WAGATE_METRICS_TOKEN", s)?;
-        }
+        let metrics_listen = parse_metrics_listen(&self.metrics_listen)?;
+        let auth_state_retired_keys = parse_retired_keys(&self.auth_state_retired_keys)?;
         let tls = self.tls()?;
         if tls.is_some() && self.advertise_addr.as_deref().is_some_and(|a| a.trim().starts_with("http://")) {
             return Err(ConfigError::Invalid {
@@ -298,9 +319,11 @@ impl ControlPlaneArgs {
             random_secret()
         });
         let worker_auth_token = self.worker_auth_token.filter(|s| !s.is_empty()).unwrap_or_else(|| {
-            tracing::warn!(
-                "WORKER_AUTH_TOKEN is not set: using a random token, no external worker can connect"
-            );
+            if self.allow_shared_worker_token {
+                tracing::warn!(
+                    "WORKER_AUTH_TOKEN is not set: using a random token, no external worker can use the shared token"
+                );
+            }
             random_secret()
         });
         Ok(ControlPlaneConfig {
@@ -342,19 +365,14 @@ impl ControlPlaneArgs {
                     random_secret()
                 }),
             ),
-            auth_state_retired_keys: self
-                .auth_state_retired_keys
-                .split(',')
-                .filter_map(|pair| pair.split_once(':'))
-                .map(|(id, k)| (id.trim().to_owned(), k.trim().to_owned()))
-                .collect(),
+            auth_state_retired_keys,
             sweep_interval: Duration::from_millis(self.sweep_interval_ms.max(100)),
             rebalance_interval: (self.rebalance_interval_secs > 0).then(|| Duration::from_secs(self.rebalance_interval_secs)),
             rebalance_max_moves: self.rebalance_max_moves,
             fleet_target_utilization: self.fleet_target_utilization.clamp(0.05, 1.0),
             failover_concurrency: self.failover_concurrency.max(1),
             metrics_retention: Duration::from_secs(u64::from(self.metrics_retention_days.max(1)) * 86_400),
-            metrics_listen: self.metrics_listen.trim().parse().ok(),
+            metrics_listen,
             key_usage_flush: Duration::from_millis(self.key_usage_flush_ms.max(100)),
             health_check_interval: Duration::from_millis(self.health_check_interval_ms.max(100)),
             advertise_addr: self.advertise_addr.filter(|s| !s.trim().is_empty()),
@@ -373,6 +391,52 @@ impl ControlPlaneArgs {
         })
     }
 
+    /// Whether this replica can have peers: it shares its state with other
+    /// processes through Redis (`REDIS_URL`) or PostgreSQL (`DATABASE_URL`).
+    /// On SQLite with the in-process cache no other replica can see it.
+    pub fn can_have_peers(&self) -> bool {
+        self.redis_url.as_deref().is_some_and(|u| !u.trim().is_empty())
+            || self.database_url.trim_start().to_ascii_lowercase().starts_with("postgres")
+    }
+
+    /// Production (no `--dev`): the secrets whose random default would break
+    /// something must be set. `JWT_SECRET` (a user token signed here would
+    /// not verify after a restart or on another replica),
+    /// `WAGATE_AUTH_STATE_KEY` (every replica would encrypt saved logins with
+    /// its own key under the same key id: unreadable after a restart or
+    /// elsewhere), `WAGATE_INTERNAL_TOKEN` when the replica can have peers
+    /// (they would refuse each other's forwarded commands) and
+    /// `WORKER_AUTH_TOKEN` when the shared worker token is accepted.
+    pub fn require_secrets(&self) -> Result<(), ConfigError> {
+        let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        let missing = |name, reason| Err(ConfigError::Missing { name, reason });
+        if !set(&self.jwt_secret) {
+            return missing(
+                "JWT_SECRET",
+                "user tokens would not survive a restart nor verify on another replica",
+            );
+        }
+        if !set(&self.auth_state_key) {
+            return missing(
+                "WAGATE_AUTH_STATE_KEY",
+                "saved WhatsApp logins would be encrypted with a key of this process only, unreadable after a restart or on another replica",
+            );
+        }
+        if !set(&self.internal_token) && self.can_have_peers() {
+            return missing(
+                "WAGATE_INTERNAL_TOKEN",
+                "this replica can have peers (REDIS_URL or a PostgreSQL DATABASE_URL) and every replica needs the same one",
+            );
+        }
+        if !set(&self.worker_auth_token) && self.allow_shared_worker_token {
+            return missing(
+                "WORKER_AUTH_TOKEN",
+                "WAGATE_ALLOW_SHARED_WORKER_TOKEN is on, and a random shared token would admit no worker",
+            );
+        }
+        Ok(())
+    }
+
     /// Reads and checks the `WAGATE_TLS_*` files (`None`: plaintext).
     pub fn tls(&self) -> Result<Option<wagate_proto::tls::ServerTls>, ConfigError> {
         let path = wagate_proto::tls::non_empty_path;
@@ -388,8 +452,12 @@ impl ControlPlaneArgs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{name} is too weak: {reason}; generate one with `openssl rand -hex 32`")]
-    WeakSecret { name: &'static str, reason: &'static str },
+    #[error(transparent)]
+    WeakSecret(#[from] wagate_proto::secret::WeakSecret),
+    #[error(
+        "{name} is required in production: {reason}; set it (e.g. `openssl rand -hex 32`), or run with --dev / WAGATE_DEV=true for a local run"
+    )]
+    Missing { name: &'static str, reason: &'static str },
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
     #[error("tls: {0}")]
@@ -397,39 +465,47 @@ pub enum ConfigError {
 }
 
 /// Minimum length of a configured secret, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
+pub use wagate_proto::secret::MIN_SECRET_BYTES;
 
-/// Placeholders seen in examples and docs (ours and common ones).
-const PLACEHOLDERS: &[&str] = &[
-    "change-me",
-    "changeme",
-    "change_me",
-    "replace-me",
-    "placeholder",
-    "example",
-    "dev-worker-token",
-    "your-secret",
-    "secret-key",
-];
-
-/// Refuses a secret that is shorter than [`MIN_SECRET_BYTES`], a known
-/// placeholder, or made of too few distinct characters to be random.
+/// Refuses a weak secret by the rule every binary shares
+/// ([`wagate_proto::secret::check`]: placeholders, short values, runs,
+/// keyboard sequences and repeats).
 pub fn check_secret(name: &'static str, value: &str) -> Result<(), ConfigError> {
-    let lower = value.to_ascii_lowercase();
-    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
-        return Err(ConfigError::WeakSecret { name, reason: "it is a known placeholder" });
+    Ok(wagate_proto::secret::check(name, value)?)
+}
+
+/// `WAGATE_METRICS_LISTEN`: empty is off; anything else must be `address:port`.
+pub fn parse_metrics_listen(raw: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
     }
-    if value.len() < MIN_SECRET_BYTES {
-        return Err(ConfigError::WeakSecret { name, reason: "it must be at least 32 bytes" });
-    }
-    let distinct: std::collections::HashSet<char> = value.chars().collect();
-    if distinct.len() < 10 {
-        return Err(ConfigError::WeakSecret {
-            name,
-            reason: "it has too few distinct characters to be random",
-        });
-    }
-    Ok(())
+    raw.parse().map(Some).map_err(|_| ConfigError::Invalid {
+        name: "WAGATE_METRICS_LISTEN",
+        reason: format!(
+            "{raw:?} is not address:port (e.g. 0.0.0.0:9090); leave it empty to turn /metrics off"
+        ),
+    })
+}
+
+/// `WAGATE_AUTH_STATE_RETIRED_KEYS`: `id:hex` entries separated by commas
+/// (empty entries are skipped). The error names the entry by its position,
+/// never its value (it is key material).
+pub fn parse_retired_keys(raw: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(i, entry)| match entry.split_once(':') {
+            Some((id, key)) if !id.trim().is_empty() && !key.trim().is_empty() => {
+                Ok((id.trim().to_owned(), key.trim().to_owned()))
+            }
+            _ => Err(ConfigError::Invalid {
+                name: "WAGATE_AUTH_STATE_RETIRED_KEYS",
+                reason: format!("entry {} is not id:hex (the format is id:hex,id:hex)", i + 1),
+            }),
+        })
+        .collect()
 }
 
 impl ControlPlaneConfig {
@@ -540,5 +616,60 @@ fn default_replica_id() -> String {
     match host {
         Some(h) => format!("{h}-{suffix:08x}"),
         None => format!("cp-{suffix:08x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cp: ControlPlaneArgs,
+    }
+
+    fn args(argv: &[&str]) -> ControlPlaneArgs {
+        let mut all = vec!["control-plane"];
+        all.extend_from_slice(argv);
+        Cli::try_parse_from(all).expect("arguments parse").cp
+    }
+
+    #[test]
+    fn peers_come_with_redis_or_postgres() {
+        assert!(!args(&["--database-url", "sqlite://x.db?mode=rwc"]).can_have_peers());
+        assert!(args(&["--database-url", "postgres://u@h/db"]).can_have_peers());
+        assert!(args(&["--database-url", "postgresql://u@h/db"]).can_have_peers());
+        assert!(args(&["--database-url", "sqlite::memory:", "--redis-url", "redis://r"]).can_have_peers());
+    }
+
+    #[test]
+    fn dev_flag_and_missing_secrets() {
+        assert!(args(&["--dev"]).dev);
+        assert!(!args(&[]).dev);
+        let e = args(&[]).into_config().expect_err("production needs secrets").to_string();
+        assert!(e.contains("JWT_SECRET is required in production"), "{e}");
+        assert!(args(&["--dev"]).into_config().is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_errors_not_defaults() {
+        assert_eq!(parse_metrics_listen(" ").ok(), Some(None));
+        assert_eq!(parse_metrics_listen("0.0.0.0:9090").ok(), Some(Some(([0, 0, 0, 0], 9090).into())));
+        for bad in ["0.0.0.0", "localhost:9090", ":9090", "9090"] {
+            let e = parse_metrics_listen(bad).expect_err(bad).to_string();
+            assert!(e.contains("WAGATE_METRICS_LISTEN"), "{e}");
+        }
+        assert_eq!(parse_retired_keys("").ok(), Some(vec![]));
+        assert_eq!(
+            parse_retired_keys(" k0:aa , k1:bb,").ok(),
+            Some(vec![("k0".into(), "aa".into()), ("k1".into(), "bb".into())])
+        );
+        for bad in ["k0", "k0:", ":aa", "k0:aa,secretvalue"] {
+            let e = parse_retired_keys(bad).expect_err(bad).to_string();
+            assert!(e.contains("WAGATE_AUTH_STATE_RETIRED_KEYS"), "{e}");
+            assert!(!e.contains("secretvalue"), "{e}");
+        }
     }
 }

@@ -77,16 +77,20 @@ pub async fn dependencies_up(state: &SharedState) -> bool {
     }
 }
 
-/// Checks the dependencies every `interval` until `stop`, flipping the
-/// health status on each change.
+/// Checks the dependencies every `interval` until `stop`, publishing the
+/// status on each change. `published` is what the reporter shows now (the
+/// result of the check made at start): the first change is measured against
+/// it, so a replica that started NOT_SERVING turns SERVING as soon as its
+/// dependencies answer.
 pub fn spawn_watch(
     state: SharedState,
     reporter: HealthReporter,
     interval: Duration,
+    published: bool,
     stop: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut serving = true;
+        let mut serving = published;
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,

@@ -1,4 +1,7 @@
 //! `control-plane`: one replica of the gRPC control plane (production entry).
+//! Strict: it refuses to start without the secrets production needs, with a
+//! weak secret or with a value that does not parse (see `config.rs`);
+//! `--dev` / `WAGATE_DEV=true` keeps random defaults for a local run.
 
 use clap::Parser;
 use wagate_control_plane::{ControlPlane, ControlPlaneArgs};

@@ -186,7 +186,8 @@ impl ControlPlane {
         crate::invalidation::spawn_listener(&state);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        crate::health::set_all(&health, crate::health::dependencies_up(&state).await).await;
+        let serving = crate::health::dependencies_up(&state).await;
+        crate::health::set_all(&health, serving).await;
         // The process is alive (for a liveness probe): stays SERVING while the
         // database is unreachable, unlike "" and the API services (readiness).
         health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
@@ -195,6 +196,7 @@ impl ControlPlane {
             state.clone(),
             health.clone(),
             state.config.health_check_interval,
+            serving,
             stop_health.clone(),
         );
         // Reflection v1 and v1alpha (grpcio-reflection, Postman and older grpcurl speak only v1alpha).

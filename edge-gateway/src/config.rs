@@ -118,7 +118,8 @@ pub struct EdgeArgs {
     )]
     pub trusted_proxies: Vec<String>,
 
-    /// Prometheus `GET /metrics` listen address of the edge binary; empty turns it off.
+    /// Prometheus `GET /metrics` listen address of the edge binary; empty turns
+    /// it off, anything else that is not `address:port` refuses start-up.
     #[arg(long = "edge-metrics-listen", env = "WAGATE_EDGE_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
     pub metrics_listen: String,
 
@@ -161,10 +162,31 @@ impl TlsArgs {
     }
 }
 
+/// A configuration the edge refuses to start with; each names its variable.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeConfigError {
+    #[error(transparent)]
+    Tls(#[from] wagate_proto::tls::TlsError),
+    #[error(transparent)]
+    WeakSecret(#[from] wagate_proto::secret::WeakSecret),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
 impl EdgeArgs {
-    /// Where the edge binary serves `/metrics` (`None`: off).
-    pub fn metrics_listen(&self) -> Option<SocketAddr> {
-        self.metrics_listen.trim().parse().ok()
+    /// Where the edge binary serves `/metrics` (`None`: off); a value that is
+    /// not `address:port` is an error, never "off".
+    pub fn metrics_listen(&self) -> Result<Option<SocketAddr>, EdgeConfigError> {
+        let raw = self.metrics_listen.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse().map(Some).map_err(|_| EdgeConfigError::Invalid {
+            name: "WAGATE_EDGE_METRICS_LISTEN",
+            reason: format!(
+                "{raw:?} is not address:port (e.g. 0.0.0.0:9091); leave it empty to turn /metrics off"
+            ),
+        })
     }
 
     /// `WAGATE_METRICS_TOKEN`, if set.
@@ -173,8 +195,17 @@ impl EdgeArgs {
     }
 
     /// The configuration these arguments describe (zero sizes are raised to
-    /// 1); unreadable TLS files, or TLS settings with an `http://` URL, are an error.
-    pub fn into_config(self) -> Result<EdgeConfig, wagate_proto::tls::TlsError> {
+    /// 1); a weak `WAGATE_EDGE_TOKEN` or `WAGATE_METRICS_TOKEN` (the rule of
+    /// [`wagate_proto::secret::check`], the control plane's), unreadable TLS
+    /// files, or TLS settings with an `http://` URL, are an error.
+    pub fn into_config(self) -> Result<EdgeConfig, EdgeConfigError> {
+        for (name, value) in
+            [("WAGATE_EDGE_TOKEN", &self.edge_token), ("WAGATE_METRICS_TOKEN", &self.metrics_token)]
+        {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                wagate_proto::secret::check(name, v)?;
+            }
+        }
         let tls = self.tls.load()?;
         let control_plane_url = self.control_plane_url.trim().to_owned();
         wagate_proto::tls::check_client_url(&control_plane_url, tls.as_ref())?;
@@ -249,6 +280,27 @@ mod tests {
         assert_eq!(tls.server_name.as_deref(), Some("cp.internal"));
         let cli = Cli::try_parse_from(["edge-gateway", "--edge-tls-ca", "/nonexistent/ca.pem"]).unwrap();
         assert!(cli.edge.into_config().unwrap_err().to_string().contains("WAGATE_TLS_CA"));
+    }
+
+    #[test]
+    fn weak_tokens_and_bad_metrics_address_are_refused() {
+        for (flag, name) in
+            [("--edge-token", "WAGATE_EDGE_TOKEN"), ("--edge-metrics-token", "WAGATE_METRICS_TOKEN")]
+        {
+            for weak in ["0123456789abcdef0123456789abcdef", "abcdefghijklmnopqrstuvwxyz012345", "short"] {
+                let cli = Cli::try_parse_from(["edge-gateway", flag, weak]).unwrap();
+                let e = cli.edge.into_config().unwrap_err().to_string();
+                assert!(e.contains(name) && e.contains("too weak"), "{e}");
+            }
+            let strong = "3f9c1e07b2d84a6e95c0f1d7a3b86e24c9d05f1a7e3b2c8d4f60a19e7b3c5d28";
+            let cli = Cli::try_parse_from(["edge-gateway", flag, strong]).unwrap();
+            assert!(cli.edge.into_config().is_ok());
+        }
+        let cli = Cli::try_parse_from(["edge-gateway", "--edge-metrics-listen", "0.0.0.0"]).unwrap();
+        let e = cli.edge.metrics_listen().unwrap_err().to_string();
+        assert!(e.contains("WAGATE_EDGE_METRICS_LISTEN"), "{e}");
+        let cli = Cli::try_parse_from(["edge-gateway", "--edge-metrics-listen", " "]).unwrap();
+        assert!(cli.edge.metrics_listen().unwrap().is_none());
     }
 
     #[test]

@@ -275,7 +275,8 @@ impl CallContext {
 
 /// Maps a gRPC status to the error the REST caller sees. Errors tagged by the
 /// control plane (`x-wagate-code`) pass through; untagged ones (transport
-/// failures, tonic's own) get a generic message so no internals leak.
+/// failures, tonic's own) are only ever 500, 503 or 504 with a generic
+/// message, so no internals leak (see [`ErrorCode::from_grpc_code`]).
 pub fn status_to_error(status: &tonic::Status) -> ApiError {
     if status.metadata().contains_key(md::ERROR_CODE) {
         return ApiError::from_status(status);
@@ -333,8 +334,22 @@ mod tests {
             status_to_error(&tonic::Status::internal("panic at foo.rs")).message,
             "internal server error"
         );
-        assert_eq!(status_to_error(&tonic::Status::not_found("no such session")).code.http_status(), 404);
-        assert_eq!(status_to_error(&tonic::Status::unauthenticated("missing key")).code.http_status(), 401);
+        // Untagged domain codes are the server's problem, not the caller's.
+        for s in [
+            tonic::Status::not_found("no such session"),
+            tonic::Status::unauthenticated("missing key"),
+            tonic::Status::failed_precondition("not connected"),
+            tonic::Status::unimplemented(""),
+            tonic::Status::invalid_argument("bad grpc-timeout"),
+        ] {
+            let e = status_to_error(&s);
+            assert_eq!(e.code.http_status(), 500, "{s:?}");
+            assert!(!e.message.contains(s.message()) || s.message().is_empty(), "{}", e.message);
+        }
+        let e = status_to_error(&tonic::Status::resource_exhausted(
+            "Too many active requests for the connection",
+        ));
+        assert_eq!((e.code.http_status(), e.retry_after_secs), (503, Some(1)));
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ mod schema;
 mod server;
 mod state;
 
-pub use config::{EdgeArgs, EdgeConfig, TlsArgs};
+pub use config::{EdgeArgs, EdgeConfig, EdgeConfigError, TlsArgs};
 pub use middleware::HTTP_REQUEST_DURATION;
 pub use server::{EdgeError, EdgeServer, RunningEdge};
 pub use tokio_util::sync::CancellationToken;

@@ -26,9 +26,10 @@ async fn main() -> anyhow::Result<()> {
     wagate_proto::telemetry::init_logging("info");
     let cli = Cli::parse();
     let metrics_stop = wagate_edge_gateway::CancellationToken::new();
-    // Read first: a bad TLS file refuses start-up before anything listens.
+    // Read first: a weak token, a bad address or a bad TLS file refuses
+    // start-up before anything listens.
     let metrics_token = cli.edge.metrics_token();
-    let metrics_listen = cli.edge.metrics_listen();
+    let metrics_listen = cli.edge.metrics_listen().context("configuration")?;
     let config = cli.edge.into_config().context("configuration")?;
     if let Some(addr) = metrics_listen {
         wagate_proto::telemetry::serve_metrics_with_token(addr, metrics_token, metrics_stop.clone())

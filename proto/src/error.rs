@@ -78,25 +78,49 @@ error_codes! {
 }
 
 impl ErrorCode {
-    /// Fallback when a status carries no `x-wagate-code` (e.g. it came from
-    /// tonic itself): DESIGN.md's gRPC → HTTP table.
+    /// Fallback when a status carries no `x-wagate-code`.
+    ///
+    /// The control plane tags every error its handlers return, so an
+    /// untagged status came from somewhere else: tonic or h2 (decode and
+    /// size limits, load shedding, an unknown method during a rolling
+    /// upgrade), a proxy on the way, or a bug. None of these says anything
+    /// about the caller's request, so an untagged status never becomes a
+    /// domain code (no 400, 401, 404 or 409 the caller would act on), only
+    /// one of three server-side answers:
+    ///
+    /// | gRPC code | code | HTTP |
+    /// | --- | --- | --- |
+    /// | `UNAVAILABLE`, `RESOURCE_EXHAUSTED` (tonic's load shedding, h2's `ENHANCE_YOUR_CALM`), `CANCELLED` (the server or a proxy dropped the call) | `UNAVAILABLE` | 503 + `Retry-After` |
+    /// | `DEADLINE_EXCEEDED` | `DEADLINE_EXCEEDED` | 504 |
+    /// | everything else, `INVALID_ARGUMENT` included (a request the edge built was refused: the edge's fault, not the caller's), `UNIMPLEMENTED` (version skew), `OK` on an error | `INTERNAL_ERROR` | 500 |
+    ///
+    /// (The edge reads tonic's own client-side deadline, reported as
+    /// `CANCELLED`, as a 504 before it gets here.)
     pub const fn from_grpc_code(code: tonic::Code) -> ErrorCode {
         use tonic::Code;
         match code {
-            Code::InvalidArgument | Code::OutOfRange => ErrorCode::ValidationError,
-            Code::Unauthenticated => ErrorCode::Unauthenticated,
-            Code::PermissionDenied => ErrorCode::Forbidden,
-            Code::NotFound => ErrorCode::NotFound,
-            Code::AlreadyExists => ErrorCode::AlreadyExists,
-            Code::FailedPrecondition | Code::Aborted => ErrorCode::SessionNotConnected,
-            Code::ResourceExhausted => ErrorCode::RateLimited,
-            Code::Unavailable | Code::Cancelled => ErrorCode::Unavailable,
+            Code::Unavailable | Code::ResourceExhausted | Code::Cancelled => ErrorCode::Unavailable,
             Code::DeadlineExceeded => ErrorCode::DeadlineExceeded,
-            Code::Unimplemented => ErrorCode::MethodNotAllowed,
-            Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => ErrorCode::Internal,
+            Code::Ok
+            | Code::Unknown
+            | Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::DataLoss
+            | Code::Unauthenticated => ErrorCode::Internal,
         }
     }
 }
+
+/// `Retry-After` of an untagged UNAVAILABLE that names none (as the edge
+/// answers when it cannot reach the control plane).
+pub const UNTAGGED_RETRY_AFTER_SECS: u64 = 1;
 
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,18 +185,22 @@ impl ApiError {
         status
     }
 
-    /// Reads an error back from a gRPC status.
+    /// Reads an error back from a gRPC status. A status without our code
+    /// tag maps by [`ErrorCode::from_grpc_code`] and gets that code's generic
+    /// message (its own text may name hosts or internals); an untagged 503
+    /// gets a `Retry-After` of [`UNTAGGED_RETRY_AFTER_SECS`] when it has none.
     pub fn from_status(status: &tonic::Status) -> Self {
         let md = status.metadata();
-        let code = md
-            .get(metadata::ERROR_CODE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()));
+        let tagged: Option<ErrorCode> =
+            md.get(metadata::ERROR_CODE).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok());
+        let code = tagged.unwrap_or_else(|| ErrorCode::from_grpc_code(status.code()));
         let field = md.get(metadata::ERROR_FIELD).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let retry_after_secs =
+        let mut retry_after_secs =
             md.get(metadata::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok());
-        let message = if status.message().is_empty() {
+        if tagged.is_none() && code == ErrorCode::Unavailable {
+            retry_after_secs = retry_after_secs.or(Some(UNTAGGED_RETRY_AFTER_SECS));
+        }
+        let message = if status.message().is_empty() || tagged.is_none() {
             code.as_str().to_lowercase().replace('_', " ")
         } else {
             status.message().to_owned()
@@ -215,13 +243,58 @@ mod tests {
         }
     }
 
+    /// Every gRPC code without our tag: only 500, 503 (with Retry-After) or
+    /// 504, never a domain code, and never the status's own text.
     #[test]
-    fn bare_status_falls_back_to_design_table() {
-        let s = tonic::Status::resource_exhausted("slow down");
-        let e = ApiError::from_status(&s);
-        assert_eq!(e.code.http_status(), 429);
-        assert_eq!(ApiError::from_status(&tonic::Status::deadline_exceeded("")).code.http_status(), 504);
-        assert_eq!(ApiError::from_status(&tonic::Status::not_found("x")).code.http_status(), 404);
-        assert_eq!(ApiError::from_status(&tonic::Status::unavailable("x")).code.http_status(), 503);
+    fn untagged_status_maps_only_to_server_side_codes() {
+        use tonic::Code;
+        let expected = |code: Code| match code {
+            Code::Unavailable | Code::ResourceExhausted | Code::Cancelled => (ErrorCode::Unavailable, 503),
+            Code::DeadlineExceeded => (ErrorCode::DeadlineExceeded, 504),
+            _ => (ErrorCode::Internal, 500),
+        };
+        let all = [
+            Code::Ok,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ];
+        // every code, the ones tonic may add later included
+        assert_eq!(all.len(), (0..=16).count());
+        for (i, &code) in all.iter().enumerate() {
+            assert_eq!(Code::from_i32(i as i32), code);
+            let (want, http) = expected(code);
+            let e = ApiError::from_status(&tonic::Status::new(code, "tcp connect error: 10.0.0.3:50051"));
+            assert_eq!((e.code, e.code.http_status()), (want, http), "{code:?}");
+            assert_eq!(ErrorCode::from_grpc_code(code), want, "{code:?}");
+            assert!(!e.message.contains("10.0.0.3"), "{code:?}: {}", e.message);
+            assert_eq!(e.retry_after_secs, (http == 503).then_some(UNTAGGED_RETRY_AFTER_SECS), "{code:?}");
+            assert_eq!(e.field, None);
+        }
+        // A Retry-After the status names is kept.
+        let mut s = tonic::Status::unavailable("busy");
+        s.metadata_mut().insert(metadata::RETRY_AFTER, 7.into());
+        assert_eq!(ApiError::from_status(&s).retry_after_secs, Some(7));
+        // A tagged status keeps its code and message, whatever its gRPC code.
+        let tagged = ApiError::new(ErrorCode::SessionNotConnected, "session is not connected").to_status();
+        let back = ApiError::from_status(&tagged);
+        assert_eq!((back.code.http_status(), back.message.as_str()), (409, "session is not connected"));
+        // An unknown tag is no tag.
+        let mut s = tonic::Status::failed_precondition("x");
+        s.metadata_mut().insert(metadata::ERROR_CODE, "NOT_A_CODE".parse().expect("ascii"));
+        assert_eq!(ApiError::from_status(&s).code, ErrorCode::Internal);
     }
 }

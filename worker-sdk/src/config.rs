@@ -177,10 +177,22 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A configuration the reference worker refuses to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error(transparent)]
+    Tls(#[from] wagate_proto::tls::TlsError),
+    #[error(transparent)]
+    WeakSecret(#[from] wagate_proto::secret::WeakSecret),
+}
+
 impl Args {
-    /// The worker configuration these arguments describe; unreadable TLS
-    /// files, or TLS settings with an `http://` URL, are an error.
-    pub fn worker_config(&self) -> Result<WorkerConfig, wagate_proto::tls::TlsError> {
+    /// The worker configuration these arguments describe; a weak token (the
+    /// control plane's rule, [`wagate_proto::secret::check`]: a `wkt_…` token
+    /// it issued always passes), unreadable TLS files, or TLS settings with
+    /// an `http://` URL, are an error.
+    pub fn worker_config(&self) -> Result<WorkerConfig, ArgsError> {
+        wagate_proto::secret::check("WORKER_AUTH_TOKEN", &self.token)?;
         let path = wagate_proto::tls::non_empty_path;
         let tls = wagate_proto::tls::ClientTls::from_files(
             path(&self.tls_ca),
@@ -235,6 +247,23 @@ mod tests {
         assert!(!c.endpoint.is_empty());
     }
 
+    /// `openssl rand -hex 32`-like, as the control plane issues (`wkt_…`).
+    const TOKEN: &str = "wkt_3f9c1e07b2d84a6e95c0f1d7a3b86e24c9d05f1a7e3b2c8d4f60a19e7b3c5d28";
+
+    #[test]
+    fn weak_token_is_refused() {
+        for weak in
+            ["t", "0123456789abcdef0123456789abcdef", "abcdefghijklmnopqrstuvwxyz012345", "dev-worker-token"]
+        {
+            let args = Args::try_parse_from(["wagate-worker", "--token", weak]).unwrap();
+            let e = args.worker_config().unwrap_err().to_string();
+            assert!(e.contains("WORKER_AUTH_TOKEN is too weak"), "{e}");
+            assert!(weak.len() < 8 || !e.contains(weak), "the token is not printed: {e}");
+        }
+        let args = Args::try_parse_from(["wagate-worker", "--token", TOKEN]).unwrap();
+        assert_eq!(args.worker_config().unwrap().token, TOKEN);
+    }
+
     #[test]
     fn args_parse_into_config() {
         let args = Args::try_parse_from([
@@ -242,7 +271,7 @@ mod tests {
             "--control-plane-url",
             "http://cp:1",
             "--token",
-            "tok",
+            TOKEN,
             "--worker-id",
             "w9",
             "--max-sessions",
@@ -255,7 +284,7 @@ mod tests {
         .unwrap();
         let c = args.worker_config().unwrap();
         assert_eq!(c.control_plane_url, "http://cp:1");
-        assert_eq!(c.token, "tok");
+        assert_eq!(c.token, TOKEN);
         assert_eq!(c.worker_id, "w9");
         assert_eq!(c.max_sessions, 7);
         assert_eq!(c.labels.get("zone").map(String::as_str), Some("a"));
@@ -267,12 +296,12 @@ mod tests {
     #[test]
     fn tls_settings_need_an_https_url() {
         let args =
-            Args::try_parse_from(["wagate-worker", "--token", "t", "--tls-server-name", "cp"]).unwrap();
+            Args::try_parse_from(["wagate-worker", "--token", TOKEN, "--tls-server-name", "cp"]).unwrap();
         assert!(args.worker_config().unwrap_err().to_string().contains("not https://"));
         let args = Args::try_parse_from([
             "wagate-worker",
             "--token",
-            "t",
+            TOKEN,
             "--control-plane-url",
             "https://cp:50051",
             "--tls-cert",

@@ -1,6 +1,8 @@
 //! Drain: take a worker out of placement (MAINTENANCE) and move its sessions
 //! one by one — StartSession on the new worker with the snapshot, then
-//! StopSession on the old one.
+//! StopSession on the old one (also when no worker had room and the session
+//! waits for capacity). Removing a worker (`admin_workers::delete`) drains
+//! it first.
 
 use crate::error::{CpResult, api};
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};

@@ -96,6 +96,7 @@ pub async fn move_session(
         crate::invalidation::session(state, session_id).await;
         state.cache.del_route(session_id).await?;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
+        stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
     };
     let resumed = snapshot.is_some();
@@ -146,20 +147,33 @@ pub async fn move_session(
         }
         crate::invalidation::session(state, session_id).await;
         state.cache.del_route(session_id).await?;
+        stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
     }
-    if mode == MoveMode::Drain
-        && let Some(old) = from
-    {
-        let stop = v1::StopSession {
-            session_id: session_id.to_owned(),
-            generation: u64::try_from(row.generation).unwrap_or_default(),
-        };
-        if let Err(err) = state.dispatcher.stop_session(old, stop).await {
-            tracing::warn!(session_id, worker_id = old, error = %err, "stop on the old worker not delivered");
-        }
-    }
+    stop_on_drained(state, mode, from, session_id, row.generation).await;
     metrics::SESSIONS_MOVED.inc();
     tracing::info!(session_id, from = ?from, to = target, generation, resumed, ?mode, "session moved");
     Ok(MoveOutcome::Moved { to: target, generation: generation_u, resumed })
+}
+
+/// A drain stops the session on the worker it leaves (with the generation
+/// that worker runs), whether it moved or now waits for capacity: a drained
+/// or removed worker keeps no session running that it no longer owns.
+async fn stop_on_drained(
+    state: &SharedState,
+    mode: MoveMode,
+    from: Option<&str>,
+    session_id: &str,
+    generation: i64,
+) {
+    let (MoveMode::Drain, Some(old)) = (mode, from) else {
+        return;
+    };
+    let stop = v1::StopSession {
+        session_id: session_id.to_owned(),
+        generation: u64::try_from(generation).unwrap_or_default(),
+    };
+    if let Err(err) = state.dispatcher.stop_session(old, stop).await {
+        tracing::warn!(session_id, worker_id = old, error = %err, "stop on the old worker not delivered");
+    }
 }

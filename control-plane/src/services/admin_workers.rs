@@ -1,6 +1,6 @@
 //! Admin functions on the worker fleet: list (with the live stream state of
 //! this replica), pre-register with a per-worker token (shown once, stored
-//! as a hash), detail, update, delete.
+//! as a hash), detail, update, remove (drain, then delete).
 
 use chrono::Utc;
 use sea_orm::{
@@ -267,6 +267,14 @@ pub async fn update(
     Ok(info(state, &row))
 }
 
+/// Removes a worker: drains it first (MAINTENANCE, then every session
+/// moves to another worker with its auth state — CONNECTED there without a
+/// QR when a worker has capacity, else waiting for one), then deletes its
+/// row (its `wkt_…` token with it) and ends its stream on whichever replica
+/// holds it. Sessions a move could not take (the new worker refused or did
+/// not answer) keep it: 409 `WORKER_HAS_SESSIONS` (the worker stays in
+/// MAINTENANCE, out of placement; try again), unless `force` detaches them
+/// (no worker, DISCONNECTED).
 pub async fn delete(
     state: &SharedState,
     admin: &AuthUser,
@@ -275,17 +283,15 @@ pub async fn delete(
     state.ensure_running()?;
     let w = find(state, &req.worker_id).await?;
     let db = &state.db;
-    let session_ids: Vec<String> = session::Entity::find()
-        .select_only()
-        .column(session::Column::Id)
-        .filter(session::Column::WorkerId.eq(w.id.clone()))
-        .into_tuple()
-        .all(&db.conn)
-        .await?;
-    if !session_ids.is_empty() && !req.force {
+    let report = crate::fleet::drain::drain(state, &w.id).await?;
+    let remaining = crate::fleet::drain::session_ids(state, &w.id).await?;
+    if !remaining.is_empty() && !req.force {
         return Err(api(
             ErrorCode::WorkerHasSessions,
-            format!("worker holds {} session(s); pass force=true to detach them", session_ids.len()),
+            format!(
+                "{} session(s) could not be moved off the worker (it stays in MAINTENANCE); try again, or pass force=true to detach them",
+                remaining.len()
+            ),
         ));
     }
     let txn = db.begin().await?;
@@ -293,27 +299,55 @@ pub async fn delete(
     worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
     txn.commit().await?;
     crate::invalidation::all(state).await;
-    for id in &session_ids {
+    for id in &remaining {
         if let Err(err) = state.cache.del_route(id).await {
             tracing::warn!(session_id = id, error = %err, "route not removed");
         }
     }
-    if let Some(conn) = state.registry.get(&w.id) {
-        conn.cancel.cancel();
-    }
+    end_stream(state, &w.id).await;
     audit::record(
         &state.db,
         "admin",
-        AuditEntry::new("worker deleted by administrator")
-            .level(LogLevel::Warn)
-            .worker(&w.id)
-            .details(serde_json::json!({ "by": admin.id, "detached": session_ids.len() })),
+        AuditEntry::new("worker deleted by administrator").level(LogLevel::Warn).worker(&w.id).details(
+            serde_json::json!({
+                "by": admin.id, "moved": report.moved, "waiting": report.waiting, "detached": remaining.len(),
+            }),
+        ),
     );
+    tracing::info!(
+        worker_id = w.id,
+        moved = report.moved,
+        waiting = report.waiting,
+        detached = remaining.len(),
+        "worker removed"
+    );
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     Ok(v1::DeleteWorkerResponse {
         worker_id: w.id,
         deleted: true,
-        sessions_detached: u32::try_from(session_ids.len()).unwrap_or(u32::MAX),
+        sessions_detached: count(remaining.len()),
+        sessions_moved: count(report.moved),
+        sessions_waiting: count(report.waiting),
     })
+}
+
+/// Ends a removed worker's stream here, or on the replica that holds it
+/// (its row is gone, so its `wkt_…` token no longer opens a new one).
+async fn end_stream(state: &SharedState, worker_id: &str) {
+    if let Some(conn) = state.registry.get(worker_id) {
+        conn.cancel.cancel();
+        return;
+    }
+    match state.cache.get_worker_replica(worker_id).await {
+        Ok(Some(addr)) if addr != state.dispatcher.self_addr() => {
+            // Every stream of it, whatever its epoch.
+            if let Err(err) = state.dispatcher.peers().preempt(&addr, worker_id, u64::MAX).await {
+                tracing::warn!(worker_id, peer = addr, error = %err, "removed worker's stream not ended on its replica (its heartbeats find no row)");
+            }
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(worker_id, error = %err, "removed worker's replica not looked up"),
+    }
 }
 
 /// Checks a per-worker token: true when `worker_id` was pre-registered

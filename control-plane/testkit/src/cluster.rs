@@ -70,6 +70,7 @@ pub struct ClusterBuilder {
     edge_replica: usize,
     db_proxy: bool,
     redis_proxy: bool,
+    redis_down_at_start: bool,
     tls: Option<wagate_proto::tls::ServerTls>,
 }
 
@@ -84,6 +85,7 @@ impl ClusterBuilder {
             edge_replica: 0,
             db_proxy: false,
             redis_proxy: false,
+            redis_down_at_start: false,
             tls: None,
         }
     }
@@ -145,6 +147,16 @@ impl ClusterBuilder {
         self
     }
 
+    /// With [`ClusterBuilder::redis_proxy`]: the replicas get a Redis
+    /// connection made through the proxy, which is then cut before they
+    /// start, so their first dependency check fails
+    /// ([`Cluster::redis_proxy`]'s `restore` brings Redis back).
+    pub fn redis_down_at_start(mut self) -> Self {
+        self.redis_proxy = true;
+        self.redis_down_at_start = true;
+        self
+    }
+
     /// TLS on every replica's gRPC listener; the edge and the workers then
     /// dial `https://`, trusting its CA and presenting its certificate (a
     /// worker's [`WorkerConfig::tls`] can be changed with [`Cluster::worker_config`]).
@@ -188,6 +200,13 @@ impl ClusterBuilder {
                 }
                 config.redis_url = Some(redis_url);
                 config.redis_prefix = format!("wagate-test:{}:", uuid::Uuid::new_v4().simple());
+                if let (true, Some(proxy)) = (self.redis_down_at_start, &redis_proxy) {
+                    let cache = Cache::connect(config.redis_url.as_deref(), &config.redis_prefix)
+                        .await
+                        .map_err(|e| ClusterError::Storage(format!("redis: {e}")))?;
+                    proxy.cut();
+                    shared_cache = Some(cache);
+                }
                 config
             }
         };

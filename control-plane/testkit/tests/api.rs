@@ -579,17 +579,24 @@ async fn workers_admin(storage: Storage) {
         .await
         .expect_code(400, "VALIDATION_ERROR");
 
-    // delete: 409 while it holds sessions; force detaches them
-    api.delete("/api/v1/admin/workers/worker-1", Some(&admin)).await.expect_code(409, "WORKER_HAS_SESSIONS");
-    let r = api.delete("/api/v1/admin/workers/worker-1?force=true", Some(&admin)).await;
+    // remove: drained first, its session moves to edge-7 (the removal tests
+    // are in worker_removal.rs)
+    let r = api.delete("/api/v1/admin/workers/worker-1", Some(&admin)).await;
     r.expect(200);
-    assert_eq!(r.data()["sessionsDetached"], 1);
+    assert_eq!(r.data()["deleted"], true);
+    assert_eq!(r.data()["sessionsMoved"], 1, "{}", r.body);
+    assert_eq!(r.data()["sessionsWaiting"], 0);
+    assert_eq!(r.data()["sessionsDetached"], 0);
     let r = api.get(&format!("/api/v1/sessions/{sid}"), Some(&ann)).await;
-    assert_eq!(r.data()["status"], "DISCONNECTED");
-    assert!(r.data()["workerId"].is_null());
+    assert_eq!(r.data()["workerId"], "edge-7");
+    // (worker-1 is on the shared token: it may come back as a new worker)
     let r = api.delete("/api/v1/admin/workers/edge-7", Some(&admin)).await;
     r.expect(200);
     assert_eq!(r.data()["sessionsDetached"], 0);
+    assert_eq!(
+        r.data()["sessionsMoved"].as_u64().unwrap() + r.data()["sessionsWaiting"].as_u64().unwrap(),
+        1
+    );
     edge7.shutdown().await;
 
     // the docs page and its assets come from the gateway itself; the document lists the admin API

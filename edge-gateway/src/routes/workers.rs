@@ -29,7 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeleteWorkerParams {
-    /// Detach the worker's sessions (no worker, DISCONNECTED) instead of refusing with 409.
+    /// Detach the sessions the drain could not move (no worker, DISCONNECTED) instead of refusing with 409.
     #[serde(default, deserialize_with = "boolean")]
     pub force: Option<bool>,
 }
@@ -248,6 +248,11 @@ impl WorkerDetailDto {
 pub struct DeletedWorkerDto {
     pub worker_id: String,
     pub deleted: bool,
+    /// Sessions moved to another worker (resumed there with their auth state).
+    pub sessions_moved: u32,
+    /// Sessions waiting for a worker with free capacity.
+    pub sessions_waiting: u32,
+    /// Sessions the drain could not move, detached (`force=true` only).
     pub sessions_detached: u32,
 }
 
@@ -355,7 +360,7 @@ pub(crate) async fn update(
 }
 
 #[utoipa::path(delete, path = "/admin/workers/{workerId}", tag = "admin",
-    summary = "Delete a worker (409 while it holds sessions, unless force=true detaches them)",
+    summary = "Remove a worker: drain it (its sessions move to other workers, or wait for capacity), then delete it and its token (409 if a session could not be moved, unless force=true detaches it)",
     security(("bearer" = [])), params(("workerId" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64), DeleteWorkerParams),
     responses((status = 200, body = Envelope<DeletedWorkerDto>), (status = 409, body = crate::openapi::ErrorEnvelope)))]
 pub(crate) async fn delete(
@@ -372,6 +377,8 @@ pub(crate) async fn delete(
     Ok(Reply::ok(&DeletedWorkerDto {
         worker_id: r.worker_id,
         deleted: r.deleted,
+        sessions_moved: r.sessions_moved,
+        sessions_waiting: r.sessions_waiting,
         sessions_detached: r.sessions_detached,
     }))
 }

@@ -61,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     }
     // The simulated workers run in this process with the shared token.
     cp_args.allow_shared_worker_token = true;
+    // Zero configuration: whatever is not set gets a local default (the
+    // production `control-plane` refuses to start without its secrets).
+    cp_args.dev = true;
     let mut config = cp_args.into_config()?;
     if let Some(m) = config.metrics_listen.as_mut()
         && m.ip().is_unspecified()

@@ -426,7 +426,10 @@ async fn start_stack(
         ("DATABASE_URL", db_url.clone()),
         ("WORKER_AUTH_TOKEN", token.clone()),
         ("WAGATE_ALLOW_SHARED_WORKER_TOKEN", "true".to_owned()),
-        ("JWT_SECRET", format!("{}", uuid::Uuid::new_v4().simple())),
+        ("JWT_SECRET", wagate_control_plane::config::random_secret()),
+        ("WAGATE_AUTH_STATE_KEY", wagate_control_plane::config::random_secret()),
+        // Every replica the same (required by the production binary on PostgreSQL + Redis).
+        ("WAGATE_INTERNAL_TOKEN", wagate_control_plane::config::random_secret()),
     ];
     env.extend(limits.env());
     for (k, v) in &args.cp_env {
@@ -438,7 +441,6 @@ async fn start_stack(
     }
     if args.replicas > 1 {
         anyhow::ensure!(redis.is_some(), "--replicas 2 needs --storage postgres (a shared Redis)");
-        env.push(("WAGATE_INTERNAL_TOKEN", format!("{}", uuid::Uuid::new_v4().simple())));
     }
     let mut cp = Proc::spawn("control-plane", &bins.join("control-plane"), &[], &env, dir)?;
     procs::wait_listening(&mut cp, grpc_addr, Duration::from_secs(60)).await?;
