@@ -163,6 +163,14 @@ impl Cache {
         }
     }
 
+    /// Whether any of `keys` is on the deny-list (one round trip).
+    pub async fn any_token_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(keys.iter().any(|k| c.is_token_denied(k))),
+            Cache::Redis(c) => c.any_token_denied(keys).await,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
             Cache::Memory(_) => Ok(()),

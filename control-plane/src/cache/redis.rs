@@ -194,6 +194,12 @@ impl RedisCache {
         Ok(n > 0)
     }
 
+    pub async fn any_token_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
+        let keys: Vec<String> = keys.iter().map(|k| format!("{}jwt_deny:{k}", self.prefix)).collect();
+        let n: i64 = self.pool.exists(keys).await?;
+        Ok(n > 0)
+    }
+
     pub async fn ping(&self) -> Result<(), CacheError> {
         let _: String = self.pool.ping(None).await?;
         Ok(())

@@ -55,18 +55,21 @@ impl AuthApi {
         Self { state, turns: passwords::Turns::default() }
     }
 
-    /// An access token and a refresh token (a new family unless `family`).
+    /// An access token and a refresh token (a new family unless `family`),
+    /// the access token naming the family.
     async fn respond(&self, u: &user::Model, family: Option<&str>) -> CpResult<v1::AuthResponse> {
+        let family = family.map_or_else(refresh::new_family, str::to_owned);
         let subject = Subject {
             user_id: &u.id,
             email: &u.email,
             role: role_str(u.role),
             tier: u.tier.as_str(),
             token_version: u.token_version,
+            family: &family,
         };
         let (token, exp) =
             self.state.auth.jwt().issue(&subject).map_err(|e| api(ErrorCode::Internal, e.to_string()))?;
-        let refresh = refresh::issue(&self.state.db, &u.id, family, self.state.config.refresh_ttl).await?;
+        let refresh = refresh::issue(&self.state.db, &u.id, &family, self.state.config.refresh_ttl).await?;
         Ok(v1::AuthResponse {
             user: Some(convert::user(u)),
             token,
@@ -91,7 +94,14 @@ impl AuthApi {
                 }
                 self.respond(&u, Some(&family_id)).await
             }
-            refresh::Redeemed::Reused { user_id } => {
+            refresh::Redeemed::Reused { user_id, family_id } => {
+                // The family is revoked in the database; its access tokens
+                // (the thief's and the owner's) are refused from now on too.
+                // Best effort: the answer is 401 whatever happens here.
+                if let Err(err) = self.state.auth.deny_family(&family_id).await {
+                    tracing::warn!(user_id, error = %err, "reused refresh family not put on the shared deny-list: refused on this replica only");
+                }
+                tracing::warn!(user_id, "refresh token reuse: family revoked");
                 audit::record(
                     &self.state.db,
                     "auth",
@@ -106,8 +116,13 @@ impl AuthApi {
 
     async fn logout(&self, who: Authenticated, req: v1::LogoutRequest) -> CpResult<v1::LogoutResponse> {
         self.state.auth.deny(&who.claims).await?;
-        if !req.refresh_token.trim().is_empty() {
-            refresh::revoke_token_family(&self.state.db, req.refresh_token.trim()).await?;
+        if !req.refresh_token.trim().is_empty()
+            && let Some(family) =
+                refresh::revoke_token_family(&self.state.db, &who.user.id, req.refresh_token.trim()).await?
+        {
+            // The sign-in is over: its other access tokens too. A failure is
+            // a 503 the client retries (revoking again changes nothing).
+            self.state.auth.deny_family(&family).await?;
         }
         audit::record(&self.state.db, "auth", AuditEntry::new("signed out").user(&who.user.id));
         Ok(v1::LogoutResponse { revoked: true })
