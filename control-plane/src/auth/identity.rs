@@ -15,6 +15,10 @@ use crate::persistence::Db;
 use crate::persistence::entities::user;
 use crate::persistence::enums::UserRole;
 
+/// How long the shared deny-list may take before this replica answers
+/// alone (every authenticated call asks it; the rate limiter allows the same).
+const DENYLIST_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The user behind a valid, current token (row re-read on every call, so
 /// deactivation and role changes take effect at once).
 pub type AuthUser = user::Model;
@@ -166,14 +170,14 @@ impl Authenticator {
         if keys.iter().any(|k| self.denied_here.is_token_denied(k)) {
             return true;
         }
-        match self.cache.any_token_denied(&keys).await {
-            Ok(denied) => denied,
-            Err(err) => {
-                ::metrics::counter!("wagate_token_denylist_unavailable_total").increment(1);
-                tracing::warn!(error = %err, "token deny-list unreachable: answering from this replica");
-                false
-            }
-        }
+        let error = match tokio::time::timeout(DENYLIST_TIMEOUT, self.cache.any_token_denied(&keys)).await {
+            Ok(Ok(denied)) => return denied,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        ::metrics::counter!("wagate_token_denylist_unavailable_total").increment(1);
+        tracing::warn!(error, "token deny-list unreachable: answering from this replica");
+        false
     }
 
     /// A user with the ADMINISTRATOR role.

@@ -10,7 +10,6 @@ use super::CacheError;
 #[derive(Clone)]
 pub struct RedisCache {
     pool: Pool,
-    routes_key: String,
     prefix: String,
     /// Invalidation messages received on the pub/sub channel.
     bus: tokio::sync::broadcast::Sender<String>,
@@ -77,13 +76,7 @@ impl RedisCache {
                 }
             }
         });
-        Ok(Self {
-            pool,
-            routes_key: format!("{prefix}session_routing"),
-            prefix: prefix.to_owned(),
-            bus,
-            _subscriber: subscriber,
-        })
+        Ok(Self { pool, prefix: prefix.to_owned(), bus, _subscriber: subscriber })
     }
 
     /// The connection pool (for features with scripts of their own, e.g. rate limits).
@@ -129,20 +122,6 @@ impl RedisCache {
 
     fn replica_key(&self, worker_id: &str) -> String {
         format!("{}worker_replica:{worker_id}", self.prefix)
-    }
-
-    pub async fn set_route(&self, session_id: &str, worker_id: &str) -> Result<(), CacheError> {
-        let _: () = self.pool.hset(&self.routes_key, (session_id, worker_id)).await?;
-        Ok(())
-    }
-
-    pub async fn get_route(&self, session_id: &str) -> Result<Option<String>, CacheError> {
-        Ok(self.pool.hget(&self.routes_key, session_id).await?)
-    }
-
-    pub async fn del_route(&self, session_id: &str) -> Result<(), CacheError> {
-        let _: () = self.pool.hdel(&self.routes_key, session_id).await?;
-        Ok(())
     }
 
     pub async fn set_worker_replica(
