@@ -15,9 +15,13 @@ use super::payload::{self, EventType};
 use super::{ROTATION_OVERLAP, dispatcher, signing, ssrf};
 use crate::auth::AuthUser;
 use crate::error::{CpResult, api, invalid};
+use crate::limits::Rate;
 use crate::persistence::{sessions, webhooks};
 use crate::state::SharedState;
 use crate::validation;
+
+/// The limiter rule of `POST /sessions/{id}/webhook/test` (per session).
+const RULE_WEBHOOK_TEST: &str = "webhook_test";
 
 pub struct WebhookApi {
     state: SharedState,
@@ -180,9 +184,28 @@ impl WebhookApi {
     }
 
     /// One attempt of a `webhook.test` event, now; logged as a delivery.
+    /// Limited per session (`WAGATE_LIMIT_WEBHOOK_TEST`, sliding): each
+    /// test is an outbound request to a URL the caller chose.
     async fn test(&self, user: AuthUser, session_id: &str) -> CpResult<v1::WebhookDelivery> {
         self.state.ensure_running()?;
         let hook = self.configured(&user, session_id).await?;
+        if let Some(rate) = self.state.config.limits.webhook_test.map(Rate::sliding) {
+            let d = self.state.limiter.check(RULE_WEBHOOK_TEST, &hook.session_id, rate, 1).await;
+            if !d.allowed {
+                tracing::info!(
+                    session_id = hook.session_id,
+                    retry_after = d.retry_after_secs(),
+                    "webhook test refused: limit"
+                );
+                return Err(d
+                    .refusal(format!(
+                        "Too many webhook tests for this session ({}), retry in {} s",
+                        rate.describe(),
+                        d.retry_after_secs()
+                    ))
+                    .into());
+            }
+        }
         let now = Utc::now();
         let id = payload::new_event_id();
         let body = payload::render(
