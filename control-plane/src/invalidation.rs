@@ -53,12 +53,19 @@ pub fn session_soon(state: &SharedState, session_id: &str) {
     state.tasks.spawn(async move { publish(&st, &message).await });
 }
 
+/// How long a broadcast may wait for Redis: callers await it after their
+/// commit, and the cache TTL bounds staleness if it is lost.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn publish(state: &SharedState, message: &str) {
-    if let Err(err) = state.cache.publish(message).await {
-        // The TTL still bounds staleness on the other replicas.
-        tracing::warn!(error = %err, "invalidation not broadcast");
-        ::metrics::counter!("wagate_invalidations_lost_total").increment(1);
-    }
+    let error = match tokio::time::timeout(PUBLISH_TIMEOUT, state.cache.publish(message)).await {
+        Ok(Ok(())) => return,
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    // The TTL still bounds staleness on the other replicas.
+    tracing::warn!(error, "invalidation not broadcast");
+    ::metrics::counter!("wagate_invalidations_lost_total").increment(1);
 }
 
 /// Applies invalidations broadcast by any replica (this one's own included:

@@ -15,6 +15,10 @@ use crate::persistence::Db;
 use crate::persistence::entities::user;
 use crate::persistence::enums::UserRole;
 
+/// How long the shared deny-list may take before this replica answers
+/// alone (every authenticated call asks it; the rate limiter allows the same).
+const DENYLIST_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The user behind a valid, current token (row re-read on every call, so
 /// deactivation and role changes take effect at once).
 pub type AuthUser = user::Model;
@@ -86,8 +90,11 @@ impl Authenticator {
                 "token was revoked (password changed or signed out everywhere)",
             ));
         }
-        if !claims.jti.is_empty() && self.is_denied(&claims.jti).await {
-            return Err(api(ErrorCode::InvalidToken, "token was revoked (signed out)"));
+        if self.is_denied(&claims).await {
+            return Err(api(
+                ErrorCode::InvalidToken,
+                "token was revoked (signed out, or its sign-in's refresh token was reused)",
+            ));
         }
         self.usage.user_call(&user.id);
         Ok(Authenticated { user, claims })
@@ -130,24 +137,47 @@ impl Authenticator {
         Ok(())
     }
 
-    /// Whether a token was signed out. While the shared deny-list (Redis)
+    /// Revokes every access token minted in refresh-token family `family`
+    /// (its refresh token was reused, or its sign-in signed out), until the
+    /// last of them expires: an access token's lifetime, its leeway and a
+    /// margin. This replica refuses them at once even if Redis fails.
+    pub async fn deny_family(&self, family: &str) -> Result<(), CpError> {
+        let ttl = self.jwt.ttl() + self.jwt.leeway() + std::time::Duration::from_secs(10);
+        let key = family_key(family);
+        self.denied_here.deny_token(&key, ttl);
+        self.cache.deny_token(&key, ttl).await?;
+        Ok(())
+    }
+
+    /// Whether a token was signed out, or its family revoked (one look-up
+    /// for both). While the shared deny-list (Redis)
     /// is unreachable, the tokens signed out through this replica are still
     /// refused and the others are let through (their token version is
     /// still checked, and they expire within the access-token lifetime):
     /// an outage of the cache must not sign every user out (503 on every
     /// call). Logged and counted.
-    async fn is_denied(&self, jti: &str) -> bool {
-        if self.denied_here.is_token_denied(jti) {
+    async fn is_denied(&self, claims: &Claims) -> bool {
+        let mut keys: Vec<String> = Vec::with_capacity(2);
+        if !claims.jti.is_empty() {
+            keys.push(claims.jti.clone());
+        }
+        if !claims.fam.is_empty() {
+            keys.push(family_key(&claims.fam));
+        }
+        if keys.is_empty() {
+            return false;
+        }
+        if keys.iter().any(|k| self.denied_here.is_token_denied(k)) {
             return true;
         }
-        match self.cache.is_token_denied(jti).await {
-            Ok(denied) => denied,
-            Err(err) => {
-                ::metrics::counter!("wagate_token_denylist_unavailable_total").increment(1);
-                tracing::warn!(error = %err, "token deny-list unreachable: answering from this replica");
-                false
-            }
-        }
+        let error = match tokio::time::timeout(DENYLIST_TIMEOUT, self.cache.any_token_denied(&keys)).await {
+            Ok(Ok(denied)) => return denied,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        ::metrics::counter!("wagate_token_denylist_unavailable_total").increment(1);
+        tracing::warn!(error, "token deny-list unreachable: answering from this replica");
+        false
     }
 
     /// A user with the ADMINISTRATOR role.
@@ -158,6 +188,11 @@ impl Authenticator {
         }
         Ok(user)
     }
+}
+
+/// The deny-list key of a refresh-token family (token ids are hex: no clash).
+fn family_key(family: &str) -> String {
+    format!("fam:{family}")
 }
 
 /// The token of `authorization: Bearer <token>`.

@@ -23,6 +23,11 @@ pub struct Claims {
     /// Token id, the key of the logout deny-list.
     #[serde(default)]
     pub jti: String,
+    /// The refresh-token family this token was minted in (one per sign-in):
+    /// revoking the family (refresh-token reuse, logout) refuses every
+    /// access token of it at once. Absent in older tokens.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fam: String,
 }
 
 /// What a token is issued for.
@@ -32,6 +37,8 @@ pub struct Subject<'a> {
     pub role: &'a str,
     pub tier: &'a str,
     pub token_version: i64,
+    /// The refresh-token family (`fam`).
+    pub family: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +86,20 @@ impl JwtKeys {
             exp: exp.timestamp(),
             tv: subject.token_version,
             jti: uuid::Uuid::new_v4().simple().to_string(),
+            fam: subject.family.to_owned(),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, exp))
+    }
+
+    /// How long an access token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// How late past `exp` a token is still accepted.
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(self.validation.leeway)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
@@ -96,11 +114,17 @@ mod tests {
     #[test]
     fn round_trip_and_rejections() {
         let keys = JwtKeys::new("s3cret", "wagate", Duration::from_secs(60));
-        let subject =
-            Subject { user_id: "u1", email: "a@b.c", role: "USER", tier: "BASIC", token_version: 3 };
+        let subject = Subject {
+            user_id: "u1",
+            email: "a@b.c",
+            role: "USER",
+            tier: "BASIC",
+            token_version: 3,
+            family: "f1",
+        };
         let (token, _) = keys.issue(&subject).unwrap();
         let claims = keys.verify(&token).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.tv), ("u1", 3));
+        assert_eq!((claims.sub.as_str(), claims.tv, claims.fam.as_str()), ("u1", 3, "f1"));
         let (again, _) = keys.issue(&subject).unwrap();
         assert_ne!(claims.jti, keys.verify(&again).unwrap().jti, "every token has its own id");
         // other secret

@@ -22,12 +22,18 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A new refresh-token family (one per sign-in).
+pub fn new_family() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// How a presented refresh token was judged.
 pub enum Redeemed {
     /// Valid and now spent: issue a new one in `family_id` for `user_id`.
     Rotated { user_id: String, family_id: String },
-    /// Spent or revoked before: the family is revoked now.
-    Reused { user_id: String },
+    /// Spent or revoked before: the family is revoked now (its access
+    /// tokens must be refused too).
+    Reused { user_id: String, family_id: String },
 }
 
 pub fn hash(token: &str) -> String {
@@ -40,22 +46,16 @@ fn looks_like_token(token: &str) -> bool {
         && token[TOKEN_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Issues a refresh token for `user_id` in `family_id` (a new family at login).
-pub async fn issue(
-    db: &Db,
-    user_id: &str,
-    family_id: Option<&str>,
-    ttl: std::time::Duration,
-) -> CpResult<Issued> {
+/// Issues a refresh token for `user_id` in `family_id` ([`new_family`] at sign-in).
+pub async fn issue(db: &Db, user_id: &str, family_id: &str, ttl: std::time::Duration) -> CpResult<Issued> {
     let bytes: [u8; 32] = rand::random();
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let now = Utc::now();
     let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
-    let family = family_id.map(str::to_owned).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     refresh_token::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         user_id: Set(user_id.to_owned()),
-        family_id: Set(family),
+        family_id: Set(family_id.to_owned()),
         token_hash: Set(hash(&token)),
         expires_at: Set(expires_at),
         used_at: Set(None),
@@ -81,7 +81,7 @@ pub async fn redeem(db: &Db, token: &str) -> CpResult<Redeemed> {
     let now = Utc::now();
     if row.used_at.is_some() || row.revoked_at.is_some() {
         revoke_family(db, &row.family_id).await?;
-        return Ok(Redeemed::Reused { user_id: row.user_id });
+        return Ok(Redeemed::Reused { user_id: row.user_id, family_id: row.family_id });
     }
     if row.expires_at <= now {
         return Err(invalid());
@@ -97,25 +97,27 @@ pub async fn redeem(db: &Db, token: &str) -> CpResult<Redeemed> {
         .await?;
     if spent.rows_affected != 1 {
         revoke_family(db, &row.family_id).await?;
-        return Ok(Redeemed::Reused { user_id: row.user_id });
+        return Ok(Redeemed::Reused { user_id: row.user_id, family_id: row.family_id });
     }
     Ok(Redeemed::Rotated { user_id: row.user_id, family_id: row.family_id })
 }
 
-/// Revokes the family of `token` (logout with a refresh token). Unknown
-/// tokens are ignored: logout never reveals whether a token existed.
-pub async fn revoke_token_family(db: &Db, token: &str) -> CpResult<()> {
+/// Revokes the family of `token` if it is one of `user_id`'s (logout with
+/// a refresh token: a caller signs out their own sign-ins, never another
+/// user's). Returns the family revoked. Unknown tokens and other users'
+/// are ignored alike: logout never reveals whether a token existed.
+pub async fn revoke_token_family(db: &Db, user_id: &str, token: &str) -> CpResult<Option<String>> {
     if !looks_like_token(token) {
-        return Ok(());
+        return Ok(None);
     }
     let row = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(hash(token)))
+        .filter(refresh_token::Column::UserId.eq(user_id))
         .one(&db.conn)
         .await?;
-    if let Some(row) = row {
-        revoke_family(db, &row.family_id).await?;
-    }
-    Ok(())
+    let Some(row) = row else { return Ok(None) };
+    revoke_family(db, &row.family_id).await?;
+    Ok(Some(row.family_id))
 }
 
 async fn revoke_family(db: &Db, family_id: &str) -> CpResult<()> {

@@ -13,7 +13,6 @@ pub struct MemoryCache {
 }
 
 struct Inner {
-    routes: RwLock<HashMap<String, String>>,
     replicas: RwLock<HashMap<String, (String, Instant)>>,
     leases: RwLock<HashMap<String, (String, Instant)>>,
     /// Revoked token ids → when their token expires anyway.
@@ -27,7 +26,6 @@ impl Default for MemoryCache {
         let (bus, _) = broadcast::channel(4096);
         Self {
             inner: Arc::new(Inner {
-                routes: RwLock::default(),
                 replicas: RwLock::default(),
                 leases: RwLock::default(),
                 denied: RwLock::default(),
@@ -38,22 +36,6 @@ impl Default for MemoryCache {
 }
 
 impl MemoryCache {
-    pub fn set_route(&self, session_id: &str, worker_id: &str) {
-        if let Ok(mut m) = self.inner.routes.write() {
-            m.insert(session_id.to_owned(), worker_id.to_owned());
-        }
-    }
-
-    pub fn get_route(&self, session_id: &str) -> Option<String> {
-        self.inner.routes.read().ok()?.get(session_id).cloned()
-    }
-
-    pub fn del_route(&self, session_id: &str) {
-        if let Ok(mut m) = self.inner.routes.write() {
-            m.remove(session_id);
-        }
-    }
-
     /// Sets the record; returns the replica it named before (if live).
     pub fn set_worker_replica(&self, worker_id: &str, replica: &str, ttl: Duration) -> Option<String> {
         let mut m = self.inner.replicas.write().ok()?;

@@ -1,4 +1,6 @@
-//! The cache layer: session → worker routing and worker → replica records.
+//! The cache layer: worker → replica records, leases, the token deny-list,
+//! rate-limit counters and the invalidation bus. (No session → worker
+//! routes: the session row names its worker, and nothing read a cached copy.)
 //!
 //! Redis (through `fred`) when `REDIS_URL` is set, an in-process map
 //! otherwise. The database stays the source of truth: a cache miss falls back
@@ -41,33 +43,6 @@ impl Cache {
         match self {
             Cache::Memory(_) => "memory",
             Cache::Redis(_) => "redis",
-        }
-    }
-
-    pub async fn set_route(&self, session_id: &str, worker_id: &str) -> Result<(), CacheError> {
-        match self {
-            Cache::Memory(c) => {
-                c.set_route(session_id, worker_id);
-                Ok(())
-            }
-            Cache::Redis(c) => c.set_route(session_id, worker_id).await,
-        }
-    }
-
-    pub async fn get_route(&self, session_id: &str) -> Result<Option<String>, CacheError> {
-        match self {
-            Cache::Memory(c) => Ok(c.get_route(session_id)),
-            Cache::Redis(c) => c.get_route(session_id).await,
-        }
-    }
-
-    pub async fn del_route(&self, session_id: &str) -> Result<(), CacheError> {
-        match self {
-            Cache::Memory(c) => {
-                c.del_route(session_id);
-                Ok(())
-            }
-            Cache::Redis(c) => c.del_route(session_id).await,
         }
     }
 
@@ -160,6 +135,14 @@ impl Cache {
         match self {
             Cache::Memory(c) => Ok(c.is_token_denied(jti)),
             Cache::Redis(c) => c.is_token_denied(jti).await,
+        }
+    }
+
+    /// Whether any of `keys` is on the deny-list (one round trip).
+    pub async fn any_token_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(c) => Ok(keys.iter().any(|k| c.is_token_denied(k))),
+            Cache::Redis(c) => c.any_token_denied(keys).await,
         }
     }
 

@@ -10,7 +10,6 @@ use super::CacheError;
 #[derive(Clone)]
 pub struct RedisCache {
     pool: Pool,
-    routes_key: String,
     prefix: String,
     /// Invalidation messages received on the pub/sub channel.
     bus: tokio::sync::broadcast::Sender<String>,
@@ -77,13 +76,7 @@ impl RedisCache {
                 }
             }
         });
-        Ok(Self {
-            pool,
-            routes_key: format!("{prefix}session_routing"),
-            prefix: prefix.to_owned(),
-            bus,
-            _subscriber: subscriber,
-        })
+        Ok(Self { pool, prefix: prefix.to_owned(), bus, _subscriber: subscriber })
     }
 
     /// The connection pool (for features with scripts of their own, e.g. rate limits).
@@ -129,20 +122,6 @@ impl RedisCache {
 
     fn replica_key(&self, worker_id: &str) -> String {
         format!("{}worker_replica:{worker_id}", self.prefix)
-    }
-
-    pub async fn set_route(&self, session_id: &str, worker_id: &str) -> Result<(), CacheError> {
-        let _: () = self.pool.hset(&self.routes_key, (session_id, worker_id)).await?;
-        Ok(())
-    }
-
-    pub async fn get_route(&self, session_id: &str) -> Result<Option<String>, CacheError> {
-        Ok(self.pool.hget(&self.routes_key, session_id).await?)
-    }
-
-    pub async fn del_route(&self, session_id: &str) -> Result<(), CacheError> {
-        let _: () = self.pool.hdel(&self.routes_key, session_id).await?;
-        Ok(())
     }
 
     pub async fn set_worker_replica(
@@ -191,6 +170,12 @@ impl RedisCache {
 
     pub async fn is_token_denied(&self, jti: &str) -> Result<bool, CacheError> {
         let n: i64 = self.pool.exists(format!("{}jwt_deny:{jti}", self.prefix)).await?;
+        Ok(n > 0)
+    }
+
+    pub async fn any_token_denied(&self, keys: &[String]) -> Result<bool, CacheError> {
+        let keys: Vec<String> = keys.iter().map(|k| format!("{}jwt_deny:{k}", self.prefix)).collect();
+        let n: i64 = self.pool.exists(keys).await?;
         Ok(n > 0)
     }
 

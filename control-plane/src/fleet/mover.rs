@@ -94,7 +94,6 @@ pub async fn move_session(
             state.webhooks.committed();
         }
         crate::invalidation::session(state, session_id).await;
-        state.cache.del_route(session_id).await?;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
         stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
@@ -114,7 +113,6 @@ pub async fn move_session(
         state.webhooks.committed();
     }
     crate::invalidation::session(state, session_id).await;
-    state.cache.set_route(session_id, &target).await?;
 
     let generation_u = u64::try_from(generation).unwrap_or_default();
     let start = v1::StartSession {
@@ -146,7 +144,6 @@ pub async fn move_session(
             state.webhooks.committed();
         }
         crate::invalidation::session(state, session_id).await;
-        state.cache.del_route(session_id).await?;
         stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
     }

@@ -69,9 +69,6 @@ async fn expire(
         state.webhooks.committed();
     }
     crate::invalidation::session(state, &s.id).await;
-    if let Err(err) = state.cache.del_route(&s.id).await {
-        tracing::warn!(session_id = s.id, error = %err, "route not removed");
-    }
     // Best effort, after the fenced write: whatever the worker still says
     // about the session is ignored now, and a worker that does not get the
     // stop is told again when it reconnects (its Hello lists the session).

@@ -1,19 +1,23 @@
-//! Rate limits and quotas: one fixed-window counter per rule and subject,
-//! atomic in Redis (one Lua script per request, over all its counters) so
-//! every replica shares one count, in-process on the embedded default with
-//! the same rule
-//! ([`window`]). While Redis is unreachable each replica falls back to its
+//! Rate limits and quotas: per rule and subject, a fixed-window counter
+//! (quotas, the general per-IP limit) or an exact sliding window (login,
+//! sign-up, webhook tests: no 2× burst at a window boundary), atomic in
+//! Redis (one Lua script per request, over all its counters) so every
+//! replica shares one count, in-process on the embedded default with the
+//! same rules ([`window`]). While Redis is unreachable each replica falls back to its
 //! own in-process counters (limited per replica, never "allow everything",
 //! never a 5xx), says so once in the log and in
 //! `wagate_ratelimit_fallback`, and goes back to Redis when it answers.
 //!
 //! Why not a crate: `governor` is in-process GCRA only; the shared Redis
 //! check must be a script of our own, and the in-process one must count the
-//! same way, so both are this module's ~100 lines.
+//! same way (and the same fallback must hold both), so both are this
+//! module's lines. GCRA was not taken for the sliding rules either: with a
+//! burst of `limit` it lets 2 × `limit` − 1 through in one window's length.
 //!
 //! The rules: the tier message quota ([`quota`]), per-client-IP and
-//! session-operation limits ([`layer`]), login and register limits
-//! (`services::auth`).
+//! session-operation limits ([`layer`]), login (per account and client IP,
+//! and per client IP) and register limits (`services::auth`), webhook tests
+//! per session (`webhooks::service`).
 
 pub mod layer;
 pub mod quota;
@@ -28,7 +32,8 @@ use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::ratelimit::RateLimitInfo;
 
 use crate::cache::Cache;
-use window::{Hit, MemoryWindows};
+pub use window::Shape;
+use window::{Hit, MemoryWindows, Tally};
 
 /// One check of [`Limiter::check_all`]: `cost` units of `rule` for `subject` at `rate`.
 #[derive(Debug, Clone, Copy)]
@@ -39,16 +44,22 @@ pub struct Check<'a> {
     pub cost: u64,
 }
 
-/// `limit` units per `window`.
+/// `limit` units per `window`, counted in fixed windows unless [`Rate::sliding`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     pub limit: u64,
     pub window: Duration,
+    pub shape: Shape,
 }
 
 impl Rate {
     pub const fn new(limit: u64, window: Duration) -> Self {
-        Self { limit, window }
+        Self { limit, window, shape: Shape::Fixed }
+    }
+
+    /// The same rate over a sliding window: at most `limit` in any `window`.
+    pub const fn sliding(self) -> Self {
+        Self { shape: Shape::Sliding, ..self }
     }
 
     /// Parses `"<count>/<duration>"` (`1000/15m`, `60/1m`, `10/1h`, `5/30s`);
@@ -229,38 +240,40 @@ impl Limiter {
     /// the index and decision of the refused one (and nothing counted).
     pub async fn check_all(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>, (usize, Decision)> {
         let now = self.clock.now_ms();
-        let keys: Vec<(String, i64, i64)> = checks
-            .iter()
-            .map(|c| {
-                let (start, end) = window::bounds(now, c.rate.window_ms());
-                (format!("{}:{}:{start}", c.rule, c.subject), start, end)
-            })
-            .collect();
+        let keys: Vec<(String, i64, i64)> =
+            checks.iter().map(|c| key_of(c.rule, c.subject, c.rate, now)).collect();
         let hits: Vec<Hit<'_>> = checks
             .iter()
             .zip(&keys)
             .map(|(c, (key, start, end))| Hit {
                 key,
+                shape: c.rate.shape,
                 start: *start,
                 end: *end,
                 limit: c.rate.limit,
                 cost: c.cost,
             })
             .collect();
-        let (refused, counts) = match self.shared_hit(&hits, now).await {
+        let (refused, tallies) = match self.shared_hit(&hits, now).await {
             Some(r) => r,
-            None => self.local.hit_all(&hits),
+            None => self.local.hit_all(now, &hits),
         };
         let decision = |i: usize| {
             let (c, h) = (&checks[i], &hits[i]);
             let allowed = refused != Some(i);
             ::metrics::counter!("wagate_ratelimit_checks_total", "rule" => c.rule, "allowed" => if allowed { "true" } else { "false" })
                 .increment(1);
+            let tally = tallies.get(i).copied().unwrap_or(Tally { count: 0, frees_in: None });
+            let reset_ms = match c.rate.shape {
+                Shape::Fixed => h.end - now,
+                // Until units leave the window; a window's length when no wait helps.
+                Shape::Sliding => tally.frees_in.unwrap_or_else(|| c.rate.window_ms()),
+            };
             Decision {
                 allowed,
                 limit: c.rate.limit,
-                remaining: c.rate.limit.saturating_sub(counts.get(i).copied().unwrap_or(0)),
-                reset: Duration::from_millis(u64::try_from(h.end - now).unwrap_or(0)),
+                remaining: c.rate.limit.saturating_sub(tally.count),
+                reset: Duration::from_millis(u64::try_from(reset_ms).unwrap_or(0)),
             }
         };
         match refused {
@@ -270,30 +283,43 @@ impl Limiter {
     }
 
     /// Gives back `cost` units counted by [`Limiter::check`] for a call that
-    /// did not happen after all (best effort).
+    /// did not happen after all (best effort; on a sliding window, the
+    /// subject's latest units).
     pub async fn refund(&self, rule: &str, subject: &str, rate: Rate, cost: u64) {
-        let (start, end) = window::bounds(self.clock.now_ms(), rate.window_ms());
-        let key = format!("{rule}:{subject}:{start}");
+        let (key, _, end) = key_of(rule, subject, rate, self.clock.now_ms());
         if let Some(shared) = &self.shared
             && !self.on_fallback()
-            && tokio::time::timeout(REDIS_TIMEOUT, shared.refund(&key, cost)).await.is_ok_and(|r| r.is_ok())
+            && tokio::time::timeout(REDIS_TIMEOUT, shared.refund(&key, rate.shape, cost))
+                .await
+                .is_ok_and(|r| r.is_ok())
         {
             return;
         }
-        self.local.refund(&key, end, cost);
+        self.local.refund(&key, rate.shape, end, cost);
     }
 
     /// The Redis answer, or `None` when there is no Redis or it failed (then
     /// the caller counts in-process).
-    async fn shared_hit(&self, hits: &[Hit<'_>], now: i64) -> Option<(Option<usize>, Vec<u64>)> {
+    async fn shared_hit(&self, hits: &[Hit<'_>], now: i64) -> Option<(Option<usize>, Vec<Tally>)> {
         let shared = self.shared.as_ref()?;
         let elapsed = self.elapsed_ms();
         if elapsed < self.retry_redis_at.load(Ordering::Relaxed) {
             return None;
         }
-        let checks: Vec<(&str, u64, u64, i64)> =
-            hits.iter().map(|h| (h.key, h.limit, h.cost, h.end - now + 1000)).collect();
-        let result = tokio::time::timeout(REDIS_TIMEOUT, shared.hit_all(&checks)).await;
+        let checks: Vec<redis::Shared<'_>> = hits
+            .iter()
+            .map(|h| redis::Shared {
+                key: h.key,
+                shape: h.shape,
+                limit: h.limit,
+                cost: h.cost,
+                ms: match h.shape {
+                    Shape::Fixed => h.end - now + 1000,
+                    Shape::Sliding => h.end - h.start,
+                },
+            })
+            .collect();
+        let result = tokio::time::timeout(REDIS_TIMEOUT, shared.hit_all(now, &checks)).await;
         match result {
             Ok(Ok(r)) => {
                 if self.on_fallback.swap(false, Ordering::Relaxed) {
@@ -327,6 +353,19 @@ impl Limiter {
     }
 }
 
+/// The key of `rule` for `subject` at `now`, with the bounds of its
+/// window: fixed, `rule:subject:<window start>` and `[start, end)`;
+/// sliding, `s:rule:subject` and `(now - window, now]`.
+fn key_of(rule: &str, subject: &str, rate: Rate, now: i64) -> (String, i64, i64) {
+    match rate.shape {
+        Shape::Fixed => {
+            let (start, end) = window::bounds(now, rate.window_ms());
+            (format!("{rule}:{subject}:{start}"), start, end)
+        }
+        Shape::Sliding => (format!("s:{rule}:{subject}"), now - rate.window_ms(), now),
+    }
+}
+
 /// Limit settings (environment variables `WAGATE_LIMIT_*` and `WAGATE_QUOTA_*`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct LimitArgs {
@@ -346,15 +385,19 @@ pub struct LimitArgs {
     /// Session operations (create, delete, QR, restart) per client IP.
     #[arg(long, env = "WAGATE_LIMIT_SESSION_OPS", default_value = "60/1m")]
     pub limit_session_ops: String,
-    /// Login attempts per account (every attempt counts; a success gives its unit back).
+    /// Login attempts per account from one client IP, over a sliding window
+    /// (every attempt counts; a success gives its unit back).
     #[arg(long, env = "WAGATE_LIMIT_LOGIN_ACCOUNT", default_value = "10/15m")]
     pub limit_login_account: String,
-    /// Login attempts per client IP.
+    /// Login attempts per client IP, whatever the account (sliding).
     #[arg(long, env = "WAGATE_LIMIT_LOGIN_IP", default_value = "50/15m")]
     pub limit_login_ip: String,
-    /// Sign-ups per client IP.
+    /// Sign-ups per client IP (sliding).
     #[arg(long, env = "WAGATE_LIMIT_REGISTER_IP", default_value = "10/1h")]
     pub limit_register_ip: String,
+    /// Webhook test deliveries per session (sliding).
+    #[arg(long, env = "WAGATE_LIMIT_WEBHOOK_TEST", default_value = "5/1m")]
+    pub limit_webhook_test: String,
 }
 
 /// Resolved limits; `None` turns a rule off.
@@ -363,9 +406,14 @@ pub struct LimitSettings {
     pub quota: quota::TierQuotas,
     pub ip: Option<Rate>,
     pub session_ops: Option<Rate>,
+    /// Per account and client IP. This rule and the three below count over
+    /// a sliding window whatever the shape given here (they guard against
+    /// abuse, where a 2× burst at a boundary matters).
     pub login_account: Option<Rate>,
     pub login_ip: Option<Rate>,
     pub register_ip: Option<Rate>,
+    /// `POST /sessions/{id}/webhook/test` per session.
+    pub webhook_test: Option<Rate>,
     /// The windows' clock (tests move a manual one).
     pub clock: Clock,
 }
@@ -389,6 +437,7 @@ impl LimitArgs {
             login_account: rate("WAGATE_LIMIT_LOGIN_ACCOUNT", &self.limit_login_account)?,
             login_ip: rate("WAGATE_LIMIT_LOGIN_IP", &self.limit_login_ip)?,
             register_ip: rate("WAGATE_LIMIT_REGISTER_IP", &self.limit_register_ip)?,
+            webhook_test: rate("WAGATE_LIMIT_WEBHOOK_TEST", &self.limit_webhook_test)?,
             clock: Clock::System,
         })
     }
@@ -406,6 +455,7 @@ impl LimitSettings {
             login_account: Some(Rate::new(10, 15 * minute)),
             login_ip: Some(Rate::new(50, 15 * minute)),
             register_ip: Some(Rate::new(10, hour)),
+            webhook_test: Some(Rate::new(5, minute)),
             clock: Clock::System,
         }
     }
@@ -423,6 +473,7 @@ impl LimitSettings {
             login_account: big,
             login_ip: big,
             register_ip: big,
+            webhook_test: big,
             clock: Clock::System,
         }
     }
@@ -445,6 +496,34 @@ mod tests {
         assert!(Rate::parse("10/1y").is_err());
         assert!(Rate::parse("10/0s").is_err());
         assert_eq!(Rate::new(100, Duration::from_secs(3600)).describe(), "100 per hour");
+    }
+
+    #[tokio::test]
+    async fn a_sliding_rule_has_no_burst_at_the_boundary() {
+        // 15:14:59 on the quarter-hour grid: a fixed window would end in a second
+        let quarter = 900_000;
+        let clock = Clock::manual(1_700_002_800_000 + quarter - 1_000);
+        let limiter = Limiter::new(&Cache::Memory(Default::default()), clock.clone());
+        let rate = Rate::new(3, Duration::from_secs(900)).sliding();
+        for _ in 0..3 {
+            assert!(limiter.check("login", "a", rate, 1).await.allowed);
+        }
+        let d = limiter.check("login", "a", rate, 1).await;
+        assert!(!d.allowed);
+        assert_eq!((d.remaining, d.retry_after_secs()), (0, 900), "the first unit leaves in 15 minutes");
+        clock.advance(Duration::from_secs(2));
+        let d = limiter.check("login", "a", rate, 1).await;
+        assert!(!d.allowed, "a new fixed window, but not a new sliding one");
+        assert_eq!(d.retry_after_secs(), 898);
+        clock.advance(Duration::from_secs(898));
+        for _ in 0..3 {
+            assert!(limiter.check("login", "a", rate, 1).await.allowed, "the three left together");
+        }
+        assert!(!limiter.check("login", "a", rate, 1).await.allowed);
+        // a refund gives back the latest unit; the fixed rule beside it is its own key
+        limiter.refund("login", "a", rate, 1).await;
+        assert!(limiter.check("login", "a", rate, 1).await.allowed);
+        assert!(limiter.check("login", "a", Rate::new(3, Duration::from_secs(900)), 1).await.allowed);
     }
 
     #[tokio::test]

@@ -6,7 +6,9 @@
 //! epoch fence ([`workers`]) are rendered here and nowhere else.
 //!
 //! The database is the source of truth for users, sessions, workers, keys
-//! and messages; the cache layer only mirrors routing for speed.
+//! and messages (a session's worker included); the cache layer holds only
+//! what is shared between replicas (worker → replica records, leases,
+//! deny-lists, rate-limit counters).
 
 pub(crate) mod analytics;
 pub(crate) mod api_keys;

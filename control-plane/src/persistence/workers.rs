@@ -44,14 +44,18 @@ const UPSERT: &str = "INSERT INTO workers (id, endpoint, status, session_count, 
 
 /// An administrator's capacity for a worker: its `Hello` may advertise less,
 /// never more.
-pub async fn set_capacity_cap(db: &Db, worker_id: &str, cap: i32) -> Result<(), DbErr> {
+pub async fn set_capacity_cap<C: ConnectionTrait>(
+    conn: &C,
+    db: &Db,
+    worker_id: &str,
+    cap: i32,
+) -> Result<(), DbErr> {
     measured("workers.set_capacity_cap", async {
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE workers SET max_sessions_cap = $1 WHERE id = $2",
-                vec![cap.into(), worker_id.into()],
-            ))
-            .await?;
+        conn.execute_raw(db.stmt(
+            "UPDATE workers SET max_sessions_cap = $1 WHERE id = $2",
+            vec![cap.into(), worker_id.into()],
+        ))
+        .await?;
         Ok(())
     })
     .await

@@ -168,7 +168,10 @@ pub async fn create(
         updated_at: Set(now),
         stream_epoch: Set(0),
     };
-    let row = match row.insert(&state.db.conn).await {
+    // The row and its cap in one transaction: after the commit nothing may
+    // fail the call, or the token (shown once) would be lost.
+    let txn = state.db.begin().await?;
+    let row = match row.insert(&txn).await {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
             return Err(api(ErrorCode::AlreadyExists, "a worker with this id or endpoint already exists"));
@@ -176,8 +179,9 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     if req.max_sessions != 0 {
-        crate::persistence::workers::set_capacity_cap(&state.db, &id, max_sessions).await?;
+        crate::persistence::workers::set_capacity_cap(&txn, &state.db, &id, max_sessions).await?;
     }
+    txn.commit().await?;
     audit::record(
         &state.db,
         "admin",
@@ -255,7 +259,13 @@ pub async fn update(
     let row = a.update(&state.db.conn).await?;
     if let Some(n) = req.max_sessions {
         // The administrator's capacity wins over what the worker advertises.
-        crate::persistence::workers::set_capacity_cap(&state.db, &w.id, check_max_sessions(n)?).await?;
+        crate::persistence::workers::set_capacity_cap(
+            &state.db.conn,
+            &state.db,
+            &w.id,
+            check_max_sessions(n)?,
+        )
+        .await?;
     }
     audit::record(
         &state.db,
@@ -299,11 +309,6 @@ pub async fn delete(
     worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
     txn.commit().await?;
     crate::invalidation::all(state).await;
-    for id in &remaining {
-        if let Err(err) = state.cache.del_route(id).await {
-            tracing::warn!(session_id = id, error = %err, "route not removed");
-        }
-    }
     end_stream(state, &w.id).await;
     audit::record(
         &state.db,

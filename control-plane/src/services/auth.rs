@@ -14,14 +14,35 @@ use crate::auth::jwt::Subject;
 use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
+use crate::limits::{Check, LimitSettings, Rate};
 use crate::persistence::entities::user;
 use crate::persistence::enums::{LogLevel, UserRole, UserTier};
 use crate::state::SharedState;
 use crate::validation;
 
 const RULE_LOGIN_IP: &str = "login_ip";
-const RULE_LOGIN_ACCOUNT: &str = "login_account";
+/// Per account and client IP (the key names both: [`login_account_key`]).
+const RULE_LOGIN_ACCOUNT: &str = "login_account_ip";
 const RULE_REGISTER_IP: &str = "register_ip";
+
+/// The login rules, each over a sliding window.
+struct LoginRates {
+    account: Option<Rate>,
+    ip: Option<Rate>,
+}
+
+impl LoginRates {
+    fn of(limits: &LimitSettings) -> Self {
+        Self { account: limits.login_account.map(Rate::sliding), ip: limits.login_ip.map(Rate::sliding) }
+    }
+}
+
+/// The subject of the per-account rule: the client IP and the email (an
+/// address has no spaces; an email checked here has none either, or it
+/// matches no account).
+fn login_account_key(email: &str, peer: &str) -> String {
+    format!("{peer} {email}")
+}
 
 pub struct AuthApi {
     state: SharedState,
@@ -34,18 +55,21 @@ impl AuthApi {
         Self { state, turns: passwords::Turns::default() }
     }
 
-    /// An access token and a refresh token (a new family unless `family`).
+    /// An access token and a refresh token (a new family unless `family`),
+    /// the access token naming the family.
     async fn respond(&self, u: &user::Model, family: Option<&str>) -> CpResult<v1::AuthResponse> {
+        let family = family.map_or_else(refresh::new_family, str::to_owned);
         let subject = Subject {
             user_id: &u.id,
             email: &u.email,
             role: role_str(u.role),
             tier: u.tier.as_str(),
             token_version: u.token_version,
+            family: &family,
         };
         let (token, exp) =
             self.state.auth.jwt().issue(&subject).map_err(|e| api(ErrorCode::Internal, e.to_string()))?;
-        let refresh = refresh::issue(&self.state.db, &u.id, family, self.state.config.refresh_ttl).await?;
+        let refresh = refresh::issue(&self.state.db, &u.id, &family, self.state.config.refresh_ttl).await?;
         Ok(v1::AuthResponse {
             user: Some(convert::user(u)),
             token,
@@ -70,7 +94,14 @@ impl AuthApi {
                 }
                 self.respond(&u, Some(&family_id)).await
             }
-            refresh::Redeemed::Reused { user_id } => {
+            refresh::Redeemed::Reused { user_id, family_id } => {
+                // The family is revoked in the database; its access tokens
+                // (the thief's and the owner's) are refused from now on too.
+                // Best effort: the answer is 401 whatever happens here.
+                if let Err(err) = self.state.auth.deny_family(&family_id).await {
+                    tracing::warn!(user_id, error = %err, "reused refresh family not put on the shared deny-list: refused on this replica only");
+                }
+                tracing::warn!(user_id, "refresh token reuse: family revoked");
                 audit::record(
                     &self.state.db,
                     "auth",
@@ -85,8 +116,13 @@ impl AuthApi {
 
     async fn logout(&self, who: Authenticated, req: v1::LogoutRequest) -> CpResult<v1::LogoutResponse> {
         self.state.auth.deny(&who.claims).await?;
-        if !req.refresh_token.trim().is_empty() {
-            refresh::revoke_token_family(&self.state.db, req.refresh_token.trim()).await?;
+        if !req.refresh_token.trim().is_empty()
+            && let Some(family) =
+                refresh::revoke_token_family(&self.state.db, &who.user.id, req.refresh_token.trim()).await?
+        {
+            // The sign-in is over: its other access tokens too. A failure is
+            // a 503 the client retries (revoking again changes nothing).
+            self.state.auth.deny_family(&family).await?;
         }
         audit::record(&self.state.db, "auth", AuditEntry::new("signed out").user(&who.user.id));
         Ok(v1::LogoutResponse { revoked: true })
@@ -110,7 +146,7 @@ impl AuthApi {
         };
         password_policy::check(&req.password, &email, &name)?;
         // Sign-ups per client address: fresh accounts are not free for the taking.
-        if let Some(rate) = self.state.config.limits.register_ip {
+        if let Some(rate) = self.state.config.limits.register_ip.map(Rate::sliding) {
             let d = self.state.limiter.check(RULE_REGISTER_IP, &peer, rate, 1).await;
             if !d.allowed {
                 return Err(d
@@ -135,34 +171,52 @@ impl AuthApi {
         // Attempts are counted before the password is checked (so a burst
         // of guesses cannot get past the limit, nor burn argon2 CPU beyond
         // it); a successful login gives its units back, so only failures
-        // add up.
+        // add up. Per account *and* client IP (a guesser elsewhere cannot
+        // lock the owner out), and per client IP (one address cannot spray
+        // guesses across accounts), both over a sliding window (no 2× burst
+        // at a window boundary), in one all-or-nothing step.
         let limits = &self.state.config.limits;
         let limiter = &self.state.limiter;
-        if let Some(rate) = limits.login_ip {
-            let d = limiter.check(RULE_LOGIN_IP, &peer, rate, 1).await;
-            if !d.allowed {
-                return Err(d
-                    .refusal(format!("Too many login attempts from this address ({})", rate.describe()))
-                    .into());
-            }
+        let account_key = login_account_key(&email, &peer);
+        let rates = LoginRates::of(limits);
+        let mut checks = Vec::with_capacity(2);
+        if let Some(rate) = rates.ip {
+            checks.push(Check { rule: RULE_LOGIN_IP, subject: &peer, rate, cost: 1 });
         }
-        if let Some(rate) = limits.login_account {
-            let d = limiter.check(RULE_LOGIN_ACCOUNT, &email, rate, 1).await;
-            if !d.allowed {
+        if let Some(rate) = rates.account {
+            checks.push(Check { rule: RULE_LOGIN_ACCOUNT, subject: &account_key, rate, cost: 1 });
+        }
+        if let Err((i, d)) = limiter.check_all(&checks).await {
+            let per_account = checks[i].rule == RULE_LOGIN_ACCOUNT;
+            let message = if per_account {
+                format!(
+                    "Too many login attempts for this account from this address ({}), retry in {} s",
+                    checks[i].rate.describe(),
+                    d.retry_after_secs()
+                )
+            } else {
+                format!(
+                    "Too many login attempts from this address ({}), retry in {} s",
+                    checks[i].rate.describe(),
+                    d.retry_after_secs()
+                )
+            };
+            tracing::warn!(
+                peer,
+                per_account,
+                retry_after = d.retry_after_secs(),
+                "login refused: too many attempts"
+            );
+            if per_account {
                 audit::record(
                     &self.state.db,
                     "auth",
-                    AuditEntry::new("login refused: too many attempts for this account")
+                    AuditEntry::new("login refused: too many attempts for this account from this address")
                         .level(LogLevel::Warn)
                         .details(serde_json::json!({ "email": email, "peer": peer })),
                 );
-                if let Some(rate) = limits.login_ip {
-                    limiter.refund(RULE_LOGIN_IP, &peer, rate, 1).await;
-                }
-                return Err(d
-                    .refusal(format!("Too many login attempts for this account ({})", rate.describe()))
-                    .into());
             }
+            return Err(d.refusal(message).into());
         }
         let found = if email.len() <= 254 && req.password.len() <= 1024 {
             user::Entity::find()
@@ -202,10 +256,10 @@ impl AuthApi {
                 return Err(api(ErrorCode::InvalidCredentials, "invalid email or password"));
             }
         };
-        if let Some(rate) = limits.login_account {
-            limiter.refund(RULE_LOGIN_ACCOUNT, &email, rate, 1).await;
+        if let Some(rate) = rates.account {
+            limiter.refund(RULE_LOGIN_ACCOUNT, &account_key, rate, 1).await;
         }
-        if let Some(rate) = limits.login_ip {
+        if let Some(rate) = rates.ip {
             limiter.refund(RULE_LOGIN_IP, &peer, rate, 1).await;
         }
         let now = Utc::now();

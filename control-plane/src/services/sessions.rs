@@ -64,8 +64,8 @@ impl SessionApi {
         if active >= limit {
             return Err(tier_limit(&user));
         }
-        if session::Entity::find_by_id(session_id.clone()).one(&txn).await?.is_some() {
-            return Err(api(ErrorCode::AlreadyExists, "a session with this id already exists"));
+        if let Some(taken) = session::Entity::find_by_id(session_id.clone()).one(&txn).await? {
+            return Err(id_taken(&user, &taken.user_id));
         }
         let worker_id = self.reserve_slot(&txn, &user).await?;
         let row = session::ActiveModel {
@@ -83,12 +83,30 @@ impl SessionApi {
             created_at: Set(now),
             updated_at: Set(now),
         };
+        let written = session::Model {
+            id: session_id.clone(),
+            user_id: user.id.clone(),
+            worker_id: Some(worker_id.clone()),
+            name: name.clone(),
+            phone_number: None,
+            status: SessionStatus::Init,
+            qr_code: None,
+            last_seen_at: None,
+            generation: 1,
+            status_reason: None,
+            qr_since: Some(now),
+            created_at: now,
+            updated_at: now,
+        };
         if let Err(e) = row.insert(&txn).await {
-            return Err(if is_unique_violation(&e) {
-                api(ErrorCode::AlreadyExists, "a session with this id already exists")
-            } else {
-                e.into()
-            });
+            if !is_unique_violation(&e) {
+                return Err(e.into());
+            }
+            // Taken meanwhile (by another user: their lock is not ours).
+            drop(txn);
+            let owner =
+                session::Entity::find_by_id(session_id.clone()).one(&db.conn).await?.map(|s| s.user_id);
+            return Err(id_taken(&user, owner.as_deref().unwrap_or_default()));
         }
         api_key::ActiveModel {
             id: Set(uuid::Uuid::new_v4().to_string()),
@@ -106,9 +124,15 @@ impl SessionApi {
         txn.commit().await?;
         metrics::SESSIONS_CREATED.inc();
 
-        self.state.cache.set_route(&session_id, &worker_id).await?;
-        let start =
-            v1::StartSession { session_id: session_id.clone(), generation: 1, name, auth_state: None };
+        // Committed: from here on only the worker's start may undo the
+        // create (then nothing of it stays); nothing else may fail it, or
+        // the API key, shown once, would be lost with a session that exists.
+        let start = v1::StartSession {
+            session_id: session_id.clone(),
+            generation: 1,
+            name: name.clone(),
+            auth_state: None,
+        };
         let outcome = self.state.dispatcher.start_session(&worker_id, start).await;
         let failure = match outcome {
             Ok(r) if r.ok => None,
@@ -123,10 +147,16 @@ impl SessionApi {
             self.remove_session(&session_id).await?;
             return Err(err);
         }
-        let row = session::Entity::find_by_id(session_id.clone())
-            .one(&db.conn)
-            .await?
-            .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
+        // The row as the worker's first events left it, or as it was
+        // written if it cannot be read now.
+        let row = match session::Entity::find_by_id(session_id.clone()).one(&db.conn).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return Err(api(ErrorCode::SessionNotFound, "session not found")),
+            Err(err) => {
+                tracing::warn!(session_id, error = %err, "created session not read back: answering what was written");
+                written
+            }
+        };
         Ok(v1::CreateSessionResponse {
             session: Some(convert::session(&row, Some(key.display_prefix))),
             api_key: key.key,
@@ -203,7 +233,6 @@ impl SessionApi {
             self.state.webhooks.committed();
         }
         crate::invalidation::session(&self.state, &row.id).await;
-        self.state.cache.set_route(&row.id, &worker_id).await?;
         if let Some(old) = &row.worker_id {
             // An ERROR session may still run on its old worker.
             let stop = v1::StopSession {
@@ -290,7 +319,6 @@ impl SessionApi {
             self.state.webhooks.committed();
         }
         crate::invalidation::session(&self.state, session_id).await;
-        self.state.cache.del_route(session_id).await?;
         Ok(())
     }
 
@@ -375,8 +403,19 @@ impl SessionApi {
         txn.commit().await?;
         // Its key must be refused at once, on every replica.
         crate::invalidation::session(&self.state, session_id).await;
-        self.state.cache.del_route(session_id).await?;
         Ok(())
+    }
+}
+
+/// A client-chosen id that exists: the caller's own is ALREADY_EXISTS;
+/// another user's answers as an id that does not exist would on a look-up
+/// (SESSION_NOT_FOUND), so the create does not confirm that another
+/// tenant's session exists.
+fn id_taken(user: &AuthUser, owner_id: &str) -> CpError {
+    if owner_id == user.id {
+        api(ErrorCode::AlreadyExists, "a session with this id already exists")
+    } else {
+        api(ErrorCode::SessionNotFound, "session not found")
     }
 }
 

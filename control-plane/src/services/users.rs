@@ -124,11 +124,6 @@ pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
     }
     txn.commit().await?;
     crate::invalidation::all(state).await;
-    for s in &sessions {
-        if let Err(err) = state.cache.del_route(&s.id).await {
-            tracing::warn!(session_id = s.id, error = %err, "route not removed");
-        }
-    }
     Ok(u32::try_from(sessions.len()).unwrap_or(u32::MAX))
 }
 

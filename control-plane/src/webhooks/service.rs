@@ -15,9 +15,13 @@ use super::payload::{self, EventType};
 use super::{ROTATION_OVERLAP, dispatcher, signing, ssrf};
 use crate::auth::AuthUser;
 use crate::error::{CpResult, api, invalid};
+use crate::limits::Rate;
 use crate::persistence::{sessions, webhooks};
 use crate::state::SharedState;
 use crate::validation;
+
+/// The limiter rule of `POST /sessions/{id}/webhook/test` (per session).
+const RULE_WEBHOOK_TEST: &str = "webhook_test";
 
 pub struct WebhookApi {
     state: SharedState,
@@ -98,7 +102,7 @@ impl WebhookApi {
         let db = &self.state.db;
         let now = Utc::now();
         let existing = WebhookRow::by_session(&db.conn, db, &session_id).await?;
-        let (generated, created) = match existing {
+        let (generated, created, written) = match existing {
             Some(h) => {
                 // A given secret replaces the current one at once (no overlap).
                 let config = webhooks::HookConfig {
@@ -110,30 +114,63 @@ impl WebhookApi {
                 if webhooks::update(db, &h.id, config, now).await? == 0 {
                     return Err(api(ErrorCode::NotFound, "this session has no webhook"));
                 }
-                (None, false)
+                // What the update wrote (see `webhooks::update`).
+                let replaced = req.secret.is_some();
+                let written = WebhookRow {
+                    url: url.to_string(),
+                    events: events.clone(),
+                    is_active,
+                    secret: req.secret.clone().or(h.secret.clone()),
+                    previous_secret: if replaced { None } else { h.previous_secret.clone() },
+                    previous_secret_expires_at: if replaced { None } else { h.previous_secret_expires_at },
+                    failure_count: if is_active { 0 } else { h.failure_count },
+                    disabled_reason: None,
+                    updated_at: now,
+                    ..h
+                };
+                (None, false, written)
             }
             None => {
                 let generated = req.secret.is_none().then(signing::generate_secret);
                 let secret = req.secret.clone().or_else(|| generated.clone());
-                let config = webhooks::HookConfig { url: url.as_str(), events_json, is_active, secret };
+                let config = webhooks::HookConfig {
+                    url: url.as_str(),
+                    events_json,
+                    is_active,
+                    secret: secret.clone(),
+                };
                 let id = format!("wh_{}", uuid::Uuid::new_v4().simple());
-                webhooks::insert(db, id, &session_id, config, now).await.map_err(|e| {
+                webhooks::insert(db, id.clone(), &session_id, config, now).await.map_err(|e| {
                     if crate::error::is_unique_violation(&e) {
                         api(ErrorCode::AlreadyExists, "the webhook was created concurrently; retry")
                     } else {
                         e.into()
                     }
                 })?;
-                (generated, true)
+                let written = WebhookRow {
+                    id,
+                    session_id: session_id.clone(),
+                    url: url.to_string(),
+                    events: events.clone(),
+                    secret,
+                    previous_secret: None,
+                    previous_secret_expires_at: None,
+                    is_active,
+                    last_delivery: None,
+                    failure_count: 0,
+                    disabled_reason: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                (generated, true, written)
             }
         };
+        // Committed: nothing below may fail the call (a generated secret is shown once).
         crate::invalidation::webhook(&self.state, &session_id).await;
         if is_active {
             self.state.webhooks.committed();
         }
-        let row = WebhookRow::by_session(&db.conn, db, &session_id)
-            .await?
-            .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))?;
+        let row = self.read_back(written).await?;
         tracing::info!(session_id, webhook_id = row.id, created, "webhook configured");
         Ok(v1::PutWebhookResponse { webhook: Some(to_webhook(&row)), secret: generated, created })
     }
@@ -147,9 +184,28 @@ impl WebhookApi {
     }
 
     /// One attempt of a `webhook.test` event, now; logged as a delivery.
+    /// Limited per session (`WAGATE_LIMIT_WEBHOOK_TEST`, sliding): each
+    /// test is an outbound request to a URL the caller chose.
     async fn test(&self, user: AuthUser, session_id: &str) -> CpResult<v1::WebhookDelivery> {
         self.state.ensure_running()?;
         let hook = self.configured(&user, session_id).await?;
+        if let Some(rate) = self.state.config.limits.webhook_test.map(Rate::sliding) {
+            let d = self.state.limiter.check(RULE_WEBHOOK_TEST, &hook.session_id, rate, 1).await;
+            if !d.allowed {
+                tracing::info!(
+                    session_id = hook.session_id,
+                    retry_after = d.retry_after_secs(),
+                    "webhook test refused: limit"
+                );
+                return Err(d
+                    .refusal(format!(
+                        "Too many webhook tests for this session ({}), retry in {} s",
+                        rate.describe(),
+                        d.retry_after_secs()
+                    ))
+                    .into());
+            }
+        }
         let now = Utc::now();
         let id = payload::new_event_id();
         let body = payload::render(
@@ -193,11 +249,32 @@ impl WebhookApi {
             + chrono::Duration::from_std(ROTATION_OVERLAP).unwrap_or_else(|_| chrono::Duration::hours(24));
         let db = &self.state.db;
         webhooks::rotate_secret(db, &hook.id, &secret, until, now).await?;
+        // Committed: nothing below may fail the call (the new secret is shown once).
         crate::invalidation::webhook(&self.state, &hook.session_id).await;
-        let row = WebhookRow::by_id(&db.conn, db, &hook.id)
-            .await?
-            .ok_or_else(|| api(ErrorCode::NotFound, "this session has no webhook"))?;
+        let written = WebhookRow {
+            previous_secret: hook.secret.clone(),
+            previous_secret_expires_at: Some(until),
+            secret: Some(secret.clone()),
+            updated_at: now,
+            ..hook
+        };
+        let row = self.read_back(written).await?;
         Ok(v1::RotateWebhookSecretResponse { webhook: Some(to_webhook(&row)), secret })
+    }
+
+    /// The webhook as stored after a committed write, or as `written` when
+    /// it cannot be read back now (the write stands; its answer must not be
+    /// lost to a failed read). Gone meanwhile: NOT_FOUND.
+    async fn read_back(&self, written: WebhookRow) -> CpResult<WebhookRow> {
+        let db = &self.state.db;
+        match WebhookRow::by_id(&db.conn, db, &written.id).await {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(api(ErrorCode::NotFound, "this session has no webhook")),
+            Err(err) => {
+                tracing::warn!(webhook_id = written.id, error = %err, "webhook not read back: answering what was written");
+                Ok(written)
+            }
+        }
     }
 
     async fn delivery(&self, webhook_id: &str, id: &str) -> CpResult<v1::WebhookDelivery> {

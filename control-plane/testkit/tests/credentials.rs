@@ -127,6 +127,105 @@ async fn token_lifecycle_postgres_redis() {
     token_lifecycle(Storage::PostgresRedis).await;
 }
 
+async fn grpc_at(cl: &Cluster, replica: usize) -> AuthServiceClient<tonic::transport::Channel> {
+    AuthServiceClient::new(wagate_proto::connect(cl.cp_at(replica).url()).await.expect("channel"))
+}
+
+/// A spent refresh token replayed (a thief, or the owner after a thief)
+/// revokes its family, and with it every access token minted in that
+/// sign-in, at once and on every replica (not after their 15 minutes);
+/// other sign-ins of the account go on.
+async fn reuse_revokes_the_familys_access_tokens(storage: Storage) {
+    let mut cl = start(cluster(storage).replicas(2)).await;
+    let api = Api::new(&cl);
+    let other_edge = Api { base: cl.add_edge(1).await.expect("edge"), http: reqwest::Client::new() };
+    let mut auth0 = grpc_at(&cl, 0).await;
+    let mut auth1 = grpc_at(&cl, 1).await;
+    api.register("ann@example.com").await;
+    let first = login(&mut auth0, "ann@example.com", PASSWORD).await;
+    let rotated = auth0
+        .refresh(v1::RefreshRequest { refresh_token: first.refresh_token.clone() })
+        .await
+        .expect("refresh")
+        .into_inner();
+    let elsewhere = login(&mut auth1, "ann@example.com", PASSWORD).await;
+    for token in [&first.token, &rotated.token, &elsewhere.token] {
+        assert_eq!(me_status(&api, token).await, 200);
+        assert_eq!(me_status(&other_edge, token).await, 200);
+    }
+
+    // the spent token replayed through the other replica
+    let e =
+        auth1.refresh(v1::RefreshRequest { refresh_token: first.refresh_token.clone() }).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "reuse");
+    for (edge, name) in [(&api, "replica 0"), (&other_edge, "replica 1")] {
+        assert_eq!(me_status(edge, &first.token).await, 401, "{name}: the first access token of the family");
+        assert_eq!(me_status(edge, &rotated.token).await, 401, "{name}: the access token of the rotation");
+        assert_eq!(me_status(edge, &elsewhere.token).await, 200, "{name}: another sign-in goes on");
+    }
+    let e = auth0.refresh(v1::RefreshRequest { refresh_token: rotated.refresh_token }).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "the family's live refresh token");
+    let again = login(&mut auth0, "ann@example.com", PASSWORD).await;
+    assert_eq!(me_status(&other_edge, &again.token).await, 200, "signing in again starts a new family");
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_revokes_the_familys_access_tokens_sqlite() {
+    reuse_revokes_the_familys_access_tokens(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_revokes_the_familys_access_tokens_postgres_redis() {
+    reuse_revokes_the_familys_access_tokens(Storage::PostgresRedis).await;
+}
+
+/// Logout with someone else's refresh token signs out the caller only
+/// (and says nothing about the token); logout with one's own ends that
+/// sign-in: its refresh token and every access token minted in it.
+async fn logout_touches_only_the_callers_tokens(storage: Storage) {
+    let cl = start(cluster(storage)).await;
+    let api = Api::new(&cl);
+    let mut auth = grpc(&cl).await;
+    api.register("ann@example.com").await;
+    api.register("bob@example.com").await;
+    let ann = login(&mut auth, "ann@example.com", PASSWORD).await;
+    let bob = login(&mut auth, "bob@example.com", PASSWORD).await;
+
+    let r = auth
+        .logout(authed(v1::LogoutRequest { refresh_token: ann.refresh_token.clone() }, &bob.token))
+        .await
+        .expect("logout answers as usual")
+        .into_inner();
+    assert!(r.revoked);
+    assert_eq!(me_status(&api, &bob.token).await, 401, "bob signed himself out");
+    assert_eq!(me_status(&api, &ann.token).await, 200, "ann's access token");
+    let fresh = auth
+        .refresh(v1::RefreshRequest { refresh_token: ann.refresh_token.clone() })
+        .await
+        .expect("ann's refresh token still works")
+        .into_inner();
+
+    auth.logout(authed(v1::LogoutRequest { refresh_token: fresh.refresh_token.clone() }, &fresh.token))
+        .await
+        .expect("logout");
+    assert_eq!(me_status(&api, &fresh.token).await, 401, "the presented token");
+    assert_eq!(me_status(&api, &ann.token).await, 401, "an earlier access token of the same sign-in");
+    let e = auth.refresh(v1::RefreshRequest { refresh_token: fresh.refresh_token }).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_touches_only_the_callers_tokens_sqlite() {
+    logout_touches_only_the_callers_tokens(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_touches_only_the_callers_tokens_postgres_redis() {
+    logout_touches_only_the_callers_tokens(Storage::PostgresRedis).await;
+}
+
 /// With no re-authentication window, sensitive changes need the password.
 async fn reauthentication(storage: Storage) {
     let cl = start(cluster(storage).workers(1, 5).configure(|c| c.reauth_window = Duration::ZERO)).await;

@@ -250,70 +250,107 @@ async fn redis_lost_falls_back_to_per_replica_limits() {
     cl.shutdown().await;
 }
 
-/// 100 wrong passwords for one account from ten addresses: 10 are checked
-/// (401), 90 refused before any password check (429); another account's
-/// login meanwhile answers in its usual time. Sign-ups are limited per
+/// A login from client address `ip` (the edge believes X-Forwarded-For).
+async fn login_from(api: &Api, ip: &str, email: &str, password: &str) -> (Reply, Duration) {
+    let req = api
+        .http
+        .post(format!("{}/api/v1/auth/login", api.base))
+        .header("x-forwarded-for", ip)
+        .json(&json!({ "email": email, "password": password }));
+    let started = Instant::now();
+    let r = api.raw(req).await;
+    (r, started.elapsed())
+}
+
+fn believes_forwarded_for() -> wagate_edge_gateway::EdgeConfig {
+    wagate_edge_gateway::EdgeConfig {
+        // the test client stands in for a proxy: its X-Forwarded-For is believed
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    }
+}
+
+fn retry_after(r: &Reply) -> u64 {
+    r.headers["retry-after"].to_str().unwrap().parse().unwrap()
+}
+
+/// 100 wrong passwords for one account from one address: 10 are checked
+/// (401), 90 refused before any password check (429 with Retry-After); the
+/// owner signs in from another address all the while, another account's
+/// login answers in its usual time. One address spraying guesses across
+/// accounts is stopped by the per-address limit. Sign-ups are limited per
 /// address.
 async fn password_guessing_is_bounded(storage: Storage) {
     let clock = Clock::manual(ON_THE_HOUR_MS + 60_000);
     let c = clock.clone();
-    let edge = wagate_edge_gateway::EdgeConfig {
-        // the test client stands in for a proxy: its X-Forwarded-For is believed
-        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
-        ..Default::default()
-    };
-    let cl = start(cluster(storage).edge_config(edge).configure(move |cfg| limits(cfg, &c))).await;
+    let cl =
+        start(cluster(storage).edge_config(believes_forwarded_for()).configure(move |cfg| limits(cfg, &c)))
+            .await;
     let api = Api::new(&cl);
     api.register("victim@example.com").await;
     api.register("bystander@example.com").await;
-    let login_from = |ip: String, email: &'static str, password: &'static str| {
-        let api = api.clone();
-        async move {
-            let req = api
-                .http
-                .post(format!("{}/api/v1/auth/login", api.base))
-                .header("x-forwarded-for", ip)
-                .json(&json!({ "email": email, "password": password }));
-            let started = Instant::now();
-            let r = api.raw(req).await;
-            (r, started.elapsed())
-        }
-    };
     let mut usual = Vec::new();
     for _ in 0..3 {
-        let (r, took) = login_from("198.51.100.7".into(), "bystander@example.com", "correct-horse-9").await;
+        let (r, took) = login_from(&api, "198.51.100.7", "bystander@example.com", "correct-horse-9").await;
         r.expect(200);
         usual.push(took);
     }
     usual.sort();
     let usual = usual[1];
 
-    let guesses =
-        (0..100).map(|i| login_from(format!("203.0.113.{}", i % 10), "victim@example.com", "wrong-guess-00"));
-    let flood = tokio::spawn(futures::future::join_all(guesses));
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let (r, during) = login_from("198.51.100.7".into(), "bystander@example.com", "correct-horse-9").await;
+    const ATTACKER: &str = "203.0.113.7";
+    let guesses = (0..100).map(|_| login_from(&api, ATTACKER, "victim@example.com", "wrong-guess-00"));
+    let flood = futures::future::join_all(guesses);
+    let bystander = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        login_from(&api, "198.51.100.7", "bystander@example.com", "correct-horse-9").await
+    };
+    let (replies, (r, during)) = tokio::join!(flood, bystander);
     r.expect(200);
-    let replies = flood.await.unwrap();
     let wrong = replies.iter().filter(|(r, _)| r.status == 401).count();
     let limited = replies.iter().filter(|(r, _)| r.status == 429).count();
     assert_eq!((wrong, limited), (10, 90), "10 guesses checked, the rest refused");
     for (r, _) in replies.iter().filter(|(r, _)| r.status == 429) {
         r.expect_code(429, "RATE_LIMITED");
-        assert!(r.headers.contains_key("retry-after"));
-        assert!(r.body["error"].as_str().unwrap().contains("for this account"), "{}", r.body);
+        assert!((1..=900).contains(&retry_after(r)), "Retry-After {}", retry_after(r));
+        assert!(
+            r.body["error"].as_str().unwrap().contains("for this account from this address"),
+            "{}",
+            r.body
+        );
     }
     println!("bystander login: usual {usual:?}, during the flood {during:?}");
     assert!(
         during < usual * 3 + Duration::from_millis(1000),
         "a flood on one account does not starve other logins: usual {usual:?}, during {during:?}"
     );
-    // the owner, with the right password, waits for the window like the attacker
-    let (r, _) = login_from("192.0.2.1".into(), "victim@example.com", "correct-horse-9").await;
+    // the owner, from anywhere else, is not locked out by the attacker
+    let (r, _) = login_from(&api, "192.0.2.1", "victim@example.com", "correct-horse-9").await;
+    r.expect(200);
+    // the attacker's address stays refused for this account, even with the right password
+    let (r, _) = login_from(&api, ATTACKER, "victim@example.com", "correct-horse-9").await;
     r.expect_code(429, "RATE_LIMITED");
     clock.advance(Duration::from_secs(15 * 60));
-    let (r, _) = login_from("192.0.2.1".into(), "victim@example.com", "correct-horse-9").await;
+    let (r, _) = login_from(&api, ATTACKER, "victim@example.com", "correct-horse-9").await;
     r.expect(200);
+
+    // one address spraying guesses across accounts: 50 per 15 minutes
+    const SPRAYER: &str = "203.0.113.66";
+    let spray = (0..60).map(|i| {
+        let api = api.clone();
+        async move { login_from(&api, SPRAYER, &format!("user{i}@example.com"), "wrong-guess-00").await.0 }
+    });
+    let replies = futures::future::join_all(spray).await;
+    let wrong = replies.iter().filter(|r| r.status == 401).count();
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!((wrong, limited.len()), (50, 10), "50 guesses checked across accounts, the rest refused");
+    for r in limited {
+        r.expect_code(429, "RATE_LIMITED");
+        assert!(r.body["error"].as_str().unwrap().contains("from this address"), "{}", r.body);
+        assert!(!r.body["error"].as_str().unwrap().contains("account"), "{}", r.body);
+    }
+    let (r, _) = login_from(&api, SPRAYER, "bystander@example.com", "correct-horse-9").await;
+    r.expect_code(429, "RATE_LIMITED");
 
     // sign-ups: 10 per address per hour
     for i in 0..10 {
@@ -349,6 +386,132 @@ async fn password_guessing_is_bounded_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_is_bounded_on_redis() {
     password_guessing_is_bounded(Storage::PostgresRedis).await;
+}
+
+/// The login limit slides: ten wrong guesses at 10:14:59 leave the attacker
+/// refused past 10:15:00 (where a fixed window would hand out ten more) until
+/// the first guess is fifteen minutes old; the owner signs in from elsewhere
+/// throughout. With two replicas, guesses through either replica count
+/// against one shared window (Redis).
+async fn login_window_slides(storage: Storage, replicas: usize) {
+    let quarter_to = ON_THE_HOUR_MS + 15 * 60_000 - 1_000; // 10:14:59
+    let clock = Clock::manual(quarter_to);
+    let c = clock.clone();
+    let edge = believes_forwarded_for();
+    let mut cl = start(
+        cluster(storage).replicas(replicas).edge_config(edge.clone()).configure(move |cfg| limits(cfg, &c)),
+    )
+    .await;
+    let mut apis = vec![Api::new(&cl)];
+    for i in 1..replicas {
+        let base = cl.add_edge_with(i, edge.clone()).await.unwrap();
+        apis.push(Api { base, http: reqwest::Client::new() });
+    }
+    apis[0].register("victim@example.com").await;
+    const ATTACKER: &str = "203.0.113.7";
+    let guess =
+        |i: usize| login_from(&apis[i % apis.len()], ATTACKER, "victim@example.com", "wrong-guess-00");
+    for i in 0..10 {
+        guess(i).await.0.expect_code(401, "INVALID_CREDENTIALS");
+    }
+    for i in 0..replicas.max(2) {
+        let (r, _) = guess(i).await;
+        r.expect_code(429, "RATE_LIMITED");
+        assert_eq!(retry_after(&r), 900, "the first guess leaves the window in 15 minutes");
+    }
+    // 10:15:01: a new fixed window, not a new sliding one
+    clock.advance(Duration::from_secs(2));
+    for i in 0..replicas.max(2) {
+        let (r, _) = guess(i).await;
+        r.expect_code(429, "RATE_LIMITED");
+        assert_eq!(retry_after(&r), 898);
+        // the owner meanwhile, from another address, through any replica
+        let (r, _) =
+            login_from(&apis[i % apis.len()], "192.0.2.1", "victim@example.com", "correct-horse-9").await;
+        r.expect(200);
+    }
+    // 10:29:59: the ten guesses leave the window together
+    clock.advance(Duration::from_secs(898));
+    for i in 0..10 {
+        guess(i).await.0.expect_code(401, "INVALID_CREDENTIALS");
+    }
+    guess(0).await.0.expect_code(429, "RATE_LIMITED");
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_window_slides_embedded() {
+    login_window_slides(Storage::Sqlite, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_window_slides_across_two_replicas_on_redis() {
+    login_window_slides(Storage::PostgresRedis, 2).await;
+}
+
+/// The sliding rule counts the same in Redis and in-process (the Lua
+/// script against the in-process log, step by step, on one manual clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sliding_windows_count_the_same_on_redis_and_in_process() {
+    use wagate_control_plane::cache::Cache;
+    use wagate_control_plane::limits::{Check, Limiter};
+    let redis_url =
+        std::env::var("WAGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("wagate-test:{}:", uuid::Uuid::new_v4().simple());
+    let clock = Clock::manual(ON_THE_HOUR_MS);
+    let backends = [
+        Limiter::new(&Cache::connect(None, &prefix).await.unwrap(), clock.clone()),
+        Limiter::new(&Cache::connect(Some(&redis_url), &prefix).await.unwrap(), clock.clone()),
+    ];
+    let slide = Rate::new(3, Duration::from_secs(10)).sliding();
+    let fixed = Rate::new(5, Duration::from_secs(10));
+    let mut answers: Vec<Vec<String>> = vec![Vec::new(), Vec::new()];
+    // (ms to advance, cost of the sliding check)
+    let steps = [
+        (0, 1),
+        (2_000, 1),
+        (3_000, 1),
+        (4_999, 1),
+        (1, 1),
+        (0, 1),
+        (1_000, 2),
+        (4_000, 0),
+        (9_000, 4),
+        (1, 3),
+    ];
+    for (advance, cost) in steps {
+        clock.advance(Duration::from_millis(advance));
+        for (b, limiter) in backends.iter().enumerate() {
+            let checks = [
+                Check { rule: "t_fixed", subject: "s", rate: fixed, cost: 1 },
+                Check { rule: "t_slide", subject: "s", rate: slide, cost },
+            ];
+            let answer = match limiter.check_all(&checks).await {
+                Ok(d) => format!(
+                    "ok {} {} / {} {}",
+                    d[0].remaining,
+                    d[0].reset.as_millis(),
+                    d[1].remaining,
+                    d[1].reset.as_millis()
+                ),
+                Err((i, d)) => format!("refused {i} {} {}", d.remaining, d.reset.as_millis()),
+            };
+            answers[b].push(answer);
+        }
+        assert!(!backends[1].on_fallback(), "Redis answered");
+    }
+    backends[1].refund("t_slide", "s", slide, 1).await;
+    backends[0].refund("t_slide", "s", slide, 1).await;
+    for (b, limiter) in backends.iter().enumerate() {
+        let d = limiter.check("t_slide", "s", slide, 1).await;
+        answers[b].push(format!("after a refund: {} {}", d.allowed, d.remaining));
+    }
+    println!("{:#?}", answers[0]);
+    assert_eq!(answers[0], answers[1]);
+    assert!(
+        answers[0].iter().any(|a| a.starts_with("refused 1")),
+        "the sliding rule refused some: {answers:?}"
+    );
 }
 
 /// Per-client-IP limits on every call, session operations tighter; the

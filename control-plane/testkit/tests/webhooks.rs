@@ -828,3 +828,54 @@ async fn webhook_configured_on_one_replica_gets_the_others_events_at_once() {
         cl.shutdown().await;
     }
 }
+
+/// `POST …/webhook/test` is limited per session (each is an outbound
+/// request to a URL the caller chose): 5 a minute, then 429 with
+/// Retry-After; another session's tests are its own; the window slides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_tests_are_limited_per_session() {
+    use wagate_control_plane::limits::{Clock, Rate};
+    for storage in Storage::ALL {
+        let clock = Clock::manual(1_795_773_600_000);
+        let c = clock.clone();
+        let cl = start(cluster(storage).workers(1, 10).configure(move |cfg| {
+            fast_webhooks(cfg);
+            cfg.limits.clock = c.clone();
+            cfg.limits.webhook_test = Some(Rate::new(5, Duration::from_secs(60)));
+        }))
+        .await;
+        let api = Api::new(&cl);
+        let rx = Receiver::start().await;
+        let ann = api.register("ann@example.com").await;
+        let bob = api.register("bob@example.com").await;
+        let (ann_sid, _) = api.create_session(&ann, "shop").await;
+        let (bob_sid, _) = api.create_session(&bob, "shop").await;
+        for (token, sid) in [(&ann, &ann_sid), (&bob, &bob_sid)] {
+            put_webhook(&api, token, sid, json!({ "url": rx.url() })).await.expect(201);
+        }
+        let test = |token: &str, sid: &str| {
+            let (api, token, sid) = (api.clone(), token.to_owned(), sid.to_owned());
+            async move { api.post(&format!("/api/v1/sessions/{sid}/webhook/test"), Some(&token), json!({})).await }
+        };
+        for i in 0..5 {
+            clock.advance(Duration::from_secs(1));
+            let r = test(&ann, &ann_sid).await;
+            r.expect(200);
+            assert_eq!(r.data()["status"], "DELIVERED", "test {i}: {}", r.body);
+        }
+        let r = test(&ann, &ann_sid).await;
+        r.expect_code(429, "RATE_LIMITED");
+        assert!(r.body["error"].as_str().unwrap().contains("webhook tests for this session"), "{}", r.body);
+        assert_eq!(r.headers["retry-after"], "56", "until the first test is a minute old");
+        // another tenant probing the session: 404, and nothing counted or sent
+        test(&bob, &ann_sid).await.expect_code(404, "SESSION_NOT_FOUND");
+        // another session has its own limit
+        test(&bob, &bob_sid).await.expect(200);
+        assert_eq!(of_type(&rx.got(), "webhook.test").len(), 6, "refused tests send nothing");
+        // the first test leaves the window: one more
+        clock.advance(Duration::from_secs(56));
+        test(&ann, &ann_sid).await.expect(200);
+        test(&ann, &ann_sid).await.expect_code(429, "RATE_LIMITED");
+        cl.shutdown().await;
+    }
+}
