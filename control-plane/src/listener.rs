@@ -39,6 +39,10 @@ pub const CONNECTIONS_REFUSED: &str = "wagate_cp_grpc_connections_refused_total"
 pub const CONNECTIONS_TIMED_OUT: &str = "wagate_cp_grpc_connections_timed_out_total";
 pub const CONNECTIONS_OPEN: &str = "wagate_cp_grpc_connections_open";
 
+/// An idle connection is not closed within this of receiving bytes (a call's
+/// request may be read but not yet at the service).
+const READ_SETTLE: Duration = Duration::from_secs(1);
+
 /// The limits of the gRPC listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerLimits {
@@ -75,6 +79,8 @@ struct Activity {
     last_call_ms: AtomicU64,
     /// Any byte received yet.
     spoke: AtomicBool,
+    /// Milliseconds since `born` of the last bytes received.
+    last_read_ms: AtomicU64,
 }
 
 impl Activity {
@@ -84,12 +90,26 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_call_ms: AtomicU64::new(0),
             spoke: AtomicBool::new(false),
+            last_read_ms: AtomicU64::new(0),
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_call_ms.store(ms, Ordering::Relaxed);
+        self.last_call_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn read(&self) {
+        self.spoke.store(true, Ordering::Relaxed);
+        self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long ago bytes were last received.
+    fn since_read(&self) -> Duration {
+        Duration::from_millis(self.now_ms().saturating_sub(self.last_read_ms.load(Ordering::Relaxed)))
     }
 
     /// How long no call has been in flight (zero while one is).
@@ -194,7 +214,10 @@ impl GuardedStream {
             let (reason, wait) = if !self.activity.spoke.load(Ordering::Relaxed) {
                 ("first_bytes", self.first_bytes_timeout.saturating_sub(self.activity.born.elapsed()))
             } else if let Some(idle) = self.idle_timeout {
-                ("idle", idle.saturating_sub(self.activity.idle_for()))
+                // Bytes just received may be a call whose request has not reached
+                // the service yet: give it a moment to register before closing.
+                let settle = READ_SETTLE.saturating_sub(self.activity.since_read());
+                ("idle", idle.saturating_sub(self.activity.idle_for()).max(settle))
             } else {
                 // Spoke, and no idle timeout: nothing more to watch.
                 self.timer.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
@@ -244,7 +267,7 @@ impl AsyncRead for GuardedStream {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.spoke.store(true, Ordering::Relaxed);
+            this.activity.read();
         }
         // The server task always has a read pending: the deadline is polled
         // (and its waker registered) here.
