@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+#[path = "build_text.rs"]
+mod build_text;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "wagate/v1/common.proto",
@@ -24,7 +27,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor_path = out_dir.join("wagate_descriptor.bin");
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&fds))?;
+    println!("cargo:rerun-if-changed=build_text.rs");
+    std::fs::write(out_dir.join("wagate_text.rs"), build_text::generate(&fds))?;
     tonic_prost_build::configure()
+        // Every request a server decodes is checked once, in the codec: no
+        // string field may hold a NUL (see `src/text.rs`).
+        .codec_path("crate::codec::CheckedCodec")
         .build_server(true)
         .build_client(true)
         // `WorkerService.Connect` would clash with the generated `Client::connect`

@@ -20,6 +20,22 @@ pub struct ControlPlaneArgs {
     /// gRPC listen address (workers, the edge and internal services connect here).
     #[arg(long, env = "WAGATE_GRPC_LISTEN", default_value = "0.0.0.0:50051")]
     pub grpc_listen: SocketAddr,
+    /// A gRPC connection must send its first bytes (HTTP/2 preface or TLS
+    /// ClientHello) within this many milliseconds, else it is closed.
+    #[arg(long, env = "WAGATE_GRPC_FIRST_BYTES_TIMEOUT_MS", default_value_t = 10_000)]
+    pub grpc_first_bytes_timeout_ms: u64,
+    /// A gRPC connection with no call in flight this many milliseconds is closed (0: never).
+    #[arg(long, env = "WAGATE_GRPC_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
+    pub grpc_idle_timeout_ms: u64,
+    /// gRPC connections held at once; more are closed at accept.
+    #[arg(long, env = "WAGATE_GRPC_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub grpc_max_connections: usize,
+    /// HTTP/2 keepalive ping interval of the gRPC listener, in milliseconds.
+    #[arg(long, env = "WAGATE_GRPC_KEEPALIVE_INTERVAL_MS", default_value_t = 10_000)]
+    pub grpc_keepalive_interval_ms: u64,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "WAGATE_GRPC_KEEPALIVE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub grpc_keepalive_timeout_ms: u64,
     /// `postgres://…` or `sqlite://path?mode=rwc`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/wagate.db?mode=rwc")]
     pub database_url: String,
@@ -212,6 +228,8 @@ pub struct ControlPlaneArgs {
 #[derive(Debug, Clone)]
 pub struct ControlPlaneConfig {
     pub grpc_listen: SocketAddr,
+    /// Guards of the gRPC listener (first bytes, idle, cap, keepalive).
+    pub grpc_limits: crate::listener::ListenerLimits,
     pub database_url: String,
     pub db_max_connections: u32,
     pub redis_url: Option<String>,
@@ -344,6 +362,14 @@ impl ControlPlaneArgs {
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(50)),
             heartbeat_tolerance: self.heartbeat_tolerance.max(1),
             hello_timeout: Duration::from_millis(self.hello_timeout_ms.max(100)),
+            grpc_limits: crate::listener::ListenerLimits {
+                first_bytes_timeout: Duration::from_millis(self.grpc_first_bytes_timeout_ms.max(100)),
+                idle_timeout: (self.grpc_idle_timeout_ms > 0)
+                    .then(|| Duration::from_millis(self.grpc_idle_timeout_ms.max(1000))),
+                max_connections: self.grpc_max_connections.max(1),
+                keepalive_interval: Duration::from_millis(self.grpc_keepalive_interval_ms.max(100)),
+                keepalive_timeout: Duration::from_millis(self.grpc_keepalive_timeout_ms.max(100)),
+            },
             command_timeout: Duration::from_millis(self.command_timeout_ms.max(100)),
             worker_channel_capacity: self.worker_channel_capacity.max(1),
             key_cache_ttl: Duration::from_millis(self.key_cache_ttl_ms),
@@ -534,6 +560,7 @@ impl ControlPlaneConfig {
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_tolerance: 3,
             hello_timeout: Duration::from_secs(5),
+            grpc_limits: crate::listener::ListenerLimits::default(),
             command_timeout: Duration::from_secs(10),
             worker_channel_capacity: 1024,
             key_cache_ttl: Duration::from_secs(2),

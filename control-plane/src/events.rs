@@ -44,7 +44,7 @@ async fn on_qr(
     generation: u64,
     qr: v1::QrCode,
 ) -> Result<u64, DbErr> {
-    if qr.code.is_empty() || qr.code.len() > 4096 {
+    if !crate::worker_input::qr(worker_id, &qr.code) {
         return Ok(0);
     }
     // `qr_since` starts the QR timeout's clock unless it already runs.
@@ -72,13 +72,15 @@ async fn on_status(
     else {
         return Ok(0);
     };
-    let phone = st.phone_number.filter(|p| !p.is_empty() && p.len() <= 32);
+    // Checked like client input: an invalid phone number or reason is dropped, never stored.
+    let phone = crate::worker_input::phone("status", worker_id, st.phone_number);
+    let reason = crate::worker_input::reason(worker_id, st.reason);
     let fence = Fence::of_event(session_id, worker_id, generation);
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
         payload::SessionStatusChanged {
             status: sea_orm::ActiveEnum::to_value(&status),
-            reason: st.reason.filter(|r| !r.is_empty()).map(|r| r.chars().take(500).collect()),
+            reason,
             phone_number: phone,
         }
     })

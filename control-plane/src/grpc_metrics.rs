@@ -24,14 +24,31 @@ pub struct GrpcMetrics<S> {
     inner: S,
 }
 
-/// Our services and the standard ones keep their path; anything else is one
-/// series, so random paths cannot blow up the label set.
-fn method_label(path: &str) -> String {
-    if path.starts_with("/wagate.") || path.starts_with("/grpc.") {
-        path.to_owned()
-    } else {
-        "other".to_owned()
-    }
+/// The standard services served beside ours (health, reflection v1 and v1alpha).
+const STANDARD_METHODS: [&str; 4] = [
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+/// The `method` label: a method this server has (ours come from the
+/// descriptor set, so the set is fixed at build time); any other path is
+/// `other`, so random paths (`/wagate.x/<random>`) cannot add series.
+pub(crate) fn method_label(path: &str) -> &'static str {
+    wagate_proto::text::GRPC_METHODS
+        .iter()
+        .chain(STANDARD_METHODS.iter())
+        .find(|m| **m == path)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// The `code` label: a gRPC status code (0-16), else `other`.
+fn code_label(raw: &str) -> &'static str {
+    const CODES: [&str; 17] =
+        ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16"];
+    CODES.into_iter().find(|c| *c == raw).unwrap_or("other")
 }
 
 impl<S, B, RB> tower::Service<http::Request<B>> for GrpcMetrics<S>
@@ -59,12 +76,28 @@ where
                     .headers()
                     .get("grpc-status")
                     .and_then(|v| v.to_str().ok())
-                    .map_or_else(|| "0".to_owned(), str::to_owned),
-                Err(_) => "transport".to_owned(),
+                    .map_or("0", code_label),
+                Err(_) => "transport",
             };
             ::metrics::histogram!(crate::metrics::GRPC_SERVER_DURATION, "method" => method, "code" => code)
                 .record(started.elapsed().as_secs_f64());
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_a_fixed_set() {
+        assert_eq!(method_label("/wagate.v1.MessageService/Send"), "/wagate.v1.MessageService/Send");
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
+        for random in ["/wagate.v1.MessageService/Nope", "/wagate.x7/y", "/grpc.zz/q", "/", "/a/b"] {
+            assert_eq!(method_label(random), "other", "{random}");
+        }
+        assert_eq!(code_label("14"), "14");
+        assert_eq!(code_label("99"), "other");
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod heartbeat;
 pub(crate) mod invalidation;
 pub(crate) mod key_usage;
 pub mod limits;
+pub mod listener;
 pub(crate) mod metrics;
 pub(crate) mod metrics_http;
 pub mod persistence;
@@ -45,6 +46,7 @@ pub(crate) mod stream_applier;
 pub mod usage;
 pub(crate) mod validation;
 pub mod webhooks;
+pub(crate) mod worker_input;
 pub(crate) mod worker_stream;
 
 pub use config::{ControlPlaneArgs, ControlPlaneConfig};

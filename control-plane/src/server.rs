@@ -212,6 +212,8 @@ impl ControlPlane {
         let incoming = tonic::transport::server::TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(30)));
+        let limits = state.config.grpc_limits;
+        let (incoming, activity) = crate::listener::Guarded::new(incoming, limits);
         let stop_listener = CancellationToken::new();
         let stop = stop_listener.clone();
         let mut builder = tonic::transport::Server::builder();
@@ -220,10 +222,11 @@ impl ControlPlane {
                 builder.tls_config(tls).map_err(|e| wagate_proto::tls::TlsError::Config(e.to_string()))?;
         }
         let router = builder
-            .http2_keepalive_interval(Some(Duration::from_secs(10)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(5)))
-            // Outermost: a call's handler (with the layers below) finishes
-            // even when its client goes away (see `run_to_completion`).
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+            .layer(activity)
+            // A call's handler (with the layers below) finishes even when its
+            // client goes away (see `run_to_completion`).
             .layer(crate::run_to_completion::RunToCompletionLayer::new(state.tasks.clone()))
             .layer(crate::grpc_metrics::GrpcMetricsLayer)
             .layer(crate::limits::layer::ClientLimitLayer::new(state.clone()))

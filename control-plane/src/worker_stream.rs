@@ -175,10 +175,10 @@ fn validate_hello(hello: &v1::Hello) -> Result<(), Status> {
     if hello.max_sessions == 0 || hello.max_sessions > 100_000 {
         return Err(Status::invalid_argument("max_sessions must be between 1 and 100000"));
     }
-    if hello.endpoint.len() > 512 || hello.version.len() > 64 {
-        return Err(Status::invalid_argument("endpoint or version too long"));
-    }
-    Ok(())
+    crate::worker_input::hello(hello).map_err(|e| {
+        metrics::WORKER_STREAMS_REJECTED.inc();
+        Status::from(e)
+    })
 }
 
 /// Sessions the worker still runs but must not: deleted, placed elsewhere,
@@ -242,8 +242,11 @@ async fn read_loop(
             }
             Ok(Some(Ok(msg))) => msg,
         };
+        // Checked like client input: a message with a NUL in a string is dropped.
+        let Some(msg) = crate::worker_input::stream_message(&conn.worker_id, msg) else { continue };
         match msg.kind {
-            Some(worker_message::Kind::Result(result)) => {
+            Some(worker_message::Kind::Result(mut result)) => {
+                crate::worker_input::command_result(&conn.worker_id, &mut result);
                 let request_id = result.request_id;
                 if !conn.complete(result) {
                     tracing::debug!(request_id, "result for a caller that gave up");

@@ -120,7 +120,13 @@ pub struct EdgeArgs {
 
     /// Prometheus `GET /metrics` listen address of the edge binary; empty turns
     /// it off, anything else that is not `address:port` refuses start-up.
-    #[arg(long = "edge-metrics-listen", env = "WAGATE_EDGE_METRICS_LISTEN", default_value = "0.0.0.0:9091")]
+    /// Loopback by default, like the control plane's: expose it (`0.0.0.0:9091`)
+    /// only to the scraper's network, and/or set `WAGATE_METRICS_TOKEN`.
+    #[arg(
+        long = "edge-metrics-listen",
+        env = "WAGATE_EDGE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9091"
+    )]
     pub metrics_listen: String,
 
     // --- TLS towards the control plane, /metrics token (issue 13) ---
@@ -261,6 +267,15 @@ mod tests {
     fn defaults_match_edge_config_default() {
         let cli = Cli::try_parse_from(["edge-gateway"]).unwrap();
         assert_eq!(cli.edge.into_config().unwrap(), EdgeConfig::default());
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["edge-gateway"]).unwrap();
+        let addr = cli.edge.metrics_listen().expect("valid").expect("on by default");
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.to_string(), "127.0.0.1:9091");
+        assert!(cli.edge.metrics_token().is_none());
     }
 
     #[test]

@@ -250,11 +250,18 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Request, Response> 
 /// Latency of REST requests, labelled `route` (template), `method`, `status`.
 pub const HTTP_REQUEST_DURATION: &str = "wagate_edge_http_request_duration_seconds";
 
+/// The `method` label: one of the standard methods, anything else (hyper
+/// accepts any token as a method) is `other`, so a client cannot add series.
+pub fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"];
+    KNOWN.into_iter().find(|name| *name == method.as_str()).unwrap_or("other")
+}
+
 /// Records [`HTTP_REQUEST_DURATION`].
 pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     // `/api/...` is an alias of `/api/v1/...`: one series per route.
     let route = match route.strip_prefix("/api/") {
@@ -264,7 +271,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!(
         HTTP_REQUEST_DURATION,
         "route" => route,
-        "method" => method.as_str().to_owned(),
+        "method" => method,
         "status" => response.status().as_str().to_owned(),
     )
     .record(started.elapsed().as_secs_f64());

@@ -79,6 +79,13 @@ pub fn document() -> OpenApi {
             .to_owned(),
     );
     doc.info.license = None;
+    // utoipa's default `Info` names its own author as the contact: name ours.
+    doc.info.contact = Some(
+        utoipa::openapi::info::ContactBuilder::new()
+            .name(Some("wagate"))
+            .url(Some(env!("CARGO_PKG_REPOSITORY")))
+            .build(),
+    );
     let error_ref = Ref::from_schema_name("ErrorEnvelope");
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
@@ -191,6 +198,17 @@ mod tests {
         ("GET", "/api-docs"),
         ("GET", "/api-docs/openapi.json"),
     ];
+
+    #[test]
+    fn contact_is_the_project() {
+        let contact = super::document().info.contact.expect("contact");
+        assert_eq!(contact.name.as_deref(), Some("wagate"));
+        assert_eq!(contact.url.as_deref(), Some(env!("CARGO_PKG_REPOSITORY")));
+        assert!(!env!("CARGO_PKG_REPOSITORY").is_empty());
+        assert_eq!(contact.email, None);
+        let json = super::json();
+        assert!(!json.contains("@gmail") && !json.contains("Kukkonen"), "no library author in the document");
+    }
 
     #[test]
     fn every_route_is_documented_and_every_documented_path_is_routed() {

@@ -61,6 +61,13 @@ pub fn pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
         let value = decode(v).ok_or_else(|| {
             ApiError::invalid(key.clone(), format!("{key} is not valid percent-encoded UTF-8"))
         })?;
+        // No NUL in any parameter, known or not (see `json.rs`).
+        if wagate_proto::text::has_nul(&key) {
+            return Err(wagate_proto::text::nul_error("query"));
+        }
+        if wagate_proto::text::has_nul(&value) {
+            return Err(wagate_proto::text::nul_error(&key));
+        }
         out.retain(|(k, _)| *k != key);
         out.push((key, value.trim().to_owned()));
     }
@@ -286,6 +293,10 @@ mod tests {
         assert!(decode("%zz").is_none());
         let e = pairs(Some("a=1&bad=%zz")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("bad"));
+        let e = pairs(Some("q=abc%00def")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("q"));
+        assert!(e.message.contains("NUL"), "{}", e.message);
+        assert_eq!(pairs(Some("a%00=1")).unwrap_err().field.as_deref(), Some("query"));
         let kept = pairs(Some("a=1&a=2&b=&c=+")).unwrap();
         assert_eq!(kept, [("a", "2"), ("b", ""), ("c", "")].map(|(k, v)| (k.to_owned(), v.to_owned())));
     }

@@ -17,6 +17,7 @@ mod m20261127_000014_capacity;
 mod m20261127_000015_limits;
 mod m20261127_000016_idempotency_partial;
 mod m20261127_000017_dispatch_ledger_unbound;
+mod m20261127_000018_worker_default_cap;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000015_limits::Migration),
             Box::new(m20261127_000016_idempotency_partial::Migration),
             Box::new(m20261127_000017_dispatch_ledger_unbound::Migration),
+            Box::new(m20261127_000018_worker_default_cap::Migration),
         ]
     }
 }

@@ -4,15 +4,19 @@
 //! - [`error`]: the one error code type shared by the control plane (gRPC
 //!   status) and the edge gateway (HTTP status + JSON envelope);
 //! - [`connect`]: a client channel with keepalive set, for workers and the edge;
+//! - [`text`] / [`codec`]: no request a server decodes carries a NUL in any
+//!   string (checked once, in the codec of every service);
 //! - [`tls`]: the `WAGATE_TLS_*` files turned into server and client TLS (rustls on ring);
 //! - [`secret`]: the strength rule of configured secrets, shared by every binary.
 
+pub mod codec;
 pub mod error;
 pub mod forwarded;
 pub mod ratelimit;
 pub mod secret;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
+pub mod text;
 pub mod time;
 pub mod tls;
 

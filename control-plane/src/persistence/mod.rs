@@ -127,21 +127,126 @@ fn dollar_to_question(sql: &str) -> String {
     out
 }
 
-fn ensure_sqlite_dir(url: &str) {
+/// The SQLite file of `url` (`None` for `:memory:` or an empty path).
+fn sqlite_path(url: &str) -> Option<&Path> {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return;
-    }
-    if let Some(parent) = Path::new(path).parent()
+    (!path.is_empty() && !path.starts_with(":memory:") && !path.starts_with("file::memory:"))
+        .then(|| Path::new(path))
+}
+
+/// Prepares the SQLite file before SQLite opens it: a folder we create is
+/// 0700, the database file is created 0600 (SQLite gives its `-wal` and
+/// `-shm` files the database file's mode), and an existing file readable by
+/// others is narrowed to 0600. It holds password hashes and encrypted auth
+/// states. An existing folder is left as it is (it may be shared, e.g.
+/// `/tmp`); one that others can read is reported.
+fn ensure_sqlite_dir(url: &str) {
+    let Some(path) = sqlite_path(url) else { return };
+    if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
-        let _ = std::fs::create_dir_all(parent);
+        if parent.exists() {
+            warn_if_open(parent);
+        } else if let Err(e) = create_private_dir(parent) {
+            tracing::warn!(path = %parent.display(), error = %e, "could not create the database folder");
+        }
     }
+    if let Err(e) = private_file(path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not restrict the database file to 0600");
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn warn_if_open(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir)
+        && meta.permissions().mode() & 0o007 != 0
+    {
+        tracing::warn!(path = %dir.display(), "the database folder is accessible to other users; consider chmod 700");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_open(_dir: &Path) {}
+
+/// Creates the file 0600 if missing; narrows an existing file (and its
+/// `-wal`/`-shm` companions) to 0600 when group or others may read it.
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+    for file in [path.to_path_buf(), suffixed(path, "-wal"), suffixed(path, "-shm")] {
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            tracing::info!(path = %file.display(), "database file narrowed to 0600");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_file(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn suffixed(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    s.into()
 }
 
 #[cfg(test)]
 mod tests {
+    #[cfg(unix)]
+    fn mode(path: &std::path::Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The embedded database holds password hashes: 0600 in a 0700 folder
+    /// we create, and an older 0644 file is narrowed.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sqlite_file_is_private() {
+        let root = std::env::temp_dir().join(format!("wagate-mode-{}", uuid::Uuid::new_v4().simple()));
+        let dir = root.join("data");
+        let file = dir.join("wagate.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let db = super::Db::connect(&url, 1).await.unwrap();
+        assert_eq!(mode(&file), 0o600, "database file");
+        assert_eq!(mode(&dir), 0o700, "database folder");
+        let wal = super::suffixed(&file, "-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600, "wal file");
+        }
+        db.conn.close().await.unwrap();
+        // a file left 0644 by an older version is narrowed at start-up
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let db = super::Db::connect(&url, 1).await.unwrap();
+        assert_eq!(mode(&file), 0o600, "narrowed");
+        db.conn.close().await.unwrap();
+        std::fs::remove_dir_all(root).unwrap();
+        assert_eq!(super::sqlite_path("sqlite::memory:"), None);
+    }
+
     #[test]
     fn placeholders_are_rewritten_for_sqlite() {
         assert_eq!(

@@ -20,6 +20,7 @@ use crate::services::{page_limit, pagination};
 use crate::state::SharedState;
 
 pub const WORKER_TOKEN_PREFIX: &str = "wkt_";
+/// (Migration `m20261127_000018_worker_default_cap` writes this value too.)
 pub const DEFAULT_MAX_SESSIONS: u32 = 50;
 pub const MAX_MAX_SESSIONS: u32 = 100_000;
 
@@ -178,9 +179,9 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
-    if req.max_sessions != 0 {
-        crate::persistence::workers::set_capacity_cap(&txn, &state.db, &id, max_sessions).await?;
-    }
+    // The administrator's capacity, the default included, wins over what the
+    // worker advertises in its Hello (it may advertise less, never more).
+    crate::persistence::workers::set_capacity_cap(&txn, &state.db, &id, max_sessions).await?;
     txn.commit().await?;
     audit::record(
         &state.db,

@@ -185,6 +185,18 @@ pub(crate) async fn all_usage(
     .into_response())
 }
 
+/// A text cell that a spreadsheet would read as a formula (it starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return: OWASP's CSV injection)
+/// is prefixed with `'`, so it is shown as text; anything else is kept.
+/// (A session id may start with `-`; ids are never trusted to be inert.)
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// The rows as CSV, with `X-Total-Count` (rows in the month over all pages).
 fn csv_response(r: &v1::ListUsageResponse) -> Result<Response, ApiError> {
     let failed = |e: &dyn std::fmt::Display| {
@@ -196,11 +208,11 @@ fn csv_response(r: &v1::ListUsageResponse) -> Result<Response, ApiError> {
         .map_err(|e| failed(&e))?;
     for row in &r.rows {
         w.write_record([
-            row.month.as_str(),
-            &row.user_id,
-            &row.session_id,
-            &row.api_key_id,
-            &row.metric,
+            cell(&row.month).as_ref(),
+            &cell(&row.user_id),
+            &cell(&row.session_id),
+            &cell(&row.api_key_id),
+            &cell(&row.metric),
             &row.count.to_string(),
         ])
         .map_err(|e| failed(&e))?;
@@ -239,5 +251,31 @@ mod tests {
         let r = csv_response(&rows).unwrap();
         assert_eq!(r.headers()[header::CONTENT_TYPE], "text/csv; charset=utf-8");
         assert_eq!(r.headers()["x-total-count"], "1");
+    }
+
+    #[tokio::test]
+    async fn formula_cells_are_neutralised() {
+        let row = |session_id: &str| v1::UsageRow {
+            user_id: "u1".into(),
+            session_id: session_id.into(),
+            api_key_id: "@SUM(A1)".into(),
+            metric: "api_calls".into(),
+            count: 3,
+            month: "2026-11".into(),
+        };
+        let rows = v1::ListUsageResponse {
+            month: "2026-11".into(),
+            rows: ["-cmd|' /C calc'!A0", "=1+1", "+1", "\tx", "\rx", "plain-id"].map(row).to_vec(),
+            pagination: None,
+        };
+        let r = csv_response(&rows).unwrap();
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+        let mut reader = csv::Reader::from_reader(&body[..]);
+        let cells: Vec<(String, String)> =
+            reader.records().map(|r| r.unwrap()).map(|r| (r[2].to_owned(), r[3].to_owned())).collect();
+        let sessions: Vec<&str> = cells.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(sessions, ["'-cmd|' /C calc'!A0", "'=1+1", "'+1", "'\tx", "'\rx", "plain-id"]);
+        assert!(cells.iter().all(|(_, key)| key == "'@SUM(A1)"));
+        assert_eq!(cell("2026-11"), "2026-11");
     }
 }

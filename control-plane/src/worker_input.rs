@@ -1,0 +1,234 @@
+//! What workers report, checked like client input before anything is
+//! stored or passed on: workers are not trusted (a compromised or buggy
+//! worker must not write `<script>` into an owner's session, a NUL into
+//! PostgreSQL, or megabytes into a webhook).
+//!
+//! - every message on a worker's stream: no string may hold a NUL (the
+//!   generated walk of `wagate_proto::text`): the message is dropped;
+//! - `Hello`: endpoint and version bounded and printable, else the stream is
+//!   refused (INVALID_ARGUMENT naming the field);
+//! - events: a phone number is digits with an optional leading `+`, a reason
+//!   or QR code is bounded and free of control characters; an invalid value is
+//!   dropped (the rest of the event applies) or, when the value is the event
+//!   (a QR code), the event is refused;
+//! - command results: the WhatsApp message id, error code and message, and a
+//!   reported session state are checked the same way; an invalid value is
+//!   replaced by nothing (or a neutral error text), never stored.
+//!
+//! Every refusal is logged with the worker and the field, and counted in
+//! `wagate_cp_worker_events_refused_total{kind}` (a fixed set of kinds).
+
+use wagate_proto::text::NulFree;
+use wagate_proto::v1;
+
+/// Longest phone number digits (E.164: 15; a little slack for prefixes).
+const MAX_PHONE_DIGITS: usize = 20;
+/// Shortest phone number digits.
+const MIN_PHONE_DIGITS: usize = 5;
+pub const MAX_REASON: usize = 500;
+pub const MAX_QR: usize = 4096;
+pub const MAX_WA_ID: usize = 128;
+pub const MAX_ERROR_CODE: usize = 64;
+pub const MAX_ERROR_MESSAGE: usize = 500;
+const MAX_ENDPOINT: usize = 512;
+const MAX_VERSION: usize = 64;
+
+/// Counts and logs one refused worker value.
+pub fn refused(kind: &'static str, worker_id: &str, field: &str, why: &str) {
+    ::metrics::counter!("wagate_cp_worker_events_refused_total", "kind" => kind).increment(1);
+    tracing::warn!(worker_id, kind, field, why, "worker input refused");
+}
+
+/// A phone number as a worker may report it: an optional `+` and digits only.
+pub fn is_phone(raw: &str) -> bool {
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    (MIN_PHONE_DIGITS..=MAX_PHONE_DIGITS).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// At most `max` characters, none of them a control character.
+pub fn is_printable(raw: &str, max: usize) -> bool {
+    raw.chars().count() <= max && !raw.chars().any(char::is_control)
+}
+
+/// Text that may span lines (error messages): at most `max` characters,
+/// no control characters but tab and newlines.
+fn is_text(raw: &str, max: usize) -> bool {
+    raw.chars().count() <= max && !raw.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// The stream message, unless a string in it holds a NUL (then dropped). A
+/// command result is kept (its caller waits for it): [`command_result`]
+/// replaces each of its invalid values, NULs included.
+pub fn stream_message(worker_id: &str, msg: v1::WorkerMessage) -> Option<v1::WorkerMessage> {
+    if matches!(msg.kind, Some(v1::worker_message::Kind::Result(_))) {
+        return Some(msg);
+    }
+    match msg.nul_field() {
+        None => Some(msg),
+        Some(field) => {
+            refused("nul", worker_id, &field, "NUL character");
+            None
+        }
+    }
+}
+
+/// Checks what a `Hello` says about the worker (the id and capacity are
+/// checked by the handshake itself).
+pub fn hello(hello: &v1::Hello) -> Result<(), wagate_proto::error::ApiError> {
+    use wagate_proto::error::ApiError;
+    if let Some(field) = hello.nul_field() {
+        return Err(wagate_proto::text::nul_error(&field));
+    }
+    if hello.endpoint.len() > MAX_ENDPOINT
+        || hello.endpoint.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::invalid(
+            "endpoint",
+            format!("endpoint must be at most {MAX_ENDPOINT} bytes, without spaces or control characters"),
+        ));
+    }
+    if hello.version.len() > MAX_VERSION || hello.version.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "version",
+            format!("version must be at most {MAX_VERSION} bytes, without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The phone number of a status event or session state: kept if valid,
+/// dropped (with a warning) if not.
+pub fn phone(kind: &'static str, worker_id: &str, raw: Option<String>) -> Option<String> {
+    let raw = raw.filter(|p| !p.is_empty())?;
+    if is_phone(&raw) {
+        Some(raw)
+    } else {
+        refused(kind, worker_id, "phone_number", "not a phone number (digits, optional leading +)");
+        None
+    }
+}
+
+/// The reason of a status event: kept if printable and bounded.
+pub fn reason(worker_id: &str, raw: Option<String>) -> Option<String> {
+    let raw = raw.filter(|r| !r.is_empty())?;
+    if is_text(&raw, MAX_REASON) {
+        Some(raw)
+    } else {
+        refused("status", worker_id, "reason", "too long or control characters");
+        None
+    }
+}
+
+/// A QR code: printable and bounded, else the event is refused.
+pub fn qr(worker_id: &str, code: &str) -> bool {
+    let ok = !code.is_empty() && is_printable(code, MAX_QR);
+    if !ok {
+        refused("qr", worker_id, "code", "empty, too long or control characters");
+    }
+    ok
+}
+
+/// Replaces what a command result says that must not be stored or shown.
+pub fn command_result(worker_id: &str, r: &mut v1::CommandResult) {
+    if !r.error_code.is_empty()
+        && (r.error_code.len() > MAX_ERROR_CODE
+            || !r.error_code.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+    {
+        refused("result", worker_id, "error_code", "not a short code");
+        r.error_code = "WORKER_ERROR".to_owned();
+    }
+    if !is_text(&r.error_message, MAX_ERROR_MESSAGE) {
+        refused("result", worker_id, "error_message", "too long or control characters");
+        r.error_message = "the worker reported an error (its message was refused)".to_owned();
+    }
+    match &mut r.payload {
+        Some(v1::command_result::Payload::SendReceipt(receipt))
+            if !is_printable(&receipt.wa_message_id, MAX_WA_ID) =>
+        {
+            refused("result", worker_id, "wa_message_id", "too long or control characters");
+            receipt.wa_message_id.clear();
+        }
+        Some(v1::command_result::Payload::SendReceipt(_)) => {}
+        Some(v1::command_result::Payload::SessionState(s)) => {
+            s.phone_number = phone("result", worker_id, s.phone_number.take());
+            if s.qr_code.as_deref().is_some_and(|q| !q.is_empty() && !qr(worker_id, q)) {
+                s.qr_code = None;
+            }
+        }
+        None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones() {
+        for ok in ["6281234567890", "+6281234567890", "12345"] {
+            assert!(is_phone(ok), "{ok}");
+        }
+        for bad in [
+            "<script>alert(1)</script>",
+            "",
+            "+",
+            "62 812",
+            "62812345678901234567890",
+            "++62812345",
+            "6281\u{0}",
+        ] {
+            assert!(!is_phone(bad), "{bad}");
+        }
+        assert_eq!(phone("status", "w", Some("<script>1</script>".into())), None);
+        assert_eq!(phone("status", "w", Some("+6281234567".into())).as_deref(), Some("+6281234567"));
+    }
+
+    #[test]
+    fn hello_fields() {
+        let ok = v1::Hello {
+            worker_id: "w".into(),
+            endpoint: "sim://w".into(),
+            version: "1.0".into(),
+            ..Default::default()
+        };
+        assert!(hello(&ok).is_ok());
+        let bad = v1::Hello { endpoint: "sim://w\u{7}".into(), ..ok.clone() };
+        assert_eq!(hello(&bad).unwrap_err().field.as_deref(), Some("endpoint"));
+        let bad = v1::Hello { version: "1\n2".into(), ..ok.clone() };
+        assert_eq!(hello(&bad).unwrap_err().field.as_deref(), Some("version"));
+        let mut bad = ok.clone();
+        bad.labels.insert("zone".into(), "a\0".into());
+        assert_eq!(hello(&bad).unwrap_err().field.as_deref(), Some("labels[zone]"));
+    }
+
+    #[test]
+    fn command_results_are_cleaned() {
+        let mut r = v1::CommandResult {
+            ok: false,
+            error_code: "<b>".into(),
+            error_message: "x\u{1b}[31m".into(),
+            payload: Some(v1::command_result::Payload::SessionState(v1::SessionState {
+                phone_number: Some("<script>".into()),
+                qr_code: Some("q\u{0}".into()),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        command_result("w", &mut r);
+        assert_eq!(r.error_code, "WORKER_ERROR");
+        assert!(!r.error_message.contains('\u{1b}'));
+        let Some(v1::command_result::Payload::SessionState(s)) = &r.payload else { panic!("payload") };
+        assert_eq!((s.phone_number.as_deref(), s.qr_code.as_deref()), (None, None));
+        let mut r = v1::CommandResult {
+            ok: true,
+            payload: Some(v1::command_result::Payload::SendReceipt(v1::SendReceipt {
+                wa_message_id: "x".repeat(500),
+            })),
+            ..Default::default()
+        };
+        command_result("w", &mut r);
+        let Some(v1::command_result::Payload::SendReceipt(s)) = &r.payload else { panic!("payload") };
+        assert!(s.wa_message_id.is_empty());
+    }
+}
