@@ -4,11 +4,9 @@
 //! labels, and the gRPC listener's guards (first bytes, cap, idle).
 //! SQLite + in-process and PostgreSQL + Redis where storage is involved.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{self, Api, cluster, start, wait_for};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::json;

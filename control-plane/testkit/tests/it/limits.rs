@@ -5,11 +5,9 @@
 //! Redis lost mid-run falls back to per-replica limits with no 5xx, and
 //! password guessing is bounded per account without slowing other logins.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Api, Reply, cluster, start, wait_for};
+use crate::common::{Api, Reply, cluster, start, wait_for};
 use serde_json::json;
 use wagate_control_plane::ControlPlaneConfig;
 use wagate_control_plane::limits::{Clock, LimitSettings, Rate};

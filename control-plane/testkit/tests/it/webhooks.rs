@@ -2,17 +2,15 @@
 //! gets is verified with the `standardwebhooks` crate (an implementation we
 //! did not write).
 
-mod common;
-
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, Api, cluster, start, wait_for};
 use bytes::Bytes;
 use chrono::Utc;
-use common::{Api, cluster, start, wait_for};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

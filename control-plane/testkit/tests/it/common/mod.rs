@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: a REST client over the real
 //! edge gateway, and polling.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::time::{Duration, Instant};
