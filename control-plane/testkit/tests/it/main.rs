@@ -4,7 +4,10 @@
 //!
 //! Every test runs in this one process, as many at a time as there are
 //! cores by default, so nothing may rely on being alone in it: each cluster
-//! gets its own SQLite file, PostgreSQL database and Redis prefix.
+//! gets its own SQLite file, PostgreSQL database and Redis prefix, and a
+//! test that reads `/metrics` (one Prometheus recorder per process, shared
+//! by all) compares a scrape taken before what it does with one after
+//! (`common::scrape`, `common::sample_sum`), never absolute values.
 //!
 //! `cargo test -p wagate-testkit --test it` runs them all;
 //! `cargo test -p wagate-testkit --test it -- webhooks::` one area.
