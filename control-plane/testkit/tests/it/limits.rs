@@ -658,9 +658,9 @@ async fn send_counts_ip_and_quota_in_one_step_across_two_replicas_on_redis() {
     send_counts_ip_and_quota_in_one_step(Storage::PostgresRedis, 2).await;
 }
 
-/// Figures for the note (`cargo test --release --test limits -- --ignored
-/// --nocapture`): the latency of one limiter check, in-process and on Redis,
-/// one at a time and 64 at once.
+/// Figures for the note (`cargo test --release -p wagate-testkit --test it
+/// limits::limiter_check_latency -- --ignored --nocapture`): the latency of
+/// one limiter check, in-process and on Redis, one at a time and 64 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn limiter_check_latency() {

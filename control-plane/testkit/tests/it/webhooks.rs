@@ -703,7 +703,8 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     b.shutdown().await;
 }
 
-/// Figures for the note (run with `--ignored --nocapture`): events/s one
+/// Figures for the note (`cargo test -p wagate-testkit --test it
+/// webhooks::figures -- --ignored --nocapture`): events/s one
 /// dispatcher delivers to a fast local receiver, and the latency from the
 /// worker's inbound event to the receiver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
