@@ -2,7 +2,7 @@
 //! secrets, missing production secrets (outside `--dev` / `WAGATE_DEV`) and
 //! values that do not parse, with a message that names the variable.
 //! (The credential tests that need a running cluster are in
-//! `control-plane/testkit/tests/credentials.rs`.)
+//! `control-plane/testkit/tests/it/credentials.rs`.)
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};

@@ -1,7 +1,7 @@
 //! wagate assembled from its crates, for tests and for running it on one
 //! machine: the in-process cluster (control plane replicas, edge gateway and
 //! SDK workers in one process, on SQLite or PostgreSQL + Redis) that the
-//! integration tests in `tests/` start, and the TCP proxy they cut links with.
+//! integration tests in `tests/it/` start, and the TCP proxy they cut links with.
 //! The binaries: `wagate` (the all-in-one) and `wagate-bench` (the benchmark,
 //! which starts the release binaries as separate processes).
 //!

@@ -1,8 +1,8 @@
 //! Helpers shared by the integration tests: a REST client over the real
-//! edge gateway, and polling.
-#![allow(dead_code)]
+//! edge gateway, polling, and reading `/metrics`.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -186,4 +186,66 @@ where
         assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The Prometheus text of a `/metrics` listener.
+///
+/// Every test of this binary shares the process-wide recorder (and the
+/// unlabelled counters are statics), so a series may already be there
+/// because of another test: check what a test did by comparing a scrape
+/// before it with one after ([`sample_sum`]), never by absolute values.
+pub async fn scrape(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .expect("metrics listener answers")
+        .text()
+        .await
+        .expect("metrics body")
+}
+
+/// The sum of the values of the samples whose line starts with `prefix` (a
+/// metric name, optionally with the start of its labels); 0 when none does.
+pub fn sample_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.trim().parse::<f64>().ok()))
+        .sum()
+}
+
+/// The series (name and labels, without the value) of the samples whose line
+/// starts with `prefix`.
+pub fn series<'a>(text: &'a str, prefix: &str) -> std::collections::BTreeSet<&'a str> {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ').map(|(s, _)| s))
+        .collect()
+}
+
+/// The value of label `name` in a series (`metric{a="x",b="y"}`).
+pub fn label<'a>(series: &'a str, name: &str) -> Option<&'a str> {
+    let (_, labels) = series.split_once('{')?;
+    labels.split(',').find_map(|kv| kv.strip_prefix(name)?.strip_prefix("=\"")?.split('"').next())
+}
+
+#[test]
+fn metrics_text_is_read() {
+    let text = "# TYPE x_count counter\n\
+        x_count{method=\"/wagate.v1.AuthService/Login\",code=\"0\"} 3\n\
+        x_count{code=\"2\",method=\"other\"} 1.5\n\
+        x_count_total 7\n";
+    assert_eq!(sample_sum(text, "x_count{"), 4.5);
+    assert_eq!(sample_sum(text, "x_count{method=\"other\""), 0.0);
+    assert_eq!(sample_sum(text, "y_count"), 0.0);
+    let s: Vec<&str> = series(text, "x_count{").into_iter().collect();
+    assert_eq!(
+        s,
+        [
+            "x_count{code=\"2\",method=\"other\"}",
+            "x_count{method=\"/wagate.v1.AuthService/Login\",code=\"0\"}"
+        ]
+    );
+    assert_eq!(label(s[0], "method"), Some("other"));
+    assert_eq!(label(s[1], "method"), Some("/wagate.v1.AuthService/Login"));
+    assert_eq!(label(s[1], "code"), Some("0"));
+    assert_eq!(label(s[1], "thod"), None);
 }

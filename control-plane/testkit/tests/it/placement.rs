@@ -1,10 +1,8 @@
 //! Tier limits and least-loaded placement under concurrent creates.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{Api, cluster, start};
+use crate::common::{Api, cluster, start};
 use sea_orm::EntityTrait;
 use serde_json::json;
 use wagate_control_plane::persistence::entities::worker;

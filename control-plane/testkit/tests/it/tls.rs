@@ -4,12 +4,10 @@
 //! refused, the edge and the replica-to-replica channel work over TLS, a
 //! plaintext client gets nothing. Certificates are made at test time (rcgen).
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,

@@ -5,11 +5,9 @@
 //! driver from sending them twice). Side effects are counted at the
 //! simulated driver with its own de-duplication OFF.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use futures::future::join_all;
 use sea_orm::{ConnectionTrait, Statement};
 use wagate_testkit::cluster::{Cluster, Storage, WorkerSpec};

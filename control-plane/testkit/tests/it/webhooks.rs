@@ -2,17 +2,15 @@
 //! gets is verified with the `standardwebhooks` crate (an implementation we
 //! did not write).
 
-mod common;
-
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{self, Api, cluster, start, wait_for};
 use bytes::Bytes;
 use chrono::Utc;
-use common::{Api, cluster, start, wait_for};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -705,7 +703,8 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     b.shutdown().await;
 }
 
-/// Figures for the note (run with `--ignored --nocapture`): events/s one
+/// Figures for the note (`cargo test -p wagate-testkit --test it
+/// webhooks::figures -- --ignored --nocapture`): events/s one
 /// dispatcher delivers to a fast local receiver, and the latency from the
 /// worker's inbound event to the receiver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,12 +3,10 @@
 //! and message type; the CSV export parses and matches the JSON; each user
 //! sees only their own usage.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use wagate_control_plane::persistence::entities::session;

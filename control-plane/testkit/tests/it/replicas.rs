@@ -3,12 +3,10 @@
 //! caller (edge) talks to, liveness is fenced by the stream epoch, key-cache
 //! invalidations reach every replica, and a lost database is a 503.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};

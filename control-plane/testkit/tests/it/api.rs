@@ -2,11 +2,9 @@
 //! HTTP (and gRPC for tenancy / RBAC), on SQLite + in-process cache and on
 //! PostgreSQL + Redis.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, Reply, cluster, start, wait_for};
+use crate::common::{Api, Reply, cluster, start, wait_for};
 use reqwest::Method;
 use serde_json::{Value, json};
 use wagate_proto::v1;

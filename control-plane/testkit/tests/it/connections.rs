@@ -4,11 +4,9 @@
 //! spoofed `x-forwarded-for` from an untrusted peer is ignored in the audit
 //! log.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Api, cluster, start};
+use crate::common::{Api, cluster, start};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

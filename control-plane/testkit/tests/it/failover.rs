@@ -3,12 +3,10 @@
 //! sends, split brain, drain, rebalance, waiting for capacity, auth-state
 //! custody at rest.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::json;
 use wagate_control_plane::fleet;

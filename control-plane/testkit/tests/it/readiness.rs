@@ -3,11 +3,9 @@
 //! NOT_SERVING at start, SERVING as soon as it answers, while "liveness"
 //! stays SERVING throughout (no restart storm).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{cluster, start, wait_for};
+use crate::common::{cluster, start, wait_for};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };

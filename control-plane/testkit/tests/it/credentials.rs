@@ -4,11 +4,9 @@
 //! password policy. SQLite + in-process and PostgreSQL + Redis. (Weak secrets
 //! at start-up: `control-plane/tests/start_up.rs`, next to the binary.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start};
+use crate::common::{Api, cluster, start};
 use reqwest::Method;
 use serde_json::json;
 use tonic::Code;

@@ -5,11 +5,9 @@
 //! share of the fleet back from BASIC users. On SQLite and on PostgreSQL +
 //! Redis with two control-plane replicas.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::{Value, json};
 use wagate_control_plane::ControlPlaneConfig;

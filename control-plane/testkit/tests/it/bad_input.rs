@@ -1,9 +1,7 @@
 //! Hostile and malformed input gets a clear 4xx envelope, never a 5xx, and
 //! the process stays up. Tenancy: another user's session is invisible.
 
-mod common;
-
-use common::{Api, cluster, start};
+use crate::common::{Api, cluster, start};
 use reqwest::Method;
 use serde_json::json;
 use wagate_testkit::cluster::Storage;

@@ -3,11 +3,9 @@
 //! fields are refused and never stored. SQLite + in-process and
 //! PostgreSQL + Redis.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use reqwest::Method;
 use serde_json::json;
 use wagate_proto::v1::{MessageContent, MessageType};

@@ -1,11 +1,9 @@
 //! Worker streams against the real control plane: health, auth, handshake,
 //! loss detection (closed stream and frozen worker), fencing on reconnect.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use sea_orm::EntityTrait;
 use tokio_stream::wrappers::ReceiverStream;
 use wagate_control_plane::persistence::entities::worker;

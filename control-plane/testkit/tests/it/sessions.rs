@@ -4,11 +4,9 @@
 //! committed nothing after it (Redis gone) turns it into an error that
 //! loses the API key shown once. SQLite + in-process and PostgreSQL + Redis.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start};
+use crate::common::{Api, cluster, start};
 use serde_json::json;
 use wagate_testkit::cluster::Storage;
 

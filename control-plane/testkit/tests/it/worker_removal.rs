@@ -4,12 +4,10 @@
 //! `wkt_…` token stops working — with its stream on one replica and the
 //! call on another, on SQLite and on PostgreSQL + Redis.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::json;
 use tokio_stream::wrappers::ReceiverStream;

@@ -5,11 +5,9 @@
 //! Redis lost mid-run falls back to per-replica limits with no 5xx, and
 //! password guessing is bounded per account without slowing other logins.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Api, Reply, cluster, start, wait_for};
+use crate::common::{Api, Reply, cluster, start, wait_for};
 use serde_json::json;
 use wagate_control_plane::ControlPlaneConfig;
 use wagate_control_plane::limits::{Clock, LimitSettings, Rate};
@@ -660,9 +658,9 @@ async fn send_counts_ip_and_quota_in_one_step_across_two_replicas_on_redis() {
     send_counts_ip_and_quota_in_one_step(Storage::PostgresRedis, 2).await;
 }
 
-/// Figures for the note (`cargo test --release --test limits -- --ignored
-/// --nocapture`): the latency of one limiter check, in-process and on Redis,
-/// one at a time and 64 at once.
+/// Figures for the note (`cargo test --release -p wagate-testkit --test it
+/// limits::limiter_check_latency -- --ignored --nocapture`): the latency of
+/// one limiter check, in-process and on Redis, one at a time and 64 at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn limiter_check_latency() {

@@ -3,14 +3,12 @@
 //! database, server reflection v1 and v1alpha, and the stream protocol
 //! version negotiated in the handshake.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, sample_sum, scrape, start, wait_for};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -18,10 +16,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use wagate_proto::v1::{self, worker_message, worker_service_client::WorkerServiceClient};
 use wagate_testkit::cluster::Storage;
 
-async fn scrape(addr: SocketAddr) -> String {
-    reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap()
-}
-
+/// Each service's `/metrics` has latency histograms (with buckets) by route
+/// or method, and the samples of what this test did grew. The recorder is the
+/// process's (shared with every other test of this binary): the series are
+/// compared with a scrape taken before, not just looked for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_have_latency_histograms_by_route_and_method() {
     let cl = start(
@@ -34,6 +32,9 @@ async fn metrics_have_latency_histograms_by_route_and_method() {
     let stop = CancellationToken::new();
     let edge_metrics =
         wagate_proto::telemetry::serve_metrics(([127, 0, 0, 1], 0).into(), stop.clone()).await.unwrap();
+    let cp_metrics = cl.cp().metrics_addr().expect("metrics listener");
+    let cp_before = scrape(cp_metrics).await;
+    let edge_before = scrape(edge_metrics).await;
 
     let api = Api::new(&cl);
     let token = api.register("metrics@example.com").await;
@@ -41,31 +42,42 @@ async fn metrics_have_latency_histograms_by_route_and_method() {
     api.send_text(&session, &key, "hello").await.expect(200);
     api.get("/api/v1/sessions?page=0", Some(&token)).await.expect(400);
 
-    let cp = scrape(cl.cp().metrics_addr().expect("metrics listener")).await;
+    let cp = scrape(cp_metrics).await;
     for needle in [
         "# TYPE wagate_cp_grpc_request_duration_seconds histogram",
+        "wagate_cp_connected_workers ",
+        "# TYPE wagate_cp_worker_streams_opened_total counter",
+    ] {
+        assert!(cp.contains(needle), "control plane /metrics lacks {needle}:\n{cp}");
+    }
+    for needle in [
         r#"wagate_cp_grpc_request_duration_seconds_bucket{method="/wagate.v1.MessageService/Send",code="0",le="#,
         r#"wagate_cp_grpc_request_duration_seconds_count{method="/wagate.v1.AuthService/Register",code="0"}"#,
         r#"wagate_cp_command_duration_seconds_bucket{kind="send_message",outcome="ok",le="#,
         r#"wagate_cp_command_duration_seconds_count{kind="start_session",outcome="ok"}"#,
         r#"wagate_cp_send_outcomes_total{outcome="sent"}"#,
-        "wagate_cp_connected_workers ",
-        "# TYPE wagate_cp_worker_streams_opened_total counter",
         r#"wagate_db_operation_seconds_bucket{op="messages.insert"#,
         r#"wagate_ratelimit_checks_total{rule="quota",allowed="true"}"#,
         r#"wagate_ratelimit_checks_total{rule="ip",allowed="true"}"#,
     ] {
         assert!(cp.contains(needle), "control plane /metrics lacks {needle}:\n{cp}");
+        let (before, after) = (sample_sum(&cp_before, needle), sample_sum(&cp, needle));
+        assert!(after > before, "control plane {needle}: {before} before this test's calls, {after} after");
     }
 
     let edge = scrape(edge_metrics).await;
+    assert!(
+        edge.contains("# TYPE wagate_edge_http_request_duration_seconds histogram"),
+        "edge /metrics lacks the histogram type:\n{edge}"
+    );
     for needle in [
-        "# TYPE wagate_edge_http_request_duration_seconds histogram",
         r#"wagate_edge_http_request_duration_seconds_bucket{route="/api/v1/sessions/{sessionId}/send",method="POST",status="200",le="#,
         r#"wagate_edge_http_request_duration_seconds_count{route="/api/v1/sessions",method="GET",status="400"}"#,
         r#"wagate_edge_http_request_duration_seconds_count{route="/api/v1/auth/register",method="POST",status="201"}"#,
     ] {
         assert!(edge.contains(needle), "edge /metrics lacks {needle}:\n{edge}");
+        let (before, after) = (sample_sum(&edge_before, needle), sample_sum(&edge, needle));
+        assert!(after > before, "edge {needle}: {before} before this test's calls, {after} after");
     }
     stop.cancel();
     cl.shutdown().await;

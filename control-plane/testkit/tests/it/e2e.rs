@@ -3,11 +3,9 @@
 //! CONNECTED, send with the session key, SENT, DELIVERED/READ in the
 //! database, delete.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Api, cluster, start, wait_for};
+use crate::common::{Api, cluster, start, wait_for};
 use sea_orm::EntityTrait;
 use serde_json::json;
 use wagate_control_plane::persistence::entities::{message, worker};
