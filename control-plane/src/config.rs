@@ -229,7 +229,7 @@ pub struct ControlPlaneArgs {
 pub struct ControlPlaneConfig {
     pub grpc_listen: SocketAddr,
     /// Guards of the gRPC listener (first bytes, idle, cap, keepalive).
-    pub grpc_limits: crate::listener::ListenerLimits,
+    pub grpc_limits: crate::server::listener::ListenerLimits,
     pub database_url: String,
     pub db_max_connections: u32,
     pub redis_url: Option<String>,
@@ -362,7 +362,7 @@ impl ControlPlaneArgs {
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(50)),
             heartbeat_tolerance: self.heartbeat_tolerance.max(1),
             hello_timeout: Duration::from_millis(self.hello_timeout_ms.max(100)),
-            grpc_limits: crate::listener::ListenerLimits {
+            grpc_limits: crate::server::listener::ListenerLimits {
                 first_bytes_timeout: Duration::from_millis(self.grpc_first_bytes_timeout_ms.max(100)),
                 idle_timeout: (self.grpc_idle_timeout_ms > 0)
                     .then(|| Duration::from_millis(self.grpc_idle_timeout_ms.max(1000))),
@@ -560,7 +560,7 @@ impl ControlPlaneConfig {
             heartbeat_interval: Duration::from_millis(500),
             heartbeat_tolerance: 3,
             hello_timeout: Duration::from_secs(5),
-            grpc_limits: crate::listener::ListenerLimits::default(),
+            grpc_limits: crate::server::listener::ListenerLimits::default(),
             command_timeout: Duration::from_secs(10),
             worker_channel_capacity: 1024,
             key_cache_ttl: Duration::from_secs(2),

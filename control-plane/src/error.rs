@@ -5,7 +5,7 @@ use sea_orm::DbErr;
 use wagate_proto::error::{ApiError, ErrorCode};
 
 use crate::cache::CacheError;
-use crate::registry::DispatchError;
+use crate::stream::registry::DispatchError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CpError {

@@ -2,9 +2,10 @@
 //! keys, messages and the live streams of the worker fleet.
 //!
 //! ```text
-//! server ─┬─ worker_stream (Connect) ── registry ── heartbeat / events
-//!         ├─ services::{auth, sessions, messages} ── placement
-//!         └─ health + reflection
+//! server ─┬─ stream::{connect (Connect), registry, applier ── heartbeat / events / custody}
+//!         ├─ send::{dispatch, tracker} ── dispatch (local stream or one hop to its replica)
+//!         ├─ services::{auth, sessions, messages, …} ── fleet::placement
+//!         └─ telemetry::{health, metrics} + reflection
 //! state: persistence (sea-orm: PostgreSQL | SQLite), cache (Redis | in-process)
 //! ```
 //!
@@ -19,35 +20,20 @@ pub mod bootstrap;
 pub mod cache;
 pub mod config;
 pub(crate) mod convert;
-pub mod custody;
 pub(crate) mod dispatch;
 pub(crate) mod error;
-pub(crate) mod events;
 pub mod fleet;
-pub(crate) mod grpc_metrics;
-pub(crate) mod health;
-pub(crate) mod heartbeat;
-pub(crate) mod invalidation;
-pub(crate) mod key_usage;
 pub mod limits;
-pub mod listener;
-pub(crate) mod metrics;
-pub(crate) mod metrics_http;
 pub mod persistence;
-pub(crate) mod placement;
-pub(crate) mod registry;
-pub(crate) mod run_to_completion;
-pub(crate) mod send_dispatch;
-pub(crate) mod send_tracker;
+pub(crate) mod send;
 pub mod server;
 pub(crate) mod services;
 pub mod state;
-pub(crate) mod stream_applier;
+pub mod stream;
+pub(crate) mod telemetry;
 pub mod usage;
 pub(crate) mod validation;
 pub mod webhooks;
-pub(crate) mod worker_input;
-pub(crate) mod worker_stream;
 
 pub use config::{ControlPlaneArgs, ControlPlaneConfig};
 pub use server::{ControlPlane, RunningControlPlane, StartError};

@@ -7,16 +7,16 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::auth::key_cache::KeyCache;
+use crate::auth::key_usage::KeyUsage;
 use crate::cache::Cache;
 use crate::config::ControlPlaneConfig;
-use crate::custody::Vault;
 use crate::dispatch::Dispatcher;
 use crate::error::CpError;
-use crate::key_usage::KeyUsage;
 use crate::persistence::Db;
 use crate::persistence::message_inserter::MessageInserter;
 use crate::persistence::status_writer::StatusWriter;
-use crate::registry::Registry;
+use crate::stream::custody::Vault;
+use crate::stream::registry::Registry;
 use crate::webhooks::Webhooks;
 
 pub struct AppState {
@@ -35,7 +35,7 @@ pub struct AppState {
     /// Batched message-status writes (SENT acks, DELIVERED/READ/FAILED events).
     pub status_writer: StatusWriter,
     /// Sends in flight on this replica, or acked and not yet written.
-    pub send_tracker: Arc<crate::send_tracker::SendTracker>,
+    pub send_tracker: Arc<crate::send::tracker::SendTracker>,
     /// Group commit of outbound message rows (PENDING, before dispatch).
     pub message_inserter: MessageInserter,
     /// `api_keys.last_used` recorded in memory, flushed periodically.

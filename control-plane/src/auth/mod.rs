@@ -8,6 +8,7 @@ pub mod client_addr;
 pub mod identity;
 pub mod jwt;
 pub mod key_cache;
+pub(crate) mod key_usage;
 pub mod password_policy;
 pub mod passwords;
 pub mod refresh;

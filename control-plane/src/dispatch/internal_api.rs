@@ -10,8 +10,8 @@ use tonic::{Request, Response, Status};
 use wagate_proto::v1::{self, dispatch_failure, dispatch_response, internal_service_server::InternalService};
 
 use crate::auth::identity;
-use crate::registry::DispatchError;
 use crate::state::SharedState;
+use crate::stream::registry::DispatchError;
 
 pub struct InternalApi {
     state: SharedState,

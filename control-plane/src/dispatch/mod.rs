@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use wagate_proto::v1::{self, CommandResult, command};
 
 use crate::cache::Cache;
-pub use crate::registry::DispatchError;
-use crate::registry::Registry;
+pub use crate::stream::registry::DispatchError;
+use crate::stream::registry::Registry;
 use peer_client::{PeerClient, PeerError};
 
 pub struct Dispatcher {

@@ -1,9 +1,9 @@
 //! Fleet capacity and the scaling signal (for an HPA/KEDA autoscaler).
 
 use crate::error::CpResult;
-use crate::metrics;
 use crate::persistence;
 use crate::state::SharedState;
+use crate::telemetry::metrics;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FleetStatus {

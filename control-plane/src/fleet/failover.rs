@@ -13,11 +13,11 @@ use wagate_proto::v1;
 use crate::audit::{self, AuditEntry};
 use crate::error::CpResult;
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
-use crate::metrics;
 use crate::persistence::enums::LogLevel;
 use crate::persistence::{message_dispatch, sessions};
-use crate::send_dispatch::{self, SendOutcome, Unreached};
+use crate::send::dispatch::{self, SendOutcome, Unreached};
 use crate::state::SharedState;
+use crate::telemetry::metrics;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FailoverReport {
@@ -220,7 +220,7 @@ async fn redispatch_rows(
             attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
         };
         *dispatched += 1;
-        match send_dispatch::dispatch_tracked(state, worker_id, send, Unreached::Keep, guard).await {
+        match dispatch::dispatch_tracked(state, worker_id, send, Unreached::Keep, guard).await {
             SendOutcome::Sent => metrics::MESSAGES_REDISPATCHED.inc(),
             SendOutcome::Failed { .. } => {}
             // The session's worker is gone or stuck: stop; the next

@@ -15,6 +15,7 @@ pub mod capacity;
 pub mod drain;
 pub mod failover;
 pub mod mover;
+pub(crate) mod placement;
 pub mod qr_timeout;
 pub mod rebalance;
 pub mod sweeper;

@@ -12,14 +12,14 @@ use chrono::Utc;
 use sea_orm::EntityTrait;
 use wagate_proto::v1;
 
-use crate::custody;
 use crate::error::CpResult;
-use crate::metrics;
+use crate::fleet::placement;
 use crate::persistence::entities::session;
 use crate::persistence::enums::SessionStatus;
 use crate::persistence::sessions::{self, Fence, Undo};
-use crate::placement;
 use crate::state::SharedState;
+use crate::stream::custody;
+use crate::telemetry::metrics;
 use crate::webhooks::outbox;
 
 pub const WAITING_REASON: &str = "waiting for a worker with free capacity";
@@ -77,7 +77,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
-        crate::invalidation::session(state, session_id).await;
+        crate::cache::invalidation::session(state, session_id).await;
         return Ok(MoveOutcome::Skipped("disconnected"));
     }
     let generation = row.generation + 1;
@@ -93,7 +93,7 @@ pub async fn move_session(
         if event {
             state.webhooks.committed();
         }
-        crate::invalidation::session(state, session_id).await;
+        crate::cache::invalidation::session(state, session_id).await;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
         stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
@@ -112,7 +112,7 @@ pub async fn move_session(
     if event {
         state.webhooks.committed();
     }
-    crate::invalidation::session(state, session_id).await;
+    crate::cache::invalidation::session(state, session_id).await;
 
     let generation_u = u64::try_from(generation).unwrap_or_default();
     let start = v1::StartSession {
@@ -143,7 +143,7 @@ pub async fn move_session(
         if event {
             state.webhooks.committed();
         }
-        crate::invalidation::session(state, session_id).await;
+        crate::cache::invalidation::session(state, session_id).await;
         stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
     }

@@ -15,10 +15,10 @@ use wagate_proto::v1;
 
 use crate::audit::{self, AuditEntry};
 use crate::error::CpResult;
-use crate::metrics;
+use crate::fleet::placement;
 use crate::persistence::sessions::{self, Fence, QrWaiting};
-use crate::placement;
 use crate::state::SharedState;
+use crate::telemetry::metrics;
 use crate::webhooks::outbox;
 
 /// Sessions expired per sweep at most (the rest wait for the next tick).
@@ -68,7 +68,7 @@ async fn expire(
     if event {
         state.webhooks.committed();
     }
-    crate::invalidation::session(state, &s.id).await;
+    crate::cache::invalidation::session(state, &s.id).await;
     // Best effort, after the fenced write: whatever the worker still says
     // about the session is ignored now, and a worker that does not get the
     // stop is told again when it reconnects (its Hello lists the session).

@@ -1,5 +1,5 @@
 //! The `session_auth_states` table: the newest encrypted auth-state
-//! snapshot per session (sealing and opening are [`crate::custody`]'s).
+//! snapshot per session (sealing and opening are [`crate::stream::custody`]'s).
 //!
 //! The fence it enforces: a snapshot of an older generation never
 //! overwrites a newer one (the upsert applies only while the stored

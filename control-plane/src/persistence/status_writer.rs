@@ -44,11 +44,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics;
 use crate::persistence::Db;
 use crate::persistence::enums::MessageStatus;
 use crate::persistence::measured::measured;
-use crate::send_tracker::SendTracker;
+use crate::send::tracker::SendTracker;
+use crate::telemetry::metrics;
 
 /// Updates taken into one batch at most.
 const MAX_BATCH: usize = 2048;

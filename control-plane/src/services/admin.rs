@@ -157,7 +157,7 @@ impl AdminApi {
         let updated = active.update(&self.state.db.conn).await?;
         // Deactivation stops the user's keys at once, a new tier or quota
         // applies to the next send: the key cache holds both.
-        crate::invalidation::all(&self.state).await;
+        crate::cache::invalidation::all(&self.state).await;
         audit::record(
             &self.state.db,
             "admin",

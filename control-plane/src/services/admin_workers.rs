@@ -309,7 +309,7 @@ pub async fn delete(
     crate::persistence::sessions::detach_worker(&txn, db, &w.id, Utc::now()).await?;
     worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
     txn.commit().await?;
-    crate::invalidation::all(state).await;
+    crate::cache::invalidation::all(state).await;
     end_stream(state, &w.id).await;
     audit::record(
         &state.db,

@@ -111,7 +111,7 @@ impl ApiKeyApi {
             }
         };
         // The old key must stop working at once on this replica's key cache.
-        crate::invalidation::session(&self.state, &session_id).await;
+        crate::cache::invalidation::session(&self.state, &session_id).await;
         audit::record(
             &self.state.db,
             "api_keys",
@@ -131,7 +131,7 @@ impl ApiKeyApi {
         let mut a: api_key::ActiveModel = k.into();
         a.is_active = Set(false);
         let row = a.update(&self.state.db.conn).await?;
-        crate::invalidation::session(&self.state, &session_id).await;
+        crate::cache::invalidation::session(&self.state, &session_id).await;
         audit::record(
             &self.state.db,
             "api_keys",

@@ -23,8 +23,8 @@ use crate::limits::quota;
 use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
 use crate::persistence::message_inserter::LedgerRow;
-use crate::send_dispatch::{self, SendOutcome, Unreached};
-use crate::send_tracker::InFlight;
+use crate::send::dispatch::{self, SendOutcome, Unreached};
+use crate::send::tracker::InFlight;
 use crate::state::SharedState;
 use crate::validation;
 
@@ -191,7 +191,7 @@ impl MessageApi {
             content: Some(content),
             attempt: 1,
         };
-        match send_dispatch::dispatch_tracked(&self.state, worker_id, send, Unreached::Fail, guard).await {
+        match dispatch::dispatch_tracked(&self.state, worker_id, send, Unreached::Fail, guard).await {
             SendOutcome::Sent => Ok(v1::SendResponse {
                 message_id: inserted.id.clone(),
                 status: v1::MessageStatus::Sent as i32,
@@ -334,7 +334,7 @@ impl MessageService for MessageApi {
                 }
             }
         }
-        crate::metrics::send_outcome(send_outcome(&result));
+        crate::telemetry::metrics::send_outcome(send_outcome(&result));
         let (reply, quota) = result?;
         let mut response = Response::new(reply);
         if let Some(d) = quota {

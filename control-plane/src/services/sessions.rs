@@ -15,15 +15,15 @@ use wagate_proto::v1::{self, session_service_server::SessionService};
 
 use crate::auth::{AuthUser, api_keys};
 use crate::convert;
-use crate::custody;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
-use crate::metrics;
+use crate::fleet::placement::{self, Admission};
 use crate::persistence::entities::{api_key, session};
 use crate::persistence::enums::SessionStatus;
 use crate::persistence::sessions::{self, Fence, Undo};
 use crate::persistence::users;
-use crate::placement::{self, Admission};
 use crate::state::SharedState;
+use crate::stream::custody;
+use crate::telemetry::metrics;
 use crate::validation;
 use crate::webhooks::outbox;
 
@@ -232,7 +232,7 @@ impl SessionApi {
         if event {
             self.state.webhooks.committed();
         }
-        crate::invalidation::session(&self.state, &row.id).await;
+        crate::cache::invalidation::session(&self.state, &row.id).await;
         if let Some(old) = &row.worker_id {
             // An ERROR session may still run on its old worker.
             let stop = v1::StopSession {
@@ -318,7 +318,7 @@ impl SessionApi {
         if event {
             self.state.webhooks.committed();
         }
-        crate::invalidation::session(&self.state, session_id).await;
+        crate::cache::invalidation::session(&self.state, session_id).await;
         Ok(())
     }
 
@@ -402,7 +402,7 @@ impl SessionApi {
         }
         txn.commit().await?;
         // Its key must be refused at once, on every replica.
-        crate::invalidation::session(&self.state, session_id).await;
+        crate::cache::invalidation::session(&self.state, session_id).await;
         Ok(())
     }
 }

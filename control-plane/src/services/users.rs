@@ -12,9 +12,9 @@ use crate::auth::identity::Authenticated;
 use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpResult, api, invalid, is_unique_violation, refused};
+use crate::fleet::placement;
 use crate::persistence::entities::{session, user};
 use crate::persistence::enums::LogLevel;
-use crate::placement;
 use crate::services::stop_on_worker;
 use crate::state::SharedState;
 use crate::validation;
@@ -123,7 +123,7 @@ pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
         return Err(api(ErrorCode::NotFound, "user not found"));
     }
     txn.commit().await?;
-    crate::invalidation::all(state).await;
+    crate::cache::invalidation::all(state).await;
     Ok(u32::try_from(sessions.len()).unwrap_or(u32::MAX))
 }
 

@@ -343,7 +343,8 @@ async fn auth_state_is_encrypted_at_rest() {
     assert_eq!(key_id, "k1");
     assert!(!ct.windows(phone.len()).any(|w| w == phone.as_bytes()), "phone number visible in the raw row");
     assert!(!ct.windows(8).any(|w| w == b"wagate-s"), "snapshot marker visible in the raw row");
-    let plain = wagate_control_plane::custody::load(&state.db, &state.vault, &sid).await.unwrap().unwrap();
+    let plain =
+        wagate_control_plane::stream::custody::load(&state.db, &state.vault, &sid).await.unwrap().unwrap();
     assert!(plain.windows(phone.len()).any(|w| w == phone.as_bytes()), "decrypts to the worker's snapshot");
     cl.shutdown().await;
 }

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
-use wagate_control_plane::listener::ListenerLimits;
+use wagate_control_plane::server::listener::ListenerLimits;
 use wagate_proto::v1;
 use wagate_testkit::cluster::{Storage, WorkerSpec};
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::v1::{Command, CommandResult, ControlMessage, command, control_message};
 
-use crate::metrics;
+use crate::telemetry::metrics;
 
 /// What goes down a worker's stream.
 pub type Outbound = Result<ControlMessage, tonic::Status>;

@@ -1,5 +1,10 @@
 //! Starting and stopping one control-plane replica: database, cache,
 //! registry, the tonic server with health and reflection, graceful shutdown.
+//! `listener` guards the gRPC listener; `run_to_completion` runs every
+//! handler in a tracked task.
+
+pub mod listener;
+pub(crate) mod run_to_completion;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,25 +29,25 @@ use crate::auth::Authenticator;
 use crate::auth::client_addr::Forwarders;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::key_cache::KeyCache;
+use crate::auth::key_usage::{self, KeyUsage};
 use crate::bootstrap;
 use crate::cache::{Cache, CacheError};
 use crate::config::ControlPlaneConfig;
-use crate::custody::Vault;
 use crate::dispatch::Dispatcher;
 use crate::dispatch::internal_api::InternalApi;
-use crate::key_usage::{self, KeyUsage};
 use crate::persistence::Db;
 use crate::persistence::message_inserter::MessageInserter;
 use crate::persistence::status_writer::StatusWriter;
-use crate::registry::Registry;
 use crate::services::{
     admin::AdminApi, api_keys::ApiKeyApi, auth::AuthApi, fleet::FleetApi, message_history::MessageHistoryApi,
     messages::MessageApi, sessions::SessionApi, users::UserApi,
 };
 use crate::state::{AppState, SharedState};
+use crate::stream::connect::WorkerApi;
+use crate::stream::custody::Vault;
+use crate::stream::registry::Registry;
 use crate::webhooks::Webhooks;
 use crate::webhooks::service::WebhookApi;
-use crate::worker_stream::WorkerApi;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -131,7 +136,7 @@ impl ControlPlane {
             .map_err(|e| StartError::Bootstrap(e.to_string()))?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let send_tracker = Arc::new(crate::send_tracker::SendTracker::new());
+        let send_tracker = Arc::new(crate::send::tracker::SendTracker::new());
         let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
         let usage = Arc::new(crate::usage::UsageMeter::new());
         let state: SharedState = Arc::new(AppState {
@@ -183,16 +188,16 @@ impl ControlPlane {
 
         key_usage::spawn_flusher(&state, state.config.key_usage_flush);
         crate::usage::spawn_flusher(&state, state.config.usage_flush);
-        crate::invalidation::spawn_listener(&state);
+        crate::cache::invalidation::spawn_listener(&state);
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        let serving = crate::health::dependencies_up(&state).await;
-        crate::health::set_all(&health, serving).await;
+        let serving = crate::telemetry::health::dependencies_up(&state).await;
+        crate::telemetry::health::set_all(&health, serving).await;
         // The process is alive (for a liveness probe): stays SERVING while the
         // database is unreachable, unlike "" and the API services (readiness).
         health.set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving).await;
         let stop_health = CancellationToken::new();
-        crate::health::spawn_watch(
+        crate::telemetry::health::spawn_watch(
             state.clone(),
             health.clone(),
             state.config.health_check_interval,
@@ -207,13 +212,13 @@ impl ControlPlane {
         };
         let reflection_v1alpha = reflection().build_v1alpha()?;
         let reflection = reflection().build_v1()?;
-        crate::metrics::describe();
+        crate::telemetry::metrics::describe();
 
         let incoming = tonic::transport::server::TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(30)));
         let limits = state.config.grpc_limits;
-        let (incoming, activity) = crate::listener::Guarded::new(incoming, limits);
+        let (incoming, activity) = crate::server::listener::Guarded::new(incoming, limits);
         let stop_listener = CancellationToken::new();
         let stop = stop_listener.clone();
         let mut builder = tonic::transport::Server::builder();
@@ -227,8 +232,8 @@ impl ControlPlane {
             .layer(activity)
             // A call's handler (with the layers below) finishes even when its
             // client goes away (see `run_to_completion`).
-            .layer(crate::run_to_completion::RunToCompletionLayer::new(state.tasks.clone()))
-            .layer(crate::grpc_metrics::GrpcMetricsLayer)
+            .layer(crate::server::run_to_completion::RunToCompletionLayer::new(state.tasks.clone()))
+            .layer(crate::telemetry::grpc::GrpcMetricsLayer)
             .layer(crate::limits::layer::ClientLimitLayer::new(state.clone()))
             .add_service(health_service)
             .add_service(reflection)
@@ -257,7 +262,7 @@ impl ControlPlane {
         crate::webhooks::dispatcher::spawn(&state);
         let metrics_addr = match state.config.metrics_listen {
             Some(a) => Some(
-                crate::metrics_http::serve(a, state.config.metrics_token.clone(), stop_listener.clone())
+                crate::telemetry::http::serve(a, state.config.metrics_token.clone(), stop_listener.clone())
                     .await
                     .map_err(|source| StartError::Bind { addr: a, source })?,
             ),
@@ -308,7 +313,7 @@ impl RunningControlPlane {
     pub async fn shutdown(self) {
         let grace = self.state.config.shutdown_grace;
         self.stop_health.cancel();
-        crate::health::set_all(&self.health, false).await;
+        crate::telemetry::health::set_all(&self.health, false).await;
         self.state.shutdown.cancel();
         self.state.registry.cancel_all();
         self.stop_listener.cancel();

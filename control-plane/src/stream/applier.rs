@@ -1,7 +1,7 @@
 //! The second half of a worker stream's reader: heartbeats, events and the
 //! Goodbye mark, applied in arrival order by a task of their own.
 //!
-//! The reader ([`crate::worker_stream`]) only reads: command results go to
+//! The reader ([`crate::stream::connect`]) only reads: command results go to
 //! their callers at once, everything that writes (events to the database,
 //! heartbeat samples and route refreshes, the OFFLINE mark of a leaving
 //! worker) is queued here. So a result never waits behind an event's write:
@@ -23,11 +23,11 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 use wagate_proto::v1;
 
-use crate::events;
-use crate::heartbeat::Liveness;
 use crate::persistence::workers;
-use crate::registry::WorkerConn;
 use crate::state::SharedState;
+use crate::stream::events;
+use crate::stream::heartbeat::Liveness;
+use crate::stream::registry::WorkerConn;
 
 /// Bytes of heartbeats and events a stream may have queued, not yet applied.
 pub const QUEUE_BYTES: usize = 32 * 1024 * 1024;

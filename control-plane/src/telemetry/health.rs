@@ -24,7 +24,7 @@ use crate::services::{
     messages::MessageApi, sessions::SessionApi, users::UserApi,
 };
 use crate::state::SharedState;
-use crate::worker_stream::WorkerApi;
+use crate::stream::connect::WorkerApi;
 
 /// How long one dependency check may take before it counts as a failure.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);

@@ -12,6 +12,6 @@ pub async fn serve(
     token: Option<String>,
     stop: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    crate::metrics::describe();
+    crate::telemetry::metrics::describe();
     wagate_proto::telemetry::serve_metrics_with_token(addr, token, stop).await
 }

@@ -44,7 +44,7 @@ async fn on_qr(
     generation: u64,
     qr: v1::QrCode,
 ) -> Result<u64, DbErr> {
-    if !crate::worker_input::qr(worker_id, &qr.code) {
+    if !crate::stream::input::qr(worker_id, &qr.code) {
         return Ok(0);
     }
     // `qr_since` starts the QR timeout's clock unless it already runs.
@@ -55,7 +55,7 @@ async fn on_qr(
     })
     .await?;
     if affected > 0 {
-        crate::invalidation::session_soon(state, session_id);
+        crate::cache::invalidation::session_soon(state, session_id);
     }
     Ok(affected)
 }
@@ -73,8 +73,8 @@ async fn on_status(
         return Ok(0);
     };
     // Checked like client input: an invalid phone number or reason is dropped, never stored.
-    let phone = crate::worker_input::phone("status", worker_id, st.phone_number);
-    let reason = crate::worker_input::reason(worker_id, st.reason);
+    let phone = crate::stream::input::phone("status", worker_id, st.phone_number);
+    let reason = crate::stream::input::reason(worker_id, st.reason);
     let fence = Fence::of_event(session_id, worker_id, generation);
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
@@ -87,7 +87,7 @@ async fn on_status(
     .await?;
     if affected > 0 {
         // The session's status is part of what its key lookup returns.
-        crate::invalidation::session_soon(state, session_id);
+        crate::cache::invalidation::session_soon(state, session_id);
     }
     if status == SessionStatus::Connected && affected > 0 {
         // Sends accepted while the session moved, or in flight on a lost
@@ -111,9 +111,9 @@ async fn on_auth_state(
     if !sessions::fence_holds(db, &Fence::of_event(session_id, worker_id, generation)).await? {
         return Ok(0);
     }
-    match crate::custody::store(db, &state.vault, session_id, generation, &snap.data).await {
+    match crate::stream::custody::store(db, &state.vault, session_id, generation, &snap.data).await {
         Ok(n) => Ok(n),
-        Err(crate::custody::CustodyError::Db(e)) => Err(e),
+        Err(crate::stream::custody::CustodyError::Db(e)) => Err(e),
         Err(e) => {
             tracing::error!(session_id, error = %e, "auth-state snapshot not stored");
             Ok(0)

@@ -1,5 +1,5 @@
 //! A tower layer on the gRPC server: the latency of every call by method
-//! and status code ([`crate::metrics::GRPC_SERVER_DURATION`]). For a stream
+//! and status code ([`crate::telemetry::metrics::GRPC_SERVER_DURATION`]). For a stream
 //! (`WorkerService/Connect`) it measures the time to the response headers.
 
 use std::future::Future;
@@ -79,7 +79,7 @@ where
                     .map_or("0", code_label),
                 Err(_) => "transport",
             };
-            ::metrics::histogram!(crate::metrics::GRPC_SERVER_DURATION, "method" => method, "code" => code)
+            ::metrics::histogram!(crate::telemetry::metrics::GRPC_SERVER_DURATION, "method" => method, "code" => code)
                 .record(started.elapsed().as_secs_f64());
             result
         })

@@ -26,15 +26,15 @@ use wagate_proto::v1::{
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::identity;
-use crate::heartbeat;
-use crate::metrics;
 use crate::persistence::entities::session;
 use crate::persistence::enums::LogLevel;
 use crate::persistence::workers;
-use crate::registry::{Registration, WorkerConn};
 use crate::services::admin_workers;
 use crate::state::SharedState;
-use crate::stream_applier::{Applier, Item};
+use crate::stream::applier::{Applier, Item};
+use crate::stream::heartbeat;
+use crate::stream::registry::{Registration, WorkerConn};
+use crate::telemetry::metrics;
 
 pub struct WorkerApi {
     state: SharedState,
@@ -175,7 +175,7 @@ fn validate_hello(hello: &v1::Hello) -> Result<(), Status> {
     if hello.max_sessions == 0 || hello.max_sessions > 100_000 {
         return Err(Status::invalid_argument("max_sessions must be between 1 and 100000"));
     }
-    crate::worker_input::hello(hello).map_err(|e| {
+    crate::stream::input::hello(hello).map_err(|e| {
         metrics::WORKER_STREAMS_REJECTED.inc();
         Status::from(e)
     })
@@ -243,10 +243,10 @@ async fn read_loop(
             Ok(Some(Ok(msg))) => msg,
         };
         // Checked like client input: a message with a NUL in a string is dropped.
-        let Some(msg) = crate::worker_input::stream_message(&conn.worker_id, msg) else { continue };
+        let Some(msg) = crate::stream::input::stream_message(&conn.worker_id, msg) else { continue };
         match msg.kind {
             Some(worker_message::Kind::Result(mut result)) => {
-                crate::worker_input::command_result(&conn.worker_id, &mut result);
+                crate::stream::input::command_result(&conn.worker_id, &mut result);
                 let request_id = result.request_id;
                 if !conn.complete(result) {
                     tracing::debug!(request_id, "result for a caller that gave up");

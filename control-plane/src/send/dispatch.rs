@@ -9,12 +9,12 @@ use chrono::Utc;
 use sea_orm::DbErr;
 use wagate_proto::v1;
 
-use crate::metrics;
 use crate::persistence::status_writer::StatusUpdate;
 use crate::persistence::{message_dispatch, messages};
-use crate::registry::DispatchError;
-use crate::send_tracker::InFlight;
+use crate::send::tracker::InFlight;
 use crate::state::SharedState;
+use crate::stream::registry::DispatchError;
+use crate::telemetry::metrics;
 
 /// How a dispatch ended.
 #[derive(Debug)]

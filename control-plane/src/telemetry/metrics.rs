@@ -182,9 +182,9 @@ pub fn command_kind(kind: &wagate_proto::v1::command::Kind) -> &'static str {
 
 /// The `outcome` label of a command's result.
 pub fn command_outcome(
-    result: &Result<wagate_proto::v1::CommandResult, crate::registry::DispatchError>,
+    result: &Result<wagate_proto::v1::CommandResult, crate::stream::registry::DispatchError>,
 ) -> &'static str {
-    use crate::registry::DispatchError;
+    use crate::stream::registry::DispatchError;
     match result {
         Ok(r) if r.ok => "ok",
         Ok(_) => "error",

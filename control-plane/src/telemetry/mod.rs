@@ -1,0 +1,8 @@
+//! What the control plane tells operators: metric names (`metrics`), the
+//! gRPC call metrics layer (`grpc`), the `/metrics` listener (`http`) and
+//! grpc.health.v1 (`health`).
+
+pub(crate) mod grpc;
+pub(crate) mod health;
+pub(crate) mod http;
+pub(crate) mod metrics;
