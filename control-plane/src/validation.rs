@@ -99,22 +99,47 @@ pub fn recipient(raw: &str) -> Result<String, CpError> {
 }
 
 fn phone_digits(raw: &str) -> Result<String, CpError> {
+    phone_number("to", raw)
+}
+
+/// A phone number in international format as its digits (spaces, `-`, `.`,
+/// brackets and a leading `+` dropped); errors name `field`.
+fn phone_number(field: &str, raw: &str) -> Result<String, CpError> {
     let mut digits = String::with_capacity(raw.len());
-    for (i, c) in raw.chars().enumerate() {
+    for (i, c) in raw.trim().chars().enumerate() {
         match c {
             '0'..='9' => digits.push(c),
             '+' if i == 0 => {}
             ' ' | '-' | '.' | '(' | ')' => {}
-            _ => return Err(invalid("to", "to must be a phone number in international format or a JID")),
+            _ => {
+                return Err(invalid(
+                    field,
+                    format!("{field} must be a phone number in international format"),
+                ));
+            }
         }
     }
     if !(7..=15).contains(&digits.len()) || digits.starts_with('0') {
         return Err(invalid(
-            "to",
-            "to must be a phone number in international format (7-15 digits, country code first)",
+            field,
+            format!(
+                "{field} must be a phone number in international format (7-15 digits, country code first)"
+            ),
         ));
     }
     Ok(digits)
+}
+
+/// At most this many numbers in one `CheckNumbers`.
+pub const MAX_CHECK_NUMBERS: usize = 50;
+
+/// The numbers of a number check: 1 to [`MAX_CHECK_NUMBERS`], each a phone
+/// number (as digits), errors naming `numbers[i]`.
+pub fn numbers(raw: &[String]) -> Result<Vec<String>, CpError> {
+    if raw.is_empty() || raw.len() > MAX_CHECK_NUMBERS {
+        return Err(invalid("numbers", format!("numbers must hold 1 to {MAX_CHECK_NUMBERS} phone numbers")));
+    }
+    raw.iter().enumerate().map(|(i, n)| phone_number(&format!("numbers[{i}]"), n)).collect()
 }
 
 /// Checks the fields each message type requires.
@@ -233,6 +258,7 @@ fn is_sender(from: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wagate_proto::error::ApiError;
 
     #[test]
     fn recipients_are_normalised() {
@@ -243,6 +269,15 @@ mod tests {
         for bad in ["", "abc", "123", "+0812345678", "62812@evil.com", "628123456789012345", "62a81234567"] {
             assert!(recipient(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn numbers_to_check() {
+        assert_eq!(numbers(&["+62 812-3456-7890".into()]).unwrap(), vec!["6281234567890".to_owned()]);
+        assert!(numbers(&[]).is_err());
+        assert!(numbers(&vec!["6281234567890".to_owned(); MAX_CHECK_NUMBERS + 1]).is_err());
+        let err = ApiError::from(numbers(&["6281234567890".into(), "abc".into()]).unwrap_err());
+        assert_eq!(err.field.as_deref(), Some("numbers[1]"));
     }
 
     #[test]

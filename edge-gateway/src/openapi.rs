@@ -167,6 +167,7 @@ mod tests {
         ("GET", "/api/v1/sessions/{sessionId}/qr"),
         ("POST", "/api/v1/sessions/{sessionId}/start"),
         ("POST", "/api/v1/sessions/{sessionId}/send"),
+        ("POST", "/api/v1/sessions/{sessionId}/contacts/check"),
         ("GET", "/api/v1/sessions/{sessionId}/api-key"),
         ("DELETE", "/api/v1/sessions/{sessionId}/api-key"),
         ("POST", "/api/v1/sessions/{sessionId}/api-key/rotate"),

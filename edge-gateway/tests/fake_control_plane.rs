@@ -193,6 +193,13 @@ impl MessageService for Fake {
             created_at: ts(1_705_314_600),
         }))
     }
+
+    async fn check_numbers(
+        &self,
+        _: Request<wagate_proto::v1::CheckNumbersRequest>,
+    ) -> Result<Response<wagate_proto::v1::CheckNumbersResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
 }
 
 async fn fake_control_plane() -> (String, Seen) {

@@ -7,9 +7,12 @@
 //! - [`text`] / [`codec`]: no request a server decodes carries a NUL in any
 //!   string (checked once, in the codec of every service);
 //! - [`tls`]: the `WAGATE_TLS_*` files turned into server and client TLS (rustls on ring);
-//! - [`secret`]: the strength rule of configured secrets, shared by every binary.
+//! - [`secret`]: the strength rule of configured secrets, shared by every binary;
+//! - [`commands`]: the one table of worker commands (kinds, names, payloads,
+//!   what a worker declares it runs).
 
 pub mod codec;
+pub mod commands;
 pub mod error;
 pub mod forwarded;
 pub mod ratelimit;
@@ -22,6 +25,7 @@ pub mod tls;
 
 use std::time::Duration;
 
+pub use commands::{CommandKind, CommandSet, WorkerCommand};
 pub use tonic;
 
 /// Generated code of package `wagate.v1`.
@@ -35,20 +39,6 @@ pub mod v1 {
 /// sides to know about it; raise the minimum when an old version is dropped.
 pub const PROTOCOL_VERSION_MIN: u32 = 1;
 pub const PROTOCOL_VERSION_MAX: u32 = 1;
-
-/// The first stream protocol version that knows a worker command: a
-/// control plane never sends a command to a stream negotiated below it.
-/// A command added in version N answers N here.
-pub const fn command_since(kind: &v1::command::Kind) -> u32 {
-    use v1::command::Kind;
-    match kind {
-        Kind::StartSession(_)
-        | Kind::StopSession(_)
-        | Kind::Logout(_)
-        | Kind::SendMessage(_)
-        | Kind::GetStatus(_) => 1,
-    }
-}
 
 /// The version two ranges share (the highest), if any; 0 bounds read as 1.
 pub fn negotiate_protocol(theirs: (u32, u32), ours: (u32, u32)) -> Option<u32> {

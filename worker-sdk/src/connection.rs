@@ -41,7 +41,7 @@ use wagate_proto::v1::{self, command, command_result, control_message, worker_me
 use crate::backoff::Backoff;
 use crate::config::WorkerConfig;
 use crate::dedup::{self, Claim, SendWindow};
-use crate::driver::{DriverError, SessionDriver, codes};
+use crate::driver::{DriverError, SessionDriver, codes, run_on_driver};
 use crate::events::EventSink;
 use crate::heartbeat::{self, ProcessMetrics};
 
@@ -89,6 +89,7 @@ impl Worker {
         let (state, state_rx) = watch::channel(ConnectionState::Connecting);
         let span = info_span!("worker", worker_id = %config.worker_id);
         let shared = Arc::new(Shared {
+            supported: driver.supported_commands(),
             driver,
             events,
             state,
@@ -286,6 +287,8 @@ impl WorkerHandle {
 struct Shared {
     config: WorkerConfig,
     driver: Arc<dyn SessionDriver>,
+    /// What the driver declared it runs (read once, sent in every Hello).
+    supported: wagate_proto::CommandSet,
     events: EventSink,
     state: watch::Sender<ConnectionState>,
     paused: watch::Sender<bool>,
@@ -530,6 +533,7 @@ async fn connect(shared: &Arc<Shared>) -> Result<Conn, ConnectError> {
             labels: config.labels.clone(),
             min_protocol_version: wagate_proto::PROTOCOL_VERSION_MIN,
             max_protocol_version: wagate_proto::PROTOCOL_VERSION_MAX,
+            commands: shared.supported.names(),
         };
         // Queued before the call so that the control plane has it at once.
         outbox.send(worker_message::Kind::Hello(hello)).await.map_err(|_| ConnectError::Gone)?;
@@ -751,11 +755,7 @@ async fn read_loop(
 
 fn describe(cmd: &v1::Command) -> (&'static str, &str) {
     match &cmd.kind {
-        Some(command::Kind::StartSession(c)) => ("start_session", &c.session_id),
-        Some(command::Kind::StopSession(c)) => ("stop_session", &c.session_id),
-        Some(command::Kind::Logout(c)) => ("logout", &c.session_id),
-        Some(command::Kind::SendMessage(c)) => ("send_message", &c.session_id),
-        Some(command::Kind::GetStatus(c)) => ("get_status", &c.session_id),
+        Some(kind) => (kind.kind().name(), kind.session_id()),
         None => ("none", ""),
     }
 }
@@ -800,17 +800,17 @@ async fn execute(shared: &Shared, cmd: v1::Command, received: Instant) -> v1::Co
     let driver = &shared.driver;
     let outcome: Result<Option<command_result::Payload>, DriverError> = match cmd.kind {
         None => Err(DriverError::new(codes::INVALID_COMMAND, "command has no kind")),
+        Some(kind) if !shared.supported.contains(kind.kind()) => Err(DriverError::unsupported(kind.kind())),
         Some(command::Kind::StartSession(c)) => {
             driver.start_session(c, shared.events.clone()).await.map(|()| None)
         }
-        Some(command::Kind::StopSession(c)) => driver.stop_session(c).await.map(|()| None),
-        Some(command::Kind::Logout(c)) => driver.logout(c).await.map(|()| None),
         Some(command::Kind::SendMessage(c)) => {
             send_once(shared, c).await.map(|r| Some(command_result::Payload::SendReceipt(r)))
         }
-        Some(command::Kind::GetStatus(c)) => {
-            driver.get_status(c).await.map(|s| Some(command_result::Payload::SessionState(s)))
-        }
+        Some(kind) => match run_on_driver(driver.as_ref(), kind).await {
+            Ok(outcome) => outcome,
+            Err(kind) => Err(DriverError::unsupported(kind.kind())),
+        },
     };
     match outcome {
         Ok(payload) => v1::CommandResult {

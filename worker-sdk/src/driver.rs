@@ -1,7 +1,9 @@
 //! The trait a worker implements to run WhatsApp sessions.
 
 use async_trait::async_trait;
-use wagate_proto::v1;
+use wagate_proto::commands::CommandOutput;
+use wagate_proto::v1::{self, command, command_result};
+use wagate_proto::{CommandKind, CommandSet};
 
 use crate::events::EventSink;
 
@@ -21,6 +23,9 @@ pub mod codes {
     pub const SHUTTING_DOWN: &str = "shutting_down";
     /// The command has no kind (or one this worker does not know).
     pub const INVALID_COMMAND: &str = "invalid_command";
+    /// The worker's driver does not run this command (see
+    /// [`SessionDriver::supported_commands`](super::SessionDriver::supported_commands)).
+    pub const UNSUPPORTED_COMMAND: &str = "unsupported_command";
     /// Anything else that went wrong inside the driver.
     pub const INTERNAL: &str = "internal";
 }
@@ -64,6 +69,11 @@ impl DriverError {
         Self::new(codes::INTERNAL, message)
     }
 
+    /// The default body of a command a driver does not implement.
+    pub fn unsupported(kind: CommandKind) -> Self {
+        Self::new(codes::UNSUPPORTED_COMMAND, format!("this worker's driver does not run the {kind} command"))
+    }
+
     /// The failed `CommandResult` for `request_id`.
     pub fn into_result(self, request_id: u64) -> v1::CommandResult {
         v1::CommandResult {
@@ -79,6 +89,13 @@ impl DriverError {
 /// What a worker implements to run sessions. The SDK calls it for every
 /// command from the control plane; calls for different sessions (and for the
 /// same session) may run concurrently.
+///
+/// Commands: the five of the original protocol (start, stop, logout, send,
+/// status) are required; every command added since has a default body that
+/// answers [`DriverError::unsupported`], so adding one never breaks a driver.
+/// A driver that implements one declares it in [`supported_commands`](Self::supported_commands),
+/// which the SDK sends in `Hello`: the control plane sends a driver only the
+/// commands it declared (and answers the others `NOT_SUPPORTED_BY_WORKER`).
 ///
 /// Generations fence placements: a session placed again (e.g. after a
 /// failover) gets a higher generation, and a command with an older generation
@@ -115,7 +132,48 @@ pub trait SessionDriver: Send + Sync + 'static {
 
     /// Sessions currently running, reported in Hello after a (re)connect.
     fn held_sessions(&self) -> Vec<v1::HeldSession>;
+
+    // Commands added after the original five: each has a default body, so a
+    // driver built before it existed keeps compiling and is never sent it.
+
+    /// Which of `cmd.numbers` (digits with country code) are on WhatsApp, in
+    /// the order asked.
+    async fn check_numbers(&self, cmd: v1::CheckNumbers) -> Result<v1::NumberChecks, DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::CheckNumbers))
+    }
+
+    /// The commands this driver runs, declared in `Hello.commands`. The
+    /// default is the original five; a driver that implements a newer
+    /// command adds it (`CommandSet::BASELINE.with(CommandKind::…)`).
+    fn supported_commands(&self) -> CommandSet {
+        CommandSet::BASELINE
+    }
 }
+
+/// Runs a command that goes straight to its driver method (the table's
+/// `driver` rows, generated from `wagate_proto::for_each_worker_command!`);
+/// gives back the commands the SDK runs itself (start, send).
+macro_rules! driver_dispatch {
+    (
+        sdk { $($sv:ident($sn:ident) -> $so:ty,)* }
+        driver { $($dv:ident($dn:ident) -> $do:ty,)* }
+        baseline { $($bv:ident),* }
+        payloads { $($p:ident),* }
+    ) => {
+        pub(crate) async fn run_on_driver(
+            driver: &dyn SessionDriver,
+            kind: command::Kind,
+        ) -> Result<Result<Option<command_result::Payload>, DriverError>, command::Kind> {
+            match kind {
+                $(command::Kind::$dv(c) => Ok(driver.$dn(c).await.map(CommandOutput::into_payload)),)*
+                other => Err(other),
+            }
+        }
+    };
+}
+
+wagate_proto::for_each_worker_command!(driver_dispatch);
 
 #[cfg(test)]
 mod tests {

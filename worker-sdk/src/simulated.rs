@@ -18,6 +18,7 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
+use wagate_proto::CommandSet;
 use wagate_proto::v1::{self, MessageStatus, MessageType, SessionStatus};
 
 use crate::driver::{DriverError, SessionDriver};
@@ -120,6 +121,8 @@ pub struct SimulatedDriver {
     total_sent: AtomicU64,
     /// Every send performed (with de-duplication off, repeats too).
     send_calls: AtomicU64,
+    /// `check_numbers` calls that reached the driver.
+    check_calls: AtomicU64,
     /// Sends of a message id this driver had sent before (de-duplication off).
     duplicate_sends: AtomicU64,
     next_instance: AtomicU64,
@@ -143,6 +146,7 @@ impl SimulatedDriver {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             total_sent: AtomicU64::new(0),
             send_calls: AtomicU64::new(0),
+            check_calls: AtomicU64::new(0),
             duplicate_sends: AtomicU64::new(0),
             next_instance: AtomicU64::new(1),
             this: this.clone(),
@@ -312,6 +316,11 @@ impl SimulatedDriver {
     /// repeats included when de-duplication is off.
     pub fn send_calls(&self) -> u64 {
         self.send_calls.load(Ordering::Relaxed)
+    }
+
+    /// `check_numbers` commands that reached this driver.
+    pub fn check_calls(&self) -> u64 {
+        self.check_calls.load(Ordering::Relaxed)
     }
 
     /// Sends of a message id the session had already sent (only with
@@ -612,6 +621,37 @@ impl SessionDriver for SimulatedDriver {
         })
     }
 
+    async fn check_numbers(&self, cmd: v1::CheckNumbers) -> Result<v1::NumberChecks, DriverError> {
+        {
+            let shard = self.shard(&cmd.session_id);
+            let s = shard
+                .sessions
+                .get(&cmd.session_id)
+                .ok_or_else(|| DriverError::unknown_session(&cmd.session_id))?;
+            if cmd.generation != 0 && cmd.generation < s.generation {
+                return Err(DriverError::stale_generation(&cmd.session_id, cmd.generation, s.generation));
+            }
+            if s.status != SessionStatus::Connected {
+                return Err(DriverError::not_connected(&cmd.session_id));
+            }
+        }
+        self.check_calls.fetch_add(1, Ordering::Relaxed);
+        let numbers = cmd
+            .numbers
+            .into_iter()
+            .map(|number| {
+                let exists = simulated_number_exists(&number);
+                let jid = exists.then(|| format!("{number}@s.whatsapp.net"));
+                v1::NumberCheck { number, exists, jid }
+            })
+            .collect();
+        Ok(v1::NumberChecks { numbers })
+    }
+
+    fn supported_commands(&self) -> CommandSet {
+        CommandSet::ALL
+    }
+
     fn held_sessions(&self) -> Vec<v1::HeldSession> {
         self.each_shard()
             .flat_map(|shard| {
@@ -738,6 +778,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The simulated phone's answer to "is this number on WhatsApp": a number
+/// of plausible length (8 to 15 digits) whose last digit is not 0. The
+/// `…0` rule gives tests and demos a number that does not exist.
+fn simulated_number_exists(number: &str) -> bool {
+    (8..=15).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()) && !number.ends_with('0')
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //!    record is dropped and the caller gets `WORKER_UNAVAILABLE` (503 with
 //!    Retry-After).
 //!
-//! The API is one narrow function per command kind.
+//! The API is one generic [`Dispatcher::run`] over the command table
+//! (`wagate_proto::commands`).
 
 pub mod internal_api;
 pub mod peer_client;
@@ -22,7 +23,10 @@ pub mod peer_client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wagate_proto::v1::{self, CommandResult, command};
+use wagate_proto::commands::CommandOutput;
+use wagate_proto::error::{ApiError, ErrorCode};
+use wagate_proto::v1::{CommandResult, command};
+use wagate_proto::{CommandKind, WorkerCommand};
 
 use crate::cache::Cache;
 pub use crate::stream::registry::DispatchError;
@@ -64,40 +68,27 @@ impl Dispatcher {
         &self.peers
     }
 
-    pub async fn start_session(
+    /// Runs one worker command (any row of `wagate_proto::commands`) with
+    /// the default deadline.
+    pub async fn run<C: WorkerCommand>(
         &self,
         worker_id: &str,
-        cmd: v1::StartSession,
+        cmd: C,
     ) -> Result<CommandResult, DispatchError> {
-        self.call(worker_id, command::Kind::StartSession(cmd), self.default_deadline).await
+        self.call(worker_id, cmd.into(), self.default_deadline).await
     }
 
-    pub async fn stop_session(
-        &self,
-        worker_id: &str,
-        cmd: v1::StopSession,
-    ) -> Result<CommandResult, DispatchError> {
-        self.call(worker_id, command::Kind::StopSession(cmd), self.default_deadline).await
-    }
-
-    pub async fn logout(&self, worker_id: &str, cmd: v1::Logout) -> Result<CommandResult, DispatchError> {
-        self.call(worker_id, command::Kind::Logout(cmd), self.default_deadline).await
-    }
-
-    pub async fn send_message(
-        &self,
-        worker_id: &str,
-        cmd: v1::SendMessage,
-    ) -> Result<CommandResult, DispatchError> {
-        self.call(worker_id, command::Kind::SendMessage(cmd), self.default_deadline).await
-    }
-
-    pub async fn get_status(
-        &self,
-        worker_id: &str,
-        cmd: v1::GetStatus,
-    ) -> Result<CommandResult, DispatchError> {
-        self.call(worker_id, command::Kind::GetStatus(cmd), self.default_deadline).await
+    /// Runs a command whose answer the caller needs (the table's `Output`):
+    /// a refusal by the worker becomes the caller's error (see [`refusal`]).
+    pub async fn run_for<C: WorkerCommand>(&self, worker_id: &str, cmd: C) -> Result<C::Output, ApiError> {
+        let result = self.run(worker_id, cmd).await?;
+        if !result.ok {
+            return Err(refusal(C::KIND, &result));
+        }
+        C::Output::from_payload(result.payload).ok_or_else(|| {
+            tracing::warn!(worker_id, kind = %C::KIND, "worker answered without the expected payload");
+            ApiError::new(ErrorCode::WorkerError, format!("the worker gave no answer to {}", C::KIND))
+        })
     }
 
     /// Local stream first, else one forward to the replica holding it.
@@ -144,5 +135,23 @@ impl Dispatcher {
         ::metrics::histogram!("wagate_dispatch_forward_seconds", "outcome" => outcome_label)
             .record(started.elapsed().as_secs_f64());
         result
+    }
+}
+
+/// A worker's refusal (`CommandResult.ok == false`) as the caller's error,
+/// by the SDK's error codes (`wagate_worker_sdk::driver::codes`, spelled
+/// here: the control plane does not depend on the SDK).
+pub fn refusal(kind: CommandKind, result: &CommandResult) -> ApiError {
+    let detail = if result.error_message.is_empty() { &result.error_code } else { &result.error_message };
+    match result.error_code.as_str() {
+        "unsupported_command" => ApiError::new(ErrorCode::NotSupportedByWorker, detail.clone()),
+        "not_connected" => ApiError::new(ErrorCode::SessionNotConnected, detail.clone()),
+        "unknown_session" | "stale_generation" | "shutting_down" => ApiError::new(
+            ErrorCode::WorkerUnavailable,
+            format!("the session is moving between workers: {detail}"),
+        )
+        .with_retry_after(2),
+        "deadline_exceeded" => ApiError::new(ErrorCode::DeadlineExceeded, detail.clone()),
+        _ => ApiError::new(ErrorCode::WorkerError, format!("the worker could not run {kind}: {detail}")),
     }
 }

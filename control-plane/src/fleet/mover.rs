@@ -121,7 +121,7 @@ pub async fn move_session(
         name: row.name.clone(),
         auth_state: snapshot,
     };
-    let started = state.dispatcher.start_session(&target, start).await;
+    let started = state.dispatcher.run(&target, start).await;
     let failure = match started {
         Ok(r) if r.ok => None,
         Ok(r) => Some(format!("{}: {}", r.error_code, r.error_message)),
@@ -170,7 +170,7 @@ async fn stop_on_drained(
         session_id: session_id.to_owned(),
         generation: u64::try_from(generation).unwrap_or_default(),
     };
-    if let Err(err) = state.dispatcher.stop_session(old, stop).await {
+    if let Err(err) = state.dispatcher.run(old, stop).await {
         tracing::warn!(session_id, worker_id = old, error = %err, "stop on the old worker not delivered");
     }
 }

@@ -76,7 +76,7 @@ async fn expire(
         session_id: s.id.clone(),
         generation: u64::try_from(s.generation).unwrap_or_default(),
     };
-    match state.dispatcher.stop_session(&s.worker_id, stop).await {
+    match state.dispatcher.run(&s.worker_id, stop).await {
         Ok(r) if !r.ok => tracing::warn!(
             session_id = s.id,
             worker_id = s.worker_id,

@@ -151,7 +151,7 @@ pub async fn stranded_sessions(state: &SharedState) -> CpResult<usize> {
     let stale = Utc::now() - chrono::Duration::from_std(state.config.command_timeout * 2).unwrap_or_default();
     for (id, worker_id) in sessions::starting_since(&state.db, stale).await? {
         let ask = wagate_proto::v1::GetStatus { session_id: id.clone() };
-        match state.dispatcher.get_status(&worker_id, ask).await {
+        match state.dispatcher.run(&worker_id, ask).await {
             // The worker runs it (e.g. waiting for its first QR): leave it.
             Ok(r) if r.ok => continue,
             Ok(_) => {}

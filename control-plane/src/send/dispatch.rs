@@ -51,7 +51,7 @@ pub async fn call_worker(
     worker_id: &str,
     send: v1::SendMessage,
 ) -> Result<v1::CommandResult, DispatchError> {
-    state.dispatcher.send_message(worker_id, send).await
+    state.dispatcher.run(worker_id, send).await
 }
 
 /// Dispatches `send` under its tracker entry `guard` and settles the row by

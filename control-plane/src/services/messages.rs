@@ -342,6 +342,46 @@ impl MessageService for MessageApi {
         }
         Ok(response)
     }
+
+    async fn check_numbers(
+        &self,
+        request: Request<v1::CheckNumbersRequest>,
+    ) -> Result<Response<v1::CheckNumbersResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("check_numbers", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.check_numbers(md, req).instrument(span).await?))
+    }
+}
+
+impl MessageApi {
+    /// Which numbers are on WhatsApp, asked of the session's worker.
+    async fn check_numbers(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::CheckNumbersRequest,
+    ) -> CpResult<v1::CheckNumbersResponse> {
+        self.state.ensure_running()?;
+        let ks = self.authenticate(&md).await?;
+        if ks.session_id != req.session_id {
+            return Err(api(ErrorCode::Forbidden, "this API key does not belong to this session"));
+        }
+        let numbers = validation::numbers(&req.numbers)?;
+        if ks.status != SessionStatus::Connected {
+            return Err(api(
+                ErrorCode::SessionNotConnected,
+                format!("session is not connected (status {})", status_name(ks.status)),
+            ));
+        }
+        let worker_id = ks.worker_id.clone().unwrap_or_default();
+        let cmd = v1::CheckNumbers {
+            session_id: ks.session_id.clone(),
+            generation: u64::try_from(ks.generation).unwrap_or_default(),
+            numbers,
+        };
+        let checks = self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        Ok(v1::CheckNumbersResponse { numbers: checks.numbers })
+    }
 }
 
 /// The `outcome` label of a send: sent, failed (by the worker), pending

@@ -53,7 +53,7 @@ pub async fn stop_on_worker(state: &SharedState, s: &session::Model) {
         session_id: s.id.clone(),
         generation: u64::try_from(s.generation).unwrap_or_default(),
     };
-    match state.dispatcher.stop_session(worker_id, stop).await {
+    match state.dispatcher.run(worker_id, stop).await {
         Ok(r) if !r.ok => {
             tracing::warn!(session_id = s.id, worker_id, error = r.error_message, "worker refused stop")
         }

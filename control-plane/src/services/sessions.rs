@@ -133,7 +133,7 @@ impl SessionApi {
             name: name.clone(),
             auth_state: None,
         };
-        let outcome = self.state.dispatcher.start_session(&worker_id, start).await;
+        let outcome = self.state.dispatcher.run(&worker_id, start).await;
         let failure = match outcome {
             Ok(r) if r.ok => None,
             Ok(r) => Some(api(
@@ -239,7 +239,7 @@ impl SessionApi {
                 session_id: row.id.clone(),
                 generation: u64::try_from(row.generation).unwrap_or_default(),
             };
-            if let Err(e) = self.state.dispatcher.stop_session(old, stop).await {
+            if let Err(e) = self.state.dispatcher.run(old, stop).await {
                 tracing::warn!(session_id = row.id, worker_id = old, error = %e, "stop on the old worker not delivered");
             }
         }
@@ -259,7 +259,7 @@ impl SessionApi {
             name: row.name.clone(),
             auth_state,
         };
-        let failure = match self.state.dispatcher.start_session(&worker_id, start).await {
+        let failure = match self.state.dispatcher.run(&worker_id, start).await {
             Ok(r) if r.ok => None,
             Ok(r) => Some(api(
                 ErrorCode::WorkerError,
@@ -375,7 +375,7 @@ impl SessionApi {
             };
             // Best effort: a worker that is gone no longer runs the session;
             // one that comes back is told to stop it (fencing on Hello).
-            match self.state.dispatcher.stop_session(worker_id, stop).await {
+            match self.state.dispatcher.run(worker_id, stop).await {
                 Ok(r) if !r.ok => tracing::warn!(
                     session_id = s.id,
                     worker_id,

@@ -110,6 +110,7 @@ impl WorkerService for WorkerApi {
         }
         let worker_id = hello.worker_id.clone();
         let span = tracing::info_span!("worker_stream", worker_id = %worker_id);
+        let commands = wagate_proto::CommandSet::from_names(&hello.commands);
 
         let epoch = heartbeat::on_hello(&state, &hello, &peer).await.map_err(Status::from)?;
         let stop_sessions = fenced_sessions(&state, &hello).await.map_err(Status::from)?;
@@ -129,6 +130,7 @@ impl WorkerService for WorkerApi {
             &worker_id,
             epoch,
             protocol_version,
+            commands,
             state.config.worker_channel_capacity,
             welcome,
         );
@@ -141,7 +143,7 @@ impl WorkerService for WorkerApi {
                 .worker(&worker_id)
                 .details(serde_json::json!({ "peer": peer, "epoch": epoch, "version": hello.version })),
         );
-        tracing::info!(parent: &span, epoch, peer, "worker connected");
+        tracing::info!(parent: &span, epoch, peer, %commands, "worker connected");
 
         // New capacity: sessions waiting for a worker may fit now.
         let st = state.clone();

@@ -94,7 +94,23 @@ pub fn hello(hello: &v1::Hello) -> Result<(), wagate_proto::error::ApiError> {
             format!("version must be at most {MAX_VERSION} bytes, without control characters"),
         ));
     }
+    if hello.commands.len() > MAX_COMMANDS || hello.commands.iter().any(|c| !is_command_name(c)) {
+        return Err(ApiError::invalid(
+            "commands",
+            format!("commands must be at most {MAX_COMMANDS} names of lowercase letters, digits and '_'"),
+        ));
+    }
     Ok(())
+}
+
+/// At most this many names in `Hello.commands` (a newer worker may name
+/// commands this build does not know: those are skipped, not refused).
+const MAX_COMMANDS: usize = 256;
+
+fn is_command_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The phone number of a status event or session state: kept if valid,
@@ -156,9 +172,28 @@ pub fn command_result(worker_id: &str, r: &mut v1::CommandResult) {
                 s.qr_code = None;
             }
         }
+        Some(v1::command_result::Payload::NumberChecks(checks)) => {
+            // One answer per number asked (at most 50), each a plausible JID.
+            if checks.numbers.len() > MAX_NUMBER_CHECKS {
+                refused("result", worker_id, "numbers", "more answers than numbers asked");
+                checks.numbers.truncate(MAX_NUMBER_CHECKS);
+            }
+            for check in &mut checks.numbers {
+                if !is_printable(&check.number, MAX_WA_ID) {
+                    check.number.clear();
+                }
+                if check.jid.as_deref().is_some_and(|j| !is_printable(j, MAX_WA_ID)) {
+                    refused("result", worker_id, "jid", "too long or control characters");
+                    check.jid = None;
+                }
+            }
+        }
         None => {}
     }
 }
+
+/// The most answers one number check carries (its request holds at most as many).
+const MAX_NUMBER_CHECKS: usize = crate::validation::MAX_CHECK_NUMBERS;
 
 #[cfg(test)]
 mod tests {

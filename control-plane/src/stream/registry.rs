@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use wagate_proto::CommandSet;
 use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::v1::{Command, CommandResult, ControlMessage, command, control_message};
 
@@ -65,6 +66,8 @@ pub struct WorkerConn {
     pub generation: u64,
     /// The stream protocol version negotiated in the handshake.
     pub protocol_version: u32,
+    /// The commands the worker declared in `Hello.commands`.
+    pub commands: CommandSet,
     tx: mpsc::Sender<Outbound>,
     pending: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
     next_request_id: AtomicU64,
@@ -80,7 +83,7 @@ impl WorkerConn {
         kind: command::Kind,
         deadline: Duration,
     ) -> Result<CommandResult, DispatchError> {
-        let label = metrics::command_kind(&kind);
+        let label = kind.kind().name();
         let started = std::time::Instant::now();
         let result = self.call_inner(kind, deadline).await;
         metrics::command(label, metrics::command_outcome(&result), started.elapsed());
@@ -92,13 +95,11 @@ impl WorkerConn {
         kind: command::Kind,
         deadline: Duration,
     ) -> Result<CommandResult, DispatchError> {
-        let since = wagate_proto::command_since(&kind);
-        if since > self.protocol_version {
+        if !self.commands.contains(kind.kind()) {
             return Err(DispatchError::Unsupported(format!(
-                "worker {} speaks stream protocol {}, the {} command needs {since} or later",
-                self.worker_id,
-                self.protocol_version,
-                metrics::command_kind(&kind)
+                "the worker running this session does not support the {} command (it runs: {})",
+                kind.kind(),
+                self.commands
             )));
         }
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +178,7 @@ impl Registry {
     }
 
     /// Registers a new stream for `worker_id` with its stream epoch
-    /// (`generation`) and negotiated protocol version, preempting any older
+    /// (`generation`), negotiated protocol version and declared commands, preempting any older
     /// one. `welcome` is queued on the stream before the connection becomes
     /// reachable, so it is the first message the worker reads (no command
     /// can overtake it). Returns the connection, the receiving end of its
@@ -187,6 +188,7 @@ impl Registry {
         worker_id: &str,
         generation: u64,
         protocol_version: u32,
+        commands: CommandSet,
         capacity: usize,
         welcome: ControlMessage,
     ) -> (Arc<WorkerConn>, mpsc::Receiver<Outbound>, Registration) {
@@ -197,6 +199,7 @@ impl Registry {
             worker_id: worker_id.to_owned(),
             generation,
             protocol_version,
+            commands,
             tx,
             pending: Mutex::new(HashMap::new()),
             next_request_id: AtomicU64::new(1),
@@ -320,7 +323,7 @@ mod tests {
     #[tokio::test]
     async fn welcome_is_first_and_unknown_commands_are_refused() {
         let registry = Registry::new();
-        let (conn, mut rx, _guard) = registry.register("w1", 1, 1, 8, welcome());
+        let (conn, mut rx, _guard) = registry.register("w1", 1, 1, CommandSet::ALL, 8, welcome());
         // A command racing the handshake still queues behind Welcome.
         let r2 = registry.clone();
         let call = tokio::spawn(async move { r2.call("w1", get_status(), Duration::from_millis(50)).await });
@@ -331,8 +334,9 @@ mod tests {
         let _ = call.await;
         drop(conn);
 
-        // A stream negotiated below a command's version never gets it.
-        let (_old, mut rx, _g) = registry.register("w0", 1, 0, 8, welcome());
+        // A worker that does not declare a command never gets it.
+        let without = CommandSet::ALL.without(wagate_proto::CommandKind::GetStatus);
+        let (_old, mut rx, _g) = registry.register("w0", 1, 1, without, 8, welcome());
         let _ = rx.recv().await;
         let err = registry.call("w0", get_status(), Duration::from_millis(50)).await.unwrap_err();
         assert!(matches!(err, DispatchError::Unsupported(_)), "{err}");
@@ -343,7 +347,7 @@ mod tests {
     #[tokio::test]
     async fn reply_is_correlated_by_request_id() {
         let registry = Registry::new();
-        let (conn, mut rx, _guard) = registry.register("w1", 1, 1, 8, welcome());
+        let (conn, mut rx, _guard) = registry.register("w1", 1, 1, CommandSet::ALL, 8, welcome());
         let echo = tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.recv().await {
                 if let Some(control_message::Kind::Command(cmd)) = msg.kind {
@@ -368,7 +372,7 @@ mod tests {
     #[tokio::test]
     async fn full_channel_is_busy_and_timeouts_clean_up() {
         let registry = Registry::new();
-        let (conn, _rx, _guard) = registry.register("w1", 1, 1, 2, welcome());
+        let (conn, _rx, _guard) = registry.register("w1", 1, 1, CommandSet::ALL, 2, welcome());
         let err = registry.call("w1", get_status(), Duration::from_millis(20)).await.unwrap_err();
         assert!(matches!(err, DispatchError::Timeout(_)), "{err}");
         assert_eq!(conn.pending_count(), 0, "timed-out caller must not leak");
@@ -381,8 +385,8 @@ mod tests {
     #[tokio::test]
     async fn reconnect_preempts_and_stale_guard_keeps_new_entry() {
         let registry = Registry::new();
-        let (old, _rx1, old_guard) = registry.register("w1", 1, 1, 4, welcome());
-        let (new, _rx2, _new_guard) = registry.register("w1", 2, 1, 4, welcome());
+        let (old, _rx1, old_guard) = registry.register("w1", 1, 1, CommandSet::ALL, 4, welcome());
+        let (new, _rx2, _new_guard) = registry.register("w1", 2, 1, CommandSet::ALL, 4, welcome());
         assert!(old.cancel.is_cancelled());
         assert!(new.generation > old.generation);
         drop(old_guard);
@@ -396,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_registration_fails_waiting_callers() {
         let registry = Registry::new();
-        let (_conn, _rx, guard) = registry.register("w1", 1, 1, 4, welcome());
+        let (_conn, _rx, guard) = registry.register("w1", 1, 1, CommandSet::ALL, 4, welcome());
         let r2 = registry.clone();
         let call = tokio::spawn(async move { r2.call("w1", get_status(), Duration::from_secs(5)).await });
         tokio::time::sleep(Duration::from_millis(20)).await;

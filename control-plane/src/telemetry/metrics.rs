@@ -168,18 +168,6 @@ pub fn send_outcome(outcome: &'static str) {
     ::metrics::counter!(SEND_OUTCOMES, "outcome" => outcome).increment(1);
 }
 
-/// The `kind` label of a command.
-pub fn command_kind(kind: &wagate_proto::v1::command::Kind) -> &'static str {
-    use wagate_proto::v1::command::Kind;
-    match kind {
-        Kind::StartSession(_) => "start_session",
-        Kind::StopSession(_) => "stop_session",
-        Kind::Logout(_) => "logout",
-        Kind::SendMessage(_) => "send_message",
-        Kind::GetStatus(_) => "get_status",
-    }
-}
-
 /// The `outcome` label of a command's result.
 pub fn command_outcome(
     result: &Result<wagate_proto::v1::CommandResult, crate::stream::registry::DispatchError>,

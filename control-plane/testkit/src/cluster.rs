@@ -15,7 +15,7 @@ use wagate_control_plane::config::ControlPlaneConfig;
 use wagate_control_plane::server::{ControlPlane, RunningControlPlane};
 use wagate_edge_gateway::{EdgeConfig, EdgeServer, RunningEdge};
 use wagate_worker_sdk::simulated::{SimulatedConfig, SimulatedDriver};
-use wagate_worker_sdk::{Worker, WorkerConfig, WorkerHandle};
+use wagate_worker_sdk::{DriverError, EventSink, SessionDriver, Worker, WorkerConfig, WorkerHandle, v1};
 
 use crate::tcp_proxy::TcpProxy;
 
@@ -45,17 +45,54 @@ pub struct WorkerSpec {
     pub simulated: SimulatedConfig,
     /// The replica the worker's stream goes to (index into the replicas).
     pub replica: usize,
+    /// Runs the simulated phone behind [`LegacyDriver`]: a driver built
+    /// before any command newer than the original five existed.
+    pub legacy: bool,
 }
 
 impl WorkerSpec {
     pub fn new(id: impl Into<String>, max_sessions: u32) -> Self {
-        Self { id: id.into(), max_sessions, simulated: SimulatedConfig::default(), replica: 0 }
+        Self { id: id.into(), max_sessions, simulated: SimulatedConfig::default(), replica: 0, legacy: false }
     }
 
     /// Connects this worker to replica `replica`.
     pub fn on(mut self, replica: usize) -> Self {
         self.replica = replica;
         self
+    }
+
+    /// Runs a driver that implements only the original five commands (see [`LegacyDriver`]).
+    pub fn legacy(mut self) -> Self {
+        self.legacy = true;
+        self
+    }
+}
+
+/// A driver written before the command table grew: it implements the five
+/// required `SessionDriver` methods by forwarding to the simulated phone,
+/// and nothing else — no newer command, no `supported_commands` — exactly
+/// what an external driver compiled against an older SDK looks like.
+pub struct LegacyDriver(pub Arc<SimulatedDriver>);
+
+#[async_trait::async_trait]
+impl SessionDriver for LegacyDriver {
+    async fn start_session(&self, cmd: v1::StartSession, events: EventSink) -> Result<(), DriverError> {
+        self.0.start_session(cmd, events).await
+    }
+    async fn stop_session(&self, cmd: v1::StopSession) -> Result<(), DriverError> {
+        self.0.stop_session(cmd).await
+    }
+    async fn logout(&self, cmd: v1::Logout) -> Result<(), DriverError> {
+        self.0.logout(cmd).await
+    }
+    async fn send_message(&self, cmd: v1::SendMessage) -> Result<v1::SendReceipt, DriverError> {
+        self.0.send_message(cmd).await
+    }
+    async fn get_status(&self, cmd: v1::GetStatus) -> Result<v1::SessionState, DriverError> {
+        self.0.get_status(cmd).await
+    }
+    fn held_sessions(&self) -> Vec<v1::HeldSession> {
+        self.0.held_sessions()
     }
 }
 
@@ -404,7 +441,9 @@ impl Cluster {
         } else {
             (self.cp_at(replica).url(), None)
         };
-        let handle = Worker::spawn(self.worker_config_to(url, &spec.id, spec.max_sessions), driver.clone());
+        let sdk_driver: Arc<dyn SessionDriver> =
+            if spec.legacy { Arc::new(LegacyDriver(driver.clone())) } else { driver.clone() };
+        let handle = Worker::spawn(self.worker_config_to(url, &spec.id, spec.max_sessions), sdk_driver);
         if !handle.wait_connected(Duration::from_secs(10)).await {
             return Err(ClusterError::WorkerConnect(spec.id));
         }

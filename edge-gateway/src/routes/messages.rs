@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
-use wagate_proto::v1::{MessageContent, MessageType, SendRequest, SendResponse};
+use wagate_proto::v1::{CheckNumbersRequest, MessageContent, MessageType, SendRequest, SendResponse};
 
 use super::{Answer, AppState, CallContext, Reply};
 use crate::json::{Json, Validate, require};
@@ -17,7 +17,7 @@ use crate::openapi::Envelope;
 use crate::params::SessionId;
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(send))
+    OpenApiRouter::new().routes(routes!(send)).routes(routes!(check_numbers))
 }
 
 /// `POST sessions/{id}/send`. Its schema is written by hand
@@ -187,6 +187,69 @@ pub(crate) async fn send(
     let reply =
         call.unary("MessageService.Send", state.control_plane.messages().send(call.request(request))).await?;
     Ok(Reply::ok(&SendDto::from(&reply)))
+}
+
+/// `POST sessions/{id}/contacts/check`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"numbers": ["+6281234567891", "6281234567890"]}))]
+pub struct CheckNumbersBody {
+    /// 1 to 50 phone numbers in international format (digits with country
+    /// code; `+`, spaces, `-`, `.` and brackets are ignored).
+    #[schema(min_items = 1, max_items = 50)]
+    pub numbers: Vec<String>,
+}
+
+impl Validate for CheckNumbersBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.numbers.is_empty() || self.numbers.len() > 50 {
+            return Err(ApiError::invalid("numbers", "numbers must hold 1 to 50 phone numbers"));
+        }
+        Ok(())
+    }
+}
+
+/// One number's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NumberCheckDto<'a> {
+    /// The number, as digits.
+    pub number: &'a str,
+    /// Whether it is on WhatsApp.
+    pub exists: bool,
+    /// Its WhatsApp JID, when it exists.
+    pub jid: Option<&'a str>,
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/contacts/check", tag = "messages",
+    summary = "Check which numbers are on WhatsApp, through the session's phone",
+    description = "Asked of the worker that runs the session; a worker whose driver cannot answer it gives 501 NOT_SUPPORTED_BY_WORKER.",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    request_body = CheckNumbersBody,
+    responses((status = 200, body = Envelope<Vec<NumberCheckDto>>),
+        (status = 409, description = "the session is not connected", body = crate::openapi::ErrorEnvelope),
+        (status = 501, description = "the session's worker does not support number checks", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn check_numbers(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    SessionId(session_id): SessionId,
+    Json(body): Json<CheckNumbersBody>,
+) -> Answer {
+    call.require_api_key()?;
+    let request = CheckNumbersRequest { session_id, numbers: body.numbers };
+    let reply = call
+        .unary(
+            "MessageService.CheckNumbers",
+            state.control_plane.messages().check_numbers(call.request(request)),
+        )
+        .await?;
+    let numbers: Vec<NumberCheckDto> = reply
+        .numbers
+        .iter()
+        .map(|n| NumberCheckDto { number: &n.number, exists: n.exists, jid: n.jid.as_deref() })
+        .collect();
+    Ok(Reply::ok(&numbers))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod common;
 mod api;
 mod bad_input;
 mod capacity;
+mod commands;
 mod connections;
 mod credentials;
 mod e2e;

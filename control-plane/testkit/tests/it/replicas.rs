@@ -444,7 +444,7 @@ async fn stranded_session_is_placed_again_by_the_sweep() {
     // the worker forgets it (as if StartSession never reached it) and the
     // row looks like a move that stopped half-way, a while ago
     let stop = v1::StopSession { session_id: id.clone(), generation: 1 };
-    assert!(state.dispatcher.stop_session(&on, stop).await.unwrap().ok);
+    assert!(state.dispatcher.run(&on, stop).await.unwrap().ok);
     let old = chrono::Utc::now() - chrono::Duration::hours(1);
     state
         .db
