@@ -289,11 +289,6 @@ impl StatusWriter {
         Ok(())
     }
 
-    /// Updates queued and not yet taken by the writer.
-    pub fn queued(&self) -> usize {
-        self.tx.as_ref().map_or(0, |tx| tx.max_capacity() - tx.capacity())
-    }
-
     /// Holds the writer back (tests: a writer that cannot keep up). A
     /// graceful shutdown still drains the queue.
     pub fn pause(&self, paused: bool) {

@@ -57,10 +57,6 @@ impl SendTracker {
         }
     }
 
-    pub fn get(&self, id: &str) -> Option<Tracked> {
-        self.lock().get(id).copied()
-    }
-
     pub fn contains(&self, id: &str) -> bool {
         self.lock().contains_key(id)
     }
@@ -114,6 +110,10 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
 
+    fn get(t: &SendTracker, id: &str) -> Option<Tracked> {
+        t.lock().get(id).copied()
+    }
+
     #[test]
     fn acked_stays_until_settled_and_in_flight_blocks_a_second_dispatch() {
         let t = Arc::new(SendTracker::new());
@@ -121,12 +121,12 @@ mod tests {
         assert!(t.begin("a").is_none(), "a second dispatch of an in-flight message is refused");
         t.settled(["a"]);
         assert_eq!(
-            t.get("a"),
+            get(&t, "a"),
             Some(Tracked::InFlight),
             "an event committed before the ack keeps it in flight"
         );
         a.acked();
-        assert_eq!(t.get("a"), Some(Tracked::Acked), "an ack outlives its guard");
+        assert_eq!(get(&t, "a"), Some(Tracked::Acked), "an ack outlives its guard");
         assert!(t.begin("a").is_none());
         t.settled(["a"]);
         assert!(t.is_empty());

@@ -61,10 +61,6 @@ impl Vault {
         Ok(Self { active_id: active_id.to_owned(), keys })
     }
 
-    pub fn active_key_id(&self) -> &str {
-        &self.active_id
-    }
-
     /// Returns (key id, nonce, ciphertext ‖ tag).
     pub fn seal(&self, session_id: &str, plaintext: &[u8]) -> (String, Vec<u8>, Vec<u8>) {
         let nonce_bytes: [u8; NONCE_LEN] = rand::random();

@@ -237,8 +237,9 @@ impl Registry {
         }
     }
 
-    /// Sends a command to a worker connected to this replica (tests; callers
-    /// use the dispatcher).
+    /// Sends a command to a worker connected to this replica (the unit tests
+    /// below; callers use the dispatcher).
+    #[cfg(test)]
     pub async fn call(
         &self,
         worker_id: &str,
@@ -247,14 +248,6 @@ impl Registry {
     ) -> Result<CommandResult, DispatchError> {
         let conn = self.get(worker_id).ok_or_else(|| DispatchError::NotConnected(worker_id.to_owned()))?;
         conn.call(kind, deadline).await
-    }
-
-    pub fn is_current(&self, worker_id: &str, generation: u64) -> bool {
-        self.read().get(worker_id).is_some_and(|c| c.generation == generation)
-    }
-
-    pub fn worker_ids(&self) -> Vec<String> {
-        self.read().keys().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
@@ -390,7 +383,7 @@ mod tests {
         assert!(old.cancel.is_cancelled());
         assert!(new.generation > old.generation);
         drop(old_guard);
-        assert!(registry.is_current("w1", new.generation));
+        assert_eq!(registry.get("w1").map(|c| c.generation), Some(new.generation));
         assert!(matches!(
             registry.call("w2", get_status(), Duration::from_millis(10)).await,
             Err(DispatchError::NotConnected(_))

@@ -58,11 +58,6 @@ impl RetrySchedule {
         Ok(Some(Self { delays, jitter: 0.1 }))
     }
 
-    /// Attempts in all.
-    pub fn max_attempts(&self) -> u32 {
-        u32::try_from(self.delays.len()).unwrap_or(u32::MAX)
-    }
-
     /// The delay before attempt number `attempts_done + 1`, or `None` when
     /// `attempts_done` attempts are all there are.
     pub fn next_delay(&self, attempts_done: u32) -> Option<Duration> {
@@ -82,7 +77,7 @@ mod tests {
     #[test]
     fn standard_schedule_lasts_about_three_days() {
         let s = RetrySchedule::standard();
-        assert_eq!(s.max_attempts(), 12);
+        assert_eq!(s.delays.len(), 12);
         assert_eq!(s.next_delay(0), Some(Duration::ZERO));
         let total: f64 = (0..12).map(|i| s.delays[i].as_secs_f64()).sum();
         assert!((2.5 * 86_400.0..3.0 * 86_400.0).contains(&total), "{total}");

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::stats::Samples;
+use crate::report::stats::Samples;
 
 /// One request shape (cheap to clone: the body is shared).
 #[derive(Debug, Clone)]
