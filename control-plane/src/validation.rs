@@ -1,7 +1,7 @@
 //! Input rules shared by every gRPC method (and so by the REST face): each
 //! failure names the field.
 
-use wagate_proto::v1::{MessageContent, MessageType};
+use wagate_proto::v1::{MessageContent, MessageType, PresenceState};
 
 use crate::error::{CpError, invalid};
 
@@ -140,6 +140,51 @@ pub fn numbers(raw: &[String]) -> Result<Vec<String>, CpError> {
         return Err(invalid("numbers", format!("numbers must hold 1 to {MAX_CHECK_NUMBERS} phone numbers")));
     }
     raw.iter().enumerate().map(|(i, n)| phone_number(&format!("numbers[{i}]"), n)).collect()
+}
+
+/// A chat: a phone number or a chat JID, as its JID; errors name `field`.
+pub fn chat(field: &str, raw: &str) -> Result<String, CpError> {
+    recipient(raw).map_err(|_| {
+        invalid(field, format!("{field} must be a phone number or a chat JID (…@s.whatsapp.net, …@g.us)"))
+    })
+}
+
+/// At most this many message ids in one read receipt.
+pub const MAX_READ_IDS: usize = 100;
+
+/// WhatsApp message ids: 1 to [`MAX_READ_IDS`], each 1-128 printable ASCII
+/// characters without spaces.
+pub fn wa_message_ids(raw: &[String]) -> Result<Vec<String>, CpError> {
+    if raw.is_empty() || raw.len() > MAX_READ_IDS {
+        return Err(invalid("messageIds", format!("messageIds must hold 1 to {MAX_READ_IDS} message ids")));
+    }
+    for (i, id) in raw.iter().enumerate() {
+        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                &format!("messageIds[{i}]"),
+                "a message id is 1-128 printable characters without spaces",
+            ));
+        }
+    }
+    Ok(raw.to_vec())
+}
+
+/// A presence and its chat: composing, recording and paused need a chat;
+/// available and unavailable are global (the chat is dropped).
+pub fn presence(state: i32, chat_id: &str) -> Result<(PresenceState, String), CpError> {
+    let state = PresenceState::try_from(state).unwrap_or(PresenceState::Unspecified);
+    match state {
+        PresenceState::Unspecified => {
+            Err(invalid("state", "state must be one of composing, recording, paused, available, unavailable"))
+        }
+        PresenceState::Available | PresenceState::Unavailable => Ok((state, String::new())),
+        PresenceState::Composing | PresenceState::Recording | PresenceState::Paused => {
+            if chat_id.trim().is_empty() {
+                return Err(invalid("chatId", "chatId is required for composing, recording and paused"));
+            }
+            Ok((state, chat("chatId", chat_id)?))
+        }
+    }
 }
 
 /// Checks the fields each message type requires.

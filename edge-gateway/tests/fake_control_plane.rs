@@ -200,6 +200,20 @@ impl MessageService for Fake {
     ) -> Result<Response<wagate_proto::v1::CheckNumbersResponse>, Status> {
         Err(Status::unimplemented("not used by these tests"))
     }
+
+    async fn mark_read(
+        &self,
+        _: Request<wagate_proto::v1::MarkReadRequest>,
+    ) -> Result<Response<wagate_proto::v1::MarkReadResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn send_presence(
+        &self,
+        _: Request<wagate_proto::v1::SendPresenceRequest>,
+    ) -> Result<Response<wagate_proto::v1::SendPresenceResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
 }
 
 async fn fake_control_plane() -> (String, Seen) {

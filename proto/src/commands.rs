@@ -46,6 +46,8 @@ macro_rules! for_each_worker_command {
                 Logout(logout) -> (),
                 GetStatus(get_status) -> $crate::v1::SessionState,
                 CheckNumbers(check_numbers) -> $crate::v1::NumberChecks,
+                MarkRead(mark_read) -> (),
+                SendPresence(send_presence) -> (),
             }
             baseline { StartSession, SendMessage, StopSession, Logout, GetStatus }
             payloads { SendReceipt, SessionState, NumberChecks }

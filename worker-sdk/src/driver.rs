@@ -143,6 +143,20 @@ pub trait SessionDriver: Send + Sync + 'static {
         Err(DriverError::unsupported(CommandKind::CheckNumbers))
     }
 
+    /// Marks `cmd.message_ids` (WhatsApp ids of inbound messages) of chat
+    /// `cmd.chat_id` read.
+    async fn mark_read(&self, cmd: v1::MarkRead) -> Result<(), DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::MarkRead))
+    }
+
+    /// Shows `cmd.state` in chat `cmd.chat_id` (composing, recording, paused)
+    /// or globally (available, unavailable: `chat_id` empty).
+    async fn send_presence(&self, cmd: v1::SendPresence) -> Result<(), DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::SendPresence))
+    }
+
     /// The commands this driver runs, declared in `Hello.commands`. The
     /// default is the original five; a driver that implements a newer
     /// command adds it (`CommandSet::BASELINE.with(CommandKind::…)`).

@@ -18,8 +18,8 @@ use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
-use wagate_proto::CommandSet;
 use wagate_proto::v1::{self, MessageStatus, MessageType, SessionStatus};
+use wagate_proto::{CommandKind, CommandSet};
 
 use crate::driver::{DriverError, SessionDriver};
 use crate::events::{self, EventSink};
@@ -121,8 +121,8 @@ pub struct SimulatedDriver {
     total_sent: AtomicU64,
     /// Every send performed (with de-duplication off, repeats too).
     send_calls: AtomicU64,
-    /// `check_numbers` calls that reached the driver.
-    check_calls: AtomicU64,
+    /// Commands of each kind that reached the driver, by `CommandKind as usize`.
+    calls: Vec<AtomicU64>,
     /// Sends of a message id this driver had sent before (de-duplication off).
     duplicate_sends: AtomicU64,
     next_instance: AtomicU64,
@@ -146,7 +146,7 @@ impl SimulatedDriver {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             total_sent: AtomicU64::new(0),
             send_calls: AtomicU64::new(0),
-            check_calls: AtomicU64::new(0),
+            calls: CommandKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             duplicate_sends: AtomicU64::new(0),
             next_instance: AtomicU64::new(1),
             this: this.clone(),
@@ -318,9 +318,29 @@ impl SimulatedDriver {
         self.send_calls.load(Ordering::Relaxed)
     }
 
-    /// `check_numbers` commands that reached this driver.
-    pub fn check_calls(&self) -> u64 {
-        self.check_calls.load(Ordering::Relaxed)
+    /// Commands of `kind` that reached this driver (counted for the
+    /// commands added after the original five).
+    pub fn calls(&self, kind: CommandKind) -> u64 {
+        self.calls.get(kind as usize).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn count(&self, kind: CommandKind) {
+        if let Some(c) = self.calls.get(kind as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A command for a session this driver runs, CONNECTED, of its generation or newer.
+    fn connected(&self, session_id: &str, generation: u64) -> Result<(), DriverError> {
+        let shard = self.shard(session_id);
+        let s = shard.sessions.get(session_id).ok_or_else(|| DriverError::unknown_session(session_id))?;
+        if generation != 0 && generation < s.generation {
+            return Err(DriverError::stale_generation(session_id, generation, s.generation));
+        }
+        if s.status != SessionStatus::Connected {
+            return Err(DriverError::not_connected(session_id));
+        }
+        Ok(())
     }
 
     /// Sends of a message id the session had already sent (only with
@@ -622,20 +642,8 @@ impl SessionDriver for SimulatedDriver {
     }
 
     async fn check_numbers(&self, cmd: v1::CheckNumbers) -> Result<v1::NumberChecks, DriverError> {
-        {
-            let shard = self.shard(&cmd.session_id);
-            let s = shard
-                .sessions
-                .get(&cmd.session_id)
-                .ok_or_else(|| DriverError::unknown_session(&cmd.session_id))?;
-            if cmd.generation != 0 && cmd.generation < s.generation {
-                return Err(DriverError::stale_generation(&cmd.session_id, cmd.generation, s.generation));
-            }
-            if s.status != SessionStatus::Connected {
-                return Err(DriverError::not_connected(&cmd.session_id));
-            }
-        }
-        self.check_calls.fetch_add(1, Ordering::Relaxed);
+        self.connected(&cmd.session_id, cmd.generation)?;
+        self.count(CommandKind::CheckNumbers);
         let numbers = cmd
             .numbers
             .into_iter()
@@ -646,6 +654,30 @@ impl SessionDriver for SimulatedDriver {
             })
             .collect();
         Ok(v1::NumberChecks { numbers })
+    }
+
+    async fn mark_read(&self, cmd: v1::MarkRead) -> Result<(), DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        if cmd.message_ids.is_empty() {
+            return Err(DriverError::invalid_message("no message ids to mark read"));
+        }
+        self.count(CommandKind::MarkRead);
+        debug!(session_id = %cmd.session_id, chat_id = %cmd.chat_id, count = cmd.message_ids.len(), "simulated read receipts");
+        Ok(())
+    }
+
+    async fn send_presence(&self, cmd: v1::SendPresence) -> Result<(), DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        let state = v1::PresenceState::try_from(cmd.state).unwrap_or(v1::PresenceState::Unspecified);
+        let in_chat = matches!(
+            state,
+            v1::PresenceState::Composing | v1::PresenceState::Recording | v1::PresenceState::Paused
+        );
+        if state == v1::PresenceState::Unspecified || (in_chat && cmd.chat_id.is_empty()) {
+            return Err(DriverError::invalid_message("a chat presence needs a chat and a state"));
+        }
+        self.count(CommandKind::SendPresence);
+        Ok(())
     }
 
     fn supported_commands(&self) -> CommandSet {

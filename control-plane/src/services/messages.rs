@@ -352,21 +352,42 @@ impl MessageService for MessageApi {
         let span = tracing::debug_span!("check_numbers", session_id = %req.session_id, request_id);
         Ok(Response::new(self.check_numbers(md, req).instrument(span).await?))
     }
+
+    async fn mark_read(
+        &self,
+        request: Request<v1::MarkReadRequest>,
+    ) -> Result<Response<v1::MarkReadResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("mark_read", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.mark_read(md, req).instrument(span).await?))
+    }
+
+    async fn send_presence(
+        &self,
+        request: Request<v1::SendPresenceRequest>,
+    ) -> Result<Response<v1::SendPresenceResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("send_presence", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.send_presence(md, req).instrument(span).await?))
+    }
 }
 
+/// The session commands other than a send: the session's API key, its
+/// session CONNECTED, then one command on its worker through the table.
 impl MessageApi {
-    /// Which numbers are on WhatsApp, asked of the session's worker.
-    async fn check_numbers(
+    /// The key's session, CONNECTED, and its worker.
+    async fn connected_session(
         &self,
-        md: tonic::metadata::MetadataMap,
-        req: v1::CheckNumbersRequest,
-    ) -> CpResult<v1::CheckNumbersResponse> {
+        md: &tonic::metadata::MetadataMap,
+        session_id: &str,
+    ) -> CpResult<(KeySession, String)> {
         self.state.ensure_running()?;
-        let ks = self.authenticate(&md).await?;
-        if ks.session_id != req.session_id {
+        let ks = self.authenticate(md).await?;
+        if ks.session_id != session_id {
             return Err(api(ErrorCode::Forbidden, "this API key does not belong to this session"));
         }
-        let numbers = validation::numbers(&req.numbers)?;
         if ks.status != SessionStatus::Connected {
             return Err(api(
                 ErrorCode::SessionNotConnected,
@@ -374,14 +395,62 @@ impl MessageApi {
             ));
         }
         let worker_id = ks.worker_id.clone().unwrap_or_default();
-        let cmd = v1::CheckNumbers {
-            session_id: ks.session_id.clone(),
-            generation: u64::try_from(ks.generation).unwrap_or_default(),
-            numbers,
-        };
+        Ok((ks, worker_id))
+    }
+
+    /// Which numbers are on WhatsApp, asked of the session's worker.
+    async fn check_numbers(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::CheckNumbersRequest,
+    ) -> CpResult<v1::CheckNumbersResponse> {
+        let numbers = validation::numbers(&req.numbers)?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd =
+            v1::CheckNumbers { session_id: ks.session_id, generation: generation(ks.generation), numbers };
         let checks = self.state.dispatcher.run_for(&worker_id, cmd).await?;
         Ok(v1::CheckNumbersResponse { numbers: checks.numbers })
     }
+
+    async fn mark_read(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::MarkReadRequest,
+    ) -> CpResult<v1::MarkReadResponse> {
+        let chat_id = validation::chat("chatId", &req.chat_id)?;
+        let message_ids = validation::wa_message_ids(&req.message_ids)?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let marked = u32::try_from(message_ids.len()).unwrap_or(u32::MAX);
+        let cmd = v1::MarkRead {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            chat_id: chat_id.clone(),
+            message_ids,
+        };
+        self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        Ok(v1::MarkReadResponse { chat_id, marked })
+    }
+
+    async fn send_presence(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::SendPresenceRequest,
+    ) -> CpResult<v1::SendPresenceResponse> {
+        let (state, chat_id) = validation::presence(req.state, &req.chat_id)?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd = v1::SendPresence {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            chat_id: chat_id.clone(),
+            state: state as i32,
+        };
+        self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        Ok(v1::SendPresenceResponse { chat_id, state: state as i32 })
+    }
+}
+
+fn generation(g: i64) -> u64 {
+    u64::try_from(g).unwrap_or_default()
 }
 
 /// The `outcome` label of a send: sent, failed (by the worker), pending

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
-use wagate_proto::v1::{CheckNumbersRequest, MessageContent, MessageType, SendRequest, SendResponse};
+use wagate_proto::v1::{
+    CheckNumbersRequest, MarkReadRequest, MessageContent, MessageType, PresenceState, SendPresenceRequest,
+    SendRequest, SendResponse,
+};
 
 use super::{Answer, AppState, CallContext, Reply};
 use crate::json::{Json, Validate, require};
@@ -17,7 +20,11 @@ use crate::openapi::Envelope;
 use crate::params::SessionId;
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(send)).routes(routes!(check_numbers))
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(check_numbers))
+        .routes(routes!(mark_read))
+        .routes(routes!(send_presence))
 }
 
 /// `POST sessions/{id}/send`. Its schema is written by hand
@@ -250,6 +257,141 @@ pub(crate) async fn check_numbers(
         .map(|n| NumberCheckDto { number: &n.number, exists: n.exists, jid: n.jid.as_deref() })
         .collect();
     Ok(Reply::ok(&numbers))
+}
+
+/// `POST sessions/{id}/read`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"chatId": "6281234567891@s.whatsapp.net", "messageIds": ["3EB0C767D26A1D2E5A41"]}))]
+pub struct MarkReadBody {
+    /// The chat: a phone number or a chat JID (…@s.whatsapp.net, …@g.us).
+    pub chat_id: String,
+    /// 1 to 100 WhatsApp message ids (`waMessageId` of inbound messages) of that chat.
+    #[schema(min_items = 1, max_items = 100)]
+    pub message_ids: Vec<String>,
+}
+
+impl Validate for MarkReadBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("chatId", &self.chat_id)?;
+        if self.message_ids.is_empty() || self.message_ids.len() > 100 {
+            return Err(ApiError::invalid("messageIds", "messageIds must hold 1 to 100 message ids"));
+        }
+        Ok(())
+    }
+}
+
+/// Answer of a read receipt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MarkReadDto<'a> {
+    pub chat_id: &'a str,
+    pub marked: u32,
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/read", tag = "messages",
+    summary = "Mark inbound messages of a chat read (blue ticks for the sender)",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    request_body = MarkReadBody,
+    responses((status = 200, body = Envelope<MarkReadDto>),
+        (status = 409, description = "the session is not connected", body = crate::openapi::ErrorEnvelope),
+        (status = 501, description = "the session's worker does not support read receipts", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn mark_read(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    SessionId(session_id): SessionId,
+    Json(body): Json<MarkReadBody>,
+) -> Answer {
+    call.require_api_key()?;
+    let request = MarkReadRequest { session_id, chat_id: body.chat_id, message_ids: body.message_ids };
+    let reply = call
+        .unary("MessageService.MarkRead", state.control_plane.messages().mark_read(call.request(request)))
+        .await?;
+    Ok(Reply::ok(&MarkReadDto { chat_id: &reply.chat_id, marked: reply.marked }))
+}
+
+const PRESENCE_STATES: [(&str, PresenceState); 5] = [
+    ("composing", PresenceState::Composing),
+    ("recording", PresenceState::Recording),
+    ("paused", PresenceState::Paused),
+    ("available", PresenceState::Available),
+    ("unavailable", PresenceState::Unavailable),
+];
+
+fn presence_name(state: i32) -> &'static str {
+    PRESENCE_STATES.iter().find(|(_, s)| *s as i32 == state).map_or("unknown", |(n, _)| n)
+}
+
+/// `POST sessions/{id}/presence`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"chatId": "6281234567891", "state": "composing"}))]
+pub struct PresenceBody {
+    /// The chat (phone number or chat JID); required for composing, recording and paused.
+    #[serde(default)]
+    pub chat_id: Option<String>,
+    /// composing, recording, paused (in the chat) or available, unavailable (global).
+    #[schema(pattern = "^(composing|recording|paused|available|unavailable)$")]
+    pub state: String,
+}
+
+impl Validate for PresenceBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        self.presence().map(|_| ())
+    }
+}
+
+impl PresenceBody {
+    fn presence(&self) -> Result<PresenceState, ApiError> {
+        PRESENCE_STATES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(self.state.trim()))
+            .map(|&(_, s)| s)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "state",
+                    "state must be one of composing, recording, paused, available, unavailable",
+                )
+            })
+    }
+}
+
+/// Answer of a presence.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceDto<'a> {
+    /// The chat JID (absent for a global presence).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub chat_id: &'a str,
+    pub state: &'static str,
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/presence", tag = "messages",
+    summary = "Show a presence: typing or recording in a chat, or online/offline",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    request_body = PresenceBody,
+    responses((status = 200, body = Envelope<PresenceDto>),
+        (status = 409, description = "the session is not connected", body = crate::openapi::ErrorEnvelope),
+        (status = 501, description = "the session's worker does not support presence", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn send_presence(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    SessionId(session_id): SessionId,
+    Json(body): Json<PresenceBody>,
+) -> Answer {
+    call.require_api_key()?;
+    let presence = body.presence()?;
+    let request =
+        SendPresenceRequest { session_id, chat_id: body.chat_id.unwrap_or_default(), state: presence as i32 };
+    let reply = call
+        .unary(
+            "MessageService.SendPresence",
+            state.control_plane.messages().send_presence(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&PresenceDto { chat_id: &reply.chat_id, state: presence_name(reply.state) }))
 }
 
 #[cfg(test)]

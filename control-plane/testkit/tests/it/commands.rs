@@ -77,7 +77,7 @@ async fn worker_commands(storage: Storage, replicas: usize) {
         ])
     );
     let new_driver = &cl.worker("w-new").unwrap().driver;
-    assert_eq!(new_driver.check_calls(), 1);
+    assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 1);
 
     // A driver built before the command: 501, and the command never left the
     // control plane (refused on the declaration, not by the worker).
@@ -91,7 +91,7 @@ async fn worker_commands(storage: Storage, replicas: usize) {
             - command_count(&before, "check_numbers", "unsupported"),
         1.0
     );
-    assert_eq!(cl.worker("w-old").unwrap().driver.check_calls(), 0);
+    assert_eq!(cl.worker("w-old").unwrap().driver.calls(CommandKind::CheckNumbers), 0);
     // ... and keeps running the commands it has.
     let sent = api.send_text(&on_old, &old_key, "still works").await;
     sent.expect(200);
@@ -106,6 +106,45 @@ async fn worker_commands(storage: Storage, replicas: usize) {
     assert_eq!(r.body["field"], json!("numbers[1]"), "{}", r.body);
     // Another session's (and account's) key: refused like a send.
     check(&api, &on_new, &old_key, json!(["6281234567891"])).await.expect_code(403, "FORBIDDEN");
-    assert_eq!(new_driver.check_calls(), 1, "refused checks never reach the driver");
+    assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 1, "refused checks never reach the driver");
+
+    // Read receipts and presence: the same path, the same refusals.
+    let post = |session: &str, key: &str, what: &str, body: serde_json::Value| {
+        let req = api
+            .http
+            .post(format!("{}/api/v1/sessions/{session}/{what}", api.base))
+            .header("X-API-Key", key)
+            .json(&body);
+        api.raw(req)
+    };
+    let read = json!({"chatId": "+62 812-3456-7891", "messageIds": ["3EB0C767D26A1D2E5A41", "3EB0AAAA"]});
+    let r = post(&on_new, &new_key, "read", read.clone()).await;
+    r.expect(200);
+    assert_eq!(r.data(), &json!({"chatId": "6281234567891@s.whatsapp.net", "marked": 2}));
+    let r =
+        post(&on_new, &new_key, "presence", json!({"chatId": "6281234567891", "state": "Composing"})).await;
+    r.expect(200);
+    assert_eq!(r.data(), &json!({"chatId": "6281234567891@s.whatsapp.net", "state": "composing"}));
+    let r = post(&on_new, &new_key, "presence", json!({"state": "available"})).await;
+    assert_eq!(r.expect(200).data(), &json!({"state": "available"}));
+    assert_eq!(new_driver.calls(CommandKind::MarkRead), 1);
+    assert_eq!(new_driver.calls(CommandKind::SendPresence), 2);
+    post(&on_old, &old_key, "read", read).await.expect_code(501, "NOT_SUPPORTED_BY_WORKER");
+    post(&on_old, &old_key, "presence", json!({"state": "available"}))
+        .await
+        .expect_code(501, "NOT_SUPPORTED_BY_WORKER");
+    for (what, body, field) in [
+        ("read", json!({"chatId": "6281234567891", "messageIds": []}), "messageIds"),
+        ("read", json!({"chatId": "nobody@example.com", "messageIds": ["A1"]}), "chatId"),
+        ("read", json!({"chatId": "6281234567891", "messageIds": ["has space"]}), "messageIds[0]"),
+        ("presence", json!({"chatId": "6281234567891", "state": "dancing"}), "state"),
+        ("presence", json!({"state": "composing"}), "chatId"),
+    ] {
+        let r = post(&on_new, &new_key, what, body.clone()).await;
+        r.expect_code(400, "VALIDATION_ERROR");
+        assert_eq!(r.body["field"], json!(field), "{what} {body}: {}", r.body);
+    }
+    assert_eq!(new_driver.calls(CommandKind::MarkRead), 1, "refused reads never reach the driver");
+    assert_eq!(new_driver.calls(CommandKind::SendPresence), 2);
     cl.shutdown().await;
 }
