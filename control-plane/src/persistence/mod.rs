@@ -19,7 +19,9 @@ pub mod measured;
 pub(crate) mod message_dispatch;
 pub mod message_inserter;
 pub(crate) mod messages;
+pub(crate) mod refresh_tokens;
 pub(crate) mod sessions;
+pub(crate) mod system_logs;
 pub mod status_writer;
 pub(crate) mod usage;
 pub(crate) mod users;
@@ -29,7 +31,11 @@ pub mod workers;
 use std::path::Path;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection, Statement};
+/// The handles the features hold and pass back in (a connection or a
+/// transaction, generically [`Conn`]), and the error every operation returns.
+/// The statements themselves stay in this module.
+pub use sea_orm::{ConnectionTrait as Conn, DatabaseTransaction as Tx, DbErr};
 use sea_orm_migration::MigratorTrait;
 use wagate_migrations::Migrator;
 

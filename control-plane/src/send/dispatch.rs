@@ -6,7 +6,7 @@
 //! replica that holds it).
 
 use chrono::Utc;
-use sea_orm::DbErr;
+use crate::persistence::DbErr;
 use wagate_proto::v1;
 
 use crate::persistence::status_writer::StatusUpdate;

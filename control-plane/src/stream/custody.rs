@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use sea_orm::DbErr;
+use crate::persistence::DbErr;
 
 use crate::persistence::{Db, auth_states};
 

@@ -3,7 +3,7 @@
 //! still placed on the sending worker with the same generation.
 
 use chrono::Utc;
-use sea_orm::DbErr;
+use crate::persistence::DbErr;
 use wagate_proto::v1::{self, event};
 
 use crate::convert;
@@ -79,7 +79,7 @@ async fn on_status(
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
         payload::SessionStatusChanged {
-            status: sea_orm::ActiveEnum::to_value(&status),
+            status: status.db_value(),
             reason,
             phone_number: phone,
         }
@@ -224,7 +224,7 @@ fn inbound_payload(
         message_id,
         wa_message_id,
         from,
-        kind: sea_orm::ActiveEnum::to_value(&kind),
+        kind: kind.db_value(),
         text: (!text.is_empty()).then_some(text),
         caption: content.caption,
         media_url: content.media_url,

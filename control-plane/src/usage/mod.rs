@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use sea_orm::DbErr;
+use crate::persistence::DbErr;
 use wagate_proto::v1;
 
 use crate::persistence::Db;
