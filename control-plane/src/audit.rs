@@ -4,8 +4,8 @@ use chrono::Utc;
 use tracing::Instrument;
 
 use crate::persistence::Db;
-use crate::persistence::system_logs::{self, SystemLog};
 use crate::persistence::enums::LogLevel;
+use crate::persistence::system_logs::{self, SystemLog};
 
 #[derive(Default)]
 pub struct AuditEntry {

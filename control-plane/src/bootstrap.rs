@@ -1,8 +1,8 @@
 //! The bootstrap administrator.
 
 use crate::error::CpResult;
-use crate::persistence::users;
 use crate::persistence::enums::UserRole;
+use crate::persistence::users;
 use crate::services::auth::create_user;
 use crate::state::SharedState;
 use crate::validation;

@@ -3,9 +3,9 @@
 use wagate_proto::time::{opt_to_proto, to_proto};
 use wagate_proto::v1;
 
+use crate::persistence::enums::{MessageStatus, MessageType, SessionStatus, UserRole, UserTier};
 use crate::persistence::sessions::Session;
 use crate::persistence::users::User;
-use crate::persistence::enums::{MessageStatus, MessageType, SessionStatus, UserRole, UserTier};
 
 pub fn user(u: &User) -> v1::User {
     v1::User {

@@ -10,8 +10,8 @@ use crate::auth::jwt::{Claims, JwtKeys};
 use crate::auth::passwords;
 use crate::cache::Cache;
 use crate::error::{CpError, api, refused};
-use crate::persistence::{Db, users};
 use crate::persistence::enums::UserRole;
+use crate::persistence::{Db, users};
 
 /// How long the shared deny-list may take before this replica answers
 /// alone (every authenticated call asks it; the rate limiter allows the same).

@@ -20,7 +20,6 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-
 pub use crate::persistence::api_keys::KeyEntry;
 
 /// Proof of the epoch before a database read; see the module docs.

@@ -10,8 +10,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 
 use super::Db;
 use super::entities::api_key;
-use super::measured::measured;
 use super::enums::{SessionStatus, UserTier};
+use super::measured::measured;
 
 /// What a key lookup found (before the active / expiry checks).
 #[derive(Debug, Clone, PartialEq, Eq)]

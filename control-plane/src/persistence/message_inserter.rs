@@ -25,8 +25,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::persistence::Db;
 use crate::persistence::entities::message;
-use crate::persistence::messages::Message;
 use crate::persistence::measured::measured;
+use crate::persistence::messages::Message;
 
 /// Rows inserted by one statement at most.
 const MAX_BATCH: usize = 256;

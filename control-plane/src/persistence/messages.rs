@@ -9,8 +9,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-    Value,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
 };
 
 use super::Db;
@@ -134,7 +134,9 @@ pub async fn by_idempotency_key(db: &Db, session_id: &str, key: &str) -> Result<
 pub async fn by_id_in_session(db: &Db, id: &str, session_id: &str) -> Result<Option<Message>, DbErr> {
     measured(
         "messages.by_id_in_session",
-        message::Entity::find_by_id(id.to_owned()).filter(message::Column::SessionId.eq(session_id)).one(&db.conn),
+        message::Entity::find_by_id(id.to_owned())
+            .filter(message::Column::SessionId.eq(session_id))
+            .one(&db.conn),
     )
     .await
 }

@@ -43,7 +43,11 @@ pub async fn insert(
 }
 
 /// The token with this hash (of `user_id` only, when given).
-pub async fn by_hash(db: &Db, token_hash: String, user_id: Option<&str>) -> Result<Option<RefreshToken>, DbErr> {
+pub async fn by_hash(
+    db: &Db,
+    token_hash: String,
+    user_id: Option<&str>,
+) -> Result<Option<RefreshToken>, DbErr> {
     measured("refresh_tokens.by_hash", async {
         let mut query = refresh_token::Entity::find().filter(refresh_token::Column::TokenHash.eq(token_hash));
         if let Some(user_id) = user_id {

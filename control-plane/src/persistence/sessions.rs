@@ -11,8 +11,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
 };
 
 use super::Db;
@@ -528,19 +528,6 @@ pub async fn owned_by(db: &Db, session_id: &str, user_id: &str) -> Result<bool, 
     .await
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_fence_renders_after_the_given_parameter() {
-        let f = Fence::of_event("s", "w", u64::MAX);
-        assert_eq!(f.sql(3), "id = $3 AND worker_id = $4 AND generation = $5");
-        assert_eq!(f.generation, i64::MAX);
-        assert_eq!(f.values()[2], Value::from(i64::MAX));
-    }
-}
-
 /// A `sessions` row.
 pub type Session = session::Model;
 
@@ -550,7 +537,11 @@ pub async fn by_id<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Sess
 }
 
 /// One session by id if `user_id` owns it.
-pub async fn by_id_of_user<C: ConnectionTrait>(conn: &C, id: &str, user_id: &str) -> Result<Option<Session>, DbErr> {
+pub async fn by_id_of_user<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    user_id: &str,
+) -> Result<Option<Session>, DbErr> {
     measured(
         "sessions.by_id_of_user",
         session::Entity::find_by_id(id.to_owned()).filter(session::Column::UserId.eq(user_id)).one(conn),
@@ -560,8 +551,11 @@ pub async fn by_id_of_user<C: ConnectionTrait>(conn: &C, id: &str, user_id: &str
 
 /// Every session of a user.
 pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<Session>, DbErr> {
-    measured("sessions.of_user", session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&db.conn))
-        .await
+    measured(
+        "sessions.of_user",
+        session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&db.conn),
+    )
+    .await
 }
 
 /// How many of a user's sessions are not DISCONNECTED (`except` left out).
@@ -593,7 +587,12 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, row: Session) -> Result<(), Db
 }
 
 /// A page of a user's sessions, newest first, with the total.
-pub async fn page_of_user(db: &Db, user_id: &str, offset: u64, limit: u64) -> Result<(u64, Vec<Session>), DbErr> {
+pub async fn page_of_user(
+    db: &Db,
+    user_id: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<Session>), DbErr> {
     measured("sessions.page_of_user", async {
         let query = session::Entity::find().filter(session::Column::UserId.eq(user_id));
         let total = query.clone().count(&db.conn).await?;
@@ -611,7 +610,8 @@ pub async fn page_of_user(db: &Db, user_id: &str, offset: u64, limit: u64) -> Re
 
 /// The sessions with these ids (those that exist).
 pub async fn by_ids(db: &Db, ids: Vec<String>) -> Result<Vec<Session>, DbErr> {
-    measured("sessions.by_ids", session::Entity::find().filter(session::Column::Id.is_in(ids)).all(&db.conn)).await
+    measured("sessions.by_ids", session::Entity::find().filter(session::Column::Id.is_in(ids)).all(&db.conn))
+        .await
 }
 
 /// The first `limit` sessions placed on a worker, oldest first.
@@ -625,4 +625,17 @@ pub async fn first_on_worker(db: &Db, worker_id: &str, limit: u64) -> Result<Vec
             .all(&db.conn),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fence_renders_after_the_given_parameter() {
+        let f = Fence::of_event("s", "w", u64::MAX);
+        assert_eq!(f.sql(3), "id = $3 AND worker_id = $4 AND generation = $5");
+        assert_eq!(f.generation, i64::MAX);
+        assert_eq!(f.values()[2], Value::from(i64::MAX));
+    }
 }

@@ -4,7 +4,9 @@
 //! The fence it enforces: none; rows are only appended.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::Db;
 use super::entities::system_log;
@@ -35,7 +37,12 @@ pub struct LogFilter<'a> {
 }
 
 /// A page of entries, newest first, with the total.
-pub async fn page(db: &Db, f: LogFilter<'_>, offset: u64, limit: u64) -> Result<(u64, Vec<SystemLog>), DbErr> {
+pub async fn page(
+    db: &Db,
+    f: LogFilter<'_>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<SystemLog>), DbErr> {
     measured("system_logs.page", async {
         let mut query = system_log::Entity::find();
         if let Some(l) = f.level {

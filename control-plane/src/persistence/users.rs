@@ -6,10 +6,9 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
-
 
 use super::Db;
 use super::entities::user;
@@ -146,7 +145,12 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool,
 
 /// A page of users, newest first, with the total; `search` is a lower-case
 /// `LIKE` pattern (escaped with `\`) matched against name and email.
-pub async fn page(db: &Db, search: Option<String>, offset: u64, limit: u64) -> Result<(u64, Vec<User>), DbErr> {
+pub async fn page(
+    db: &Db,
+    search: Option<String>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<User>), DbErr> {
     measured("users.page", async {
         let mut query = user::Entity::find();
         if let Some(pattern) = search {

@@ -11,9 +11,9 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::{AuthUser, api_keys};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
+use crate::persistence::enums::{LogLevel, WorkerStatus};
 use crate::persistence::sessions as session_rows;
 use crate::persistence::workers::{self as worker_rows, MetricSample, Worker, WorkerPatch};
-use crate::persistence::enums::{LogLevel, WorkerStatus};
 use crate::services::{page_limit, pagination};
 use crate::state::SharedState;
 
@@ -242,13 +242,7 @@ pub async fn update(
     let row = worker_rows::update(&state.db, &w, patch).await?;
     if let Some(n) = req.max_sessions {
         // The administrator's capacity wins over what the worker advertises.
-        worker_rows::set_capacity_cap(
-            &state.db.conn,
-            &state.db,
-            &w.id,
-            check_max_sessions(n)?,
-        )
-        .await?;
+        worker_rows::set_capacity_cap(&state.db.conn, &state.db, &w.id, check_max_sessions(n)?).await?;
     }
     audit::record(
         &state.db,

@@ -13,8 +13,8 @@ use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::limits::{Check, LimitSettings, Rate};
-use crate::persistence::users::{self, User, UserPatch};
 use crate::persistence::enums::{LogLevel, UserRole, UserTier};
+use crate::persistence::users::{self, User, UserPatch};
 use crate::state::SharedState;
 use crate::validation;
 

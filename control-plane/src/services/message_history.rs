@@ -12,8 +12,8 @@ use wagate_proto::v1::{self, message_history_service_server::MessageHistoryServi
 use crate::auth::AuthUser;
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid};
-use crate::persistence::messages::{self as message_rows, HistoryFilter, Message};
 use crate::persistence::enums::{MessageDirection, MessageType};
+use crate::persistence::messages::{self as message_rows, HistoryFilter, Message};
 use crate::services::owned_session;
 use crate::state::SharedState;
 use crate::validation;

@@ -21,11 +21,7 @@ use crate::state::SharedState;
 use crate::validation;
 
 /// The caller's session, or SESSION_NOT_FOUND (also for other users' ids).
-pub async fn owned_session(
-    state: &SharedState,
-    user: &AuthUser,
-    session_id: &str,
-) -> CpResult<Session> {
+pub async fn owned_session(state: &SharedState, user: &AuthUser, session_id: &str) -> CpResult<Session> {
     let not_found = || api(ErrorCode::SessionNotFound, "session not found");
     let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
     session_rows::by_id_of_user(&state.db.conn, id, &user.id).await?.ok_or_else(not_found)

@@ -469,10 +469,6 @@ impl SessionService for SessionApi {
 /// Locks the user's row for the transaction (PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` already serialises writers): concurrent session
 /// creates and starts of one user see each other, so the tier limit holds.
-async fn lock_user(
-    db: &Db,
-    txn: &Tx,
-    user_id: &str,
-) -> CpResult<()> {
+async fn lock_user(db: &Db, txn: &Tx, user_id: &str) -> CpResult<()> {
     Ok(users::lock_row(txn, db, user_id).await?)
 }

@@ -25,8 +25,8 @@ use wagate_proto::v1::{
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::identity;
-use crate::persistence::sessions::{self as session_rows, Session};
 use crate::persistence::enums::LogLevel;
+use crate::persistence::sessions::{self as session_rows, Session};
 use crate::persistence::workers;
 use crate::services::admin_workers;
 use crate::state::SharedState;
@@ -191,8 +191,7 @@ async fn fenced_sessions(
     }
     let ids: Vec<String> = hello.sessions.iter().map(|s| s.session_id.clone()).collect();
     let rows = session_rows::by_ids(&state.db, ids).await?;
-    let owned: std::collections::HashMap<&str, &Session> =
-        rows.iter().map(|s| (s.id.as_str(), s)).collect();
+    let owned: std::collections::HashMap<&str, &Session> = rows.iter().map(|s| (s.id.as_str(), s)).collect();
     Ok(hello
         .sessions
         .iter()

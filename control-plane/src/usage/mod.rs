@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
 use crate::persistence::DbErr;
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use wagate_proto::v1;
 
 use crate::persistence::Db;

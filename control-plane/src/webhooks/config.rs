@@ -104,11 +104,7 @@ impl HookCache {
 
 impl WebhookRow {
     /// The session's webhook.
-    pub async fn by_session<C: Conn>(
-        conn: &C,
-        db: &Db,
-        session_id: &str,
-    ) -> Result<Option<Self>, DbErr> {
+    pub async fn by_session<C: Conn>(conn: &C, db: &Db, session_id: &str) -> Result<Option<Self>, DbErr> {
         webhooks::by_session(conn, db, session_id).await
     }
 
