@@ -1,12 +1,11 @@
 //! Security-relevant events written to `system_logs` (off the request path).
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, Set};
 use tracing::Instrument;
 
 use crate::persistence::Db;
-use crate::persistence::entities::system_log;
 use crate::persistence::enums::LogLevel;
+use crate::persistence::system_logs::{self, SystemLog};
 
 #[derive(Default)]
 pub struct AuditEntry {
@@ -50,18 +49,18 @@ pub fn record(db: &Db, service: &'static str, entry: AuditEntry) {
     let span = tracing::debug_span!("audit", service);
     tokio::spawn(
         async move {
-            let row = system_log::ActiveModel {
-                id: Set(uuid::Uuid::now_v7().to_string()),
-                level: Set(entry.level.unwrap_or(LogLevel::Info)),
-                service: Set(service.to_owned()),
-                message: Set(entry.message),
-                details: Set(entry.details.map(|d| d.to_string())),
-                user_id: Set(entry.user_id),
-                session_id: Set(entry.session_id),
-                worker_id: Set(entry.worker_id),
-                timestamp: Set(Utc::now()),
+            let row = SystemLog {
+                id: uuid::Uuid::now_v7().to_string(),
+                level: entry.level.unwrap_or(LogLevel::Info),
+                service: service.to_owned(),
+                message: entry.message,
+                details: entry.details.map(|d| d.to_string()),
+                user_id: entry.user_id,
+                session_id: entry.session_id,
+                worker_id: entry.worker_id,
+                timestamp: Utc::now(),
             };
-            if let Err(err) = row.insert(&db.conn).await {
+            if let Err(err) = system_logs::insert(&db, row).await {
                 tracing::warn!(error = %err, "audit log write failed");
             }
         }

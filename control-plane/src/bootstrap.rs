@@ -1,10 +1,8 @@
 //! The bootstrap administrator.
 
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-
 use crate::error::CpResult;
-use crate::persistence::entities::user;
 use crate::persistence::enums::UserRole;
+use crate::persistence::users;
 use crate::services::auth::create_user;
 use crate::state::SharedState;
 use crate::validation;
@@ -14,8 +12,7 @@ use crate::validation;
 pub async fn ensure_admin(state: &SharedState, email: &str, password: &str) -> CpResult<bool> {
     let email = validation::email(email)?;
     crate::auth::password_policy::check(password, &email, "Administrator")?;
-    let exists =
-        user::Entity::find().filter(user::Column::Email.eq(email.clone())).count(&state.db.conn).await? > 0;
+    let exists = users::count_with_email(&state.db, &email).await? > 0;
     if exists {
         return Ok(false);
     }
@@ -25,9 +22,5 @@ pub async fn ensure_admin(state: &SharedState, email: &str, password: &str) -> C
 
 /// True when at least one administrator exists.
 pub async fn has_admin(state: &SharedState) -> CpResult<bool> {
-    Ok(user::Entity::find()
-        .filter(user::Column::Role.eq(UserRole::Administrator))
-        .count(&state.db.conn)
-        .await?
-        > 0)
+    Ok(users::count_administrators(&state.db).await? > 0)
 }

@@ -3,10 +3,11 @@
 use wagate_proto::time::{opt_to_proto, to_proto};
 use wagate_proto::v1;
 
-use crate::persistence::entities::{session, user};
 use crate::persistence::enums::{MessageStatus, MessageType, SessionStatus, UserRole, UserTier};
+use crate::persistence::sessions::Session;
+use crate::persistence::users::User;
 
-pub fn user(u: &user::Model) -> v1::User {
+pub fn user(u: &User) -> v1::User {
     v1::User {
         id: u.id.clone(),
         name: u.name.clone(),
@@ -28,7 +29,7 @@ pub fn user(u: &user::Model) -> v1::User {
     }
 }
 
-pub fn session(s: &session::Model, api_key_prefix: Option<String>) -> v1::Session {
+pub fn session(s: &Session, api_key_prefix: Option<String>) -> v1::Session {
     v1::Session {
         id: s.id.clone(),
         name: s.name.clone(),

@@ -1,6 +1,5 @@
 //! Credentials from gRPC metadata → an authenticated caller.
 
-use sea_orm::EntityTrait;
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataMap;
 use wagate_proto::error::ErrorCode;
@@ -11,9 +10,8 @@ use crate::auth::jwt::{Claims, JwtKeys};
 use crate::auth::passwords;
 use crate::cache::Cache;
 use crate::error::{CpError, api, refused};
-use crate::persistence::Db;
-use crate::persistence::entities::user;
 use crate::persistence::enums::UserRole;
+use crate::persistence::{Db, users};
 
 /// How long the shared deny-list may take before this replica answers
 /// alone (every authenticated call asks it; the rate limiter allows the same).
@@ -21,7 +19,7 @@ const DENYLIST_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(2
 
 /// The user behind a valid, current token (row re-read on every call, so
 /// deactivation and role changes take effect at once).
-pub type AuthUser = user::Model;
+pub type AuthUser = users::User;
 
 #[derive(Clone)]
 pub struct Authenticator {
@@ -77,10 +75,7 @@ impl Authenticator {
             bearer(md).ok_or_else(|| api(ErrorCode::Unauthenticated, "authorization token required"))?;
         let invalid_token = || api(ErrorCode::InvalidToken, "invalid or expired token");
         let claims = self.jwt.verify(token).map_err(|_| invalid_token())?;
-        let user = user::Entity::find_by_id(claims.sub.clone())
-            .one(&self.db.conn)
-            .await?
-            .ok_or_else(invalid_token)?;
+        let user = users::by_id(&self.db, &claims.sub).await?.ok_or_else(invalid_token)?;
         if !user.is_active {
             return Err(api(ErrorCode::InvalidToken, "account is deactivated"));
         }

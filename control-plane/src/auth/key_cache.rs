@@ -20,26 +20,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-
-use crate::persistence::enums::SessionStatus;
-
-/// What a key lookup found (before the active / expiry checks).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyEntry {
-    pub key_id: String,
-    pub key_active: bool,
-    pub user_active: bool,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub session_id: String,
-    pub status: SessionStatus,
-    pub worker_id: Option<String>,
-    pub generation: i64,
-    /// The session owner (the message quota is theirs).
-    pub user_id: String,
-    pub tier: crate::persistence::enums::UserTier,
-    pub message_quota: Option<i64>,
-}
+pub use crate::persistence::api_keys::KeyEntry;
 
 /// Proof of the epoch before a database read; see the module docs.
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +170,7 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::persistence::enums::SessionStatus;
 
     fn entry(session: &str) -> KeyEntry {
         KeyEntry {

@@ -8,9 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::DbErr;
 
-use crate::persistence::Db;
+use crate::persistence::{Db, DbErr};
 use crate::state::SharedState;
 
 /// Keys per `UPDATE` statement (2 bind values each, plus the id list).

@@ -5,14 +5,12 @@
 //! can go on without signing in again.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 use wagate_proto::error::ErrorCode;
 
 use crate::error::{CpResult, api};
 use crate::persistence::Db;
-use crate::persistence::entities::refresh_token;
+use crate::persistence::refresh_tokens;
 
 pub const TOKEN_PREFIX: &str = "wrt_";
 
@@ -52,18 +50,7 @@ pub async fn issue(db: &Db, user_id: &str, family_id: &str, ttl: std::time::Dura
     let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let now = Utc::now();
     let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(30));
-    refresh_token::ActiveModel {
-        id: Set(uuid::Uuid::now_v7().to_string()),
-        user_id: Set(user_id.to_owned()),
-        family_id: Set(family_id.to_owned()),
-        token_hash: Set(hash(&token)),
-        expires_at: Set(expires_at),
-        used_at: Set(None),
-        revoked_at: Set(None),
-        created_at: Set(now),
-    }
-    .insert(&db.conn)
-    .await?;
+    refresh_tokens::insert(db, user_id, family_id, hash(&token), expires_at, now).await?;
     Ok(Issued { token, expires_at })
 }
 
@@ -73,11 +60,7 @@ pub async fn redeem(db: &Db, token: &str) -> CpResult<Redeemed> {
     if !looks_like_token(token) {
         return Err(invalid());
     }
-    let row = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash(token)))
-        .one(&db.conn)
-        .await?
-        .ok_or_else(invalid)?;
+    let row = refresh_tokens::by_hash(db, hash(token), None).await?.ok_or_else(invalid)?;
     let now = Utc::now();
     if row.used_at.is_some() || row.revoked_at.is_some() {
         revoke_family(db, &row.family_id).await?;
@@ -88,14 +71,7 @@ pub async fn redeem(db: &Db, token: &str) -> CpResult<Redeemed> {
     }
     // Spend it atomically: of two concurrent uses, one wins and the other is
     // a reuse.
-    let spent = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::Id.eq(row.id.clone()))
-        .filter(refresh_token::Column::UsedAt.is_null())
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&db.conn)
-        .await?;
-    if spent.rows_affected != 1 {
+    if !refresh_tokens::spend(db, &row.id, now).await? {
         revoke_family(db, &row.family_id).await?;
         return Ok(Redeemed::Reused { user_id: row.user_id, family_id: row.family_id });
     }
@@ -110,33 +86,19 @@ pub async fn revoke_token_family(db: &Db, user_id: &str, token: &str) -> CpResul
     if !looks_like_token(token) {
         return Ok(None);
     }
-    let row = refresh_token::Entity::find()
-        .filter(refresh_token::Column::TokenHash.eq(hash(token)))
-        .filter(refresh_token::Column::UserId.eq(user_id))
-        .one(&db.conn)
-        .await?;
+    let row = refresh_tokens::by_hash(db, hash(token), Some(user_id)).await?;
     let Some(row) = row else { return Ok(None) };
     revoke_family(db, &row.family_id).await?;
     Ok(Some(row.family_id))
 }
 
 async fn revoke_family(db: &Db, family_id: &str) -> CpResult<()> {
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh_token::Column::FamilyId.eq(family_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&db.conn)
-        .await?;
+    refresh_tokens::revoke_family(db, family_id, Utc::now()).await?;
     Ok(())
 }
 
 /// Revokes every refresh token of a user (logout-all, password change).
 pub async fn revoke_all(db: &Db, user_id: &str) -> CpResult<()> {
-    refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
-        .filter(refresh_token::Column::UserId.eq(user_id))
-        .filter(refresh_token::Column::RevokedAt.is_null())
-        .exec(&db.conn)
-        .await?;
+    refresh_tokens::revoke_user(db, user_id, Utc::now()).await?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::audit::{self, AuditEntry};
 use crate::error::CpResult;
 use crate::fleet::mover::{MoveMode, MoveOutcome, move_session};
 use crate::persistence::enums::LogLevel;
+use crate::persistence::message_dispatch::Unacked;
 use crate::persistence::{message_dispatch, sessions};
 use crate::send::dispatch::{self, SendOutcome, Unreached};
 use crate::state::SharedState;
@@ -177,7 +178,7 @@ async fn redispatch(state: &SharedState, session_id: &str, cutoff: DateTime<Utc>
     let rows: Vec<_> = message_dispatch::unacked(db, session_id, cutoff)
         .await?
         .into_iter()
-        .filter(|row| row.try_get::<String>("", "id").is_ok_and(|id| !state.send_tracker.contains(&id)))
+        .filter(|row| !state.send_tracker.contains(&row.id))
         .collect();
     let candidates = rows.len();
     let mut dispatched = 0;
@@ -196,13 +197,13 @@ async fn redispatch_rows(
     session_id: &str,
     worker_id: &str,
     generation: i64,
-    rows: Vec<sea_orm::QueryResult>,
+    rows: Vec<Unacked>,
     dispatched: &mut usize,
 ) -> CpResult<()> {
     let db = &state.db;
     for row in rows {
-        let message_id: String = row.try_get("", "id")?;
-        let attempts: i32 = row.try_get("", "attempts")?;
+        let message_id = row.id.clone();
+        let attempts = row.attempts;
         // The guard ends the entry on every path out of this iteration.
         let Some(guard) = state.send_tracker.begin(&message_id) else {
             // Began here since the query (a send or another round).
@@ -215,7 +216,7 @@ async fn redispatch_rows(
             session_id: session_id.to_owned(),
             generation: u64::try_from(generation).unwrap_or_default(),
             message_id: message_id.clone(),
-            to: row.try_get("", "to_number").unwrap_or_default(),
+            to: row.to_number.clone(),
             content: Some(content_of(&row)?),
             attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
         };
@@ -234,10 +235,10 @@ async fn redispatch_rows(
 }
 
 /// Rebuilds the message payload from its row.
-fn content_of(row: &sea_orm::QueryResult) -> CpResult<v1::MessageContent> {
-    let kind: crate::persistence::enums::MessageType = row.try_get("", "message_type")?;
-    let text: String = row.try_get("", "content")?;
-    let metadata: Option<String> = row.try_get("", "metadata")?;
+fn content_of(row: &Unacked) -> CpResult<v1::MessageContent> {
+    let kind = row.message_type;
+    let text = row.content.clone();
+    let metadata = row.metadata.clone();
     let meta: serde_json::Value = metadata.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default();
     let proto_kind = match kind {
         crate::persistence::enums::MessageType::Text => v1::MessageType::Text,
@@ -253,9 +254,9 @@ fn content_of(row: &sea_orm::QueryResult) -> CpResult<v1::MessageContent> {
     Ok(v1::MessageContent {
         r#type: proto_kind as i32,
         text,
-        media_url: row.try_get("", "media_url")?,
-        caption: row.try_get("", "caption")?,
-        filename: row.try_get("", "filename")?,
+        media_url: row.media_url.clone(),
+        caption: row.caption.clone(),
+        filename: row.filename.clone(),
         latitude: meta.get("latitude").and_then(serde_json::Value::as_f64),
         longitude: meta.get("longitude").and_then(serde_json::Value::as_f64),
         name: s("name"),

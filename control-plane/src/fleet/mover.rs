@@ -9,12 +9,10 @@
 //! ignored (events are fenced; a returning worker is told to stop it).
 
 use chrono::Utc;
-use sea_orm::EntityTrait;
 use wagate_proto::v1;
 
 use crate::error::CpResult;
 use crate::fleet::placement;
-use crate::persistence::entities::session;
 use crate::persistence::enums::SessionStatus;
 use crate::persistence::sessions::{self, Fence, Undo};
 use crate::state::SharedState;
@@ -64,7 +62,7 @@ pub async fn move_session(
     let now = Utc::now();
     let txn = db.begin().await?;
     sessions::lock_row(&txn, db, session_id).await?;
-    let Some(row) = session::Entity::find_by_id(session_id.to_owned()).one(&txn).await? else {
+    let Some(row) = sessions::by_id(&txn, session_id).await? else {
         return Ok(MoveOutcome::Skipped("deleted"));
     };
     if row.worker_id.as_deref() != from {

@@ -13,14 +13,14 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, DbErr};
+use crate::persistence::{Conn, DbErr};
 
 use crate::persistence::enums::UserTier;
 use crate::persistence::{Db, workers};
 
 /// Reserves one session slot on any worker but `exclude`; `None` when no
 /// worker has capacity.
-pub async fn reserve_slot<C: ConnectionTrait>(
+pub async fn reserve_slot<C: Conn>(
     db: &Db,
     conn: &C,
     exclude: Option<&str>,
@@ -42,7 +42,7 @@ pub async fn reserve_slot<C: ConnectionTrait>(
 }
 
 /// Gives a slot back (session deleted, or its start failed).
-pub async fn release_slot<C: ConnectionTrait>(db: &Db, conn: &C, worker_id: &str) -> Result<(), DbErr> {
+pub async fn release_slot<C: Conn>(db: &Db, conn: &C, worker_id: &str) -> Result<(), DbErr> {
     workers::release_slot(conn, db, worker_id).await
 }
 
@@ -73,7 +73,7 @@ pub fn basic_may_place(used: i64, total: i64, paid_reserve_percent: u8) -> bool 
 /// reserve; PRO and MAX place on any free slot. Failover, drain and the
 /// waiting queue keep placing with [`reserve_slot`]: a session that already
 /// held a slot is never refused by the reserve.
-pub async fn reserve_slot_for<C: ConnectionTrait>(
+pub async fn reserve_slot_for<C: Conn>(
     db: &Db,
     conn: &C,
     tier: UserTier,

@@ -140,3 +140,17 @@ pub enum LogLevel {
     #[sea_orm(string_value = "DEBUG")]
     Debug,
 }
+
+impl SessionStatus {
+    /// The stored value (`CONNECTED`, …).
+    pub fn db_value(&self) -> String {
+        ActiveEnum::to_value(self)
+    }
+}
+
+impl MessageType {
+    /// The stored value (`TEXT`, …).
+    pub fn db_value(&self) -> String {
+        ActiveEnum::to_value(self)
+    }
+}

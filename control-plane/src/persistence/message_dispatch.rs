@@ -7,9 +7,10 @@
 //! never send the same attempt.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbErr};
 
 use super::Db;
+use super::enums::MessageType;
 use super::measured::measured;
 
 /// Takes a send out of the ledger (it was settled).
@@ -41,12 +42,26 @@ pub async fn drop_orphans(db: &Db) -> Result<u64, DbErr> {
     .await
 }
 
+/// An unacknowledged send, as a re-dispatch needs it.
+#[derive(Debug, Clone)]
+pub struct Unacked {
+    pub id: String,
+    pub attempts: i32,
+    pub to_number: String,
+    pub message_type: MessageType,
+    pub content: String,
+    pub media_url: Option<String>,
+    pub caption: Option<String>,
+    pub filename: Option<String>,
+    pub metadata: Option<String>,
+}
+
 /// Unacknowledged sends of one session (still PENDING), not dispatched
-/// since `cutoff` (or never), oldest first: `id, attempts, to_number,
-/// message_type, content, media_url, caption, filename, metadata`.
-pub async fn unacked(db: &Db, session_id: &str, cutoff: DateTime<Utc>) -> Result<Vec<QueryResult>, DbErr> {
+/// since `cutoff` (or never), oldest first.
+pub async fn unacked(db: &Db, session_id: &str, cutoff: DateTime<Utc>) -> Result<Vec<Unacked>, DbErr> {
     measured("message_dispatch.unacked", async {
-        db.conn
+        let rows = db
+            .conn
             .query_all_raw(db.stmt(
                 "SELECT d.id, d.attempts, m.to_number, m.message_type, m.content, m.media_url, m.caption, \
                  m.filename, m.metadata FROM message_dispatch d JOIN messages m ON m.id = d.id \
@@ -54,7 +69,22 @@ pub async fn unacked(db: &Db, session_id: &str, cutoff: DateTime<Utc>) -> Result
                  ORDER BY d.created_at, d.id LIMIT 1000",
                 vec![session_id.into(), cutoff.into()],
             ))
-            .await
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Unacked {
+                    id: row.try_get("", "id")?,
+                    attempts: row.try_get("", "attempts")?,
+                    to_number: row.try_get("", "to_number").unwrap_or_default(),
+                    message_type: row.try_get("", "message_type")?,
+                    content: row.try_get("", "content")?,
+                    media_url: row.try_get("", "media_url")?,
+                    caption: row.try_get("", "caption")?,
+                    filename: row.try_get("", "filename")?,
+                    metadata: row.try_get("", "metadata")?,
+                })
+            })
+            .collect()
     })
     .await
 }

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Value};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Value};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::persistence::Db;
 use crate::persistence::entities::message;
 use crate::persistence::measured::measured;
+use crate::persistence::messages::Message;
 
 /// Rows inserted by one statement at most.
 const MAX_BATCH: usize = 256;
@@ -70,8 +71,8 @@ impl MessageInserter {
     }
 
     /// Inserts `row` (and its ledger row); returns once it is committed.
-    pub async fn insert(&self, row: message::ActiveModel, ledger: Option<LedgerRow>) -> Result<(), DbErr> {
-        let row = (row, ledger);
+    pub async fn insert(&self, row: Message, ledger: Option<LedgerRow>) -> Result<(), DbErr> {
+        let row = (message::ActiveModel::from(row).reset_all(), ledger);
         let Some(tx) = &self.tx else {
             return insert_one(&self.db, row).await;
         };

@@ -1,4 +1,4 @@
-//! The `messages` table (hand-written statements; the batched inserts and
+//! The `messages` table (the batched inserts and
 //! status updates live in [`super::message_inserter`] and
 //! [`super::status_writer`]).
 //!
@@ -8,10 +8,14 @@
 //! is still PENDING (an acknowledgement that got there first wins).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, Value,
+};
 
 use super::Db;
-use super::enums::MessageType;
+use super::entities::message;
+use super::enums::{MessageDirection, MessageStatus, MessageType};
 use super::measured::measured;
 use super::sessions::Fence;
 
@@ -107,6 +111,94 @@ pub async fn statuses_of<C: ConnectionTrait>(
                 })
             })
             .collect()
+    })
+    .await
+}
+
+/// A `messages` row.
+pub type Message = message::Model;
+
+/// The send of a session with this idempotency key.
+pub async fn by_idempotency_key(db: &Db, session_id: &str, key: &str) -> Result<Option<Message>, DbErr> {
+    measured(
+        "messages.by_idempotency_key",
+        message::Entity::find()
+            .filter(message::Column::SessionId.eq(session_id))
+            .filter(message::Column::IdempotencyKey.eq(key))
+            .one(&db.conn),
+    )
+    .await
+}
+
+/// One message of a session.
+pub async fn by_id_in_session(db: &Db, id: &str, session_id: &str) -> Result<Option<Message>, DbErr> {
+    measured(
+        "messages.by_id_in_session",
+        message::Entity::find_by_id(id.to_owned())
+            .filter(message::Column::SessionId.eq(session_id))
+            .one(&db.conn),
+    )
+    .await
+}
+
+/// Which of a session's messages a history page holds (`None`: any).
+#[derive(Debug, Default)]
+pub struct HistoryFilter {
+    pub direction: Option<MessageDirection>,
+    pub status: Option<MessageStatus>,
+    pub kind: Option<MessageType>,
+    /// A peer's JID and its digits: the recipient of a send is the JID, the
+    /// sender of an inbound message either.
+    pub peer: Option<(String, String)>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// The cursor: only rows before `(created_at, id)`.
+    pub before: Option<(DateTime<Utc>, String)>,
+}
+
+/// Up to `limit` of a session's messages, newest first (`(created_at, id)`
+/// descending).
+pub async fn history(db: &Db, session_id: &str, f: HistoryFilter, limit: u64) -> Result<Vec<Message>, DbErr> {
+    measured("messages.history", async {
+        let mut query = message::Entity::find().filter(message::Column::SessionId.eq(session_id));
+        if let Some(direction) = f.direction {
+            query = query.filter(message::Column::Direction.eq(direction));
+        }
+        if let Some(status) = f.status {
+            query = query.filter(message::Column::Status.eq(status));
+        }
+        if let Some(kind) = f.kind {
+            query = query.filter(message::Column::MessageType.eq(kind));
+        }
+        if let Some((jid, digits)) = f.peer {
+            query = query.filter(
+                Condition::any()
+                    .add(message::Column::ToNumber.eq(jid.clone()))
+                    .add(message::Column::FromNumber.eq(jid))
+                    .add(message::Column::FromNumber.eq(digits)),
+            );
+        }
+        if let Some(from) = f.from {
+            query = query.filter(message::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = f.to {
+            query = query.filter(message::Column::CreatedAt.lte(to));
+        }
+        if let Some((created_at, id)) = f.before {
+            query = query.filter(
+                Condition::any().add(message::Column::CreatedAt.lt(created_at)).add(
+                    Condition::all()
+                        .add(message::Column::CreatedAt.eq(created_at))
+                        .add(message::Column::Id.lt(id)),
+                ),
+            );
+        }
+        query
+            .order_by_desc(message::Column::CreatedAt)
+            .order_by_desc(message::Column::Id)
+            .limit(limit)
+            .all(&db.conn)
+            .await
     })
     .await
 }

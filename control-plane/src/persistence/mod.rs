@@ -1,9 +1,16 @@
 //! The database: connection (PostgreSQL or SQLite), migrations, entities,
-//! and every hand-written statement, as typed, measured functions per
-//! table (`sessions`, `messages`, `message_dispatch`, `workers`, `webhooks`,
-//! `usage`, `api_keys`, `auth_states`, `users`, `analytics`). The
+//! and every statement the control plane runs (entity queries and raw SQL
+//! alike), as typed functions per table wrapped by [`measured::measured`]
+//! (`sessions`, `messages`, `message_dispatch`, `workers`, `webhooks`,
+//! `usage`, `api_keys`, `auth_states`, `users`, `refresh_tokens`,
+//! `system_logs`, `analytics`), with the row types they return. The
 //! session generation fence ([`sessions::Fence`]) and the worker stream
 //! epoch fence ([`workers`]) are rendered here and nowhere else.
+//!
+//! This module imports nothing from the features above it; they call it,
+//! holding only [`Db`], [`Tx`] (a transaction from [`Db::begin`]), [`Conn`]
+//! and [`DbErr`]. What it must tell a feature goes through a trait defined
+//! here ([`status_writer::Written`], [`status_writer::StatusHook`]).
 //!
 //! The database is the source of truth for users, sessions, workers, keys
 //! and messages (a session's worker included); the cache layer holds only
@@ -19,8 +26,10 @@ pub mod measured;
 pub(crate) mod message_dispatch;
 pub mod message_inserter;
 pub(crate) mod messages;
+pub(crate) mod refresh_tokens;
 pub(crate) mod sessions;
 pub mod status_writer;
+pub(crate) mod system_logs;
 pub(crate) mod usage;
 pub(crate) mod users;
 pub(crate) mod webhooks;
@@ -29,7 +38,11 @@ pub mod workers;
 use std::path::Path;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, Statement};
+use sea_orm::{ConnectOptions, DatabaseBackend, DatabaseConnection, Statement};
+/// The handles the features hold and pass back in (a connection or a
+/// transaction, generically [`Conn`]), and the error every operation returns.
+/// The statements themselves stay in this module.
+pub use sea_orm::{ConnectionTrait as Conn, DatabaseTransaction as Tx, DbErr};
 use sea_orm_migration::MigratorTrait;
 use wagate_migrations::Migrator;
 

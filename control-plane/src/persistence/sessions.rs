@@ -10,9 +10,13 @@
 //! too, inside the caller's transaction.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, Statement, Value};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, Value,
+};
 
 use super::Db;
+use super::entities::session;
 use super::enums::SessionStatus;
 use super::measured::measured;
 use super::messages::InboundMessage;
@@ -521,6 +525,105 @@ pub async fn owned_by(db: &Db, session_id: &str, user_id: &str) -> Result<bool, 
             .await?
             .is_some())
     })
+    .await
+}
+
+/// A `sessions` row.
+pub type Session = session::Model;
+
+/// One session by id (inside `conn`'s transaction, or not).
+pub async fn by_id<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Session>, DbErr> {
+    measured("sessions.by_id", session::Entity::find_by_id(id.to_owned()).one(conn)).await
+}
+
+/// One session by id if `user_id` owns it.
+pub async fn by_id_of_user<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    user_id: &str,
+) -> Result<Option<Session>, DbErr> {
+    measured(
+        "sessions.by_id_of_user",
+        session::Entity::find_by_id(id.to_owned()).filter(session::Column::UserId.eq(user_id)).one(conn),
+    )
+    .await
+}
+
+/// Every session of a user.
+pub async fn of_user(db: &Db, user_id: &str) -> Result<Vec<Session>, DbErr> {
+    measured(
+        "sessions.of_user",
+        session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&db.conn),
+    )
+    .await
+}
+
+/// How many of a user's sessions are not DISCONNECTED (`except` left out).
+pub async fn count_active_of_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    except: Option<&str>,
+) -> Result<u64, DbErr> {
+    measured("sessions.count_active_of_user", async {
+        let mut query = session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::Status.ne(SessionStatus::Disconnected));
+        if let Some(id) = except {
+            query = query.filter(session::Column::Id.ne(id));
+        }
+        query.count(conn).await
+    })
+    .await
+}
+
+/// Inserts a session (a taken id fails with a unique violation).
+pub async fn insert<C: ConnectionTrait>(conn: &C, row: Session) -> Result<(), DbErr> {
+    measured("sessions.insert", async {
+        let active: session::ActiveModel = row.into();
+        active.reset_all().insert(conn).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// A page of a user's sessions, newest first, with the total.
+pub async fn page_of_user(
+    db: &Db,
+    user_id: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<Session>), DbErr> {
+    measured("sessions.page_of_user", async {
+        let query = session::Entity::find().filter(session::Column::UserId.eq(user_id));
+        let total = query.clone().count(&db.conn).await?;
+        let rows = query
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_asc(session::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&db.conn)
+            .await?;
+        Ok((total, rows))
+    })
+    .await
+}
+
+/// The sessions with these ids (those that exist).
+pub async fn by_ids(db: &Db, ids: Vec<String>) -> Result<Vec<Session>, DbErr> {
+    measured("sessions.by_ids", session::Entity::find().filter(session::Column::Id.is_in(ids)).all(&db.conn))
+        .await
+}
+
+/// The first `limit` sessions placed on a worker, oldest first.
+pub async fn first_on_worker(db: &Db, worker_id: &str, limit: u64) -> Result<Vec<Session>, DbErr> {
+    measured(
+        "sessions.first_on_worker",
+        session::Entity::find()
+            .filter(session::Column::WorkerId.eq(worker_id))
+            .order_by_asc(session::Column::CreatedAt)
+            .limit(limit)
+            .all(&db.conn),
+    )
     .await
 }
 

@@ -19,8 +19,9 @@
 //!   written; the queue is bounded and a full queue makes callers wait
 //!   (back-pressure on sends); a graceful shutdown drains it.
 //!
-//! After a batch commits, its messages leave the [`SendTracker`] (acked but
-//! not yet written → written).
+//! After a batch commits, its messages are handed to the [`Written`] sink
+//! the writer was started with (the send tracker: acked but not yet
+//! written → written). The writer knows nothing of the tracker itself.
 //!
 //! Extra inserts in the same transaction (e.g. webhook outbox rows for
 //! `message.status` events): install a [`StatusHook`] with
@@ -47,8 +48,17 @@ use tokio_util::task::TaskTracker;
 use crate::persistence::Db;
 use crate::persistence::enums::MessageStatus;
 use crate::persistence::measured::measured;
-use crate::send::tracker::SendTracker;
-use crate::telemetry::metrics;
+
+/// Batches written (the series `telemetry::metrics` describes).
+pub const STATUS_BATCHES: &str = "wagate_status_batches_total";
+/// Failed batch writes, each retried until written.
+pub const STATUS_BATCH_RETRIES: &str = "wagate_status_batch_retries_total";
+
+/// Told which messages' moves are written, after their batch committed (or
+/// after a direct write).
+pub trait Written: Send + Sync + 'static {
+    fn written(&self, ids: &mut dyn Iterator<Item = &str>);
+}
 
 /// Updates taken into one batch at most.
 const MAX_BATCH: usize = 2048;
@@ -204,7 +214,7 @@ pub struct StatusWriter {
     /// None: batching is off, every update is written by its caller.
     tx: Option<mpsc::Sender<StatusUpdate>>,
     db: Db,
-    tracker: Arc<SendTracker>,
+    written: Arc<dyn Written>,
     hooks: Hooks,
     paused: watch::Sender<bool>,
     task: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
@@ -227,7 +237,7 @@ impl StatusWriter {
         db: Db,
         batched: bool,
         window: Duration,
-        tracker: Arc<SendTracker>,
+        written: Arc<dyn Written>,
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
@@ -237,7 +247,7 @@ impl StatusWriter {
             return Self {
                 tx: None,
                 db,
-                tracker,
+                written,
                 hooks,
                 paused,
                 task: std::sync::Mutex::new(None),
@@ -245,12 +255,12 @@ impl StatusWriter {
             };
         }
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = Writer { db: db.clone(), tracker: tracker.clone(), hooks: hooks.clone(), window };
+        let writer = Writer { db: db.clone(), written: written.clone(), hooks: hooks.clone(), window };
         let handle = tasks.spawn(writer.run(rx, shutdown, paused.subscribe()));
         Self {
             tx: Some(tx),
             db,
-            tracker,
+            written,
             hooks,
             paused,
             task: std::sync::Mutex::new(Some(handle.abort_handle())),
@@ -285,7 +295,7 @@ impl StatusWriter {
         };
         let id = update.id().to_owned();
         write_batch(&self.db, std::slice::from_ref(&update), &hooks_now(&self.hooks)).await?;
-        self.tracker.settled([id.as_str()]);
+        self.written.written(&mut std::iter::once(id.as_str()));
         Ok(())
     }
 
@@ -306,7 +316,7 @@ impl StatusWriter {
 
 struct Writer {
     db: Db,
-    tracker: Arc<SendTracker>,
+    written: Arc<dyn Written>,
     hooks: Hooks,
     window: Duration,
 }
@@ -374,7 +384,7 @@ impl Writer {
                 Ok(()) => break,
                 Err(err) => {
                     attempt += 1;
-                    metrics::STATUS_BATCH_RETRIES.inc();
+                    ::metrics::counter!(STATUS_BATCH_RETRIES).increment(1);
                     let delay = (Duration::from_millis(50) * 2u32.saturating_pow(attempt.min(6)))
                         .min(MAX_RETRY_DELAY);
                     tracing::warn!(error = %err, updates = batch.len(), attempt, "status batch failed, retrying");
@@ -382,8 +392,8 @@ impl Writer {
                 }
             }
         }
-        metrics::STATUS_BATCHES.inc();
-        self.tracker.settled(batch.iter().map(StatusUpdate::id));
+        ::metrics::counter!(STATUS_BATCHES).increment(1);
+        self.written.written(&mut batch.iter().map(StatusUpdate::id));
     }
 }
 

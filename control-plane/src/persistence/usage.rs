@@ -10,7 +10,16 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 use super::Db;
 use super::measured::measured;
-use crate::usage::UsageKey;
+
+/// One counter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UsageKey {
+    pub month: DateTime<Utc>,
+    pub user_id: String,
+    pub session_id: String,
+    pub api_key_id: String,
+    pub metric: &'static str,
+}
 
 /// Adds a chunk of counts to their monthly rows (one upsert).
 pub async fn add_counts(db: &Db, chunk: &[(UsageKey, u64)]) -> Result<(), DbErr> {
@@ -57,11 +66,33 @@ pub async fn add_counts(db: &Db, chunk: &[(UsageKey, u64)]) -> Result<(), DbErr>
 
 const COLUMNS: &str = "user_id, session_id, api_key_id, metric, usage_count";
 
-/// One user's rows of a month (`user_id, session_id, api_key_id, metric,
-/// usage_count`), by session, key and metric.
-pub async fn of_user(db: &Db, user_id: &str, month: DateTime<Utc>) -> Result<Vec<QueryResult>, DbErr> {
+/// One monthly counter as it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub user_id: String,
+    pub session_id: String,
+    pub api_key_id: String,
+    pub metric: String,
+    pub usage_count: i64,
+}
+
+impl UsageRow {
+    fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
+        Ok(Self {
+            user_id: r.try_get("", "user_id")?,
+            session_id: r.try_get("", "session_id")?,
+            api_key_id: r.try_get("", "api_key_id")?,
+            metric: r.try_get("", "metric")?,
+            usage_count: r.try_get("", "usage_count")?,
+        })
+    }
+}
+
+/// One user's rows of a month, by session, key and metric.
+pub async fn of_user(db: &Db, user_id: &str, month: DateTime<Utc>) -> Result<Vec<UsageRow>, DbErr> {
     measured("usage.of_user", async {
-        db.conn
+        let rows = db
+            .conn
             .query_all_raw(db.stmt(
                 &format!(
                     "SELECT {COLUMNS} FROM usage_records WHERE user_id = $1 AND billing_date = $2 \
@@ -69,7 +100,8 @@ pub async fn of_user(db: &Db, user_id: &str, month: DateTime<Utc>) -> Result<Vec
                 ),
                 vec![user_id.to_owned().into(), month.into()],
             ))
-            .await
+            .await?;
+        rows.iter().map(UsageRow::from_row).collect()
     })
     .await
 }
@@ -110,10 +142,11 @@ pub async fn page_of_month(
     user_id: Option<&str>,
     limit: u32,
     offset: u64,
-) -> Result<Vec<QueryResult>, DbErr> {
+) -> Result<Vec<UsageRow>, DbErr> {
     measured("usage.page_of_month", async {
         let (filter, values) = month_filter(month, user_id);
-        db.conn
+        let rows = db
+            .conn
             .query_all_raw(db.stmt(
                 &format!(
                     "SELECT {COLUMNS} FROM usage_records WHERE {filter} \
@@ -121,7 +154,8 @@ pub async fn page_of_month(
                 ),
                 values,
             ))
-            .await
+            .await?;
+        rows.iter().map(UsageRow::from_row).collect()
     })
     .await
 }

@@ -14,9 +14,115 @@ use sea_orm::{ConnectionTrait, DbErr, QueryResult, Value};
 
 use super::Db;
 use super::measured::measured;
-use crate::webhooks::config::{COLUMNS, WebhookRow};
-use crate::webhooks::dispatcher::Claimed;
-use crate::webhooks::outbox::OutboxRow;
+
+pub fn parse_events(json: &str) -> Vec<String> {
+    serde_json::from_str::<Vec<String>>(json).unwrap_or_default()
+}
+
+/// A `webhooks` row.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    pub id: String,
+    pub session_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: Option<String>,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+    pub last_delivery: Option<DateTime<Utc>>,
+    pub failure_count: i32,
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns [`WebhookRow::from_row`] reads.
+const COLUMNS: &str = "id, session_id, url, events, secret, previous_secret, previous_secret_expires_at, \
+    is_active, last_delivery, failure_count, disabled_reason, created_at, updated_at";
+
+impl WebhookRow {
+    fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
+        let events: String = r.try_get("", "events")?;
+        Ok(Self {
+            id: r.try_get("", "id")?,
+            session_id: r.try_get("", "session_id")?,
+            url: r.try_get("", "url")?,
+            events: parse_events(&events),
+            secret: r.try_get("", "secret")?,
+            previous_secret: r.try_get("", "previous_secret")?,
+            previous_secret_expires_at: r.try_get("", "previous_secret_expires_at")?,
+            is_active: r.try_get("", "is_active")?,
+            last_delivery: r.try_get("", "last_delivery")?,
+            failure_count: r.try_get("", "failure_count")?,
+            disabled_reason: r.try_get("", "disabled_reason")?,
+            created_at: r.try_get("", "created_at")?,
+            updated_at: r.try_get("", "updated_at")?,
+        })
+    }
+}
+
+/// A claimed delivery.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub webhook_id: String,
+    pub session_id: Option<String>,
+    pub event: String,
+    pub payload: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One event for one webhook.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: String,
+    pub webhook_id: String,
+    pub session_id: String,
+    /// The event type's name (`message.status`, …).
+    pub event: &'static str,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A delivery of the log, as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub event: String,
+    pub status: String,
+    pub attempts: i32,
+    pub response_code: Option<i32>,
+    pub response_body: Option<String>,
+    pub last_error: Option<String>,
+    pub next_retry: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub payload: String,
+}
+
+impl DeliveryRow {
+    fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
+        let status: String = r.try_get("", "status")?;
+        // The retry time means something only while one is due.
+        let next_retry =
+            if status == "RETRYING" || status == "PENDING" { r.try_get("", "next_retry")? } else { None };
+        Ok(Self {
+            id: r.try_get("", "id")?,
+            event: r.try_get("", "event")?,
+            attempts: r.try_get("", "attempts")?,
+            response_code: r.try_get("", "response_code")?,
+            response_body: r.try_get("", "response_body")?,
+            last_error: r.try_get("", "last_error")?,
+            next_retry,
+            created_at: r.try_get("", "created_at")?,
+            delivered_at: r.try_get("", "delivered_at")?,
+            payload: r.try_get("", "payload")?,
+            status,
+        })
+    }
+}
 
 /// The columns of a delivery in the log.
 const DELIVERY_COLUMNS: &str = "id, event, status, attempts, response_code, response_body, last_error, \
@@ -77,8 +183,9 @@ pub async fn by_id<C: ConnectionTrait>(conn: &C, db: &Db, id: &str) -> Result<Op
 }
 
 /// The webhooks of `ids` (one `IN` list; the caller pads it to a few sizes).
-pub async fn by_ids(db: &Db, ids: Vec<Value>) -> Result<Vec<WebhookRow>, DbErr> {
+pub async fn by_ids(db: &Db, ids: &[&str]) -> Result<Vec<WebhookRow>, DbErr> {
     measured("webhooks.by_ids", async {
+        let ids: Vec<Value> = ids.iter().map(|s| (*s).into()).collect();
         let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!("SELECT {} FROM webhooks WHERE id IN ({})", COLUMNS, marks.join(", "));
         let rows = db.conn.query_all_raw(db.stmt(&sql, ids)).await?;
@@ -261,7 +368,7 @@ pub async fn insert_pending<C: ConnectionTrait>(conn: &C, db: &Db, rows: &[Outbo
                 r.id.clone().into(),
                 r.webhook_id.clone().into(),
                 r.session_id.clone().into(),
-                r.event.as_str().into(),
+                r.event.into(),
                 r.payload.clone().into(),
                 r.created_at.into(),
                 r.created_at.into(),
@@ -332,16 +439,18 @@ pub async fn insert_test(db: &Db, d: TestDelivery) -> Result<(), DbErr> {
 }
 
 /// One delivery of the webhook's log (`DELIVERY_COLUMNS`).
-pub async fn delivery(db: &Db, id: &str, webhook_id: &str) -> Result<Option<QueryResult>, DbErr> {
+pub async fn delivery(db: &Db, id: &str, webhook_id: &str) -> Result<Option<DeliveryRow>, DbErr> {
     measured("webhook_deliveries.get", async {
-        db.conn
+        let row = db
+            .conn
             .query_one_raw(db.stmt(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2"
                 ),
                 vec![id.into(), webhook_id.into()],
             ))
-            .await
+            .await?;
+        row.as_ref().map(DeliveryRow::from_row).transpose()
     })
     .await
 }
@@ -354,7 +463,7 @@ pub async fn deliveries(
     status: Option<&'static str>,
     cursor: Option<&str>,
     limit: i64,
-) -> Result<Vec<QueryResult>, DbErr> {
+) -> Result<Vec<DeliveryRow>, DbErr> {
     measured("webhook_deliveries.list", async {
         let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1");
         let mut values: Vec<Value> = vec![webhook_id.into()];
@@ -368,7 +477,8 @@ pub async fn deliveries(
         }
         values.push(limit.into());
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len()));
-        db.conn.query_all_raw(db.stmt(&sql, values)).await
+        let rows = db.conn.query_all_raw(db.stmt(&sql, values)).await?;
+        rows.iter().map(DeliveryRow::from_row).collect()
     })
     .await
 }

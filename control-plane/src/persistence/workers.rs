@@ -16,9 +16,14 @@
 //! (inside the caller's transaction) and given back never below zero.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+};
 
 use super::Db;
+use super::entities::{worker, worker_metric};
+use super::enums::WorkerStatus;
 use super::measured::measured;
 
 /// What a `Hello` writes.
@@ -404,6 +409,101 @@ pub async fn delete_samples_before(db: &Db, cutoff: DateTime<Utc>) -> Result<u64
             .execute_raw(db.stmt("DELETE FROM worker_metrics WHERE timestamp < $1", vec![cutoff.into()]))
             .await?;
         Ok(res.rows_affected())
+    })
+    .await
+}
+
+/// A `workers` row.
+pub type Worker = worker::Model;
+/// A `worker_metrics` row (one sample).
+pub type MetricSample = worker_metric::Model;
+
+/// One worker by id.
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Worker>, DbErr> {
+    measured("workers.by_id", worker::Entity::find_by_id(id.to_owned()).one(&db.conn)).await
+}
+
+/// A page of workers by id, with the total.
+pub async fn page(db: &Db, offset: u64, limit: u64) -> Result<(u64, Vec<Worker>), DbErr> {
+    measured("workers.page", async {
+        let total = worker::Entity::find().count(&db.conn).await?;
+        let rows = worker::Entity::find()
+            .order_by_asc(worker::Column::Id)
+            .offset(offset)
+            .limit(limit)
+            .all(&db.conn)
+            .await?;
+        Ok((total, rows))
+    })
+    .await
+}
+
+/// Inserts a pre-registered worker inside `conn`'s transaction (a taken id
+/// fails with a unique violation); returns it as written.
+pub async fn insert<C: ConnectionTrait>(conn: &C, row: Worker) -> Result<Worker, DbErr> {
+    measured("workers.insert", async {
+        let active: worker::ActiveModel = row.into();
+        active.reset_all().insert(conn).await
+    })
+    .await
+}
+
+/// The columns an administrator's update sets (`None`: left as they are).
+#[derive(Debug, Default)]
+pub struct WorkerPatch {
+    pub max_sessions: Option<i32>,
+    pub description: Option<Option<String>>,
+    pub status: Option<WorkerStatus>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Writes `patch` to the row of `current`; returns the row as written.
+pub async fn update(db: &Db, current: &Worker, patch: WorkerPatch) -> Result<Worker, DbErr> {
+    measured("workers.update", async {
+        let mut a: worker::ActiveModel = current.clone().into();
+        if let Some(v) = patch.max_sessions {
+            a.max_sessions = Set(v);
+        }
+        if let Some(v) = patch.description {
+            a.description = Set(v);
+        }
+        if let Some(v) = patch.status {
+            a.status = Set(v);
+        }
+        if let Some(v) = patch.updated_at {
+            a.updated_at = Set(v);
+        }
+        a.update(&db.conn).await
+    })
+    .await
+}
+
+/// Deletes the worker's row inside `conn`'s transaction.
+pub async fn delete<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), DbErr> {
+    measured("workers.delete", async {
+        worker::Entity::delete_by_id(id.to_owned()).exec(conn).await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The worker's latest `limit` samples since `since` (any age: `None`),
+/// oldest first.
+pub async fn recent_samples(
+    db: &Db,
+    worker_id: &str,
+    since: Option<DateTime<Utc>>,
+    limit: u64,
+) -> Result<Vec<MetricSample>, DbErr> {
+    measured("workers.recent_samples", async {
+        let mut query = worker_metric::Entity::find().filter(worker_metric::Column::WorkerId.eq(worker_id));
+        if let Some(since) = since {
+            query = query.filter(worker_metric::Column::Timestamp.gte(since));
+        }
+        let mut rows =
+            query.order_by_desc(worker_metric::Column::Timestamp).limit(limit).all(&db.conn).await?;
+        rows.reverse();
+        Ok(rows)
     })
     .await
 }

@@ -5,8 +5,8 @@
 //! cluster-aware [`crate::dispatch::Dispatcher`] (local stream, or the
 //! replica that holds it).
 
+use crate::persistence::DbErr;
 use chrono::Utc;
-use sea_orm::DbErr;
 use wagate_proto::v1;
 
 use crate::persistence::status_writer::StatusUpdate;

@@ -31,6 +31,13 @@ pub struct SendTracker {
     inner: Mutex<HashMap<String, Tracked>>,
 }
 
+/// The status writer lets written messages go from the tracker.
+impl crate::persistence::status_writer::Written for SendTracker {
+    fn written(&self, ids: &mut dyn Iterator<Item = &str>) {
+        self.settled(ids);
+    }
+}
+
 impl SendTracker {
     pub fn new() -> Self {
         Self::default()

@@ -52,7 +52,7 @@ use crate::webhooks::service::WebhookApi;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("database: {0}")]
-    Db(#[from] sea_orm::DbErr),
+    Db(#[from] crate::persistence::DbErr),
     #[error("cache: {0}")]
     Cache(#[from] CacheError),
     #[error("bind {addr}: {source}")]

@@ -3,11 +3,6 @@
 //! ([`crate::auth::Authenticator::admin`]).
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::{from_proto, to_proto};
@@ -17,8 +12,9 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::AuthUser;
 use crate::convert;
 use crate::error::{CpResult, api, invalid, refused};
-use crate::persistence::entities::{system_log, user};
 use crate::persistence::enums::{LogLevel, UserRole, UserTier};
+use crate::persistence::system_logs::{self, LogFilter, SystemLog};
+use crate::persistence::users::{self as user_rows, User, UserPatch};
 use crate::services::{admin_workers, analytics, page_limit, pagination, users};
 use crate::state::SharedState;
 use crate::validation;
@@ -41,7 +37,7 @@ pub fn like_pattern(term: &str) -> String {
     out
 }
 
-fn log_entry(l: &system_log::Model) -> v1::LogEntry {
+fn log_entry(l: &SystemLog) -> v1::LogEntry {
     v1::LogEntry {
         id: l.id.clone(),
         level: level_name(l.level).to_owned(),
@@ -69,35 +65,26 @@ impl AdminApi {
         Self { state }
     }
 
-    async fn user_by_id(&self, id: &str) -> CpResult<user::Model> {
+    async fn user_by_id(&self, id: &str) -> CpResult<User> {
         let not_found = || api(ErrorCode::NotFound, "user not found");
         let id = validation::lookup_id(id).ok_or_else(not_found)?;
-        user::Entity::find_by_id(id.to_owned()).one(&self.state.db.conn).await?.ok_or_else(not_found)
+        user_rows::by_id(&self.state.db, id).await?.ok_or_else(not_found)
     }
 
     async fn list_users(&self, req: v1::ListUsersRequest) -> CpResult<v1::ListUsersResponse> {
         let (page, limit) = page_limit(req.page, req.limit);
-        let mut query = user::Entity::find();
         let search = req.search.trim();
         if search.chars().count() > 100 {
             return Err(invalid("search", "search must be at most 100 characters"));
         }
-        if !search.is_empty() {
-            let pattern = like_pattern(&search.to_lowercase());
-            let like = |col: user::Column| {
-                Expr::expr(Func::lower(Expr::col(col))).like(LikeExpr::new(pattern.clone()).escape('\\'))
-            };
-            query =
-                query.filter(Condition::any().add(like(user::Column::Name)).add(like(user::Column::Email)));
-        }
-        let total = query.clone().count(&self.state.db.conn).await?;
-        let rows = query
-            .order_by_desc(user::Column::CreatedAt)
-            .order_by_asc(user::Column::Id)
-            .offset(u64::from(page - 1) * u64::from(limit))
-            .limit(u64::from(limit))
-            .all(&self.state.db.conn)
-            .await?;
+        let pattern = (!search.is_empty()).then(|| like_pattern(&search.to_lowercase()));
+        let (total, rows) = user_rows::page(
+            &self.state.db,
+            pattern,
+            u64::from(page - 1) * u64::from(limit),
+            u64::from(limit),
+        )
+        .await?;
         Ok(v1::ListUsersResponse {
             users: rows.iter().map(convert::user).collect(),
             pagination: Some(pagination(total, page, limit)),
@@ -107,7 +94,7 @@ impl AdminApi {
     async fn update_user(&self, admin: &AuthUser, req: v1::UpdateUserRequest) -> CpResult<v1::User> {
         self.state.ensure_running()?;
         let target = self.user_by_id(&req.user_id).await?;
-        let mut active: user::ActiveModel = target.clone().into();
+        let mut patch = UserPatch::default();
         let mut changes = serde_json::Map::new();
         if let Some(t) = req.tier {
             let tier = match v1::UserTier::try_from(t) {
@@ -116,7 +103,7 @@ impl AdminApi {
                 Ok(v1::UserTier::Max) => UserTier::Max,
                 _ => return Err(invalid("tier", "tier must be BASIC, PRO or MAX")),
             };
-            active.tier = Set(tier);
+            patch.tier = Some(tier);
             changes.insert("tier".into(), tier.as_str().into());
         }
         if let Some(r) = req.role {
@@ -128,18 +115,18 @@ impl AdminApi {
             if target.id == admin.id && role != UserRole::Administrator {
                 return Err(refused("role", "you cannot remove your own administrator role"));
             }
-            active.role = Set(role);
+            patch.role = Some(role);
             changes.insert("role".into(), crate::services::auth::role_str(role).into());
         }
         if let Some(is_active) = req.is_active {
             if target.id == admin.id && !is_active {
                 return Err(refused("isActive", "you cannot deactivate your own account"));
             }
-            active.is_active = Set(is_active);
+            patch.is_active = Some(is_active);
             changes.insert("isActive".into(), is_active.into());
         }
         if let Some(name) = &req.name {
-            active.name = Set(validation::name("name", name)?);
+            patch.name = Some(validation::name("name", name)?);
             changes.insert("name".into(), true.into());
         }
         if let Some(q) = req.message_quota {
@@ -147,14 +134,14 @@ impl AdminApi {
                 return Err(invalid("messageQuota", "messageQuota must be at most 100000000"));
             }
             let quota = (q >= 0).then_some(q);
-            active.message_quota = Set(quota);
+            patch.message_quota = Some(quota);
             changes.insert("messageQuota".into(), quota.map_or(serde_json::Value::Null, Into::into));
         }
         if changes.is_empty() {
             return Ok(convert::user(&target));
         }
-        active.updated_at = Set(Utc::now());
-        let updated = active.update(&self.state.db.conn).await?;
+        patch.updated_at = Some(Utc::now());
+        let updated = user_rows::update(&self.state.db, &target, patch).await?;
         // Deactivation stops the user's keys at once, a new tier or quota
         // applies to the next send: the key cache holds both.
         crate::cache::invalidation::all(&self.state).await;
@@ -190,7 +177,7 @@ impl AdminApi {
 
     async fn list_logs(&self, req: v1::ListLogsRequest) -> CpResult<v1::ListLogsResponse> {
         let (page, limit) = page_limit(req.page, req.limit);
-        let mut query = system_log::Entity::find();
+        let mut filter = LogFilter::default();
         let level = req.level.trim().to_ascii_uppercase();
         if !level.is_empty() {
             let l = match level.as_str() {
@@ -200,41 +187,40 @@ impl AdminApi {
                 "DEBUG" => LogLevel::Debug,
                 _ => return Err(invalid("level", "level must be ERROR, WARN, INFO or DEBUG")),
             };
-            query = query.filter(system_log::Column::Level.eq(l));
+            filter.level = Some(l);
         }
         let service = req.service.trim();
         if !service.is_empty() {
             if service.chars().count() > 64 {
                 return Err(invalid("service", "service must be at most 64 characters"));
             }
-            query = query.filter(system_log::Column::Service.eq(service));
+            filter.service = Some(service);
         }
         let user_id = req.user_id.trim();
         if !user_id.is_empty() {
             let id = validation::lookup_id(user_id)
                 .ok_or_else(|| invalid("userId", "userId is not a valid id"))?;
-            query = query.filter(system_log::Column::UserId.eq(id));
+            filter.user_id = Some(id);
         }
         let from = req
             .from
             .as_ref()
             .map(|t| from_proto(t).ok_or_else(|| invalid("from", "from is not a valid time")));
         if let Some(f) = from.transpose()? {
-            query = query.filter(system_log::Column::Timestamp.gte(f));
+            filter.from = Some(f);
         }
         let to =
             req.to.as_ref().map(|t| from_proto(t).ok_or_else(|| invalid("to", "to is not a valid time")));
         if let Some(t) = to.transpose()? {
-            query = query.filter(system_log::Column::Timestamp.lte(t));
+            filter.to = Some(t);
         }
-        let total = query.clone().count(&self.state.db.conn).await?;
-        let rows = query
-            .order_by_desc(system_log::Column::Timestamp)
-            .order_by_desc(system_log::Column::Id)
-            .offset(u64::from(page - 1) * u64::from(limit))
-            .limit(u64::from(limit))
-            .all(&self.state.db.conn)
-            .await?;
+        let (total, rows) = system_logs::page(
+            &self.state.db,
+            filter,
+            u64::from(page - 1) * u64::from(limit),
+            u64::from(limit),
+        )
+        .await?;
         Ok(v1::ListLogsResponse {
             logs: rows.iter().map(log_entry).collect(),
             pagination: Some(pagination(total, page, limit)),

@@ -3,9 +3,6 @@
 //! as a hash), detail, update, remove (drain, then delete).
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
 use wagate_proto::v1;
@@ -14,8 +11,9 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::{AuthUser, api_keys};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
-use crate::persistence::entities::{session, worker, worker_metric};
 use crate::persistence::enums::{LogLevel, WorkerStatus};
+use crate::persistence::sessions as session_rows;
+use crate::persistence::workers::{self as worker_rows, MetricSample, Worker, WorkerPatch};
 use crate::services::{page_limit, pagination};
 use crate::state::SharedState;
 
@@ -40,7 +38,7 @@ pub fn status_to_proto(s: WorkerStatus) -> v1::WorkerStatus {
     }
 }
 
-pub fn info(state: &SharedState, w: &worker::Model) -> v1::WorkerInfo {
+pub fn info(state: &SharedState, w: &Worker) -> v1::WorkerInfo {
     let live = state.registry.get(&w.id);
     v1::WorkerInfo {
         id: w.id.clone(),
@@ -62,7 +60,7 @@ pub fn info(state: &SharedState, w: &worker::Model) -> v1::WorkerInfo {
     }
 }
 
-pub fn sample(m: &worker_metric::Model) -> v1::WorkerMetricSample {
+pub fn sample(m: &MetricSample) -> v1::WorkerMetricSample {
     v1::WorkerMetricSample {
         timestamp: Some(to_proto(m.timestamp)),
         cpu_usage: m.cpu_usage,
@@ -79,23 +77,18 @@ pub fn valid_worker_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-pub async fn find(state: &SharedState, id: &str) -> CpResult<worker::Model> {
+pub async fn find(state: &SharedState, id: &str) -> CpResult<Worker> {
     let not_found = || api(ErrorCode::NotFound, "worker not found");
     if !valid_worker_id(id.trim()) {
         return Err(not_found());
     }
-    worker::Entity::find_by_id(id.trim().to_owned()).one(&state.db.conn).await?.ok_or_else(not_found)
+    worker_rows::by_id(&state.db, id.trim()).await?.ok_or_else(not_found)
 }
 
 pub async fn list(state: &SharedState, req: v1::ListWorkersRequest) -> CpResult<v1::ListWorkersResponse> {
     let (page, limit) = page_limit(req.page, req.limit);
-    let total = worker::Entity::find().count(&state.db.conn).await?;
-    let rows = worker::Entity::find()
-        .order_by_asc(worker::Column::Id)
-        .offset(u64::from(page - 1) * u64::from(limit))
-        .limit(u64::from(limit))
-        .all(&state.db.conn)
-        .await?;
+    let (total, rows) =
+        worker_rows::page(&state.db, u64::from(page - 1) * u64::from(limit), u64::from(limit)).await?;
     Ok(v1::ListWorkersResponse {
         workers: rows.iter().map(|w| info(state, w)).collect(),
         pagination: Some(pagination(total, page, limit)),
@@ -148,31 +141,31 @@ pub async fn create(
     let max_sessions =
         check_max_sessions(if req.max_sessions == 0 { DEFAULT_MAX_SESSIONS } else { req.max_sessions })?;
     let description = check_description(req.description.as_deref().unwrap_or_default())?;
-    if worker::Entity::find_by_id(id.clone()).one(&state.db.conn).await?.is_some() {
+    if worker_rows::by_id(&state.db, &id).await?.is_some() {
         return Err(api(ErrorCode::AlreadyExists, "a worker with this id already exists"));
     }
     let (token, hash) = new_token();
     let now = Utc::now();
-    let row = worker::ActiveModel {
-        id: Set(id.clone()),
-        endpoint: Set(endpoint),
-        status: Set(WorkerStatus::Offline),
-        session_count: Set(0),
-        max_sessions: Set(max_sessions),
-        cpu_usage: Set(0.0),
-        memory_usage: Set(0.0),
-        last_heartbeat: Set(now),
-        description: Set(description),
-        version: Set(None),
-        token_hash: Set(Some(hash)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        stream_epoch: Set(0),
+    let row = Worker {
+        id: id.clone(),
+        endpoint,
+        status: WorkerStatus::Offline,
+        session_count: 0,
+        max_sessions,
+        cpu_usage: 0.0,
+        memory_usage: 0.0,
+        last_heartbeat: now,
+        description,
+        version: None,
+        token_hash: Some(hash),
+        created_at: now,
+        updated_at: now,
+        stream_epoch: 0,
     };
     // The row and its cap in one transaction: after the commit nothing may
     // fail the call, or the token (shown once) would be lost.
     let txn = state.db.begin().await?;
-    let row = match row.insert(&txn).await {
+    let row = match worker_rows::insert(&txn, row).await {
         Ok(r) => r,
         Err(e) if is_unique_violation(&e) => {
             return Err(api(ErrorCode::AlreadyExists, "a worker with this id or endpoint already exists"));
@@ -181,7 +174,7 @@ pub async fn create(
     };
     // The administrator's capacity, the default included, wins over what the
     // worker advertises in its Hello (it may advertise less, never more).
-    crate::persistence::workers::set_capacity_cap(&txn, &state.db, &id, max_sessions).await?;
+    worker_rows::set_capacity_cap(&txn, &state.db, &id, max_sessions).await?;
     txn.commit().await?;
     audit::record(
         &state.db,
@@ -195,19 +188,8 @@ pub async fn create(
 
 pub async fn get(state: &SharedState, id: &str) -> CpResult<v1::WorkerDetail> {
     let w = find(state, id).await?;
-    let sessions = session::Entity::find()
-        .filter(session::Column::WorkerId.eq(w.id.clone()))
-        .order_by_asc(session::Column::CreatedAt)
-        .limit(100)
-        .all(&state.db.conn)
-        .await?;
-    let mut metrics = worker_metric::Entity::find()
-        .filter(worker_metric::Column::WorkerId.eq(w.id.clone()))
-        .order_by_desc(worker_metric::Column::Timestamp)
-        .limit(20)
-        .all(&state.db.conn)
-        .await?;
-    metrics.reverse();
+    let sessions = session_rows::first_on_worker(&state.db, &w.id, 100).await?;
+    let metrics = worker_rows::recent_samples(&state.db, &w.id, None, 20).await?;
     Ok(v1::WorkerDetail {
         worker: Some(info(state, &w)),
         sessions: sessions
@@ -231,14 +213,14 @@ pub async fn update(
 ) -> CpResult<v1::WorkerInfo> {
     state.ensure_running()?;
     let w = find(state, &req.worker_id).await?;
-    let mut a: worker::ActiveModel = w.clone().into();
+    let mut patch = WorkerPatch::default();
     let mut changes = serde_json::Map::new();
     if let Some(n) = req.max_sessions {
-        a.max_sessions = Set(check_max_sessions(n)?);
+        patch.max_sessions = Some(check_max_sessions(n)?);
         changes.insert("maxSessions".into(), n.into());
     }
     if let Some(d) = &req.description {
-        a.description = Set(check_description(d)?);
+        patch.description = Some(check_description(d)?);
         changes.insert("description".into(), true.into());
     }
     if let Some(s) = req.status {
@@ -250,23 +232,17 @@ pub async fn update(
             Ok(v1::WorkerStatus::Online) => WorkerStatus::Offline,
             _ => return Err(invalid("status", "status must be MAINTENANCE or ONLINE")),
         };
-        a.status = Set(status);
+        patch.status = Some(status);
         changes.insert("status".into(), format!("{status:?}").to_uppercase().into());
     }
     if changes.is_empty() {
         return Ok(info(state, &w));
     }
-    a.updated_at = Set(Utc::now());
-    let row = a.update(&state.db.conn).await?;
+    patch.updated_at = Some(Utc::now());
+    let row = worker_rows::update(&state.db, &w, patch).await?;
     if let Some(n) = req.max_sessions {
         // The administrator's capacity wins over what the worker advertises.
-        crate::persistence::workers::set_capacity_cap(
-            &state.db.conn,
-            &state.db,
-            &w.id,
-            check_max_sessions(n)?,
-        )
-        .await?;
+        worker_rows::set_capacity_cap(&state.db.conn, &state.db, &w.id, check_max_sessions(n)?).await?;
     }
     audit::record(
         &state.db,
@@ -306,8 +282,8 @@ pub async fn delete(
         ));
     }
     let txn = db.begin().await?;
-    crate::persistence::sessions::detach_worker(&txn, db, &w.id, Utc::now()).await?;
-    worker::Entity::delete_by_id(w.id.clone()).exec(&txn).await?;
+    session_rows::detach_worker(&txn, db, &w.id, Utc::now()).await?;
+    worker_rows::delete(&txn, &w.id).await?;
     txn.commit().await?;
     crate::cache::invalidation::all(state).await;
     end_stream(state, &w.id).await;
@@ -362,7 +338,7 @@ pub async fn token_matches(state: &SharedState, worker_id: &str, token: &str) ->
     if !token.starts_with(WORKER_TOKEN_PREFIX) || !valid_worker_id(worker_id) {
         return Ok(false);
     }
-    let row = worker::Entity::find_by_id(worker_id.to_owned()).one(&state.db.conn).await?;
+    let row = worker_rows::by_id(&state.db, worker_id).await?;
     Ok(row
         .and_then(|w| w.token_hash)
         .is_some_and(|h| crate::auth::identity::secret_matches(&api_keys::hash(token), &h)))

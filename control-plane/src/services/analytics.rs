@@ -2,12 +2,11 @@
 //! GROUP BY, AVG, MAX), never loading the rows they summarise.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use wagate_proto::v1;
 
 use crate::error::{CpResult, invalid};
 use crate::persistence::analytics;
-use crate::persistence::entities::worker_metric;
+use crate::persistence::workers as worker_rows;
 use crate::services::admin_workers;
 use crate::state::SharedState;
 
@@ -82,14 +81,7 @@ pub async fn worker_metrics(
     let w = admin_workers::find(state, &req.worker_id).await?;
     let db = &state.db;
     let stats = analytics::worker_samples(db, &w.id, since).await?;
-    let mut samples = worker_metric::Entity::find()
-        .filter(worker_metric::Column::WorkerId.eq(w.id.clone()))
-        .filter(worker_metric::Column::Timestamp.gte(since))
-        .order_by_desc(worker_metric::Column::Timestamp)
-        .limit(500)
-        .all(&db.conn)
-        .await?;
-    samples.reverse();
+    let samples = worker_rows::recent_samples(db, &w.id, Some(since), 500).await?;
     Ok(v1::WorkerMetricsResponse {
         worker_id: w.id,
         time_range: name.to_owned(),

@@ -3,7 +3,6 @@
 //! working at once), revoke.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
@@ -13,7 +12,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::identity::Authenticated;
 use crate::auth::{AuthUser, api_keys};
 use crate::error::{CpResult, api, invalid};
-use crate::persistence::entities::api_key;
+use crate::persistence::api_keys::{self as key_rows, ApiKey};
 use crate::services::owned_session;
 use crate::state::SharedState;
 
@@ -23,7 +22,7 @@ pub struct ApiKeyApi {
     state: SharedState,
 }
 
-pub fn info(k: &api_key::Model) -> v1::ApiKeyInfo {
+pub fn info(k: &ApiKey) -> v1::ApiKeyInfo {
     v1::ApiKeyInfo {
         id: k.id.clone(),
         session_id: k.session_id.clone(),
@@ -62,12 +61,9 @@ impl ApiKeyApi {
         Self { state }
     }
 
-    async fn key_of(&self, user: &AuthUser, session_id: &str) -> CpResult<(String, Option<api_key::Model>)> {
+    async fn key_of(&self, user: &AuthUser, session_id: &str) -> CpResult<(String, Option<ApiKey>)> {
         let s = owned_session(&self.state, user, session_id).await?;
-        let key = api_key::Entity::find()
-            .filter(api_key::Column::SessionId.eq(s.id.clone()))
-            .one(&self.state.db.conn)
-            .await?;
+        let key = key_rows::of_session(&self.state.db, &s.id).await?;
         Ok((s.id, key))
     }
 
@@ -85,28 +81,31 @@ impl ApiKeyApi {
         let key = api_keys::generate();
         let row = match existing {
             Some(k) => {
-                let mut a: api_key::ActiveModel = k.into();
-                a.key_hash = Set(key.hash.clone());
-                a.key_prefix = Set(key.display_prefix.clone());
-                a.is_active = Set(true);
-                a.last_used = Set(None);
-                a.created_at = Set(now);
-                a.expires_at = Set(expires_at);
-                a.update(&self.state.db.conn).await?
+                key_rows::reissue(
+                    &self.state.db,
+                    k,
+                    key.hash.clone(),
+                    key.display_prefix.clone(),
+                    now,
+                    expires_at,
+                )
+                .await?
             }
             None => {
-                api_key::ActiveModel {
-                    id: Set(uuid::Uuid::new_v4().to_string()),
-                    key_hash: Set(key.hash.clone()),
-                    key_prefix: Set(key.display_prefix.clone()),
-                    session_id: Set(session_id.clone()),
-                    name: Set(format!("Session API Key - {session_id}")),
-                    is_active: Set(true),
-                    last_used: Set(None),
-                    created_at: Set(now),
-                    expires_at: Set(expires_at),
-                }
-                .insert(&self.state.db.conn)
+                key_rows::insert(
+                    &self.state.db.conn,
+                    ApiKey {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        key_hash: key.hash.clone(),
+                        key_prefix: key.display_prefix.clone(),
+                        session_id: session_id.clone(),
+                        name: format!("Session API Key - {session_id}"),
+                        is_active: true,
+                        last_used: None,
+                        created_at: now,
+                        expires_at,
+                    },
+                )
                 .await?
             }
         };
@@ -128,9 +127,7 @@ impl ApiKeyApi {
         self.state.ensure_running()?;
         let (session_id, existing) = self.key_of(&user, session_id).await?;
         let k = existing.filter(|k| k.is_active).ok_or_else(no_active_key)?;
-        let mut a: api_key::ActiveModel = k.into();
-        a.is_active = Set(false);
-        let row = a.update(&self.state.db.conn).await?;
+        let row = key_rows::deactivate(&self.state.db, k).await?;
         crate::cache::invalidation::session(&self.state, &session_id).await;
         audit::record(
             &self.state.db,

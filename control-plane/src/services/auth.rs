@@ -1,8 +1,6 @@
 //! AuthService: register and login.
 
 use chrono::Utc;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
@@ -15,8 +13,8 @@ use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::limits::{Check, LimitSettings, Rate};
-use crate::persistence::entities::user;
 use crate::persistence::enums::{LogLevel, UserRole, UserTier};
+use crate::persistence::users::{self, User, UserPatch};
 use crate::state::SharedState;
 use crate::validation;
 
@@ -57,7 +55,7 @@ impl AuthApi {
 
     /// An access token and a refresh token (a new family unless `family`),
     /// the access token naming the family.
-    async fn respond(&self, u: &user::Model, family: Option<&str>) -> CpResult<v1::AuthResponse> {
+    async fn respond(&self, u: &User, family: Option<&str>) -> CpResult<v1::AuthResponse> {
         let family = family.map_or_else(refresh::new_family, str::to_owned);
         let subject = Subject {
             user_id: &u.id,
@@ -87,8 +85,7 @@ impl AuthApi {
         let refused = || api(ErrorCode::InvalidToken, "invalid or expired refresh token");
         match refresh::redeem(&self.state.db, req.refresh_token.trim()).await? {
             refresh::Redeemed::Rotated { user_id, family_id } => {
-                let u =
-                    user::Entity::find_by_id(user_id).one(&self.state.db.conn).await?.ok_or_else(refused)?;
+                let u = users::by_id(&self.state.db, &user_id).await?.ok_or_else(refused)?;
                 if !u.is_active {
                     return Err(refused());
                 }
@@ -219,10 +216,7 @@ impl AuthApi {
             return Err(d.refusal(message).into());
         }
         let found = if email.len() <= 254 && req.password.len() <= 1024 {
-            user::Entity::find()
-                .filter(user::Column::Email.eq(email.clone()))
-                .one(&self.state.db.conn)
-                .await?
+            users::by_email(&self.state.db, &email).await?
         } else {
             None
         };
@@ -263,9 +257,12 @@ impl AuthApi {
             limiter.refund(RULE_LOGIN_IP, &peer, rate, 1).await;
         }
         let now = Utc::now();
-        let mut active: user::ActiveModel = user.clone().into();
-        active.last_login_at = Set(Some(now));
-        let user = active.update(&self.state.db.conn).await?;
+        let user = users::update(
+            &self.state.db,
+            &user,
+            UserPatch { last_login_at: Some(Some(now)), ..UserPatch::default() },
+        )
+        .await?;
         audit::record(
             &self.state.db,
             "auth",
@@ -282,29 +279,28 @@ pub async fn create_user(
     email: String,
     password: String,
     role: UserRole,
-) -> CpResult<user::Model> {
-    let exists =
-        user::Entity::find().filter(user::Column::Email.eq(email.clone())).one(&state.db.conn).await?;
+) -> CpResult<User> {
+    let exists = users::by_email(&state.db, &email).await?;
     if exists.is_some() {
         return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
     }
     let hash = passwords::hash(password).await?;
     let now = Utc::now();
-    let row = user::ActiveModel {
-        id: Set(uuid::Uuid::new_v4().to_string()),
-        name: Set(name),
-        email: Set(email),
-        password_hash: Set(hash),
-        role: Set(role),
-        tier: Set(UserTier::Basic),
-        is_active: Set(true),
-        token_version: Set(0),
-        message_quota: Set(None),
-        last_login_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+    let row = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        email,
+        password_hash: hash,
+        role,
+        tier: UserTier::Basic,
+        is_active: true,
+        token_version: 0,
+        message_quota: None,
+        last_login_at: None,
+        created_at: now,
+        updated_at: now,
     };
-    match row.insert(&state.db.conn).await {
+    match users::insert(&state.db, row).await {
         Ok(u) => Ok(u),
         Err(e) if is_unique_violation(&e) => {
             Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"))
@@ -316,11 +312,7 @@ pub async fn create_user(
 /// Invalidates every access token issued to the user so far (the version is
 /// checked on each call against the row the call reads anyway).
 pub async fn bump_token_version(state: &SharedState, user_id: &str) -> CpResult<()> {
-    user::Entity::update_many()
-        .col_expr(user::Column::TokenVersion, Expr::col(user::Column::TokenVersion).add(1))
-        .filter(user::Column::Id.eq(user_id))
-        .exec(&state.db.conn)
-        .await?;
+    users::bump_token_version(&state.db, user_id).await?;
     Ok(())
 }
 

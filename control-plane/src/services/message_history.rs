@@ -4,7 +4,6 @@
 //! no OFFSET scans.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
@@ -13,8 +12,8 @@ use wagate_proto::v1::{self, message_history_service_server::MessageHistoryServi
 use crate::auth::AuthUser;
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid};
-use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageType};
+use crate::persistence::messages::{self as message_rows, HistoryFilter, Message};
 use crate::services::owned_session;
 use crate::state::SharedState;
 use crate::validation;
@@ -54,7 +53,7 @@ impl Cursor {
     }
 }
 
-pub fn message(m: &message::Model) -> v1::Message {
+pub fn message(m: &Message) -> v1::Message {
     let meta: Option<serde_json::Value> = m.metadata.as_deref().and_then(|s| serde_json::from_str(s).ok());
     let get_f = |k: &str| meta.as_ref().and_then(|v| v.get(k)).and_then(serde_json::Value::as_f64);
     let get_s = |k: &str| meta.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
@@ -106,14 +105,14 @@ impl MessageHistoryApi {
     async fn list(&self, user: AuthUser, req: v1::ListMessagesRequest) -> CpResult<v1::ListMessagesResponse> {
         let s = owned_session(&self.state, &user, &req.session_id).await?;
         let limit = if req.limit == 0 { DEFAULT_LIMIT } else { req.limit.min(MAX_LIMIT) };
-        let mut query = message::Entity::find().filter(message::Column::SessionId.eq(s.id.clone()));
+        let mut filter = HistoryFilter::default();
         match v1::MessageDirection::try_from(req.direction) {
             Ok(v1::MessageDirection::Unspecified) => {}
             Ok(v1::MessageDirection::Inbound) => {
-                query = query.filter(message::Column::Direction.eq(MessageDirection::Inbound));
+                filter.direction = Some(MessageDirection::Inbound);
             }
             Ok(v1::MessageDirection::Outbound) => {
-                query = query.filter(message::Column::Direction.eq(MessageDirection::Outbound));
+                filter.direction = Some(MessageDirection::Outbound);
             }
             Err(_) => return Err(invalid("direction", "direction must be INBOUND or OUTBOUND")),
         }
@@ -124,14 +123,14 @@ impl MessageHistoryApi {
                 .ok_or_else(|| {
                     invalid("status", "status must be PENDING, SENT, DELIVERED, READ or FAILED")
                 })?;
-            query = query.filter(message::Column::Status.eq(status));
+            filter.status = Some(status);
         }
         if req.r#type != 0 {
             let kind = v1::MessageType::try_from(req.r#type)
                 .ok()
                 .and_then(convert::message_type_from_proto)
                 .ok_or_else(|| invalid("type", "type is not a message type"))?;
-            query = query.filter(message::Column::MessageType.eq(kind));
+            filter.kind = Some(kind);
         }
         let peer = req.peer.trim();
         if !peer.is_empty() {
@@ -139,12 +138,7 @@ impl MessageHistoryApi {
                 invalid("peer", "peer must be a phone number in international format or a JID")
             })?;
             let digits = jid.split('@').next().unwrap_or_default().to_owned();
-            query = query.filter(
-                Condition::any()
-                    .add(message::Column::ToNumber.eq(jid.clone()))
-                    .add(message::Column::FromNumber.eq(jid))
-                    .add(message::Column::FromNumber.eq(digits)),
-            );
+            filter.peer = Some((jid, digits));
         }
         let from = req
             .from
@@ -159,28 +153,13 @@ impl MessageHistoryApi {
         {
             return Err(invalid("from", "from must not be after to"));
         }
-        if let Some(f) = from {
-            query = query.filter(message::Column::CreatedAt.gte(f));
-        }
-        if let Some(t) = to {
-            query = query.filter(message::Column::CreatedAt.lte(t));
-        }
+        filter.from = from;
+        filter.to = to;
         if !req.cursor.trim().is_empty() {
             let c = Cursor::decode(&req.cursor)?;
-            query = query.filter(
-                Condition::any().add(message::Column::CreatedAt.lt(c.created_at)).add(
-                    Condition::all()
-                        .add(message::Column::CreatedAt.eq(c.created_at))
-                        .add(message::Column::Id.lt(c.id)),
-                ),
-            );
+            filter.before = Some((c.created_at, c.id));
         }
-        let mut rows = query
-            .order_by_desc(message::Column::CreatedAt)
-            .order_by_desc(message::Column::Id)
-            .limit(u64::from(limit) + 1)
-            .all(&self.state.db.conn)
-            .await?;
+        let mut rows = message_rows::history(&self.state.db, &s.id, filter, u64::from(limit) + 1).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = match rows.last() {
@@ -194,11 +173,7 @@ impl MessageHistoryApi {
         let s = owned_session(&self.state, &user, &req.session_id).await?;
         let not_found = || api(ErrorCode::NotFound, "message not found");
         let id = validation::lookup_id(&req.message_id).ok_or_else(not_found)?;
-        let m = message::Entity::find_by_id(id.to_owned())
-            .filter(message::Column::SessionId.eq(s.id))
-            .one(&self.state.db.conn)
-            .await?
-            .ok_or_else(not_found)?;
+        let m = message_rows::by_id_in_session(&self.state.db, id, &s.id).await?.ok_or_else(not_found)?;
         Ok(message(&m))
     }
 }

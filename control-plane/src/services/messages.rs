@@ -7,7 +7,6 @@
 //! worker move the row to DELIVERED / READ.
 
 use chrono::Utc;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::ErrorCode;
@@ -20,9 +19,9 @@ use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
 use crate::limits::Decision;
 use crate::limits::layer::{DeferredIpCheck, check_deferred};
 use crate::limits::quota;
-use crate::persistence::entities::message;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
 use crate::persistence::message_inserter::LedgerRow;
+use crate::persistence::messages::{self as message_rows, Message};
 use crate::send::dispatch::{self, SendOutcome, Unreached};
 use crate::send::tracker::InFlight;
 use crate::state::SharedState;
@@ -218,12 +217,8 @@ impl MessageApi {
         }
     }
 
-    async fn find_idempotent(&self, session_id: &str, key: &str) -> CpResult<Option<message::Model>> {
-        Ok(message::Entity::find()
-            .filter(message::Column::SessionId.eq(session_id))
-            .filter(message::Column::IdempotencyKey.eq(key))
-            .one(&self.state.db.conn)
-            .await?)
+    async fn find_idempotent(&self, session_id: &str, key: &str) -> CpResult<Option<Message>> {
+        Ok(message_rows::by_idempotency_key(&self.state.db, session_id, key).await?)
     }
 }
 
@@ -255,7 +250,7 @@ fn pending(m: &Inserted, to: String) -> v1::SendResponse {
     }
 }
 
-fn response(m: &message::Model) -> v1::SendResponse {
+fn response(m: &Message) -> v1::SendResponse {
     v1::SendResponse {
         message_id: m.id.clone(),
         status: convert::message_status_to_proto(m.status) as i32,
@@ -272,7 +267,7 @@ fn new_row(
     kind: v1::MessageType,
     c: &v1::MessageContent,
     idempotency_key: Option<String>,
-) -> message::ActiveModel {
+) -> Message {
     let message_type = convert::message_type_from_proto(kind).unwrap_or(MessageType::Text);
     let (body, metadata) = match message_type {
         MessageType::Text => (c.text.clone(), None),
@@ -291,26 +286,26 @@ fn new_row(
         ),
         _ => (c.caption.clone().unwrap_or_default(), None),
     };
-    message::ActiveModel {
-        id: Set(inserted.id.clone()),
-        session_id: Set(session_id.to_owned()),
-        direction: Set(MessageDirection::Outbound),
-        from_number: Set(None),
-        to_number: Set(to.to_owned()),
-        message_type: Set(message_type),
-        content: Set(body),
-        media_url: Set(c.media_url.clone()),
-        filename: Set(c.filename.clone()),
-        caption: Set(c.caption.clone()),
-        status: Set(MessageStatus::Pending),
-        error_message: Set(None),
-        sent_at: Set(None),
-        delivered_at: Set(None),
-        read_at: Set(None),
-        created_at: Set(inserted.created_at),
-        wa_message_id: Set(None),
-        idempotency_key: Set(idempotency_key),
-        metadata: Set(metadata),
+    Message {
+        id: inserted.id.clone(),
+        session_id: session_id.to_owned(),
+        direction: MessageDirection::Outbound,
+        from_number: None,
+        to_number: to.to_owned(),
+        message_type,
+        content: body,
+        media_url: c.media_url.clone(),
+        filename: c.filename.clone(),
+        caption: c.caption.clone(),
+        status: MessageStatus::Pending,
+        error_message: None,
+        sent_at: None,
+        delivered_at: None,
+        read_at: None,
+        created_at: inserted.created_at,
+        wa_message_id: None,
+        idempotency_key,
+        metadata,
     }
 }
 

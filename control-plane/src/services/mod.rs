@@ -11,29 +11,20 @@ pub mod messages;
 pub mod sessions;
 pub mod users;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::v1;
 
 use crate::auth::AuthUser;
 use crate::error::{CpResult, api};
-use crate::persistence::entities::session;
+use crate::persistence::sessions::{self as session_rows, Session};
 use crate::state::SharedState;
 use crate::validation;
 
 /// The caller's session, or SESSION_NOT_FOUND (also for other users' ids).
-pub async fn owned_session(
-    state: &SharedState,
-    user: &AuthUser,
-    session_id: &str,
-) -> CpResult<session::Model> {
+pub async fn owned_session(state: &SharedState, user: &AuthUser, session_id: &str) -> CpResult<Session> {
     let not_found = || api(ErrorCode::SessionNotFound, "session not found");
     let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
-    session::Entity::find_by_id(id.to_owned())
-        .filter(session::Column::UserId.eq(user.id.clone()))
-        .one(&state.db.conn)
-        .await?
-        .ok_or_else(not_found)
+    session_rows::by_id_of_user(&state.db.conn, id, &user.id).await?.ok_or_else(not_found)
 }
 
 /// `page` (1-based, 0 → 1) and `limit` (0 → 20, capped at 100).
@@ -47,7 +38,7 @@ pub fn pagination(total: u64, page: u32, limit: u32) -> v1::Pagination {
 
 /// Tells the session's worker to stop it; best effort (a worker that is
 /// gone no longer runs it, one that comes back is fenced on Hello).
-pub async fn stop_on_worker(state: &SharedState, s: &session::Model) {
+pub async fn stop_on_worker(state: &SharedState, s: &Session) {
     let Some(worker_id) = &s.worker_id else { return };
     let stop = v1::StopSession {
         session_id: s.id.clone(),

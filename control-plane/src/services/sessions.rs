@@ -4,10 +4,6 @@
 //! user's session id is NOT_FOUND.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use wagate_proto::error::{ApiError, ErrorCode};
@@ -17,10 +13,10 @@ use crate::auth::{AuthUser, api_keys};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::fleet::placement::{self, Admission};
-use crate::persistence::entities::{api_key, session};
+use crate::persistence::api_keys::{self as key_rows, ApiKey};
 use crate::persistence::enums::SessionStatus;
-use crate::persistence::sessions::{self, Fence, Undo};
-use crate::persistence::users;
+use crate::persistence::sessions::{self, Fence, Session, Undo};
+use crate::persistence::{Conn, Db, Tx, users};
 use crate::state::SharedState;
 use crate::stream::custody;
 use crate::telemetry::metrics;
@@ -56,34 +52,15 @@ impl SessionApi {
         let txn = db.begin().await?;
         // Serialises concurrent creates of one user, so the tier limit holds.
         lock_user(db, &txn, &user.id).await?;
-        let active = session::Entity::find()
-            .filter(session::Column::UserId.eq(user.id.clone()))
-            .filter(session::Column::Status.ne(SessionStatus::Disconnected))
-            .count(&txn)
-            .await?;
+        let active = sessions::count_active_of_user(&txn, &user.id, None).await?;
         if active >= limit {
             return Err(tier_limit(&user));
         }
-        if let Some(taken) = session::Entity::find_by_id(session_id.clone()).one(&txn).await? {
+        if let Some(taken) = sessions::by_id(&txn, &session_id).await? {
             return Err(id_taken(&user, &taken.user_id));
         }
         let worker_id = self.reserve_slot(&txn, &user).await?;
-        let row = session::ActiveModel {
-            id: Set(session_id.clone()),
-            user_id: Set(user.id.clone()),
-            worker_id: Set(Some(worker_id.clone())),
-            name: Set(name.clone()),
-            phone_number: Set(None),
-            status: Set(SessionStatus::Init),
-            qr_code: Set(None),
-            last_seen_at: Set(None),
-            generation: Set(1),
-            status_reason: Set(None),
-            qr_since: Set(Some(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-        };
-        let written = session::Model {
+        let written = Session {
             id: session_id.clone(),
             user_id: user.id.clone(),
             worker_id: Some(worker_id.clone()),
@@ -98,28 +75,29 @@ impl SessionApi {
             created_at: now,
             updated_at: now,
         };
-        if let Err(e) = row.insert(&txn).await {
+        if let Err(e) = sessions::insert(&txn, written.clone()).await {
             if !is_unique_violation(&e) {
                 return Err(e.into());
             }
             // Taken meanwhile (by another user: their lock is not ours).
             drop(txn);
-            let owner =
-                session::Entity::find_by_id(session_id.clone()).one(&db.conn).await?.map(|s| s.user_id);
+            let owner = sessions::by_id(&db.conn, &session_id).await?.map(|s| s.user_id);
             return Err(id_taken(&user, owner.as_deref().unwrap_or_default()));
         }
-        api_key::ActiveModel {
-            id: Set(uuid::Uuid::new_v4().to_string()),
-            key_hash: Set(key.hash.clone()),
-            key_prefix: Set(key.display_prefix.clone()),
-            session_id: Set(session_id.clone()),
-            name: Set(format!("Session API Key - {session_id}")),
-            is_active: Set(true),
-            last_used: Set(None),
-            created_at: Set(now),
-            expires_at: Set(None),
-        }
-        .insert(&txn)
+        key_rows::insert(
+            &txn,
+            ApiKey {
+                id: uuid::Uuid::new_v4().to_string(),
+                key_hash: key.hash.clone(),
+                key_prefix: key.display_prefix.clone(),
+                session_id: session_id.clone(),
+                name: format!("Session API Key - {session_id}"),
+                is_active: true,
+                last_used: None,
+                created_at: now,
+                expires_at: None,
+            },
+        )
         .await?;
         txn.commit().await?;
         metrics::SESSIONS_CREATED.inc();
@@ -149,7 +127,7 @@ impl SessionApi {
         }
         // The row as the worker's first events left it, or as it was
         // written if it cannot be read now.
-        let row = match session::Entity::find_by_id(session_id.clone()).one(&db.conn).await {
+        let row = match sessions::by_id(&db.conn, &session_id).await {
             Ok(Some(row)) => row,
             Ok(None) => return Err(api(ErrorCode::SessionNotFound, "session not found")),
             Err(err) => {
@@ -165,7 +143,7 @@ impl SessionApi {
 
     /// A slot for one of `user`'s sessions (the paid-tier reserve applies),
     /// or NO_AVAILABLE_WORKERS with a retry hint.
-    async fn reserve_slot<C: ConnectionTrait>(&self, txn: &C, user: &AuthUser) -> CpResult<String> {
+    async fn reserve_slot<C: Conn>(&self, txn: &C, user: &AuthUser) -> CpResult<String> {
         let db = &self.state.db;
         match placement::reserve_slot_for(db, txn, user.tier, self.state.config.paid_reserve_percent).await? {
             Admission::Reserved(worker_id) => Ok(worker_id),
@@ -199,18 +177,11 @@ impl SessionApi {
         // Same order as create: the user (tier limit), then the session.
         lock_user(db, &txn, &user.id).await?;
         sessions::lock_row(&txn, db, &found.id).await?;
-        let row = session::Entity::find_by_id(found.id.clone())
-            .filter(session::Column::UserId.eq(user.id.clone()))
-            .one(&txn)
+        let row = sessions::by_id_of_user(&txn, &found.id, &user.id)
             .await?
             .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
         startable(&row)?;
-        let active = session::Entity::find()
-            .filter(session::Column::UserId.eq(user.id.clone()))
-            .filter(session::Column::Status.ne(SessionStatus::Disconnected))
-            .filter(session::Column::Id.ne(row.id.clone()))
-            .count(&txn)
-            .await?;
+        let active = sessions::count_active_of_user(&txn, &user.id, Some(&row.id)).await?;
         if active >= user.tier.session_limit() {
             return Err(tier_limit(&user));
         }
@@ -273,8 +244,7 @@ impl SessionApi {
             return Err(err);
         }
         tracing::info!(session_id = row.id, worker_id, generation, "session started again");
-        let row = session::Entity::find_by_id(row.id.clone())
-            .one(&db.conn)
+        let row = sessions::by_id(&db.conn, &row.id)
             .await?
             .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
         let prefix = self.key_prefix(&row.id).await?;
@@ -323,40 +293,28 @@ impl SessionApi {
     }
 
     /// The caller's session, or NOT_FOUND (also for other users' ids).
-    async fn owned(&self, user: &AuthUser, session_id: &str) -> CpResult<session::Model> {
+    async fn owned(&self, user: &AuthUser, session_id: &str) -> CpResult<Session> {
         let not_found = || api(ErrorCode::SessionNotFound, "session not found");
         let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
-        session::Entity::find_by_id(id.to_owned())
-            .filter(session::Column::UserId.eq(user.id.clone()))
-            .one(&self.state.db.conn)
-            .await?
-            .ok_or_else(not_found)
+        sessions::by_id_of_user(&self.state.db.conn, id, &user.id).await?.ok_or_else(not_found)
     }
 
     async fn key_prefix(&self, session_id: &str) -> CpResult<Option<String>> {
-        Ok(api_key::Entity::find()
-            .filter(api_key::Column::SessionId.eq(session_id))
-            .one(&self.state.db.conn)
-            .await?
-            .map(|k| k.key_prefix))
+        Ok(key_rows::of_session(&self.state.db, session_id).await?.map(|k| k.key_prefix))
     }
 
     async fn list(&self, user: AuthUser, req: v1::ListSessionsRequest) -> CpResult<v1::ListSessionsResponse> {
         let page = req.page.max(1);
         let limit = if req.limit == 0 { 20 } else { req.limit.min(100) };
-        let query = session::Entity::find().filter(session::Column::UserId.eq(user.id.clone()));
-        let total = query.clone().count(&self.state.db.conn).await?;
-        let rows = query
-            .order_by_desc(session::Column::CreatedAt)
-            .order_by_asc(session::Column::Id)
-            .offset(u64::from(page - 1) * u64::from(limit))
-            .limit(u64::from(limit))
-            .all(&self.state.db.conn)
-            .await?;
+        let (total, rows) = sessions::page_of_user(
+            &self.state.db,
+            &user.id,
+            u64::from(page - 1) * u64::from(limit),
+            u64::from(limit),
+        )
+        .await?;
         let ids: Vec<String> = rows.iter().map(|s| s.id.clone()).collect();
-        let prefixes: std::collections::HashMap<String, String> = api_key::Entity::find()
-            .filter(api_key::Column::SessionId.is_in(ids))
-            .all(&self.state.db.conn)
+        let prefixes: std::collections::HashMap<String, String> = key_rows::of_sessions(&self.state.db, ids)
             .await?
             .into_iter()
             .map(|k| (k.session_id, k.key_prefix))
@@ -433,14 +391,14 @@ fn tier_limit(user: &AuthUser) -> CpError {
 }
 
 /// Only a DISCONNECTED or ERROR session can be started again.
-fn startable(s: &session::Model) -> CpResult<()> {
+fn startable(s: &Session) -> CpResult<()> {
     match s.status {
         SessionStatus::Disconnected | SessionStatus::Error => Ok(()),
         other => Err(api(
             ErrorCode::AlreadyExists,
             format!(
                 "session is already running (status {}): only a DISCONNECTED or ERROR session can be started",
-                sea_orm::ActiveEnum::to_value(&other)
+                other.db_value()
             ),
         )),
     }
@@ -511,10 +469,6 @@ impl SessionService for SessionApi {
 /// Locks the user's row for the transaction (PostgreSQL; SQLite's
 /// `BEGIN IMMEDIATE` already serialises writers): concurrent session
 /// creates and starts of one user see each other, so the tier limit holds.
-async fn lock_user(
-    db: &crate::persistence::Db,
-    txn: &sea_orm::DatabaseTransaction,
-    user_id: &str,
-) -> CpResult<()> {
+async fn lock_user(db: &Db, txn: &Tx, user_id: &str) -> CpResult<()> {
     Ok(users::lock_row(txn, db, user_id).await?)
 }

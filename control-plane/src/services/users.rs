@@ -2,7 +2,6 @@
 //! part of the request type, so they cannot be mass-assigned.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::v1::{self, user_service_server::UserService};
@@ -13,8 +12,9 @@ use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
 use crate::error::{CpResult, api, invalid, is_unique_violation, refused};
 use crate::fleet::placement;
-use crate::persistence::entities::{session, user};
 use crate::persistence::enums::LogLevel;
+use crate::persistence::sessions as session_rows;
+use crate::persistence::users::{self as user_rows, UserPatch};
 use crate::services::stop_on_worker;
 use crate::state::SharedState;
 use crate::validation;
@@ -31,10 +31,10 @@ impl UserApi {
     async fn update_me(&self, who: Authenticated, req: v1::UpdateMeRequest) -> CpResult<v1::User> {
         self.state.ensure_running()?;
         let me = who.user.clone();
-        let mut active: user::ActiveModel = me.clone().into();
+        let mut patch = UserPatch::default();
         let mut changed = Vec::new();
         if let Some(name) = &req.name {
-            active.name = Set(validation::name("name", name)?);
+            patch.name = Some(validation::name("name", name)?);
             changed.push("name");
         }
         if let Some(email) = &req.email {
@@ -44,15 +44,11 @@ impl UserApi {
                 if req.password.is_none() {
                     self.state.auth.require_recent_auth(&who, req.current_password.as_deref()).await?;
                 }
-                let taken = user::Entity::find()
-                    .filter(user::Column::Email.eq(email.clone()))
-                    .one(&self.state.db.conn)
-                    .await?
-                    .is_some();
+                let taken = user_rows::by_email(&self.state.db, &email).await?.is_some();
                 if taken {
                     return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
                 }
-                active.email = Set(email);
+                patch.email = Some(email);
                 changed.push("email");
             }
         }
@@ -75,17 +71,17 @@ impl UserApi {
                 );
                 return Err(refused("currentPassword", "currentPassword is not correct"));
             }
-            active.password_hash = Set(passwords::hash(password.clone()).await?);
+            patch.password_hash = Some(passwords::hash(password.clone()).await?);
             // Every earlier access token dies with the old password.
-            active.token_version = Set(me.token_version.saturating_add(1));
+            patch.token_version = Some(me.token_version.saturating_add(1));
             changed.push("password");
         }
         if changed.is_empty() {
             return Ok(convert::user(&me));
         }
-        active.updated_at = Set(Utc::now());
+        patch.updated_at = Some(Utc::now());
         let password_changed = changed.contains(&"password");
-        let updated = match active.update(&self.state.db.conn).await {
+        let updated = match user_rows::update(&self.state.db, &me, patch).await {
             Ok(u) => u,
             Err(e) if is_unique_violation(&e) => {
                 return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
@@ -108,8 +104,7 @@ impl UserApi {
 /// frees the worker slots, deletes the row (cascading to sessions, keys,
 /// messages, webhooks, usage) and the routes. Returns the sessions removed.
 pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
-    let sessions =
-        session::Entity::find().filter(session::Column::UserId.eq(user_id)).all(&state.db.conn).await?;
+    let sessions = session_rows::of_user(&state.db, user_id).await?;
     futures::future::join_all(sessions.iter().map(|s| stop_on_worker(state, s))).await;
     let db = &state.db;
     let txn = db.begin().await?;
@@ -118,8 +113,7 @@ pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
             placement::release_slot(db, &txn, w).await?;
         }
     }
-    let deleted = user::Entity::delete_by_id(user_id.to_owned()).exec(&txn).await?;
-    if deleted.rows_affected == 0 {
+    if !user_rows::delete(&txn, user_id).await? {
         return Err(api(ErrorCode::NotFound, "user not found"));
     }
     txn.commit().await?;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::{Stream, StreamExt};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
@@ -26,8 +25,8 @@ use wagate_proto::v1::{
 
 use crate::audit::{self, AuditEntry};
 use crate::auth::identity;
-use crate::persistence::entities::session;
 use crate::persistence::enums::LogLevel;
+use crate::persistence::sessions::{self as session_rows, Session};
 use crate::persistence::workers;
 use crate::services::admin_workers;
 use crate::state::SharedState;
@@ -193,9 +192,8 @@ async fn fenced_sessions(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = hello.sessions.iter().map(|s| s.session_id.clone()).collect();
-    let rows = session::Entity::find().filter(session::Column::Id.is_in(ids)).all(&state.db.conn).await?;
-    let owned: std::collections::HashMap<&str, &session::Model> =
-        rows.iter().map(|s| (s.id.as_str(), s)).collect();
+    let rows = session_rows::by_ids(&state.db, ids).await?;
+    let owned: std::collections::HashMap<&str, &Session> = rows.iter().map(|s| (s.id.as_str(), s)).collect();
     Ok(hello
         .sessions
         .iter()

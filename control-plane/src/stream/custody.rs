@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
+use crate::persistence::DbErr;
 use chrono::Utc;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use sea_orm::DbErr;
 
 use crate::persistence::{Db, auth_states};
 

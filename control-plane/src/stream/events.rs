@@ -2,8 +2,8 @@
 //! messages. Every write is fenced: it only applies when the session is
 //! still placed on the sending worker with the same generation.
 
+use crate::persistence::DbErr;
 use chrono::Utc;
-use sea_orm::DbErr;
 use wagate_proto::v1::{self, event};
 
 use crate::convert;
@@ -78,11 +78,7 @@ async fn on_status(
     let fence = Fence::of_event(session_id, worker_id, generation);
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
-        payload::SessionStatusChanged {
-            status: sea_orm::ActiveEnum::to_value(&status),
-            reason,
-            phone_number: phone,
-        }
+        payload::SessionStatusChanged { status: status.db_value(), reason, phone_number: phone }
     })
     .await?;
     if affected > 0 {
@@ -224,7 +220,7 @@ fn inbound_payload(
         message_id,
         wa_message_id,
         from,
-        kind: sea_orm::ActiveEnum::to_value(&kind),
+        kind: kind.db_value(),
         text: (!text.is_empty()).then_some(text),
         caption: content.caption,
         media_url: content.media_url,

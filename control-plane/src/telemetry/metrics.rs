@@ -74,10 +74,12 @@ pub static SEND_REDISPATCHES: Counter = Counter::new(
     "wagate_send_redispatches_total",
     "SendMessage commands dispatched with an attempt number above 1 (re-dispatches)",
 );
-pub static STATUS_BATCHES: Counter =
-    Counter::new("wagate_status_batches_total", "Message-status batches written by the status writer");
+pub static STATUS_BATCHES: Counter = Counter::new(
+    crate::persistence::status_writer::STATUS_BATCHES,
+    "Message-status batches written by the status writer",
+);
 pub static STATUS_BATCH_RETRIES: Counter = Counter::new(
-    "wagate_status_batch_retries_total",
+    crate::persistence::status_writer::STATUS_BATCH_RETRIES,
     "Failed message-status batch writes (each is retried until written)",
 );
 pub static FLEET_TOTAL_SLOTS: Gauge =
@@ -149,6 +151,15 @@ pub fn describe() {
         "Round trip of commands to workers"
     );
     ::metrics::describe_counter!(SEND_OUTCOMES, "Sends by outcome");
+    ::metrics::describe_histogram!(
+        crate::persistence::measured::DB_OPERATION_SECONDS,
+        ::metrics::Unit::Seconds,
+        "Database operations by name and outcome"
+    );
+    ::metrics::describe_counter!(
+        crate::persistence::measured::DB_OPERATION_ERRORS,
+        "Failed database operations by name and error kind (unique_violation, not_found, connection, timeout, other)"
+    );
     ::metrics::describe_counter!(REDISPATCH_ROUNDS, "Re-dispatch rounds of unacknowledged sends by result");
 }
 

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::persistence::DbErr;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use sea_orm::DbErr;
 use wagate_proto::v1;
 
 use crate::persistence::Db;
@@ -21,15 +21,7 @@ use crate::state::SharedState;
 
 pub const API_CALLS: &str = "api_calls";
 
-/// One counter.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct UsageKey {
-    pub month: DateTime<Utc>,
-    pub user_id: String,
-    pub session_id: String,
-    pub api_key_id: String,
-    pub metric: &'static str,
-}
+pub use crate::persistence::usage::UsageKey;
 
 /// Rows per upsert statement (9 bind values each).
 const CHUNK: usize = 200;

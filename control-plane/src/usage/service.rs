@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::QueryResult;
 use tonic::{Request, Response, Status};
 use wagate_proto::v1::{self, usage_service_server::UsageService};
 
 use super::{API_CALLS, format_month, parse_month};
 use crate::error::{CpResult, invalid};
-use crate::persistence::usage;
+use crate::persistence::usage::{self, UsageRow};
 use crate::services::pagination;
 use crate::state::SharedState;
 use crate::validation;
@@ -30,7 +29,7 @@ impl UsageApi {
     async fn my_usage(&self, user_id: &str, req: v1::GetUsageRequest) -> CpResult<v1::UsageReport> {
         let month = Self::month(&req.month)?;
         let rows = usage::of_user(&self.state.db, user_id, month).await?;
-        let rows = rows.iter().map(|r| row(r, month)).collect::<CpResult<Vec<_>>>()?;
+        let rows: Vec<_> = rows.iter().map(|r| row(r, month)).collect();
         Ok(v1::UsageReport {
             month: format_month(month),
             user_id: user_id.to_owned(),
@@ -56,21 +55,21 @@ impl UsageApi {
         let rows = usage::page_of_month(db, month, user, limit, offset).await?;
         Ok(v1::ListUsageResponse {
             month: format_month(month),
-            rows: rows.iter().map(|r| row(r, month)).collect::<CpResult<Vec<_>>>()?,
+            rows: rows.iter().map(|r| row(r, month)).collect(),
             pagination: Some(pagination(u64::try_from(total).unwrap_or(0), page, limit)),
         })
     }
 }
 
-fn row(r: &QueryResult, month: chrono::DateTime<chrono::Utc>) -> CpResult<v1::UsageRow> {
-    Ok(v1::UsageRow {
-        user_id: r.try_get("", "user_id")?,
-        session_id: r.try_get("", "session_id")?,
-        api_key_id: r.try_get("", "api_key_id")?,
-        metric: r.try_get("", "metric")?,
-        count: u64::try_from(r.try_get::<i64>("", "usage_count")?).unwrap_or(0),
+fn row(r: &UsageRow, month: chrono::DateTime<chrono::Utc>) -> v1::UsageRow {
+    v1::UsageRow {
+        user_id: r.user_id.clone(),
+        session_id: r.session_id.clone(),
+        api_key_id: r.api_key_id.clone(),
+        metric: r.metric.clone(),
+        count: u64::try_from(r.usage_count).unwrap_or(0),
         month: format_month(month),
-    })
+    }
 }
 
 fn totals(rows: &[v1::UsageRow]) -> v1::UsageTotals {

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 use super::EventType;
-use crate::persistence::{Db, webhooks};
+pub use crate::persistence::webhooks::{WebhookRow, parse_events};
+use crate::persistence::{Conn, Db, DbErr, webhooks};
 
 /// Entries kept at most; beyond that the cache starts over.
 const CAPACITY: usize = 200_000;
@@ -57,7 +57,7 @@ impl HookCache {
 
     /// The session's active webhook if it subscribes to `kind`. Reads
     /// through `conn` (pass the open transaction, if any) on a miss.
-    pub async fn subscribed<C: ConnectionTrait>(
+    pub async fn subscribed<C: Conn>(
         &self,
         conn: &C,
         db: &Db,
@@ -68,7 +68,7 @@ impl HookCache {
         Ok(hook.filter(|h| h.wants(kind)))
     }
 
-    async fn lookup<C: ConnectionTrait>(
+    async fn lookup<C: Conn>(
         &self,
         conn: &C,
         db: &Db,
@@ -102,63 +102,14 @@ impl HookCache {
     }
 }
 
-pub fn parse_events(json: &str) -> Vec<String> {
-    serde_json::from_str::<Vec<String>>(json).unwrap_or_default()
-}
-
-/// A `webhooks` row.
-#[derive(Debug, Clone)]
-pub struct WebhookRow {
-    pub id: String,
-    pub session_id: String,
-    pub url: String,
-    pub events: Vec<String>,
-    pub secret: Option<String>,
-    pub previous_secret: Option<String>,
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    pub is_active: bool,
-    pub last_delivery: Option<DateTime<Utc>>,
-    pub failure_count: i32,
-    pub disabled_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// The columns [`WebhookRow::from_row`] reads.
-pub const COLUMNS: &str = "id, session_id, url, events, secret, previous_secret, previous_secret_expires_at, \
-    is_active, last_delivery, failure_count, disabled_reason, created_at, updated_at";
-
 impl WebhookRow {
-    pub fn from_row(r: &QueryResult) -> Result<Self, DbErr> {
-        let events: String = r.try_get("", "events")?;
-        Ok(Self {
-            id: r.try_get("", "id")?,
-            session_id: r.try_get("", "session_id")?,
-            url: r.try_get("", "url")?,
-            events: parse_events(&events),
-            secret: r.try_get("", "secret")?,
-            previous_secret: r.try_get("", "previous_secret")?,
-            previous_secret_expires_at: r.try_get("", "previous_secret_expires_at")?,
-            is_active: r.try_get("", "is_active")?,
-            last_delivery: r.try_get("", "last_delivery")?,
-            failure_count: r.try_get("", "failure_count")?,
-            disabled_reason: r.try_get("", "disabled_reason")?,
-            created_at: r.try_get("", "created_at")?,
-            updated_at: r.try_get("", "updated_at")?,
-        })
-    }
-
     /// The session's webhook.
-    pub async fn by_session<C: ConnectionTrait>(
-        conn: &C,
-        db: &Db,
-        session_id: &str,
-    ) -> Result<Option<Self>, DbErr> {
+    pub async fn by_session<C: Conn>(conn: &C, db: &Db, session_id: &str) -> Result<Option<Self>, DbErr> {
         webhooks::by_session(conn, db, session_id).await
     }
 
     /// A webhook by id.
-    pub async fn by_id<C: ConnectionTrait>(conn: &C, db: &Db, id: &str) -> Result<Option<Self>, DbErr> {
+    pub async fn by_id<C: Conn>(conn: &C, db: &Db, id: &str) -> Result<Option<Self>, DbErr> {
         webhooks::by_id(conn, db, id).await
     }
 

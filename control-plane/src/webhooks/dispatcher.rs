@@ -20,15 +20,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use sea_orm::{DbErr, Value};
+use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::config::WebhookRow;
 use super::{WebhookSettings, signing, ssrf};
 use crate::audit::{self, AuditEntry};
 use crate::persistence::enums::LogLevel;
-use crate::persistence::webhooks;
+pub use crate::persistence::webhooks::Claimed;
+use crate::persistence::{DbErr, webhooks};
 use crate::state::SharedState;
 
 /// Response bodies are kept up to this many bytes.
@@ -84,18 +84,6 @@ impl ReceiverLimits {
         };
         sem.try_acquire_owned().ok()
     }
-}
-
-/// A claimed delivery.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: String,
-    pub webhook_id: String,
-    pub session_id: Option<String>,
-    pub event: String,
-    pub payload: String,
-    pub attempts: i32,
-    pub created_at: DateTime<Utc>,
 }
 
 /// What one attempt gave.
@@ -198,11 +186,11 @@ async fn webhooks_of(
     for chunk in ids.chunks(CLAIM_MAX) {
         // Padded to a few sizes (repeating the last id) so few statements are prepared.
         let target = [1, 4, 16, 64].into_iter().find(|&c| c >= chunk.len()).unwrap_or(chunk.len());
-        let mut list: Vec<Value> = chunk.iter().map(|s| (*s).into()).collect();
+        let mut list: Vec<&str> = chunk.to_vec();
         while list.len() < target {
-            list.push(chunk[chunk.len() - 1].into());
+            list.push(chunk[chunk.len() - 1]);
         }
-        for hook in webhooks::by_ids(db, list).await? {
+        for hook in webhooks::by_ids(db, &list).await? {
             out.insert(hook.id.clone(), Arc::new(hook));
         }
     }

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 
 use super::Webhooks;
@@ -15,19 +14,9 @@ use super::config::ActiveHook;
 use super::payload::{self, EventType, MessageStatusChanged};
 use crate::persistence::sessions::{self, Fence, FencedWrite};
 use crate::persistence::status_writer::{EventKind, StatusUpdate};
-use crate::persistence::{Db, messages, webhooks};
+pub use crate::persistence::webhooks::OutboxRow;
+use crate::persistence::{Conn, Db, DbErr, Tx, messages, webhooks};
 use crate::state::SharedState;
-
-/// One event for one webhook.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub id: String,
-    pub webhook_id: String,
-    pub session_id: String,
-    pub event: EventType,
-    pub payload: String,
-    pub created_at: DateTime<Utc>,
-}
 
 impl OutboxRow {
     pub fn new<T: Serialize>(
@@ -43,7 +32,7 @@ impl OutboxRow {
             id,
             webhook_id: webhook_id.to_owned(),
             session_id: session_id.to_owned(),
-            event: kind,
+            event: kind.as_str(),
             payload: body,
             created_at: at,
         }
@@ -56,7 +45,7 @@ const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 /// Inserts `rows` as PENDING deliveries, due now, through `conn` (the
 /// transaction of the state change).
-pub async fn enqueue<C: ConnectionTrait>(conn: &C, db: &Db, rows: &[OutboxRow]) -> Result<(), DbErr> {
+pub async fn enqueue<C: Conn>(conn: &C, db: &Db, rows: &[OutboxRow]) -> Result<(), DbErr> {
     let mut rest = rows;
     while !rest.is_empty() {
         let n = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
@@ -104,7 +93,7 @@ pub(crate) async fn execute_with_event<T: Serialize>(
 /// open transaction) outside the worker's own events: failover, drain,
 /// waiting for capacity. Call [`Webhooks::committed`] after the commit
 /// when this returned true.
-pub async fn session_status<C: ConnectionTrait>(
+pub async fn session_status<C: Conn>(
     conn: &C,
     state: &SharedState,
     session_id: &str,
@@ -145,7 +134,7 @@ fn status_name(kind: EventKind) -> &'static str {
 /// as applied when the row's status is now the update's, or (for SENT /
 /// DELIVERED) a later one that the same batch or an earlier one reached.
 /// Does nothing (no SQL) while no webhook is active anywhere.
-pub async fn enqueue_message_statuses<C: ConnectionTrait>(
+pub async fn enqueue_message_statuses<C: Conn>(
     conn: &C,
     db: &Db,
     hooks: &Webhooks,
@@ -238,7 +227,7 @@ impl crate::persistence::status_writer::StatusHook for Webhooks {
 
     async fn in_transaction(
         &self,
-        txn: &sea_orm::DatabaseTransaction,
+        txn: &Tx,
         db: &Db,
         batch: &[StatusUpdate],
         _applied: &[crate::persistence::status_writer::Applied],

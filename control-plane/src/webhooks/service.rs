@@ -4,7 +4,6 @@
 //! NOT_FOUND, like every other session resource.
 
 use chrono::Utc;
-use sea_orm::QueryResult;
 use tonic::{Request, Response, Status};
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
@@ -16,6 +15,7 @@ use super::{ROTATION_OVERLAP, dispatcher, signing, ssrf};
 use crate::auth::AuthUser;
 use crate::error::{CpResult, api, invalid};
 use crate::limits::Rate;
+use crate::persistence::webhooks::DeliveryRow;
 use crate::persistence::{sessions, webhooks};
 use crate::state::SharedState;
 use crate::validation;
@@ -281,7 +281,7 @@ impl WebhookApi {
         let row = webhooks::delivery(&self.state.db, id, webhook_id)
             .await?
             .ok_or_else(|| api(ErrorCode::NotFound, "delivery not found"))?;
-        Ok(to_delivery(&row)?)
+        Ok(to_delivery(&row))
     }
 
     async fn list(
@@ -301,7 +301,7 @@ impl WebhookApi {
         let rows =
             webhooks::deliveries(&self.state.db, &hook.id, status_name(status), cursor, i64::from(limit + 1))
                 .await?;
-        let mut deliveries = rows.iter().map(to_delivery).collect::<Result<Vec<_>, _>>()?;
+        let mut deliveries: Vec<_> = rows.iter().map(to_delivery).collect();
         let next_cursor = if deliveries.len() > limit as usize {
             deliveries.truncate(limit as usize);
             deliveries.last().map(|d| d.id.clone())
@@ -389,25 +389,20 @@ pub fn to_webhook(h: &WebhookRow) -> v1::Webhook {
     }
 }
 
-fn to_delivery(r: &QueryResult) -> Result<v1::WebhookDelivery, sea_orm::DbErr> {
-    let status: String = r.try_get("", "status")?;
-    Ok(v1::WebhookDelivery {
-        id: r.try_get("", "id")?,
-        event_type: r.try_get("", "event")?,
-        status: status_from_name(&status) as i32,
-        attempts: r.try_get("", "attempts")?,
-        response_code: r.try_get("", "response_code")?,
-        response_body: r.try_get("", "response_body")?,
-        last_error: r.try_get("", "last_error")?,
-        next_retry: opt_to_proto(if status == "RETRYING" || status == "PENDING" {
-            r.try_get("", "next_retry")?
-        } else {
-            None
-        }),
-        created_at: Some(to_proto(r.try_get("", "created_at")?)),
-        delivered_at: opt_to_proto(r.try_get("", "delivered_at")?),
-        payload: r.try_get("", "payload")?,
-    })
+fn to_delivery(r: &DeliveryRow) -> v1::WebhookDelivery {
+    v1::WebhookDelivery {
+        id: r.id.clone(),
+        event_type: r.event.clone(),
+        status: status_from_name(&r.status) as i32,
+        attempts: r.attempts,
+        response_code: r.response_code,
+        response_body: r.response_body.clone(),
+        last_error: r.last_error.clone(),
+        next_retry: opt_to_proto(r.next_retry),
+        created_at: Some(to_proto(r.created_at)),
+        delivered_at: opt_to_proto(r.delivered_at),
+        payload: r.payload.clone(),
+    }
 }
 
 #[tonic::async_trait]
