@@ -7,9 +7,11 @@
 //! - [`text`] / [`codec`]: no request a server decodes carries a NUL in any
 //!   string (checked once, in the codec of every service);
 //! - [`tls`]: the `WAGATE_TLS_*` files turned into server and client TLS (rustls on ring);
-//! - [`secret`]: the strength rule of configured secrets, shared by every binary.
+//! - [`secret`]: the strength rule of configured secrets, shared by every binary;
+//! - [`contract`]: webhook events, send limits and the classified list of gRPC services.
 
 pub mod codec;
+pub mod contract;
 pub mod error;
 pub mod forwarded;
 pub mod ratelimit;
