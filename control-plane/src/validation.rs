@@ -1,15 +1,12 @@
 //! Input rules shared by every gRPC method (and so by the REST face): each
 //! failure names the field.
 
+pub use wagate_proto::contract::limits::{
+    MAX_CAPTION, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_TEXT, MAX_VCARD,
+};
 use wagate_proto::v1::{MessageContent, MessageType};
 
 use crate::error::{CpError, invalid};
-
-pub const MAX_NAME: usize = 100;
-pub const MAX_TEXT: usize = 4096;
-pub const MAX_CAPTION: usize = 1024;
-pub const MAX_URL: usize = 2048;
-pub const MAX_FILENAME: usize = 255;
 
 pub fn email(raw: &str) -> Result<String, CpError> {
     let email = raw.trim().to_lowercase();
@@ -147,13 +144,13 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
             if url.is_empty() {
                 return Err(invalid("mediaUrl", "mediaUrl is required for media messages"));
             }
-            if url.len() > MAX_URL
+            if url.len() > MAX_MEDIA_URL
                 || !(url.starts_with("https://") || url.starts_with("http://"))
                 || url.contains(char::is_whitespace)
             {
                 return Err(invalid(
                     "mediaUrl",
-                    "mediaUrl must be an http(s) URL of at most 2048 characters",
+                    format!("mediaUrl must be an http(s) URL of at most {MAX_MEDIA_URL} characters"),
                 ));
             }
             if c.caption.as_deref().is_some_and(|s| s.chars().count() > MAX_CAPTION) {
@@ -161,7 +158,10 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
             }
             if c.filename.as_deref().is_some_and(|s| s.len() > MAX_FILENAME || s.contains(['/', '\\', '\0']))
             {
-                return Err(invalid("filename", "filename must be a plain file name of at most 255 bytes"));
+                return Err(invalid(
+                    "filename",
+                    format!("filename must be a plain file name of at most {MAX_FILENAME} bytes"),
+                ));
             }
         }
         MessageType::Location => {
@@ -190,8 +190,8 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
                 phone_digits(phone)
                     .map_err(|_| invalid("phone", "phone must be a phone number in international format"))?;
             }
-            if vcard.len() > MAX_TEXT {
-                return Err(invalid("vcard", format!("vcard must be at most {MAX_TEXT} bytes")));
+            if vcard.len() > MAX_VCARD {
+                return Err(invalid("vcard", format!("vcard must be at most {MAX_VCARD} bytes")));
             }
         }
     }
