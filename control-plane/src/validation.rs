@@ -1,15 +1,12 @@
 //! Input rules shared by every gRPC method (and so by the REST face): each
 //! failure names the field.
 
+pub use wagate_proto::contract::limits::{
+    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_READ_IDS, MAX_TEXT, MAX_VCARD,
+};
 use wagate_proto::v1::{MessageContent, MessageType, PresenceState};
 
 use crate::error::{CpError, invalid};
-
-pub const MAX_NAME: usize = 100;
-pub const MAX_TEXT: usize = 4096;
-pub const MAX_CAPTION: usize = 1024;
-pub const MAX_URL: usize = 2048;
-pub const MAX_FILENAME: usize = 255;
 
 pub fn email(raw: &str) -> Result<String, CpError> {
     let email = raw.trim().to_lowercase();
@@ -130,9 +127,6 @@ fn phone_number(field: &str, raw: &str) -> Result<String, CpError> {
     Ok(digits)
 }
 
-/// At most this many numbers in one `CheckNumbers`.
-pub const MAX_CHECK_NUMBERS: usize = 50;
-
 /// The numbers of a number check: 1 to [`MAX_CHECK_NUMBERS`], each a phone
 /// number (as digits), errors naming `numbers[i]`.
 pub fn numbers(raw: &[String]) -> Result<Vec<String>, CpError> {
@@ -148,9 +142,6 @@ pub fn chat(field: &str, raw: &str) -> Result<String, CpError> {
         invalid(field, format!("{field} must be a phone number or a chat JID (…@s.whatsapp.net, …@g.us)"))
     })
 }
-
-/// At most this many message ids in one read receipt.
-pub const MAX_READ_IDS: usize = 100;
 
 /// WhatsApp message ids: 1 to [`MAX_READ_IDS`], each 1-128 printable ASCII
 /// characters without spaces.
@@ -217,13 +208,13 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
             if url.is_empty() {
                 return Err(invalid("mediaUrl", "mediaUrl is required for media messages"));
             }
-            if url.len() > MAX_URL
+            if url.len() > MAX_MEDIA_URL
                 || !(url.starts_with("https://") || url.starts_with("http://"))
                 || url.contains(char::is_whitespace)
             {
                 return Err(invalid(
                     "mediaUrl",
-                    "mediaUrl must be an http(s) URL of at most 2048 characters",
+                    format!("mediaUrl must be an http(s) URL of at most {MAX_MEDIA_URL} characters"),
                 ));
             }
             if c.caption.as_deref().is_some_and(|s| s.chars().count() > MAX_CAPTION) {
@@ -231,7 +222,10 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
             }
             if c.filename.as_deref().is_some_and(|s| s.len() > MAX_FILENAME || s.contains(['/', '\\', '\0']))
             {
-                return Err(invalid("filename", "filename must be a plain file name of at most 255 bytes"));
+                return Err(invalid(
+                    "filename",
+                    format!("filename must be a plain file name of at most {MAX_FILENAME} bytes"),
+                ));
             }
         }
         MessageType::Location => {
@@ -260,8 +254,8 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
                 phone_digits(phone)
                     .map_err(|_| invalid("phone", "phone must be a phone number in international format"))?;
             }
-            if vcard.len() > MAX_TEXT {
-                return Err(invalid("vcard", format!("vcard must be at most {MAX_TEXT} bytes")));
+            if vcard.len() > MAX_VCARD {
+                return Err(invalid("vcard", format!("vcard must be at most {MAX_VCARD} bytes")));
             }
         }
     }

@@ -12,6 +12,9 @@ use utoipa::openapi::schema::{
     AllOfBuilder, AnyOfBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::{RefOr, schema::Object};
+use wagate_proto::contract::limits::{
+    MAX_CAPTION, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_TEXT, MAX_VCARD,
+};
 
 /// The characters Rust's `char::is_whitespace` (so `str::trim`) knows, as a class body.
 pub const WS: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
@@ -217,13 +220,14 @@ pub fn send_body() -> RefOr<Schema> {
          dashes, dots and parentheses allowed) or a JID (…@s.whatsapp.net, …@c.us, …@g.us).",
         ))
         .build();
-    let text = || string(Some(not_blank_pattern()), None, Some(4096), false);
+    let text = || string(Some(not_blank_pattern()), None, Some(MAX_TEXT), false);
     let opt = |max: Option<usize>| string(None, None, max, true);
     let number = || ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Number, Type::Null]));
-    let media_url = string(Some(format!(r"^[{ws}]*https?://[^{ws}]*[{ws}]*$")), None, Some(2048), false)
-        .description(Some("http(s) URL, at most 2048 characters, no whitespace"));
-    let filename = string(Some(r"^[^/\\\x00]*$".to_owned()), None, Some(255), true)
-        .description(Some("a plain file name: no '/', '\\' or NUL, at most 255 bytes"));
+    let media_url =
+        string(Some(format!(r"^[{ws}]*https?://[^{ws}]*[{ws}]*$")), None, Some(MAX_MEDIA_URL), false)
+            .description(Some(format!("http(s) URL, at most {MAX_MEDIA_URL} characters, no whitespace")));
+    let filename = string(Some(r"^[^/\\\x00]*$".to_owned()), None, Some(MAX_FILENAME), true)
+        .description(Some(format!("a plain file name: no '/', '\\' or NUL, at most {MAX_FILENAME} bytes")));
     // Fields every branch declares with their JSON types (unused ones are ignored).
     let base = |kind: ObjectBuilder, title: &str, description: &str| {
         ObjectBuilder::new()
@@ -231,9 +235,9 @@ pub fn send_body() -> RefOr<Schema> {
             .description(Some(description))
             .property("to", to.clone())
             .property("type", kind)
-            .property("message", opt(Some(4096)))
+            .property("message", opt(Some(MAX_TEXT)))
             .property("mediaUrl", opt(None))
-            .property("caption", opt(Some(1024)))
+            .property("caption", opt(Some(MAX_CAPTION)))
             .property("filename", opt(None))
             .property("latitude", number())
             .property("longitude", number())
@@ -245,7 +249,7 @@ pub fn send_body() -> RefOr<Schema> {
     let text_branch = base(
         string(Some(words_pattern(&["text"])), None, None, true),
         "text",
-        "`type` text (any case) or absent: `message` (not blank, at most 4096 characters).",
+        &format!("`type` text (any case) or absent: `message` (not blank, at most {MAX_TEXT} characters)."),
     )
     .property("message", text())
     .required("message")
@@ -263,14 +267,16 @@ pub fn send_body() -> RefOr<Schema> {
     let location_branch = base(
         string(Some(words_pattern(&["location"])), None, None, false),
         "location",
-        "`type` location (any case): `latitude` and `longitude`, optional `name` (at most 100 characters).",
+        &format!(
+            "`type` location (any case): `latitude` and `longitude`, optional `name` (at most {MAX_NAME} characters)."
+        ),
     )
     .property("latitude", ObjectBuilder::new().schema_type(Type::Number).minimum(Some(-90)).maximum(Some(90)))
     .property(
         "longitude",
         ObjectBuilder::new().schema_type(Type::Number).minimum(Some(-180)).maximum(Some(180)),
     )
-    .property("name", opt(Some(100)))
+    .property("name", opt(Some(MAX_NAME)))
     .required("type")
     .required("latitude")
     .required("longitude")
@@ -278,7 +284,7 @@ pub fn send_body() -> RefOr<Schema> {
     let contact_fields = base(
         string(Some(words_pattern(&["contact"])), None, None, false),
         "contact",
-        "`type` contact (any case): `name`, and `phone` or `vcard` (at most 4096 bytes).",
+        &format!("`type` contact (any case): `name`, and `phone` or `vcard` (at most {MAX_VCARD} bytes)."),
     )
     .property("name", name(false))
     .property("phone", string(Some(optional_phone_pattern()), None, None, true))

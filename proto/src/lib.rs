@@ -9,10 +9,12 @@
 //! - [`tls`]: the `WAGATE_TLS_*` files turned into server and client TLS (rustls on ring);
 //! - [`secret`]: the strength rule of configured secrets, shared by every binary;
 //! - [`commands`]: the one table of worker commands (kinds, names, payloads,
-//!   what a worker declares it runs).
+//!   what a worker declares it runs);
+//! - [`contract`]: webhook events, send limits and the classified list of gRPC services.
 
 pub mod codec;
 pub mod commands;
+pub mod contract;
 pub mod error;
 pub mod forwarded;
 pub mod ratelimit;

@@ -2,8 +2,9 @@
 //! every call counts against the general limit (brief: 1,000 per 15 min),
 //! session operations also against theirs (60 per minute). The client IP is
 //! the socket peer unless the peer is a trusted forwarder (see
-//! `auth::client_addr`). Worker streams, replica-to-replica calls, health
-//! and reflection are not limited.
+//! `auth::client_addr`). Which services are limited is the contract's
+//! classification ([`wagate_proto::contract::services`]: the public ones);
+//! worker streams, replica-to-replica calls, health and reflection are not.
 //!
 //! Answers carry `ratelimit-*` metadata (the tighter of the limits that
 //! applied, unless the service set its own, e.g. the message quota); a
@@ -14,7 +15,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use wagate_proto::contract::services::{self, Access};
 use wagate_proto::ratelimit::RateLimitInfo;
+use wagate_proto::v1::session_service_server::SERVICE_NAME as SESSION_SERVICE;
 
 use super::{Decision, Rate};
 use crate::state::SharedState;
@@ -51,23 +54,16 @@ pub async fn check_deferred(
     if d.allowed { Ok(d) } else { Err(ip_refusal(&d, ip.rate)) }
 }
 
-/// Services the public can call (limited).
-const PUBLIC: &[&str] = &[
-    "/wagate.v1.AuthService/",
-    "/wagate.v1.SessionService/",
-    "/wagate.v1.MessageService/",
-    "/wagate.v1.MessageHistoryService/",
-    "/wagate.v1.ApiKeyService/",
-    "/wagate.v1.UserService/",
-    "/wagate.v1.AdminService/",
-    "/wagate.v1.FleetService/",
-    "/wagate.v1.WebhookService/",
-    "/wagate.v1.UsageService/",
-];
+/// A call of a service the public can call (limited).
+fn is_limited(path: &str) -> bool {
+    services::of_path(path).is_some_and(|s| s.access == Access::Public)
+}
 
 /// Session operations: everything on a session but reading it.
 fn is_session_op(path: &str) -> bool {
-    path.strip_prefix("/wagate.v1.SessionService/")
+    path.strip_prefix('/')
+        .and_then(|p| p.strip_prefix(SESSION_SERVICE))
+        .and_then(|p| p.strip_prefix('/'))
         .is_some_and(|m| !matches!(m, "ListSessions" | "GetSession"))
 }
 
@@ -113,7 +109,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
-        if !PUBLIC.iter().any(|p| path.starts_with(p)) {
+        if !is_limited(path) {
             return Box::pin(self.inner.call(req));
         }
         let session_op = is_session_op(path);
@@ -196,5 +192,48 @@ mod tests {
         assert!(super::is_session_op("/wagate.v1.SessionService/DeleteSession"));
         assert!(!super::is_session_op("/wagate.v1.SessionService/GetSession"));
         assert!(!super::is_session_op("/wagate.v1.MessageService/Send"));
+        assert!(!super::is_session_op("/wagate.v1.SessionServiceX/CreateSession"));
+    }
+
+    /// The public services are limited; workers, replicas, health and
+    /// reflection are not (the classification is the contract's).
+    #[test]
+    fn limited_services() {
+        for path in [
+            "/wagate.v1.AuthService/Login",
+            "/wagate.v1.SessionService/CreateSession",
+            "/wagate.v1.MessageService/Send",
+            "/wagate.v1.MessageHistoryService/ListMessages",
+            "/wagate.v1.ApiKeyService/GetApiKey",
+            "/wagate.v1.UserService/GetMe",
+            "/wagate.v1.AdminService/ListUsers",
+            "/wagate.v1.FleetService/ListWorkers",
+            "/wagate.v1.WebhookService/PutWebhook",
+            "/wagate.v1.UsageService/GetUsage",
+        ] {
+            assert!(super::is_limited(path), "{path}");
+        }
+        for path in [
+            "/wagate.v1.WorkerService/Connect",
+            "/wagate.v1.InternalService/Dispatch",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert!(!super::is_limited(path), "{path}");
+        }
+        // The infrastructure services are named as the libraries name them.
+        use tonic::server::NamedService;
+        type Health = tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>;
+        for name in [
+            <Health as NamedService>::NAME,
+            tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME,
+            tonic_reflection::pb::v1alpha::server_reflection_server::SERVICE_NAME,
+        ] {
+            assert_eq!(
+                wagate_proto::contract::services::by_name(name).map(|s| s.access),
+                Some(wagate_proto::contract::services::Access::Infrastructure)
+            );
+        }
     }
 }

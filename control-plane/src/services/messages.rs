@@ -9,6 +9,7 @@
 use chrono::Utc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
+use wagate_proto::contract::limits::MAX_IDEMPOTENCY_KEY;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
 use wagate_proto::v1::{self, message_service_server::MessageService};
@@ -105,8 +106,11 @@ impl MessageApi {
             .transpose()
             .map_err(|_| invalid("Idempotency-Key", "Idempotency-Key must be printable ASCII"))?
             .filter(|k| !k.is_empty());
-        if idempotency_key.as_ref().is_some_and(|k| k.len() > 255) {
-            return Err(invalid("Idempotency-Key", "Idempotency-Key must be at most 255 characters"));
+        if idempotency_key.as_ref().is_some_and(|k| k.len() > MAX_IDEMPOTENCY_KEY) {
+            return Err(invalid(
+                "Idempotency-Key",
+                format!("Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters"),
+            ));
         }
         if let Some(k) = &idempotency_key
             && let Some(existing) = self.find_idempotent(&ks.session_id, k).await?

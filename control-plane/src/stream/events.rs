@@ -51,7 +51,7 @@ async fn on_qr(
     let fence = Fence::of_event(session_id, worker_id, generation);
     let write = FencedWrite::Qr { code: qr.code.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionQr, &fence, &write, || {
-        payload::SessionQr { qr_code: qr.code }
+        payload::SessionQrData { qr_code: qr.code }
     })
     .await?;
     if affected > 0 {
@@ -78,7 +78,7 @@ async fn on_status(
     let fence = Fence::of_event(session_id, worker_id, generation);
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
-        payload::SessionStatusChanged { status: status.db_value(), reason, phone_number: phone }
+        payload::SessionStatusData { status: status.db_value(), reason, phone_number: phone }
     })
     .await?;
     if affected > 0 {
@@ -203,20 +203,20 @@ fn inbound_payload(
     text: String,
     content: v1::MessageContent,
     at: chrono::DateTime<Utc>,
-) -> payload::MessageReceived {
+) -> payload::MessageReceivedData {
     use crate::persistence::enums::MessageType;
     let location = match (kind, content.latitude, content.longitude) {
         (MessageType::Location, Some(latitude), Some(longitude)) => {
-            Some(payload::Location { latitude, longitude, name: content.name.clone() })
+            Some(payload::EventLocation { latitude, longitude, name: content.name.clone() })
         }
         _ => None,
     };
-    let contact = (kind == MessageType::Contact).then(|| payload::Contact {
+    let contact = (kind == MessageType::Contact).then(|| payload::EventContact {
         name: content.name.clone(),
         phone: content.phone.clone(),
         vcard: content.vcard.clone(),
     });
-    payload::MessageReceived {
+    payload::MessageReceivedData {
         message_id,
         wa_message_id,
         from,

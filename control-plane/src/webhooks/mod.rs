@@ -1,6 +1,5 @@
-//! Webhooks: the receive path. Events (`message.received`,
-//! `message.status`, `session.status`, `session.qr`, `webhook.test`) are
-//! written to a durable outbox (`webhook_deliveries`) in the same
+//! Webhooks: the receive path. Events (the types of
+//! [`wagate_proto::contract::events::EventType`]) are written to a durable outbox (`webhook_deliveries`) in the same
 //! transaction as the state change that causes them, and a dispatcher
 //! POSTs them, signed with the Standard Webhooks scheme, in order per
 //! session, with retries on the Standard Webhooks schedule.
@@ -13,7 +12,7 @@
 //!
 //! - [`config`]: the per-session webhook cache (sessions without a webhook
 //!   pay one in-memory lookup, no SQL), secrets and rows;
-//! - [`payload`]: the event types and their JSON payloads;
+//! - [`payload`]: event ids and JSON bodies (types and payloads are the contract's);
 //! - [`outbox`]: writing events next to the state change;
 //! - [`dispatcher`]: claiming, sending, recording the outcome;
 //! - [`retry`]: the retry schedule (injectable; tests use milliseconds);

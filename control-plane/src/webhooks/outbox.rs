@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::Webhooks;
 use super::config::ActiveHook;
-use super::payload::{self, EventType, MessageStatusChanged};
+use super::payload::{self, EventType, MessageStatusData};
 use crate::persistence::sessions::{self, Fence, FencedWrite};
 use crate::persistence::status_writer::{EventKind, StatusUpdate};
 pub use crate::persistence::webhooks::OutboxRow;
@@ -105,7 +105,7 @@ pub async fn session_status<C: Conn>(
     else {
         return Ok(false);
     };
-    let data = payload::SessionStatusChanged { status: status.to_owned(), reason, phone_number: None };
+    let data = payload::SessionStatusData { status: status.to_owned(), reason, phone_number: None };
     let row = OutboxRow::new(&hook.id, session_id, EventType::SessionStatus, Utc::now(), &data);
     enqueue(conn, db, std::slice::from_ref(&row)).await?;
     Ok(true)
@@ -191,9 +191,9 @@ pub async fn enqueue_message_statuses<C: Conn>(
             if !applied {
                 continue;
             }
-            let data = MessageStatusChanged {
+            let data = MessageStatusData {
                 message_id: id.clone(),
-                status: status_name(kind),
+                status: status_name(kind).to_owned(),
                 wa_message_id: r.wa_message_id.clone(),
                 to: r.to_number.clone(),
                 reason: if kind == EventKind::Failed { r.error_message.clone() } else { None },

@@ -74,7 +74,7 @@ impl WebhookApi {
         for e in &req.events {
             let e = e.trim();
             match EventType::parse(e) {
-                Some(t) if EventType::SUBSCRIBABLE.contains(&t) => {
+                Some(t) if t.is_subscribable() => {
                     if !events.iter().any(|x| x == e) {
                         events.push(e.to_owned());
                     }
@@ -83,7 +83,8 @@ impl WebhookApi {
                     return Err(invalid(
                         "events",
                         format!(
-                            "unknown event type {e:?}; expected message.received, message.status, session.status or session.qr"
+                            "unknown event type {e:?}; expected {}",
+                            EventType::list(EventType::SUBSCRIBABLE)
                         ),
                     ));
                 }
@@ -213,7 +214,7 @@ impl WebhookApi {
             EventType::WebhookTest,
             &hook.session_id,
             now,
-            &payload::WebhookTest { message: "a test event from wagate" },
+            &payload::WebhookTestData { message: "a test event from wagate".to_owned() },
         );
         let attempt = dispatcher::send(&self.state, &hook, &id, &body).await;
         let status = if attempt.ok() { "DELIVERED" } else { "FAILED" };

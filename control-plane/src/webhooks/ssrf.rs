@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-const MAX_URL_LEN: usize = 2048;
+use wagate_proto::contract::limits::MAX_WEBHOOK_URL as MAX_URL_LEN;
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wagate_proto::contract::limits::{MAX_CHECK_NUMBERS, MAX_READ_IDS};
 use wagate_proto::error::ApiError;
 use wagate_proto::v1::{
     CheckNumbersRequest, MarkReadRequest, MessageContent, MessageType, PresenceState, SendPresenceRequest,
@@ -209,8 +210,11 @@ pub struct CheckNumbersBody {
 
 impl Validate for CheckNumbersBody {
     fn validate(&self) -> Result<(), ApiError> {
-        if self.numbers.is_empty() || self.numbers.len() > 50 {
-            return Err(ApiError::invalid("numbers", "numbers must hold 1 to 50 phone numbers"));
+        if self.numbers.is_empty() || self.numbers.len() > MAX_CHECK_NUMBERS {
+            return Err(ApiError::invalid(
+                "numbers",
+                format!("numbers must hold 1 to {MAX_CHECK_NUMBERS} phone numbers"),
+            ));
         }
         Ok(())
     }
@@ -274,8 +278,11 @@ pub struct MarkReadBody {
 impl Validate for MarkReadBody {
     fn validate(&self) -> Result<(), ApiError> {
         require("chatId", &self.chat_id)?;
-        if self.message_ids.is_empty() || self.message_ids.len() > 100 {
-            return Err(ApiError::invalid("messageIds", "messageIds must hold 1 to 100 message ids"));
+        if self.message_ids.is_empty() || self.message_ids.len() > MAX_READ_IDS {
+            return Err(ApiError::invalid(
+                "messageIds",
+                format!("messageIds must hold 1 to {MAX_READ_IDS} message ids"),
+            ));
         }
         Ok(())
     }

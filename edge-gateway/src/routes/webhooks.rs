@@ -5,7 +5,8 @@
 //! - `GET /sessions/{sessionId}/webhook/deliveries?status=&cursor=&limit=`
 //! - `POST …/webhook/deliveries/{deliveryId}/redeliver`, `POST …/webhook/replay?since=`
 //!
-//! Also the schemas of the event payloads POSTed to the webhook (documentation only).
+//! Also the schemas of the events POSTed to the webhook (documentation only):
+//! the contract's types ([`wagate_proto::contract::events`]).
 
 use std::sync::Arc;
 
@@ -13,8 +14,11 @@ use axum::extract::State;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{ComponentsBuilder, OpenApiBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wagate_proto::contract::events::{self, EventType};
+use wagate_proto::contract::limits::MAX_WEBHOOK_EVENTS;
 use wagate_proto::error::{ApiError, ErrorCode};
 use wagate_proto::v1;
 
@@ -26,7 +30,7 @@ use crate::openapi::{Envelope, ErrorEnvelope};
 use crate::params::{Names, PathIds, Query, SessionId, one_of, positive, text, time};
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::with_openapi(<EventSchemas as utoipa::OpenApi>::openapi())
+    OpenApiRouter::with_openapi(event_schemas())
         .routes(routes!(put, get, delete))
         .routes(routes!(test))
         .routes(routes!(rotate_secret))
@@ -35,27 +39,25 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(replay))
 }
 
-/// The event payloads, documented as components (no route returns them).
-#[derive(utoipa::OpenApi)]
-#[openapi(components(schemas(
-    MessageReceivedEvent,
-    MessageStatusEvent,
-    SessionStatusEvent,
-    SessionQrEvent,
-    WebhookTestEvent
-)))]
-struct EventSchemas;
+/// The events, documented as components (no route returns them): one
+/// `{Variant}Event` schema per event type and its payload, from the contract.
+fn event_schemas() -> utoipa::openapi::OpenApi {
+    OpenApiBuilder::new()
+        .components(Some(ComponentsBuilder::new().schemas_from_iter(events::openapi_schemas()).build()))
+        .build()
+}
 
-/// The event types a webhook can subscribe to.
-const EVENT_TYPES: [&str; 4] = ["message.received", "message.status", "session.status", "session.qr"];
-/// Most entries of `events`.
-const MAX_EVENTS: usize = 16;
-
+/// `events` of a webhook: the subscribable event types.
 fn events_schema() -> Schema {
+    let names = EventType::SUBSCRIBABLE.iter().map(|t| t.as_str());
     ArrayBuilder::new()
         .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(EVENT_TYPES)))
-        .max_items(Some(MAX_EVENTS))
+        .description(Some(format!(
+            "Event types: {}. Absent or empty: all of them.",
+            EventType::list(EventType::SUBSCRIBABLE)
+        )))
+        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
+        .max_items(Some(MAX_WEBHOOK_EVENTS))
         .into()
 }
 
@@ -74,8 +76,7 @@ pub struct WebhookBody {
     /// CGNAT or metadata address (unless the operator allows it).
     #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     pub url: String,
-    /// Event types: message.received, message.status, session.status,
-    /// session.qr. Absent or empty: all of them.
+    /// The subscribable event types; absent or empty: all of them.
     #[schema(schema_with = events_schema)]
     pub events: Option<Vec<String>>,
     /// `whsec_` + base64 of 24-64 bytes; generated (and shown once) when absent.
@@ -88,8 +89,11 @@ pub struct WebhookBody {
 impl Validate for WebhookBody {
     fn validate(&self) -> Result<(), ApiError> {
         require("url", &self.url)?;
-        if self.events.as_ref().is_some_and(|e| e.len() > MAX_EVENTS) {
-            return Err(ApiError::invalid("events", "events has at most 16 entries"));
+        if self.events.as_ref().is_some_and(|e| e.len() > MAX_WEBHOOK_EVENTS) {
+            return Err(ApiError::invalid(
+                "events",
+                format!("events has at most {MAX_WEBHOOK_EVENTS} entries"),
+            ));
         }
         Ok(())
     }
@@ -171,7 +175,8 @@ names!(
 pub struct DeliveryDto {
     /// The event id (the `webhook-id` header, the same on every attempt).
     pub id: String,
-    /// message.received, message.status, session.status, session.qr or webhook.test.
+    /// The event type.
+    #[schema(value_type = EventType)]
     pub event_type: String,
     /// PENDING, DELIVERED, FAILED or RETRYING.
     #[schema(schema_with = DeliveryStatus::schema)]
@@ -286,8 +291,8 @@ pub struct ReplayParams {
 
 #[utoipa::path(put, path = "/sessions/{sessionId}/webhook", tag = "webhooks",
     summary = "Create or replace the session's webhook (a generated secret is shown once)",
-    description = "Events are POSTed as JSON (schemas MessageReceivedEvent, MessageStatusEvent, SessionStatusEvent, \
-    SessionQrEvent, WebhookTestEvent), signed with the Standard Webhooks headers webhook-id, webhook-timestamp and \
+    description = "Events are POSTed as JSON (the schemas named …Event, one per event type, e.g. \
+    MessageReceivedEvent), signed with the Standard Webhooks headers webhook-id, webhook-timestamp and \
     webhook-signature. Only 2xx counts as delivered; failures are retried (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, \
     then every 10 h, about 3 days); 410 disables the webhook. Events of one session are delivered in order: a later \
     event waits while an earlier one is retrying.",
@@ -476,121 +481,10 @@ pub(crate) async fn replay(
     Ok(Reply::ok(&ReplayDto { requeued: r.requeued }))
 }
 
-// ---------------------------------------------------------------- event payloads (documentation)
-
-/// Event envelopes: `{"id", "type", "sessionId", "timestamp", "data"}`.
-/// Headers of every webhook request (Standard Webhooks): `webhook-id` (the
-/// event id), `webhook-timestamp` (Unix seconds of the attempt) and
-/// `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`
-/// keyed by the base64 part of the `whsec_` secret; two, space-separated,
-/// while a rotated secret still signs).
-macro_rules! event_schema {
-    ($name:ident, $data:ty, $doc:literal) => {
-        #[doc = $doc]
-        #[derive(Serialize, utoipa::ToSchema)]
-        #[serde(rename_all = "camelCase")]
-        pub struct $name {
-            /// Unique event id (`evt_…`), also the `webhook-id` header.
-            pub id: String,
-            /// The event type.
-            #[serde(rename = "type")]
-            pub kind: String,
-            pub session_id: String,
-            pub timestamp: Ts,
-            pub data: $data,
-        }
-    };
-}
-
-event_schema!(MessageReceivedEvent, MessageReceivedData, "`message.received`: an inbound message.");
-event_schema!(
-    MessageStatusEvent,
-    MessageStatusData,
-    "`message.status`: SENT, DELIVERED, READ or FAILED (with reason)."
-);
-event_schema!(
-    SessionStatusEvent,
-    SessionStatusData,
-    "`session.status`: every change of the session's state, with its reason."
-);
-event_schema!(SessionQrEvent, SessionQrData, "`session.qr`: a new QR code to scan.");
-event_schema!(WebhookTestEvent, WebhookTestData, "`webhook.test`: sent by POST …/webhook/test.");
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventLocation {
-    pub latitude: f64,
-    pub longitude: f64,
-    pub name: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct EventContact {
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub vcard: Option<String>,
-}
-
-/// `message.received`: an inbound message.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageReceivedData {
-    pub message_id: String,
-    pub wa_message_id: String,
-    pub from: String,
-    /// TEXT, IMAGE, DOCUMENT, AUDIO, VIDEO, STICKER, LOCATION or CONTACT.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub text: Option<String>,
-    pub caption: Option<String>,
-    pub media_url: Option<String>,
-    pub filename: Option<String>,
-    pub location: Option<EventLocation>,
-    pub contact: Option<EventContact>,
-    pub timestamp: Ts,
-}
-
-/// `message.status`: an outbound message moved forward.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageStatusData {
-    pub message_id: String,
-    /// SENT, DELIVERED, READ or FAILED.
-    pub status: String,
-    pub wa_message_id: Option<String>,
-    pub to: String,
-    /// Why it failed (FAILED only).
-    pub reason: Option<String>,
-    pub timestamp: Ts,
-}
-
-/// `session.status`: every change of the session's state.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionStatusData {
-    /// INIT, QR_REQUIRED, CONNECTED, DISCONNECTED, RECONNECTING or ERROR.
-    pub status: String,
-    pub reason: Option<String>,
-    pub phone_number: Option<String>,
-}
-
-/// `session.qr`: a new QR code to scan.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionQrData {
-    pub qr_code: String,
-}
-
-/// `webhook.test`.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookTestData {
-    pub message: String,
-}
-
 #[cfg(test)]
 mod tests {
+    use wagate_proto::contract::limits::MAX_WEBHOOK_URL;
+
     use super::*;
     use crate::json::parse;
 
@@ -658,8 +552,10 @@ mod tests {
         let schemas = &doc["components"]["schemas"];
         let body = &schemas["WebhookBody"]["properties"];
         assert_eq!(body["events"]["maxItems"], 16);
-        assert_eq!(body["events"]["items"]["enum"].as_array().unwrap().len(), 4);
-        assert_eq!(body["url"]["maxLength"], 2048);
+        assert_eq!(body["events"]["maxItems"], MAX_WEBHOOK_EVENTS);
+        assert_eq!(body["events"]["items"]["enum"].as_array().unwrap().len(), EventType::SUBSCRIBABLE.len());
+        // utoipa takes only literals: the document says what the contract says.
+        assert_eq!(body["url"]["maxLength"], MAX_WEBHOOK_URL);
         for name in [
             "MessageReceivedEvent",
             "MessageStatusEvent",
@@ -669,6 +565,18 @@ mod tests {
         ] {
             assert!(schemas[name].is_object(), "{name}");
         }
+        // One envelope per event type of the contract, its `type` the one wire name.
+        for t in EventType::ALL {
+            let event = &schemas[format!("{t:?}Event")];
+            assert_eq!(event["properties"]["type"]["enum"][0], t.as_str(), "{t}");
+            assert_eq!(event["properties"]["data"]["$ref"], format!("#/components/schemas/{t:?}Data"));
+            assert!(schemas[format!("{t:?}Data")].is_object(), "{t:?}Data");
+        }
+        assert_eq!(
+            schemas["DeliveryDto"]["properties"]["eventType"]["$ref"],
+            "#/components/schemas/EventType"
+        );
+        assert_eq!(schemas["EventType"]["enum"].as_array().unwrap().len(), EventType::ALL.len());
         let paths = &doc["paths"];
         let put = &paths["/api/v1/sessions/{sessionId}/webhook"]["put"];
         for status in ["200", "201", "400", "401", "404", "415"] {

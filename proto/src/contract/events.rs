@@ -1,0 +1,371 @@
+//! Webhook events: the types (their wire names, which ones a webhook can
+//! subscribe to) and the JSON the control plane POSTs,
+//! `{"id", "type", "sessionId", "timestamp", "data"}` with camelCase names
+//! like the REST API.
+//!
+//! Adding an event type is one line of [`event_types!`] below (variant,
+//! wire name, payload struct, subscribable or not) and its payload struct:
+//! the list of names ([`EventType::ALL`]), the errors that list them, the
+//! subscription masks and the OpenAPI schemas (`{Variant}Event` and its
+//! payload, [`openapi_schemas`]) follow.
+
+use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
+use utoipa::openapi::{RefOr, schema::Schema};
+
+/// Defines [`EventType`] from one line per type:
+/// `Variant = "wire.name", data = PayloadStruct, subscribable = bool;`.
+macro_rules! event_types {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident = $wire:literal, data = $data:ident, subscribable = $sub:literal;
+    )+) => {
+        /// A webhook event type; serialized as its wire name (`message.received`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        pub enum EventType {
+            $( $(#[doc = $doc])* #[serde(rename = $wire)] $variant, )+
+        }
+
+        impl EventType {
+            /// Every event type, in declaration order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            /// The wire name (`"type"` of the event, the `events` of a webhook).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $wire,)+
+                }
+            }
+
+            /// Whether a webhook can subscribe to this type (others are sent on request).
+            pub const fn is_subscribable(self) -> bool {
+                match self {
+                    $(EventType::$variant => $sub,)+
+                }
+            }
+
+            /// What the type is (its documentation).
+            pub fn description(self) -> String {
+                match self {
+                    $(EventType::$variant => [$($doc),*].map(str::trim).join(" "),)+
+                }
+            }
+        }
+
+        /// The schemas of every event: `{Variant}Event` (the envelope) and its payload.
+        #[cfg(feature = "openapi")]
+        pub fn openapi_schemas() -> Vec<(String, RefOr<Schema>)> {
+            let mut out = Vec::new();
+            $( openapi::envelope::<$data>(EventType::$variant, concat!(stringify!($variant), "Event"), &mut out); )+
+            out
+        }
+    };
+}
+
+event_types! {
+    /// `message.received`: an inbound message.
+    MessageReceived = "message.received", data = MessageReceivedData, subscribable = true;
+    /// `message.status`: SENT, DELIVERED, READ or FAILED (with reason).
+    MessageStatus = "message.status", data = MessageStatusData, subscribable = true;
+    /// `session.status`: every change of the session's state, with its reason.
+    SessionStatus = "session.status", data = SessionStatusData, subscribable = true;
+    /// `session.qr`: a new QR code to scan.
+    SessionQr = "session.qr", data = SessionQrData, subscribable = true;
+    /// `webhook.test`: sent by POST …/webhook/test.
+    WebhookTest = "webhook.test", data = WebhookTestData, subscribable = false;
+}
+
+const SUBSCRIBABLE_LEN: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < EventType::ALL.len() {
+        if EventType::ALL[i].is_subscribable() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+const SUBSCRIBABLE: [EventType; SUBSCRIBABLE_LEN] = {
+    let mut out = [EventType::ALL[0]; SUBSCRIBABLE_LEN];
+    let (mut i, mut n) = (0, 0);
+    while i < EventType::ALL.len() {
+        if EventType::ALL[i].is_subscribable() {
+            out[n] = EventType::ALL[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
+// A subscription is a mask of one bit per type (see [`EventType::bit`]).
+const _: () = assert!(EventType::ALL.len() <= 8, "EventType::bit is a u8");
+
+impl EventType {
+    /// The types a webhook can subscribe to, in declaration order (all when
+    /// it names none); `webhook.test` is always sent on request.
+    pub const SUBSCRIBABLE: &'static [EventType] = &SUBSCRIBABLE;
+
+    /// The type of a wire name.
+    pub fn parse(s: &str) -> Option<EventType> {
+        Self::ALL.iter().copied().find(|t| t.as_str() == s)
+    }
+
+    /// Bit of this type in a subscription mask.
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// The wire names of `types` for a message: `a, b, c or d`.
+    pub fn list(types: &[EventType]) -> String {
+        match types.split_last() {
+            None => String::new(),
+            Some((last, [])) => last.as_str().to_owned(),
+            Some((last, rest)) => {
+                let rest: Vec<&str> = rest.iter().map(|t| t.as_str()).collect();
+                format!("{} or {}", rest.join(", "), last.as_str())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event as POSTed: the envelope around a payload (`data`).
+/// Headers of every webhook request (Standard Webhooks): `webhook-id` (the
+/// event id), `webhook-timestamp` (Unix seconds of the attempt) and
+/// `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`
+/// keyed by the base64 part of the `whsec_` secret; two, space-separated,
+/// while a rotated secret still signs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Event<T> {
+    /// Unique event id (`evt_…`), also the `webhook-id` header.
+    pub id: String,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub session_id: String,
+    /// When the event happened (RFC 3339, UTC, milliseconds).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub timestamp: String,
+    pub data: T,
+}
+
+/// A location of an inbound message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventLocation {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A contact card of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventContact {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vcard: Option<String>,
+}
+
+/// `message.received`: an inbound message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageReceivedData {
+    pub message_id: String,
+    pub wa_message_id: String,
+    pub from: String,
+    /// TEXT, IMAGE, DOCUMENT, AUDIO, VIDEO, STICKER, LOCATION or CONTACT.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<EventLocation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<EventContact>,
+    /// When the message was sent (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub timestamp: String,
+}
+
+/// `message.status`: an outbound message moved forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageStatusData {
+    pub message_id: String,
+    /// SENT, DELIVERED, READ or FAILED.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wa_message_id: Option<String>,
+    pub to: String,
+    /// Why the message failed (FAILED only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the status changed (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub timestamp: String,
+}
+
+/// `session.status`: every change of the session's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStatusData {
+    /// INIT, QR_REQUIRED, CONNECTED, DISCONNECTED, RECONNECTING or ERROR.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+}
+
+/// `session.qr`: a new QR code to scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct SessionQrData {
+    pub qr_code: String,
+}
+
+/// `webhook.test`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookTestData {
+    pub message: String,
+}
+
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Event, EventType};
+
+    /// `name`: the envelope of `kind` around `T` (its `type` the one wire
+    /// name), then `T` and what it refers to.
+    pub(super) fn envelope<T: ToSchema>(kind: EventType, name: &str, out: &mut Vec<(String, RefOr<Schema>)>) {
+        let mut schema = <Event<T> as PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(o)) = &mut schema {
+            let wire = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind.as_str()]))
+                .description(Some("The event type."))
+                .build();
+            o.properties.insert("type".to_owned(), wire.into());
+            if !o.required.iter().any(|r| r == "type") {
+                o.required.push("type".to_owned());
+            }
+            o.description =
+                Some(format!("{} {}", kind.description(), o.description.as_deref().unwrap_or("")));
+        }
+        out.push((name.to_owned(), schema));
+        out.push((T::name().into_owned(), T::schema()));
+        T::schemas(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_lists() {
+        assert_eq!(EventType::ALL.len(), 5);
+        assert_eq!(
+            EventType::SUBSCRIBABLE,
+            [
+                EventType::MessageReceived,
+                EventType::MessageStatus,
+                EventType::SessionStatus,
+                EventType::SessionQr
+            ]
+        );
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            assert_eq!(serde_json::to_string(t).unwrap(), format!("\"{}\"", t.as_str()));
+            assert_eq!(serde_json::from_str::<EventType>(&format!("\"{t}\"")).unwrap(), *t);
+        }
+        assert_eq!(EventType::parse("nope"), None);
+        let bits: Vec<u8> = EventType::ALL.iter().map(|t| t.bit()).collect();
+        assert_eq!(bits, [1, 2, 4, 8, 16]);
+        assert_eq!(
+            EventType::list(EventType::SUBSCRIBABLE),
+            "message.received, message.status, session.status or session.qr"
+        );
+        assert_eq!(EventType::list(&[EventType::SessionQr]), "session.qr");
+        assert_eq!(EventType::SessionQr.description(), "`session.qr`: a new QR code to scan.");
+    }
+
+    #[test]
+    fn envelope_json() {
+        let event = Event {
+            id: "evt_1".into(),
+            kind: EventType::SessionQr,
+            session_id: "s1".into(),
+            timestamp: "2023-11-14T22:13:20.123Z".into(),
+            data: SessionQrData { qr_code: "q".into() },
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"id":"evt_1","type":"session.qr","sessionId":"s1","timestamp":"2023-11-14T22:13:20.123Z","data":{"qrCode":"q"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Event<SessionQrData>>(&json).unwrap(), event);
+        let received =
+            MessageReceivedData { kind: "TEXT".into(), text: Some("hi".into()), ..Default::default() };
+        let json = serde_json::to_string(&received).unwrap();
+        assert_eq!(
+            json,
+            r#"{"messageId":"","waMessageId":"","from":"","type":"TEXT","text":"hi","timestamp":""}"#
+        );
+        assert_eq!(serde_json::from_str::<MessageReceivedData>(&json).unwrap(), received);
+    }
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn every_event_has_its_schemas() {
+        let schemas: std::collections::BTreeMap<String, RefOr<Schema>> =
+            openapi_schemas().into_iter().collect();
+        for t in EventType::ALL {
+            let name = format!("{t:?}Event");
+            let json = serde_json::to_value(&schemas[&name]).unwrap();
+            assert_eq!(json["properties"]["type"]["enum"], serde_json::json!([t.as_str()]), "{name}");
+            assert_eq!(
+                json["properties"]["data"]["$ref"],
+                format!("#/components/schemas/{t:?}Data"),
+                "{json}"
+            );
+            assert!(schemas.contains_key(&format!("{t:?}Data")), "{t:?}Data");
+        }
+        for name in ["EventLocation", "EventContact"] {
+            assert!(schemas.contains_key(name), "{name}: {:?}", schemas.keys());
+        }
+    }
+}
