@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod client_addr;
 pub mod identity;
+pub(crate) mod invalidation;
 pub mod jwt;
 pub mod key_cache;
 pub(crate) mod key_usage;

@@ -7,7 +7,6 @@
 //! to SQL and refills the cache. Every key carries a configurable prefix so
 //! that several deployments (or tests) share one Redis.
 
-pub(crate) mod invalidation;
 mod memory;
 mod redis;
 

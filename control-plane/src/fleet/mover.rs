@@ -75,7 +75,7 @@ pub async fn move_session(
             placement::release_slot(db, &txn, f).await?;
         }
         txn.commit().await?;
-        crate::cache::invalidation::session(state, session_id).await;
+        crate::auth::invalidation::session(state, session_id).await;
         return Ok(MoveOutcome::Skipped("disconnected"));
     }
     let generation = row.generation + 1;
@@ -91,7 +91,7 @@ pub async fn move_session(
         if event {
             state.webhooks.committed();
         }
-        crate::cache::invalidation::session(state, session_id).await;
+        crate::auth::invalidation::session(state, session_id).await;
         tracing::warn!(session_id, "no worker with free capacity, session waits");
         stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
@@ -110,7 +110,7 @@ pub async fn move_session(
     if event {
         state.webhooks.committed();
     }
-    crate::cache::invalidation::session(state, session_id).await;
+    crate::auth::invalidation::session(state, session_id).await;
 
     let generation_u = u64::try_from(generation).unwrap_or_default();
     let start = v1::StartSession {
@@ -141,7 +141,7 @@ pub async fn move_session(
         if event {
             state.webhooks.committed();
         }
-        crate::cache::invalidation::session(state, session_id).await;
+        crate::auth::invalidation::session(state, session_id).await;
         stop_on_drained(state, mode, from, session_id, row.generation).await;
         return Ok(MoveOutcome::Waiting);
     }

@@ -68,7 +68,7 @@ async fn expire(
     if event {
         state.webhooks.committed();
     }
-    crate::cache::invalidation::session(state, &s.id).await;
+    crate::auth::invalidation::session(state, &s.id).await;
     // Best effort, after the fenced write: whatever the worker still says
     // about the session is ignored now, and a worker that does not get the
     // stop is told again when it reconnects (its Hello lists the session).

@@ -188,7 +188,7 @@ impl ControlPlane {
 
         key_usage::spawn_flusher(&state, state.config.key_usage_flush);
         crate::usage::spawn_flusher(&state, state.config.usage_flush);
-        crate::cache::invalidation::spawn_listener(&state);
+        crate::auth::invalidation::spawn_listener(&state);
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let serving = crate::telemetry::health::dependencies_up(&state).await;

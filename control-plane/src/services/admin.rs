@@ -144,7 +144,7 @@ impl AdminApi {
         let updated = user_rows::update(&self.state.db, &target, patch).await?;
         // Deactivation stops the user's keys at once, a new tier or quota
         // applies to the next send: the key cache holds both.
-        crate::cache::invalidation::all(&self.state).await;
+        crate::auth::invalidation::all(&self.state).await;
         audit::record(
             &self.state.db,
             "admin",

@@ -285,7 +285,7 @@ pub async fn delete(
     session_rows::detach_worker(&txn, db, &w.id, Utc::now()).await?;
     worker_rows::delete(&txn, &w.id).await?;
     txn.commit().await?;
-    crate::cache::invalidation::all(state).await;
+    crate::auth::invalidation::all(state).await;
     end_stream(state, &w.id).await;
     audit::record(
         &state.db,

@@ -110,7 +110,7 @@ impl ApiKeyApi {
             }
         };
         // The old key must stop working at once on this replica's key cache.
-        crate::cache::invalidation::session(&self.state, &session_id).await;
+        crate::auth::invalidation::session(&self.state, &session_id).await;
         audit::record(
             &self.state.db,
             "api_keys",
@@ -128,7 +128,7 @@ impl ApiKeyApi {
         let (session_id, existing) = self.key_of(&user, session_id).await?;
         let k = existing.filter(|k| k.is_active).ok_or_else(no_active_key)?;
         let row = key_rows::deactivate(&self.state.db, k).await?;
-        crate::cache::invalidation::session(&self.state, &session_id).await;
+        crate::auth::invalidation::session(&self.state, &session_id).await;
         audit::record(
             &self.state.db,
             "api_keys",

@@ -203,7 +203,7 @@ impl SessionApi {
         if event {
             self.state.webhooks.committed();
         }
-        crate::cache::invalidation::session(&self.state, &row.id).await;
+        crate::auth::invalidation::session(&self.state, &row.id).await;
         if let Some(old) = &row.worker_id {
             // An ERROR session may still run on its old worker.
             let stop = v1::StopSession {
@@ -288,7 +288,7 @@ impl SessionApi {
         if event {
             self.state.webhooks.committed();
         }
-        crate::cache::invalidation::session(&self.state, session_id).await;
+        crate::auth::invalidation::session(&self.state, session_id).await;
         Ok(())
     }
 
@@ -360,7 +360,7 @@ impl SessionApi {
         }
         txn.commit().await?;
         // Its key must be refused at once, on every replica.
-        crate::cache::invalidation::session(&self.state, session_id).await;
+        crate::auth::invalidation::session(&self.state, session_id).await;
         Ok(())
     }
 }

@@ -117,7 +117,7 @@ pub async fn delete_user(state: &SharedState, user_id: &str) -> CpResult<u32> {
         return Err(api(ErrorCode::NotFound, "user not found"));
     }
     txn.commit().await?;
-    crate::cache::invalidation::all(state).await;
+    crate::auth::invalidation::all(state).await;
     Ok(u32::try_from(sessions.len()).unwrap_or(u32::MAX))
 }
 

@@ -55,7 +55,7 @@ async fn on_qr(
     })
     .await?;
     if affected > 0 {
-        crate::cache::invalidation::session_soon(state, session_id);
+        crate::auth::invalidation::session_soon(state, session_id);
     }
     Ok(affected)
 }
@@ -83,7 +83,7 @@ async fn on_status(
     .await?;
     if affected > 0 {
         // The session's status is part of what its key lookup returns.
-        crate::cache::invalidation::session_soon(state, session_id);
+        crate::auth::invalidation::session_soon(state, session_id);
     }
     if status == SessionStatus::Connected && affected > 0 {
         // Sends accepted while the session moved, or in flight on a lost

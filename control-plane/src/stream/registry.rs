@@ -60,6 +60,19 @@ impl From<DispatchError> for ApiError {
     }
 }
 
+/// The `outcome` label of a command's result.
+fn command_outcome(result: &Result<CommandResult, DispatchError>) -> &'static str {
+    match result {
+        Ok(r) if r.ok => "ok",
+        Ok(_) => "error",
+        Err(DispatchError::Busy(_)) => "busy",
+        Err(DispatchError::Timeout(_)) => "timeout",
+        Err(DispatchError::NotConnected(_) | DispatchError::StreamClosed(_)) => "gone",
+        Err(DispatchError::RouteUnavailable(_)) => "unreachable",
+        Err(DispatchError::Unsupported(_)) => "unsupported",
+    }
+}
+
 /// One live worker stream.
 pub struct WorkerConn {
     pub worker_id: String,
@@ -86,7 +99,7 @@ impl WorkerConn {
         let label = kind.kind().name();
         let started = std::time::Instant::now();
         let result = self.call_inner(kind, deadline).await;
-        metrics::command(label, metrics::command_outcome(&result), started.elapsed());
+        metrics::command(label, command_outcome(&result), started.elapsed());
         result
     }
 

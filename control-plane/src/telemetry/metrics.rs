@@ -178,19 +178,3 @@ pub fn command(kind: &'static str, outcome: &'static str, elapsed: Duration) {
 pub fn send_outcome(outcome: &'static str) {
     ::metrics::counter!(SEND_OUTCOMES, "outcome" => outcome).increment(1);
 }
-
-/// The `outcome` label of a command's result.
-pub fn command_outcome(
-    result: &Result<wagate_proto::v1::CommandResult, crate::stream::registry::DispatchError>,
-) -> &'static str {
-    use crate::stream::registry::DispatchError;
-    match result {
-        Ok(r) if r.ok => "ok",
-        Ok(_) => "error",
-        Err(DispatchError::Busy(_)) => "busy",
-        Err(DispatchError::Timeout(_)) => "timeout",
-        Err(DispatchError::NotConnected(_) | DispatchError::StreamClosed(_)) => "gone",
-        Err(DispatchError::RouteUnavailable(_)) => "unreachable",
-        Err(DispatchError::Unsupported(_)) => "unsupported",
-    }
-}

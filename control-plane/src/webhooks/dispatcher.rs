@@ -420,7 +420,7 @@ async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result
     let db = &state.db;
     let now = Utc::now();
     webhooks::disable(db, &hook.id, reason, now).await?;
-    crate::cache::invalidation::webhook(state, &hook.session_id).await;
+    crate::auth::invalidation::webhook(state, &hook.session_id).await;
     metrics::counter!("wagate_webhook_disabled_total").increment(1);
     tracing::warn!(webhook_id = hook.id, session_id = hook.session_id, reason, "webhook disabled");
     audit::record(

@@ -167,7 +167,7 @@ impl WebhookApi {
             }
         };
         // Committed: nothing below may fail the call (a generated secret is shown once).
-        crate::cache::invalidation::webhook(&self.state, &session_id).await;
+        crate::auth::invalidation::webhook(&self.state, &session_id).await;
         if is_active {
             self.state.webhooks.committed();
         }
@@ -180,7 +180,7 @@ impl WebhookApi {
         let hook = self.hook(&user, session_id).await?;
         let db = &self.state.db;
         webhooks::delete(db, hook.id).await?;
-        crate::cache::invalidation::webhook(&self.state, &hook.session_id).await;
+        crate::auth::invalidation::webhook(&self.state, &hook.session_id).await;
         Ok(v1::DeleteWebhookResponse { session_id: hook.session_id, deleted: true })
     }
 
@@ -251,7 +251,7 @@ impl WebhookApi {
         let db = &self.state.db;
         webhooks::rotate_secret(db, &hook.id, &secret, until, now).await?;
         // Committed: nothing below may fail the call (the new secret is shown once).
-        crate::cache::invalidation::webhook(&self.state, &hook.session_id).await;
+        crate::auth::invalidation::webhook(&self.state, &hook.session_id).await;
         let written = WebhookRow {
             previous_secret: hook.secret.clone(),
             previous_secret_expires_at: Some(until),
