@@ -1,4 +1,5 @@
-//! MessageHistoryService: a session's messages for its owner, newest first,
+//! MessageHistoryService: a session's messages for its owner (or its own
+//! API key), newest first,
 //! filtered (direction, status, type, peer, time range) and paged by an
 //! opaque cursor over `(created_at, id)` — stable under concurrent inserts,
 //! no OFFSET scans.
@@ -9,12 +10,12 @@ use wagate_proto::error::ErrorCode;
 use wagate_proto::time::{from_proto, opt_to_proto, to_proto};
 use wagate_proto::v1::{self, message_history_service_server::MessageHistoryService};
 
-use crate::auth::AuthUser;
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid};
 use crate::persistence::enums::{MessageDirection, MessageType};
 use crate::persistence::messages::{self as message_rows, HistoryFilter, Message};
-use crate::services::owned_session;
+use crate::persistence::sessions::Session;
+use crate::services::readable_session;
 use crate::state::SharedState;
 use crate::validation;
 
@@ -102,8 +103,7 @@ impl MessageHistoryApi {
         Self { state }
     }
 
-    async fn list(&self, user: AuthUser, req: v1::ListMessagesRequest) -> CpResult<v1::ListMessagesResponse> {
-        let s = owned_session(&self.state, &user, &req.session_id).await?;
+    async fn list(&self, s: Session, req: v1::ListMessagesRequest) -> CpResult<v1::ListMessagesResponse> {
         let limit = if req.limit == 0 { DEFAULT_LIMIT } else { req.limit.min(MAX_LIMIT) };
         let mut filter = HistoryFilter::default();
         match v1::MessageDirection::try_from(req.direction) {
@@ -169,8 +169,7 @@ impl MessageHistoryApi {
         Ok(v1::ListMessagesResponse { messages: rows.iter().map(message).collect(), next_cursor, limit })
     }
 
-    async fn get(&self, user: AuthUser, req: v1::GetMessageRequest) -> CpResult<v1::Message> {
-        let s = owned_session(&self.state, &user, &req.session_id).await?;
+    async fn get(&self, s: Session, req: v1::GetMessageRequest) -> CpResult<v1::Message> {
         let not_found = || api(ErrorCode::NotFound, "message not found");
         let id = validation::lookup_id(&req.message_id).ok_or_else(not_found)?;
         let m = message_rows::by_id_in_session(&self.state.db, id, &s.id).await?.ok_or_else(not_found)?;
@@ -184,16 +183,16 @@ impl MessageHistoryService for MessageHistoryApi {
         &self,
         request: Request<v1::ListMessagesRequest>,
     ) -> Result<Response<v1::ListMessagesResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
-        Ok(Response::new(self.list(user, request.into_inner()).await?))
+        let s = readable_session(&self.state, request.metadata(), &request.get_ref().session_id).await?;
+        Ok(Response::new(self.list(s, request.into_inner()).await?))
     }
 
     async fn get_message(
         &self,
         request: Request<v1::GetMessageRequest>,
     ) -> Result<Response<v1::Message>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
-        Ok(Response::new(self.get(user, request.into_inner()).await?))
+        let s = readable_session(&self.state, request.metadata(), &request.get_ref().session_id).await?;
+        Ok(Response::new(self.get(s, request.into_inner()).await?))
     }
 }
 

@@ -14,7 +14,7 @@ use wagate_proto::error::ErrorCode;
 use wagate_proto::time::to_proto;
 use wagate_proto::v1::{self, message_service_server::MessageService};
 
-use crate::auth::{api_keys, identity};
+use crate::auth::identity;
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid, is_unique_violation};
 use crate::limits::Decision;
@@ -48,30 +48,9 @@ impl MessageApi {
     }
 
     async fn authenticate(&self, md: &tonic::metadata::MetadataMap) -> CpResult<KeySession> {
-        let key = identity::api_key(md)
+        let entry = crate::services::session_key(&self.state, md)
+            .await?
             .ok_or_else(|| api(ErrorCode::Unauthenticated, "session API key required"))?;
-        let invalid_key = || api(ErrorCode::InvalidApiKey, "invalid or revoked API key");
-        if !api_keys::looks_like_key(key) {
-            return Err(invalid_key());
-        }
-        let hash = api_keys::hash(key);
-        let cache = &self.state.key_cache;
-        let entry = match cache.get(&hash) {
-            Some(e) => e,
-            None => {
-                let ticket = cache.ticket();
-                let e = crate::persistence::api_keys::lookup(&self.state.db, &hash)
-                    .await?
-                    .ok_or_else(invalid_key)?;
-                cache.insert(ticket, hash, e.clone());
-                e
-            }
-        };
-        if !entry.key_active || !entry.user_active || entry.expires_at.is_some_and(|e| e <= Utc::now()) {
-            return Err(invalid_key());
-        }
-        self.state.key_usage.touch(&entry.key_id);
-        self.state.usage.api_call(&entry.user_id, &entry.session_id, &entry.key_id);
         Ok(KeySession {
             owner: quota::Owner {
                 user_id: entry.user_id,

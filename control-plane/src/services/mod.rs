@@ -14,11 +14,74 @@ pub mod users;
 use wagate_proto::error::ErrorCode;
 use wagate_proto::v1;
 
-use crate::auth::AuthUser;
+use chrono::Utc;
+
+use crate::auth::{AuthUser, api_keys as keys, identity};
 use crate::error::{CpResult, api};
+use crate::persistence::api_keys::{self as key_rows, KeyEntry};
 use crate::persistence::sessions::{self as session_rows, Session};
 use crate::state::SharedState;
 use crate::validation;
+
+/// A session API key presented on a call (`x-api-key`, or a bearer that
+/// has a key's shape), resolved through the key cache: active, of an active
+/// user, not expired. `None` when the credential is not a key (a user token).
+pub async fn session_key(
+    state: &SharedState,
+    md: &tonic::metadata::MetadataMap,
+) -> CpResult<Option<KeyEntry>> {
+    let Some(key) = identity::api_key(md) else { return Ok(None) };
+    if !keys::looks_like_key(key) {
+        // x-api-key with something that is no key, or a bearer JWT.
+        return if md.get(wagate_proto::metadata::API_KEY).is_some() {
+            Err(api(ErrorCode::InvalidApiKey, "invalid or revoked API key"))
+        } else {
+            Ok(None)
+        };
+    }
+    let invalid_key = || api(ErrorCode::InvalidApiKey, "invalid or revoked API key");
+    let hash = keys::hash(key);
+    let cache = &state.key_cache;
+    let entry = match cache.get(&hash) {
+        Some(e) => e,
+        None => {
+            let ticket = cache.ticket();
+            let e = key_rows::lookup(&state.db, &hash).await?.ok_or_else(invalid_key)?;
+            cache.insert(ticket, hash, e.clone());
+            e
+        }
+    };
+    if !entry.key_active || !entry.user_active || entry.expires_at.is_some_and(|e| e <= Utc::now()) {
+        return Err(invalid_key());
+    }
+    state.key_usage.touch(&entry.key_id);
+    state.usage.api_call(&entry.user_id, &entry.session_id, &entry.key_id);
+    Ok(Some(entry))
+}
+
+/// The session a call may read: by its owner's user token, or by the
+/// session's own API key. Another session's key, like another user's
+/// session, is SESSION_NOT_FOUND: nothing tells the caller it exists.
+pub async fn readable_session(
+    state: &SharedState,
+    md: &tonic::metadata::MetadataMap,
+    session_id: &str,
+) -> CpResult<Session> {
+    let not_found = || api(ErrorCode::SessionNotFound, "session not found");
+    match session_key(state, md).await? {
+        Some(key) => {
+            let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
+            if key.session_id != id {
+                return Err(not_found());
+            }
+            session_rows::by_id(&state.db.conn, id).await?.ok_or_else(not_found)
+        }
+        None => {
+            let user = state.auth.user(md).await?;
+            owned_session(state, &user, session_id).await
+        }
+    }
+}
 
 /// The caller's session, or SESSION_NOT_FOUND (also for other users' ids).
 pub async fn owned_session(state: &SharedState, user: &AuthUser, session_id: &str) -> CpResult<Session> {

@@ -17,6 +17,7 @@ use crate::persistence::api_keys::{self as key_rows, ApiKey};
 use crate::persistence::enums::SessionStatus;
 use crate::persistence::sessions::{self, Fence, Session, Undo};
 use crate::persistence::{Conn, Db, Tx, users};
+use crate::services::readable_session;
 use crate::state::SharedState;
 use crate::stream::custody;
 use crate::telemetry::metrics;
@@ -427,8 +428,7 @@ impl SessionService for SessionApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::Session>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
-        let s = self.owned(&user, &request.get_ref().session_id).await?;
+        let s = readable_session(&self.state, request.metadata(), &request.get_ref().session_id).await?;
         let prefix = self.key_prefix(&s.id).await?;
         Ok(Response::new(convert::session(&s, prefix)))
     }
@@ -437,8 +437,7 @@ impl SessionService for SessionApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::QrResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
-        let s = self.owned(&user, &request.get_ref().session_id).await?;
+        let s = readable_session(&self.state, request.metadata(), &request.get_ref().session_id).await?;
         let qr_code = if s.status == SessionStatus::QrRequired { s.qr_code.clone() } else { None };
         Ok(Response::new(v1::QrResponse {
             session_id: s.id,

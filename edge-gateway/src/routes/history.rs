@@ -183,7 +183,7 @@ impl From<&v1::ListMessagesResponse> for MessageListDto {
 
 #[utoipa::path(get, path = "/sessions/{sessionId}/messages", tag = "messages",
     summary = "Message history, newest first, cursor-paged",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = [])),
     params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), HistoryParams),
     responses((status = 200, body = Envelope<MessageListDto>)))]
 pub(crate) async fn list(
@@ -193,7 +193,7 @@ pub(crate) async fn list(
     Query(q): Query<HistoryParams>,
 ) -> Answer {
     let request = q.into_request(id);
-    call.require_authorization()?;
+    call.require_api_key()?;
     let r = call
         .unary(
             "MessageHistoryService.ListMessages",
@@ -204,14 +204,14 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/sessions/{sessionId}/messages/{messageId}", tag = "messages", summary = "One message",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = [])),
     params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
         ("messageId" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<MessageDto>)))]
 pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request =
         GetMessageRequest { session_id: ids.session()?, message_id: ids.id("messageId", "message")? };
-    call.require_authorization()?;
+    call.require_api_key()?;
     let m = call
         .unary(
             "MessageHistoryService.GetMessage",

@@ -216,12 +216,12 @@ fn get_request(ids: &PathIds) -> Result<GetSessionRequest, ApiError> {
     Ok(GetSessionRequest { session_id: ids.session()? })
 }
 
-#[utoipa::path(get, path = "/sessions/{sessionId}", tag = "sessions", summary = "One session",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+#[utoipa::path(get, path = "/sessions/{sessionId}", tag = "sessions", summary = "One session (its owner, or the session's own API key)",
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<SessionDto>)))]
 pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request = get_request(&ids)?;
-    call.require_authorization()?;
+    call.require_api_key()?;
     let reply = call
         .unary("SessionService.GetSession", state.control_plane.sessions().get_session(call.request(request)))
         .await?;
@@ -229,11 +229,11 @@ pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, i
 }
 
 #[utoipa::path(get, path = "/sessions/{sessionId}/qr", tag = "sessions", summary = "The QR code to scan",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<QrDto>)))]
 pub(crate) async fn qr(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request = get_request(&ids)?;
-    call.require_authorization()?;
+    call.require_api_key()?;
     let reply = call
         .unary("SessionService.GetQr", state.control_plane.sessions().get_qr(call.request(request)))
         .await?;

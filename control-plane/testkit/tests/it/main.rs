@@ -29,6 +29,7 @@ mod placement;
 mod readiness;
 mod replicas;
 mod send_pipeline;
+mod session_keys;
 mod sessions;
 mod tls;
 mod usage;
