@@ -169,6 +169,8 @@ mod tests {
         ("POST", "/api/v1/sessions/{sessionId}/send"),
         ("POST", "/api/v1/sessions/{sessionId}/contacts/check"),
         ("POST", "/api/v1/sessions/{sessionId}/read"),
+        ("POST", "/api/v1/sessions/{sessionId}/stop"),
+        ("POST", "/api/v1/sessions/{sessionId}/logout"),
         ("POST", "/api/v1/sessions/{sessionId}/presence"),
         ("GET", "/api/v1/sessions/{sessionId}/api-key"),
         ("DELETE", "/api/v1/sessions/{sessionId}/api-key"),

@@ -164,10 +164,20 @@ impl SessionService for Fake {
 
     async fn delete_session(
         &self,
-        r: Request<GetSessionRequest>,
+        r: Request<wagate_proto::v1::DeleteSessionRequest>,
     ) -> Result<Response<DeleteSessionResponse>, Status> {
         self.record(&r);
         Ok(Response::new(DeleteSessionResponse { session_id: r.into_inner().session_id, deleted: true }))
+    }
+
+    async fn stop_session(&self, r: Request<GetSessionRequest>) -> Result<Response<Session>, Status> {
+        self.record(&r);
+        Ok(Response::new(session(&r.into_inner().session_id)))
+    }
+
+    async fn logout_session(&self, r: Request<GetSessionRequest>) -> Result<Response<Session>, Status> {
+        self.record(&r);
+        Ok(Response::new(session(&r.into_inner().session_id)))
     }
 }
 

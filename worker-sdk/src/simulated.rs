@@ -318,8 +318,8 @@ impl SimulatedDriver {
         self.send_calls.load(Ordering::Relaxed)
     }
 
-    /// Commands of `kind` that reached this driver (counted for the
-    /// commands added after the original five).
+    /// Commands of `kind` that reached this driver (counted for every
+    /// command but start and send, which have counters of their own).
     pub fn calls(&self, kind: CommandKind) -> u64 {
         self.calls.get(kind as usize).map_or(0, |c| c.load(Ordering::Relaxed))
     }
@@ -512,6 +512,7 @@ impl SessionDriver for SimulatedDriver {
     }
 
     async fn stop_session(&self, cmd: v1::StopSession) -> Result<(), DriverError> {
+        self.count(CommandKind::StopSession);
         let mut shard = self.shard(&cmd.session_id);
         if let Some(s) = shard.sessions.get(&cmd.session_id) {
             if cmd.generation != 0 && cmd.generation < s.generation {
@@ -524,6 +525,7 @@ impl SessionDriver for SimulatedDriver {
     }
 
     async fn logout(&self, cmd: v1::Logout) -> Result<(), DriverError> {
+        self.count(CommandKind::Logout);
         let removed = {
             let mut shard = self.shard(&cmd.session_id);
             if let Some(s) = shard.sessions.get(&cmd.session_id)

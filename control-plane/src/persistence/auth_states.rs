@@ -52,6 +52,21 @@ pub async fn upsert(
     .await
 }
 
+/// Wipes the session's snapshot (logged out: the credentials are dead);
+/// the rows removed.
+pub async fn delete(db: &Db, session_id: &str) -> Result<u64, DbErr> {
+    measured("auth_states.delete", async {
+        let res = db
+            .conn
+            .execute_raw(
+                db.stmt("DELETE FROM session_auth_states WHERE session_id = $1", vec![session_id.into()]),
+            )
+            .await?;
+        Ok(res.rows_affected())
+    })
+    .await
+}
+
 /// The session's stored snapshot, still sealed.
 pub async fn get(db: &Db, session_id: &str) -> Result<Option<Sealed>, DbErr> {
     measured("auth_states.get", async {

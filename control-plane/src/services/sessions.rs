@@ -215,16 +215,13 @@ impl SessionApi {
                 tracing::warn!(session_id = row.id, worker_id = old, error = %e, "stop on the old worker not delivered");
             }
         }
-        // A session that failed may resume from its last snapshot; one that
-        // was disconnected (logged out, QR expired) pairs again.
-        let auth_state = if row.status == SessionStatus::Error {
-            custody::load(db, &self.state.vault, &row.id).await.unwrap_or_else(|err| {
-                tracing::warn!(session_id = row.id, error = %err, "auth-state snapshot unreadable, pairing again");
-                None
-            })
-        } else {
+        // A session that failed, or was stopped keeping its pairing, resumes
+        // from its last snapshot; one logged out (its credentials wiped) or
+        // never paired (QR expired) pairs again.
+        let auth_state = custody::load(db, &self.state.vault, &row.id).await.unwrap_or_else(|err| {
+            tracing::warn!(session_id = row.id, error = %err, "auth-state snapshot unreadable, pairing again");
             None
-        };
+        });
         let start = v1::StartSession {
             session_id: row.id.clone(),
             generation: u64::try_from(generation).unwrap_or_default(),
@@ -324,10 +321,36 @@ impl SessionApi {
         Ok(v1::ListSessionsResponse { sessions, total, page, limit })
     }
 
-    async fn delete(&self, user: AuthUser, session_id: &str) -> CpResult<v1::DeleteSessionResponse> {
+    async fn delete(
+        &self,
+        user: AuthUser,
+        session_id: &str,
+        keep_device: bool,
+    ) -> CpResult<v1::DeleteSessionResponse> {
         self.state.ensure_running()?;
         let s = self.owned(&user, session_id).await?;
-        if let Some(worker_id) = &s.worker_id {
+        if !keep_device && s.worker_id.is_some() && s.status == SessionStatus::Connected {
+            // Unlink the device from the phone first (best effort: the
+            // session is deleted either way).
+            if let Some(worker_id) = &s.worker_id {
+                let logout = v1::Logout {
+                    session_id: s.id.clone(),
+                    generation: u64::try_from(s.generation).unwrap_or_default(),
+                };
+                match self.state.dispatcher.run(worker_id, logout).await {
+                    Ok(r) if r.ok => {}
+                    Ok(r) => tracing::warn!(
+                        session_id = s.id,
+                        worker_id,
+                        error = r.error_message,
+                        "worker refused logout"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(session_id = s.id, worker_id, error = %e, "logout not delivered")
+                    }
+                }
+            }
+        } else if let Some(worker_id) = &s.worker_id {
             let stop = v1::StopSession {
                 session_id: s.id.clone(),
                 generation: u64::try_from(s.generation).unwrap_or_default(),
@@ -457,11 +480,163 @@ impl SessionService for SessionApi {
 
     async fn delete_session(
         &self,
-        request: Request<v1::GetSessionRequest>,
+        request: Request<v1::DeleteSessionRequest>,
     ) -> Result<Response<v1::DeleteSessionResponse>, Status> {
         let user = self.state.auth.user(request.metadata()).await?;
-        let span = tracing::info_span!("delete_session", user_id = %user.id, session_id = %request.get_ref().session_id);
-        Ok(Response::new(self.delete(user, &request.get_ref().session_id).instrument(span).await?))
+        let req = request.into_inner();
+        let span = tracing::info_span!("delete_session", user_id = %user.id, session_id = %req.session_id);
+        Ok(Response::new(self.delete(user, &req.session_id, req.keep_device).instrument(span).await?))
+    }
+
+    async fn stop_session(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let span = tracing::info_span!("stop_session", user_id = %user.id, session_id = %request.get_ref().session_id);
+        let id = &request.get_ref().session_id;
+        Ok(Response::new(self.stop_or_logout(user, id, Ending::Stop).instrument(span).await?))
+    }
+
+    async fn logout_session(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
+        let user = self.state.auth.user(request.metadata()).await?;
+        let span = tracing::info_span!("logout_session", user_id = %user.id, session_id = %request.get_ref().session_id);
+        let id = &request.get_ref().session_id;
+        Ok(Response::new(self.stop_or_logout(user, id, Ending::Logout).instrument(span).await?))
+    }
+}
+
+/// How a running session ends on its owner's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Stopped, keeping its pairing (resumes without a QR code).
+    Stop,
+    /// Logged out of WhatsApp: unlinked from the phone, credentials wiped.
+    Logout,
+}
+
+impl Ending {
+    fn reason(self) -> &'static str {
+        match self {
+            Ending::Stop => "STOPPED",
+            Ending::Logout => "LOGGED_OUT",
+        }
+    }
+}
+
+impl SessionApi {
+    /// Stops or logs out a session: DISCONNECTED with the reason, its slot
+    /// freed (fenced on its placement, so a concurrent move or failover wins
+    /// or loses cleanly), then the command to its worker; a logout also
+    /// wipes its stored credentials.
+    async fn stop_or_logout(
+        &self,
+        user: AuthUser,
+        session_id: &str,
+        ending: Ending,
+    ) -> CpResult<v1::Session> {
+        self.state.ensure_running()?;
+        let s = self.owned(&user, session_id).await?;
+        let db = &self.state.db;
+        let paired = s.phone_number.is_some() || custody::held(db, &s.id).await.map_err(custody_error)?;
+        if ending == Ending::Logout && !paired {
+            return Err(api(
+                ErrorCode::SessionNotConnected,
+                "the session never paired with a phone: nothing to log out",
+            ));
+        }
+        let running =
+            s.worker_id.is_some() && !matches!(s.status, SessionStatus::Disconnected | SessionStatus::Error);
+        if ending == Ending::Stop && !running {
+            return Err(api(
+                ErrorCode::SessionNotConnected,
+                format!("session is not running (status {})", s.status.db_value()),
+            ));
+        }
+        let generation = u64::try_from(s.generation).unwrap_or_default();
+        if let Some(worker_id) = s.worker_id.as_deref().filter(|_| running) {
+            let txn = db.begin().await?;
+            let fence = Fence::new(&s.id, worker_id, s.generation);
+            let updated = sessions::undo_placement(
+                &txn,
+                db,
+                &fence,
+                Undo::Start,
+                ending.reason().to_owned(),
+                Utc::now(),
+            )
+            .await?;
+            if updated == 0 {
+                txn.rollback().await?;
+                return Err(CpError::Api(
+                    ApiError::new(
+                        ErrorCode::Unavailable,
+                        "the session is moving between workers; retry in a moment",
+                    )
+                    .with_retry_after(1),
+                ));
+            }
+            placement::release_slot(db, &txn, worker_id).await?;
+            let event = outbox::session_status(
+                &txn,
+                &self.state,
+                &s.id,
+                "DISCONNECTED",
+                Some(ending.reason().to_owned()),
+            )
+            .await?;
+            txn.commit().await?;
+            if event {
+                self.state.webhooks.committed();
+            }
+            crate::auth::invalidation::session(&self.state, &s.id).await;
+            // After the fenced write: whatever the worker still reports for
+            // this placement is ignored; one that misses the command is told
+            // to stop the session when it says Hello again.
+            let outcome = match ending {
+                Ending::Stop => {
+                    let stop = v1::StopSession { session_id: s.id.clone(), generation };
+                    self.state.dispatcher.run(worker_id, stop).await
+                }
+                Ending::Logout => {
+                    let logout = v1::Logout { session_id: s.id.clone(), generation };
+                    self.state.dispatcher.run(worker_id, logout).await
+                }
+            };
+            match outcome {
+                Ok(r) if r.ok => {}
+                Ok(r) => tracing::warn!(
+                    session_id = s.id,
+                    worker_id,
+                    error = r.error_message,
+                    reason = ending.reason(),
+                    "worker refused"
+                ),
+                Err(e) => {
+                    tracing::warn!(session_id = s.id, worker_id, error = %e, reason = ending.reason(), "command not delivered")
+                }
+            }
+        }
+        if ending == Ending::Logout {
+            custody::wipe(db, &s.id).await.map_err(custody_error)?;
+        }
+        tracing::info!(session_id = s.id, reason = ending.reason(), "session ended by its owner");
+        let row = self.owned(&user, &s.id).await?;
+        let prefix = self.key_prefix(&row.id).await?;
+        Ok(convert::session(&row, prefix))
+    }
+}
+
+fn custody_error(e: custody::CustodyError) -> CpError {
+    match e {
+        custody::CustodyError::Db(e) => CpError::Db(e),
+        other => {
+            tracing::error!(error = %other, "custody");
+            CpError::Api(ApiError::new(ErrorCode::Internal, "internal error"))
+        }
     }
 }
 

@@ -107,6 +107,17 @@ pub async fn store(
     Ok(auth_states::upsert(db, session_id, sealed, generation, Utc::now()).await?)
 }
 
+/// Forgets a session's credentials (logged out); true when it had some.
+pub async fn wipe(db: &Db, session_id: &str) -> Result<bool, CustodyError> {
+    Ok(auth_states::delete(db, session_id).await? > 0)
+}
+
+/// Whether a session has stored credentials (it paired at least once and
+/// was not logged out since).
+pub async fn held(db: &Db, session_id: &str) -> Result<bool, CustodyError> {
+    Ok(auth_states::get(db, session_id).await?.is_some())
+}
+
 /// The newest snapshot of a session, decrypted; `None` when it has none.
 pub async fn load(db: &Db, vault: &Vault, session_id: &str) -> Result<Option<Vec<u8>>, CustodyError> {
     let Some(s) = auth_states::get(db, session_id).await? else { return Ok(None) };

@@ -75,6 +75,9 @@ async fn on_status(
     // Checked like client input: an invalid phone number or reason is dropped, never stored.
     let phone = crate::stream::input::phone("status", worker_id, st.phone_number);
     let reason = crate::stream::input::reason(worker_id, st.reason);
+    // The phone unlinked the device: its credentials are dead.
+    let logged_out = status == SessionStatus::Disconnected
+        && reason.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("logged_out"));
     let fence = Fence::of_event(session_id, worker_id, generation);
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
@@ -84,6 +87,14 @@ async fn on_status(
     if affected > 0 {
         // The session's status is part of what its key lookup returns.
         crate::auth::invalidation::session_soon(state, session_id);
+    }
+    if logged_out && affected > 0 {
+        match crate::stream::custody::wipe(&state.db, session_id).await {
+            Ok(_) => tracing::info!(session_id, worker_id, "logged out on the phone: credentials wiped"),
+            Err(err) => {
+                tracing::warn!(session_id, error = %err, "credentials of a logged-out session not wiped")
+            }
+        }
     }
     if status == SessionStatus::Connected && affected > 0 {
         // Sends accepted while the session moved, or in flight on a lost

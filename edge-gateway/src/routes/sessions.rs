@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
 use wagate_proto::v1::{
-    CreateSessionRequest, CreateSessionResponse, DeleteSessionResponse, GetSessionRequest,
-    ListSessionsRequest, ListSessionsResponse, QrResponse, Session,
+    CreateSessionRequest, CreateSessionResponse, DeleteSessionRequest, DeleteSessionResponse,
+    GetSessionRequest, ListSessionsRequest, ListSessionsResponse, QrResponse, Session,
 };
 
 use super::{Answer, AppState, CallContext, Reply, incomplete_reply};
@@ -26,6 +26,8 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(get, delete))
         .routes(routes!(qr))
         .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(logout))
 }
 
 /// `POST sessions`.
@@ -262,12 +264,41 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>, call: CallContext,
     Ok(Reply::ok(&SessionDto::from(&reply)))
 }
 
+/// `?keepDevice=` of a delete.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteParams {
+    /// `true`: delete without logging out (the device stays linked on the
+    /// phone). Default `false`: a paired session is logged out first.
+    #[serde(default)]
+    #[param(value_type = Option<bool>)]
+    pub keep_device: String,
+}
+
+impl DeleteParams {
+    fn keep_device(&self) -> Result<bool, ApiError> {
+        match self.keep_device.trim() {
+            "" | "0" => Ok(false),
+            "1" => Ok(true),
+            v if v.eq_ignore_ascii_case("true") => Ok(true),
+            v if v.eq_ignore_ascii_case("false") => Ok(false),
+            _ => Err(ApiError::invalid("keepDevice", "keepDevice must be true or false")),
+        }
+    }
+}
+
 #[utoipa::path(delete, path = "/sessions/{sessionId}", tag = "sessions",
-    summary = "Stop and delete a session (its key and messages with it)",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    summary = "Delete a session (its key and messages with it); a paired session is logged out of WhatsApp first unless keepDevice=true",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), DeleteParams),
     responses((status = 200, body = Envelope<DeletedDto>)))]
-pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
-    let request = get_request(&ids)?;
+pub(crate) async fn delete(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    ids: PathIds,
+    Query(params): Query<DeleteParams>,
+) -> Answer {
+    let request = DeleteSessionRequest { session_id: ids.session()?, keep_device: params.keep_device()? };
     call.require_authorization()?;
     let reply = call
         .unary(
@@ -276,6 +307,42 @@ pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext
         )
         .await?;
     Ok(Reply::ok(&DeletedDto::from(&reply)))
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/stop", tag = "sessions",
+    summary = "Stop a running session keeping its pairing (POST …/start resumes it without a QR code)",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "DISCONNECTED with reason STOPPED, worker slot freed", body = Envelope<SessionDto>),
+        (status = 409, description = "the session is not running (SESSION_NOT_CONNECTED)", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn stop(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = get_request(&ids)?;
+    call.require_authorization()?;
+    let reply = call
+        .unary(
+            "SessionService.StopSession",
+            state.control_plane.sessions().stop_session(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&SessionDto::from(&reply)))
+}
+
+#[utoipa::path(post, path = "/sessions/{sessionId}/logout", tag = "sessions",
+    summary = "Log the session out of WhatsApp: the device is unlinked from the phone and its credentials wiped",
+    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    responses(
+        (status = 200, description = "DISCONNECTED with reason LOGGED_OUT; POST …/start pairs again with a QR code", body = Envelope<SessionDto>),
+        (status = 409, description = "the session never paired (SESSION_NOT_CONNECTED)", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn logout(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request = get_request(&ids)?;
+    call.require_authorization()?;
+    let reply = call
+        .unary(
+            "SessionService.LogoutSession",
+            state.control_plane.sessions().logout_session(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&SessionDto::from(&reply)))
 }
 
 #[cfg(test)]

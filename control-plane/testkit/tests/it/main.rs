@@ -23,6 +23,7 @@ mod credentials;
 mod e2e;
 mod failover;
 mod hostile_input;
+mod lifecycle;
 mod limits;
 mod observability;
 mod placement;
