@@ -101,7 +101,7 @@ async fn stop_logout_and_delete(storage: Storage) {
     wait_status(&api, &other, &never, "CONNECTED").await;
     api.delete(&format!("/api/v1/sessions/{never}?keepDevice=true"), Some(&other)).await.expect(200);
     assert_eq!(driver.calls(CommandKind::Logout), 2, "keepDevice only stops");
-    api.delete(&format!("/api/v1/sessions/x?keepDevice=maybe"), Some(&token))
+    api.delete("/api/v1/sessions/x?keepDevice=maybe", Some(&token))
         .await
         .expect_code(400, "VALIDATION_ERROR");
     cl.shutdown().await;
