@@ -22,6 +22,8 @@ pub struct Reply {
     pub retry_after_secs: Option<u64>,
     /// Content-Type and Content-Security-Policy of a non-JSON answer (the docs page).
     pub content: Option<(&'static str, &'static str)>,
+    /// Never cached (a rendered answer that changes, e.g. a QR code).
+    pub no_store: bool,
 }
 
 impl Reply {
@@ -35,7 +37,7 @@ impl Reply {
             return Reply::error(&ApiError::new(ErrorCode::Internal, "internal server error"));
         }
         buf.push(b'}');
-        Reply { status, body: Bytes::from(buf), retry_after_secs: None, content: None }
+        Reply { status, body: Bytes::from(buf), retry_after_secs: None, content: None, no_store: false }
     }
 
     /// `200 OK` success envelope.
@@ -74,7 +76,7 @@ impl Reply {
                 br#"{"success":false,"error":"internal server error","code":"INTERNAL_ERROR"}"#,
             )
         });
-        Reply { status, body, retry_after_secs: err.retry_after_secs, content: None }
+        Reply { status, body, retry_after_secs: err.retry_after_secs, content: None, no_store: false }
     }
 
     /// A static non-JSON answer (`200`), e.g. the docs page and its assets.
@@ -84,6 +86,19 @@ impl Reply {
             body: Bytes::from_static(body),
             retry_after_secs: None,
             content: Some((content_type, csp)),
+            no_store: false,
+        }
+    }
+
+    /// A rendered non-JSON answer (`200`) that must not be cached, e.g. a QR
+    /// code as an image.
+    pub fn rendered(content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(body),
+            retry_after_secs: None,
+            content: Some((content_type, "default-src 'none'; style-src 'unsafe-inline'")),
+            no_store: true,
         }
     }
 }
@@ -98,7 +113,8 @@ impl IntoResponse for Reply {
             Some((content_type, csp)) => {
                 headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+                let cache = if self.no_store { "no-store" } else { "public, max-age=300" };
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             }
             None if has_body => {
                 headers.insert(header::CONTENT_TYPE, JSON);

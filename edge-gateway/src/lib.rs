@@ -25,6 +25,7 @@ mod middleware;
 mod model;
 mod openapi;
 mod params;
+mod qr;
 mod routes;
 mod schema;
 mod server;

@@ -8,7 +8,9 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use wagate_proto::error::ApiError;
+use wagate_proto::error::{ApiError, ErrorCode};
+
+use crate::qr::{QrFormat, render};
 use wagate_proto::v1::{
     CreateSessionRequest, CreateSessionResponse, DeleteSessionRequest, DeleteSessionResponse,
     GetSessionRequest, ListSessionsRequest, ListSessionsResponse, QrResponse, Session,
@@ -230,16 +232,49 @@ pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, i
     Ok(Reply::ok(&SessionDto::from(&reply)))
 }
 
-#[utoipa::path(get, path = "/sessions/{sessionId}/qr", tag = "sessions", summary = "The QR code to scan",
-    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
-    responses((status = 200, body = Envelope<QrDto>)))]
-pub(crate) async fn qr(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+/// `?format=` of `GET …/qr`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QrParams {
+    /// json (default: the envelope with the code's text), png, svg or text
+    /// (Unicode blocks for a terminal). An image of a session that has no
+    /// code to scan (not QR_REQUIRED) is 409 SESSION_NOT_CONNECTED.
+    #[serde(default)]
+    #[param(pattern = "^(json|png|svg|text)$")]
+    pub format: String,
+}
+
+#[utoipa::path(get, path = "/sessions/{sessionId}/qr", tag = "sessions", summary = "The QR code to scan (JSON, or rendered as PNG, SVG or text)",
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), QrParams),
+    responses((status = 200, body = Envelope<QrDto>, content_type = "application/json"),
+        (status = 200, description = "?format=png", content_type = "image/png"),
+        (status = 200, description = "?format=svg", content_type = "image/svg+xml"),
+        (status = 200, description = "?format=text", content_type = "text/plain"),
+        (status = 409, description = "an image was asked and there is no code to scan (SESSION_NOT_CONNECTED)", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn qr(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    ids: PathIds,
+    Query(params): Query<QrParams>,
+) -> Answer {
     let request = get_request(&ids)?;
+    let format = QrFormat::parse(&params.format)?;
     call.require_api_key()?;
     let reply = call
         .unary("SessionService.GetQr", state.control_plane.sessions().get_qr(call.request(request)))
         .await?;
-    Ok(Reply::ok(&QrDto::from(&reply)))
+    if format == QrFormat::Json {
+        return Ok(Reply::ok(&QrDto::from(&reply)));
+    }
+    let Some(code) = reply.qr_code.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(ApiError::new(
+            ErrorCode::SessionNotConnected,
+            format!("no QR code to scan (status {})", session_status_name(reply.status)),
+        )
+        .into());
+    };
+    let (content_type, body) = render(code, format)?;
+    Ok(Reply::rendered(content_type, body))
 }
 
 #[utoipa::path(post, path = "/sessions/{sessionId}/start", tag = "sessions",

@@ -82,6 +82,28 @@ async fn stop_logout_and_delete(storage: Storage) {
     api.post(&format!("/api/v1/sessions/{never}/logout"), Some(&other), json!({}))
         .await
         .expect_code(409, "SESSION_NOT_CONNECTED");
+    // Its QR code, rendered for a person to scan (the owner or the session's key).
+    for (format, content_type, magic) in [
+        ("png", "image/png", &b"\x89PNG"[..]),
+        ("svg", "image/svg+xml", b"<svg"),
+        ("text", "text/plain; charset=utf-8", "\u{2588}".as_bytes()),
+    ] {
+        let resp = api
+            .http
+            .get(format!("{}/api/v1/sessions/{never}/qr?format={format}", api.base))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{format}");
+        assert_eq!(resp.headers()["content-type"], content_type);
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body = resp.bytes().await.unwrap();
+        assert!(body.windows(magic.len()).any(|w| w == magic), "{format}: {} bytes", body.len());
+    }
+    api.get(&format!("/api/v1/sessions/{never}/qr?format=gif"), Some(&other))
+        .await
+        .expect_code(400, "VALIDATION_ERROR");
     // Another user's session: not found, on every route.
     for what in ["stop", "logout"] {
         api.post(&format!("/api/v1/sessions/{id}/{what}"), Some(&other), json!({}))
@@ -95,6 +117,10 @@ async fn stop_logout_and_delete(storage: Storage) {
     // Delete logs a paired session out first; keepDevice=true does not.
     assert!(driver.scan(&id));
     wait_status(&api, &token, &id, "CONNECTED").await;
+    // A paired session has no code to render.
+    api.get(&format!("/api/v1/sessions/{id}/qr?format=png"), Some(&token))
+        .await
+        .expect_code(409, "SESSION_NOT_CONNECTED");
     api.delete(&format!("/api/v1/sessions/{id}"), Some(&token)).await.expect(200);
     assert_eq!(driver.calls(CommandKind::Logout), 2, "delete logged out");
     assert!(driver.scan(&never));
