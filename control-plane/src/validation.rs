@@ -178,6 +178,27 @@ pub fn presence(state: i32, chat_id: &str) -> Result<(PresenceState, String), Cp
     }
 }
 
+/// A reaction's emoji: empty (removes the reaction) or one short run of
+/// non-ASCII symbols (an emoji with its modifiers and joiners).
+pub fn emoji(raw: &str) -> Result<String, CpError> {
+    let e = raw.trim();
+    let bad = || invalid("emoji", "emoji must be one emoji, or empty to remove the reaction");
+    if e.len() > crate::stream::input::MAX_EMOJI || e.chars().count() > 10 {
+        return Err(bad());
+    }
+    if e.chars().any(|c| c.is_ascii() || c.is_control() || c.is_whitespace()) {
+        return Err(bad());
+    }
+    Ok(e.to_owned())
+}
+
+/// A message named by its wagate id or its WhatsApp id: printable ASCII
+/// without spaces, at most 128 characters.
+pub fn message_ref(raw: &str) -> Option<&str> {
+    let r = raw.trim();
+    (!r.is_empty() && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_graphic())).then_some(r)
+}
+
 /// Checks the fields each message type requires.
 pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError> {
     let Some(c) = content else {
@@ -317,6 +338,17 @@ mod tests {
         assert!(numbers(&vec!["6281234567890".to_owned(); MAX_CHECK_NUMBERS + 1]).is_err());
         let err = ApiError::from(numbers(&["6281234567890".into(), "abc".into()]).unwrap_err());
         assert_eq!(err.field.as_deref(), Some("numbers[1]"));
+    }
+
+    #[test]
+    fn emojis() {
+        assert_eq!(emoji("").unwrap(), "");
+        assert_eq!(emoji(" 👍 ").unwrap(), "👍");
+        assert_eq!(emoji("👍🏽").unwrap(), "👍🏽");
+        assert_eq!(emoji("👨‍👩‍👧").unwrap(), "👨‍👩‍👧");
+        for bad in ["a", ":+1:", "👍 👍", "\u{7}", &"😀".repeat(11)] {
+            assert!(emoji(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

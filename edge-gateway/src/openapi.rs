@@ -169,6 +169,7 @@ mod tests {
         ("POST", "/api/v1/sessions/{sessionId}/send"),
         ("POST", "/api/v1/sessions/{sessionId}/contacts/check"),
         ("POST", "/api/v1/sessions/{sessionId}/read"),
+        ("PUT", "/api/v1/sessions/{sessionId}/messages/{messageId}/reaction"),
         ("POST", "/api/v1/sessions/{sessionId}/stop"),
         ("POST", "/api/v1/sessions/{sessionId}/logout"),
         ("POST", "/api/v1/sessions/{sessionId}/presence"),

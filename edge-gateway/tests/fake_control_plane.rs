@@ -224,6 +224,13 @@ impl MessageService for Fake {
     ) -> Result<Response<wagate_proto::v1::SendPresenceResponse>, Status> {
         Err(Status::unimplemented("not used by these tests"))
     }
+
+    async fn react(
+        &self,
+        _: Request<wagate_proto::v1::ReactRequest>,
+    ) -> Result<Response<wagate_proto::v1::ReactResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
 }
 
 async fn fake_control_plane() -> (String, Seen) {

@@ -48,6 +48,7 @@ macro_rules! for_each_worker_command {
                 CheckNumbers(check_numbers) -> $crate::v1::NumberChecks,
                 MarkRead(mark_read) -> (),
                 SendPresence(send_presence) -> (),
+                SendReaction(send_reaction) -> (),
             }
             baseline { StartSession, SendMessage, StopSession, Logout, GetStatus }
             payloads { SendReceipt, SessionState, NumberChecks }

@@ -62,6 +62,7 @@ error_codes! {
     AlreadyExists => "ALREADY_EXISTS", AlreadyExists, 409;
     SessionNotConnected => "SESSION_NOT_CONNECTED", FailedPrecondition, 409;
     WorkerHasSessions => "WORKER_HAS_SESSIONS", FailedPrecondition, 409;
+    MessageNotSent => "MESSAGE_NOT_SENT", FailedPrecondition, 409;
     WebhookNotConfigured => "WEBHOOK_NOT_CONFIGURED", FailedPrecondition, 409;
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413;
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", InvalidArgument, 415;

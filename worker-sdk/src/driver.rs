@@ -157,6 +157,13 @@ pub trait SessionDriver: Send + Sync + 'static {
         Err(DriverError::unsupported(CommandKind::SendPresence))
     }
 
+    /// Reacts to message `cmd.wa_message_id` of chat `cmd.chat_id` with
+    /// `cmd.emoji` (empty: removes this session's reaction).
+    async fn send_reaction(&self, cmd: v1::SendReaction) -> Result<(), DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::SendReaction))
+    }
+
     /// The commands this driver runs, declared in `Hello.commands`. The
     /// default is the original five; a driver that implements a newer
     /// command adds it (`CommandSet::BASELINE.with(CommandKind::…)`).

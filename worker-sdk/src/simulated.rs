@@ -682,6 +682,41 @@ impl SessionDriver for SimulatedDriver {
         Ok(())
     }
 
+    async fn send_reaction(&self, cmd: v1::SendReaction) -> Result<(), DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        if cmd.wa_message_id.is_empty() || cmd.chat_id.is_empty() {
+            return Err(DriverError::invalid_message("a reaction needs a chat and a message id"));
+        }
+        self.count(CommandKind::SendReaction);
+        // The simulated peer reacts back the same way (echo mode): the
+        // `message.reaction` path runs end to end without a phone.
+        if let Some(after) = self.config.echo_after {
+            let (sink, generation) = {
+                let shard = self.shard(&cmd.session_id);
+                match shard.sessions.get(&cmd.session_id) {
+                    Some(s) => (s.events.clone(), s.generation),
+                    None => return Ok(()),
+                }
+            };
+            let from = cmd.chat_id.split('@').next().unwrap_or_default().to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let event = v1::Event {
+                    session_id: cmd.session_id,
+                    generation,
+                    kind: Some(v1::event::Kind::Reaction(v1::ReactionReceived {
+                        wa_message_id: cmd.wa_message_id,
+                        from,
+                        emoji: cmd.emoji,
+                        timestamp_ms: events::now_ms(),
+                    })),
+                };
+                let _ = sink.emit(event).await;
+            });
+        }
+        Ok(())
+    }
+
     fn supported_commands(&self) -> CommandSet {
         CommandSet::ALL
     }

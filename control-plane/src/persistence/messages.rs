@@ -141,6 +141,22 @@ pub async fn by_id_in_session(db: &Db, id: &str, session_id: &str) -> Result<Opt
     .await
 }
 
+/// A session's message named by its wagate id or, failing that, by the id
+/// WhatsApp gave it (`idx_messages_wa_id`).
+pub async fn by_ref_in_session(db: &Db, reference: &str, session_id: &str) -> Result<Option<Message>, DbErr> {
+    if let Some(m) = by_id_in_session(db, reference, session_id).await? {
+        return Ok(Some(m));
+    }
+    measured(
+        "messages.by_wa_id_in_session",
+        message::Entity::find()
+            .filter(message::Column::SessionId.eq(session_id))
+            .filter(message::Column::WaMessageId.eq(reference))
+            .one(&db.conn),
+    )
+    .await
+}
+
 /// Which of a session's messages a history page holds (`None`: any).
 #[derive(Debug, Default)]
 pub struct HistoryFilter {

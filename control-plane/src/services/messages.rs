@@ -350,6 +350,13 @@ impl MessageService for MessageApi {
         let span = tracing::debug_span!("send_presence", session_id = %req.session_id, request_id);
         Ok(Response::new(self.send_presence(md, req).instrument(span).await?))
     }
+
+    async fn react(&self, request: Request<v1::ReactRequest>) -> Result<Response<v1::ReactResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("react", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.react(md, req).instrument(span).await?))
+    }
 }
 
 /// The session commands other than a send: the session's API key, its
@@ -424,6 +431,42 @@ impl MessageApi {
         };
         self.state.dispatcher.run_for(&worker_id, cmd).await?;
         Ok(v1::SendPresenceResponse { chat_id, state: state as i32 })
+    }
+}
+
+impl MessageApi {
+    /// Reacts to one of the session's messages (wagate id or WhatsApp id).
+    async fn react(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::ReactRequest,
+    ) -> CpResult<v1::ReactResponse> {
+        let emoji = validation::emoji(&req.emoji)?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let not_found = || api(ErrorCode::NotFound, "message not found");
+        let reference = validation::message_ref(&req.message_id).ok_or_else(not_found)?;
+        let m = crate::persistence::messages::by_ref_in_session(&self.state.db, reference, &ks.session_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let Some(wa_message_id) = m.wa_message_id.clone().filter(|w| !w.is_empty()) else {
+            return Err(api(
+                ErrorCode::MessageNotSent,
+                "the message has not reached WhatsApp (no WhatsApp id yet): nothing to react to",
+            ));
+        };
+        let from_me = m.direction == MessageDirection::Outbound;
+        let peer = if from_me { m.to_number.clone() } else { m.from_number.clone().unwrap_or_default() };
+        let chat_id = validation::chat("messageId", &peer)?;
+        let cmd = v1::SendReaction {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            chat_id,
+            wa_message_id,
+            from_me,
+            emoji: emoji.clone(),
+        };
+        self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        Ok(v1::ReactResponse { message_id: m.id, emoji })
     }
 }
 

@@ -26,6 +26,9 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
         Some(event::Kind::AuthState(snap)) => {
             on_auth_state(state, worker_id, &ev.session_id, ev.generation, snap).await
         }
+        Some(event::Kind::Reaction(r)) => {
+            on_reaction(state, worker_id, &ev.session_id, ev.generation, r).await
+        }
         None => Ok(0),
     };
     match result {
@@ -102,6 +105,37 @@ async fn on_status(
         crate::fleet::failover::spawn_redispatch(state, session_id);
     }
     Ok(affected)
+}
+
+/// A reaction from the other side: the `message.reaction` webhook event,
+/// naming the wagate message when wagate knows it.
+async fn on_reaction(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    generation: u64,
+    r: v1::ReactionReceived,
+) -> Result<u64, DbErr> {
+    if !crate::stream::input::reaction(worker_id, &r) {
+        return Ok(0);
+    }
+    let db = &state.db;
+    if !sessions::fence_holds(db, &Fence::of_event(session_id, worker_id, generation)).await? {
+        return Ok(0);
+    }
+    let message_id = crate::persistence::messages::by_ref_in_session(db, &r.wa_message_id, session_id)
+        .await?
+        .map(|m| m.id);
+    let data = payload::MessageReactionData {
+        message_id,
+        wa_message_id: r.wa_message_id,
+        from: r.from,
+        emoji: r.emoji,
+    };
+    if outbox::event(&db.conn, state, session_id, EventType::MessageReaction, &data).await? {
+        state.webhooks.committed();
+    }
+    Ok(1)
 }
 
 async fn on_auth_state(

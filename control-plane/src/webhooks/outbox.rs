@@ -111,6 +111,25 @@ pub async fn session_status<C: Conn>(
     Ok(true)
 }
 
+/// One event of `kind` for the session's webhook, if it has one subscribed,
+/// written through `conn`. Call [`Webhooks::committed`] after the commit
+/// (or at once on a plain connection) when this returned true.
+pub async fn event<C: Conn, T: Serialize>(
+    conn: &C,
+    state: &SharedState,
+    session_id: &str,
+    kind: EventType,
+    data: &T,
+) -> Result<bool, DbErr> {
+    let db = &state.db;
+    let Some(hook) = state.webhooks.cache.subscribed(conn, db, session_id, kind).await? else {
+        return Ok(false);
+    };
+    let row = OutboxRow::new(&hook.id, session_id, kind, Utc::now(), data);
+    enqueue(conn, db, std::slice::from_ref(&row)).await?;
+    Ok(true)
+}
+
 fn rank(kind: EventKind) -> u8 {
     match kind {
         EventKind::Sent => 1,

@@ -10,15 +10,15 @@ use utoipa_axum::routes;
 use wagate_proto::contract::limits::{MAX_CHECK_NUMBERS, MAX_READ_IDS};
 use wagate_proto::error::ApiError;
 use wagate_proto::v1::{
-    CheckNumbersRequest, MarkReadRequest, MessageContent, MessageType, PresenceState, SendPresenceRequest,
-    SendRequest, SendResponse,
+    CheckNumbersRequest, MarkReadRequest, MessageContent, MessageType, PresenceState, ReactRequest,
+    SendPresenceRequest, SendRequest, SendResponse,
 };
 
 use super::{Answer, AppState, CallContext, Reply};
 use crate::json::{Json, Validate, require};
 use crate::model::{Ts, message_status_name};
 use crate::openapi::Envelope;
-use crate::params::SessionId;
+use crate::params::{PathIds, SessionId};
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -26,6 +26,7 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(check_numbers))
         .routes(routes!(mark_read))
         .routes(routes!(send_presence))
+        .routes(routes!(react))
 }
 
 /// `POST sessions/{id}/send`. Its schema is written by hand
@@ -399,6 +400,54 @@ pub(crate) async fn send_presence(
         )
         .await?;
     Ok(Reply::ok(&PresenceDto { chat_id: &reply.chat_id, state: presence_name(reply.state) }))
+}
+
+/// `PUT sessions/{id}/messages/{messageId}/reaction`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"emoji": "👍"}))]
+pub struct ReactionBody {
+    /// One emoji; `""` removes the session's reaction.
+    pub emoji: String,
+}
+
+impl Validate for ReactionBody {}
+
+/// Answer of a reaction.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionDto<'a> {
+    /// wagate id of the message reacted to.
+    pub message_id: &'a str,
+    /// The emoji (empty: removed).
+    pub emoji: &'a str,
+}
+
+#[utoipa::path(put, path = "/sessions/{sessionId}/messages/{messageId}/reaction", tag = "messages",
+    summary = "React to a message (sent or received) with an emoji; an empty emoji removes the reaction",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
+        ("messageId" = String, Path, description = "wagate message id, or the WhatsApp id of a message of the session", pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64)),
+    request_body = ReactionBody,
+    responses((status = 200, body = Envelope<ReactionDto>),
+        (status = 404, description = "no such message in the session (NOT_FOUND)", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "the session is not connected, or the message has not reached WhatsApp (MESSAGE_NOT_SENT)", body = crate::openapi::ErrorEnvelope),
+        (status = 501, description = "the session's worker does not support reactions", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn react(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    ids: PathIds,
+    Json(body): Json<ReactionBody>,
+) -> Answer {
+    let request = ReactRequest {
+        session_id: ids.session()?,
+        message_id: ids.id("messageId", "message")?,
+        emoji: body.emoji,
+    };
+    call.require_api_key()?;
+    let reply = call
+        .unary("MessageService.React", state.control_plane.messages().react(call.request(request)))
+        .await?;
+    Ok(Reply::ok(&ReactionDto { message_id: &reply.message_id, emoji: &reply.emoji }))
 }
 
 #[cfg(test)]

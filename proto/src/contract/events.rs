@@ -74,6 +74,8 @@ event_types! {
     SessionQr = "session.qr", data = SessionQrData, subscribable = true;
     /// `webhook.test`: sent by POST …/webhook/test.
     WebhookTest = "webhook.test", data = WebhookTestData, subscribable = false;
+    /// `message.reaction`: someone reacted to a message of the session (empty emoji: removed).
+    MessageReaction = "message.reaction", data = MessageReactionData, subscribable = true;
 }
 
 const SUBSCRIBABLE_LEN: usize = {
@@ -182,6 +184,22 @@ pub struct EventContact {
     pub phone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vcard: Option<String>,
+}
+
+/// `message.reaction`: someone reacted to a message of the session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageReactionData {
+    /// wagate id of the message reacted to, when wagate knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// WhatsApp id of the message reacted to.
+    pub wa_message_id: String,
+    /// Who reacted.
+    pub from: String,
+    /// The emoji; empty when the reaction was removed.
+    pub emoji: String,
 }
 
 /// `message.received`: an inbound message.

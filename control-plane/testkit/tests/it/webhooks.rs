@@ -183,7 +183,12 @@ async fn signed_ordered_events_with_echo_and_rotation() {
         r.expect(201);
         let secret = r.data()["secret"].as_str().expect("generated secret shown once").to_owned();
         assert!(secret.starts_with("whsec_"));
-        assert_eq!(r.data()["events"].as_array().unwrap().len(), 4, "{}", r.body);
+        assert_eq!(
+            r.data()["events"].as_array().unwrap().len(),
+            wagate_proto::contract::events::EventType::SUBSCRIBABLE.len(),
+            "{}",
+            r.body
+        );
         let g = api.get(&format!("/api/v1/sessions/{sid}/webhook"), Some(&ann)).await;
         g.expect(200);
         assert!(g.data().get("secret").is_none(), "GET never returns the secret: {}", g.body);
@@ -237,6 +242,44 @@ async fn signed_ordered_events_with_echo_and_rotation() {
         sorted.sort();
         sorted.dedup();
         assert_eq!(ids, sorted, "events arrive in creation order, once each");
+
+        // Reactions: to the sent message (wagate id) and to the echo (its
+        // WhatsApp id); the simulated peer reacts back: `message.reaction`.
+        let echo_wa = echo["data"]["waMessageId"].as_str().unwrap().to_owned();
+        let echo_id = echo["data"]["messageId"].as_str().unwrap().to_owned();
+        for (target, emoji, named) in [(&mid, "👍", &mid), (&echo_wa, "🎉", &echo_id), (&mid, "", &mid)] {
+            let r = api
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/sessions/{sid}/messages/{target}/reaction"),
+                    Some(&key),
+                    Some(json!({ "emoji": emoji })),
+                )
+                .await;
+            r.expect(200);
+            assert_eq!(
+                (r.data()["messageId"].as_str(), r.data()["emoji"].as_str()),
+                (Some(named.as_str()), Some(emoji))
+            );
+            wait_for("message.reaction", Duration::from_secs(10), || async {
+                of_type(&rx.got(), "message.reaction")
+                    .iter()
+                    .any(|g| {
+                        g.json()["data"]["messageId"] == named.as_str() && g.json()["data"]["emoji"] == emoji
+                    })
+                    .then_some(())
+            })
+            .await;
+        }
+        for (target, body, status, code) in [
+            ("nope", json!({"emoji": "👍"}), 404, "NOT_FOUND"),
+            (mid.as_str(), json!({"emoji": "thumbs"}), 400, "VALIDATION_ERROR"),
+        ] {
+            let path = format!("/api/v1/sessions/{sid}/messages/{target}/reaction");
+            api.call(reqwest::Method::PUT, &path, Some(&key), Some(body)).await.expect_code(status, code);
+        }
+        let got = rx.got();
+        verify_all(&got, &secret);
 
         // Rotation: the new secret is shown once; both secrets verify for 24 h.
         let r =
