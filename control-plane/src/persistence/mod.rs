@@ -223,6 +223,25 @@ fn suffixed(path: &Path, suffix: &str) -> std::path::PathBuf {
     s.into()
 }
 
+/// A page of `query` (filtered, not yet ordered) ordered by `order`: the
+/// total count of the filtered rows and the rows `offset..offset + limit`.
+pub(crate) async fn page<E>(
+    db: &Db,
+    query: sea_orm::Select<E>,
+    order: impl FnOnce(sea_orm::Select<E>) -> sea_orm::Select<E>,
+    offset: u64,
+    limit: u64,
+) -> Result<(u64, Vec<E::Model>), DbErr>
+where
+    E: sea_orm::EntityTrait,
+    E::Model: Send + Sync,
+{
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let total = query.clone().count(&db.conn).await?;
+    let rows = order(query).offset(offset).limit(limit).all(&db.conn).await?;
+    Ok((total, rows))
+}
+
 #[cfg(test)]
 mod tests {
     #[cfg(unix)]

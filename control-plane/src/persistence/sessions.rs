@@ -595,15 +595,10 @@ pub async fn page_of_user(
 ) -> Result<(u64, Vec<Session>), DbErr> {
     measured("sessions.page_of_user", async {
         let query = session::Entity::find().filter(session::Column::UserId.eq(user_id));
-        let total = query.clone().count(&db.conn).await?;
-        let rows = query
-            .order_by_desc(session::Column::CreatedAt)
-            .order_by_asc(session::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(&db.conn)
-            .await?;
-        Ok((total, rows))
+        let order = |q: sea_orm::Select<session::Entity>| {
+            q.order_by_desc(session::Column::CreatedAt).order_by_asc(session::Column::Id)
+        };
+        super::page(db, query, order, offset, limit).await
     })
     .await
 }

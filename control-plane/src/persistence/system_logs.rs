@@ -4,9 +4,7 @@
 //! The fence it enforces: none; rows are only appended.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use super::Db;
 use super::entities::system_log;
@@ -60,15 +58,10 @@ pub async fn page(
         if let Some(to) = f.to {
             query = query.filter(system_log::Column::Timestamp.lte(to));
         }
-        let total = query.clone().count(&db.conn).await?;
-        let rows = query
-            .order_by_desc(system_log::Column::Timestamp)
-            .order_by_desc(system_log::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(&db.conn)
-            .await?;
-        Ok((total, rows))
+        let order = |q: sea_orm::Select<system_log::Entity>| {
+            q.order_by_desc(system_log::Column::Timestamp).order_by_desc(system_log::Column::Id)
+        };
+        super::page(db, query, order, offset, limit).await
     })
     .await
 }

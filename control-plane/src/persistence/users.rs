@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, Set,
 };
 
 use super::Db;
@@ -160,15 +160,10 @@ pub async fn page(
             query =
                 query.filter(Condition::any().add(like(user::Column::Name)).add(like(user::Column::Email)));
         }
-        let total = query.clone().count(&db.conn).await?;
-        let rows = query
-            .order_by_desc(user::Column::CreatedAt)
-            .order_by_asc(user::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(&db.conn)
-            .await?;
-        Ok((total, rows))
+        let order = |q: sea_orm::Select<user::Entity>| {
+            q.order_by_desc(user::Column::CreatedAt).order_by_asc(user::Column::Id)
+        };
+        super::page(db, query, order, offset, limit).await
     })
     .await
 }

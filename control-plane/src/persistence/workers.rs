@@ -17,8 +17,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set,
 };
 
 use super::Db;
@@ -426,14 +426,8 @@ pub async fn by_id(db: &Db, id: &str) -> Result<Option<Worker>, DbErr> {
 /// A page of workers by id, with the total.
 pub async fn page(db: &Db, offset: u64, limit: u64) -> Result<(u64, Vec<Worker>), DbErr> {
     measured("workers.page", async {
-        let total = worker::Entity::find().count(&db.conn).await?;
-        let rows = worker::Entity::find()
-            .order_by_asc(worker::Column::Id)
-            .offset(offset)
-            .limit(limit)
-            .all(&db.conn)
-            .await?;
-        Ok((total, rows))
+        let order = |q: sea_orm::Select<worker::Entity>| q.order_by_asc(worker::Column::Id);
+        super::page(db, worker::Entity::find(), order, offset, limit).await
     })
     .await
 }
