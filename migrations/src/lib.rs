@@ -18,6 +18,7 @@ mod m20261127_000015_limits;
 mod m20261127_000016_idempotency_partial;
 mod m20261127_000017_dispatch_ledger_unbound;
 mod m20261127_000018_worker_default_cap;
+mod m20261206_000019_outbox_head_index;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000016_idempotency_partial::Migration),
             Box::new(m20261127_000017_dispatch_ledger_unbound::Migration),
             Box::new(m20261127_000018_worker_default_cap::Migration),
+            Box::new(m20261206_000019_outbox_head_index::Migration),
         ]
     }
 }
