@@ -3,9 +3,11 @@
 //! redelivery, replay and retention.
 //!
 //! The fence it enforces: a delivery is leased (`locked_until`,
-//! `locked_by`) before it is sent, and only the oldest undelivered event of
-//! an active webhook can be leased (per-webhook order); a redelivery or
-//! replay never touches a delivery that is leased right now. Events are
+//! `locked_by`) before it is sent; a claim leases only the oldest
+//! undelivered event of an active webhook (its head), and the events behind
+//! a head only the replica that holds it (`claim_run`), which keeps
+//! per-webhook order across replicas; a redelivery or replay never touches
+//! a delivery that is leased right now. Events are
 //! inserted through the caller's transaction (the state change's), so an
 //! event exists if and only if its change was committed.
 
@@ -597,17 +599,18 @@ pub async fn claim(
     .await
 }
 
-/// Leases the events behind `head` (a delivery of `webhook_id` this replica
-/// holds the lease of), in order, up to `limit`: the next undelivered
-/// events of the webhook, stopping before the first one that is not due or
-/// is leased. Safe because nobody else can lease an event of a webhook
-/// behind a head leased here (the claims only take heads); the stop keeps
-/// a gap (an event leased elsewhere after a redelivery) from being jumped.
-/// Returned in delivery order.
+/// Leases the events behind `after`, in order, up to `limit`: the next
+/// undelivered events of the webhook, stopping before the first one that
+/// is not due or is leased. `after` is an event of `webhook_id` leased by
+/// `replica` with every undelivered event before it (the head it claimed,
+/// or the last of the run it is sending, whose successes are not written
+/// yet). Safe because no one else can lease an event behind a head leased
+/// here (claims take heads only); the stop keeps a gap (an event leased
+/// elsewhere after a redelivery) from being jumped. In delivery order.
 pub async fn claim_run(
     db: &Db,
     webhook_id: &str,
-    head: &str,
+    after: &str,
     lease: DateTime<Utc>,
     replica: &str,
     now: DateTime<Utc>,
@@ -633,7 +636,7 @@ pub async fn claim_run(
                 vec![
                     webhook_id.into(),
                     webhook_id.into(),
-                    head.into(),
+                    after.into(),
                     i64::try_from(limit).unwrap_or(64).into(),
                     now.into(),
                     now.into(),
@@ -646,45 +649,6 @@ pub async fn claim_run(
         let mut out = rows.iter().map(claimed_from).collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
-    })
-    .await
-}
-
-/// Leases the oldest undelivered event of one webhook if it is due and not
-/// leased. The head is chosen without SKIP LOCKED (skipping it would break
-/// the order); the outer conditions are re-checked on a row another
-/// replica leased meanwhile, which then is not taken.
-pub async fn claim_next(
-    db: &Db,
-    webhook_id: &str,
-    lease: DateTime<Utc>,
-    replica: &str,
-    now: DateTime<Utc>,
-) -> Result<Option<Claimed>, DbErr> {
-    measured("webhook_deliveries.claim_next", async {
-        let sql = format!(
-            "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id = ( \
-               SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id >= $3 AND e.webhook_id <= $4 \
-                 AND {UNDELIVERED_OF} ORDER BY e.webhook_id, e.id LIMIT 1) \
-             AND status IN ('PENDING', 'RETRYING') AND (next_retry IS NULL OR next_retry <= $5) \
-             AND (locked_until IS NULL OR locked_until < $6) \
-             RETURNING id, webhook_id, session_id, event, payload, attempts, created_at"
-        );
-        let row = db
-            .conn
-            .query_one_raw(db.stmt(
-                &sql,
-                vec![
-                    lease.into(),
-                    replica.into(),
-                    webhook_id.into(),
-                    webhook_id.into(),
-                    now.into(),
-                    now.into(),
-                ],
-            ))
-            .await?;
-        row.as_ref().map(claimed_from).transpose()
     })
     .await
 }

@@ -1,14 +1,24 @@
 //! The dispatcher: claims due deliveries from the outbox, POSTs them and
 //! records the outcome.
 //!
-//! - **Claims** are leases (`locked_until`) taken with `FOR UPDATE SKIP
-//!   LOCKED` on PostgreSQL, so any number of replicas deliver from one
-//!   outbox without sending an event twice (SQLite runs one dispatcher).
-//! - **Order**: only the oldest undelivered event of a webhook can be
-//!   claimed, so a session's events go out in order; a later event waits
-//!   while an earlier one is retrying.
+//! - **Claims** are leases (`locked_until`, `locked_by`). The global claim
+//!   takes the *heads* (oldest undelivered event) of active webhooks, one
+//!   probe of the undelivered index per webhook (`FOR UPDATE SKIP LOCKED`
+//!   on PostgreSQL), so any number of replicas deliver from one outbox
+//!   without sending an event twice (SQLite runs one dispatcher).
+//! - **Runs**: the task that holds a head leases the events behind it (up
+//!   to `RUN_MAX`, one statement), POSTs them one after the other on a
+//!   kept-alive connection, writes the successes in one statement per run,
+//!   and leases the next run behind the last event *before* writing, so the
+//!   webhook's head stays leased here from run to run. No other replica
+//!   can lease an event behind a head leased elsewhere, which keeps a
+//!   session's events in order with any number of replicas.
+//! - **Order**: a later event waits while an earlier one is retrying: a
+//!   failed attempt ends the run, its retry is recorded and the events
+//!   behind it are given back.
 //! - **Limits**: deliveries in flight per replica and per receiver
-//!   (host:port) are bounded; one HTTP client (connection reuse).
+//!   (host:port) are bounded; one HTTP client (connection reuse). A task
+//!   waits up to `RECEIVER_WAIT` for a slot of its receiver.
 //! - **Outcome**: only 2xx succeeds, redirects are not followed, attempts
 //!   have a deadline; failures retry on the schedule (`Retry-After`
 //!   honoured on 429/503); 410 disables the webhook at once; a delivery
@@ -44,6 +54,8 @@ const RUN_MAX: usize = 128;
 /// Events of one webhook one delivery task sends back to back at most
 /// (then the receiver's slot goes to another webhook).
 const LANE_MAX: usize = 1024;
+/// A claim that found nothing is not repeated sooner than this.
+const MIN_CLAIM_GAP: Duration = Duration::from_millis(10);
 /// A lease lasts the attempt deadline plus this.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// No attempt of a run starts later than this after its lease was taken, so
@@ -168,6 +180,14 @@ async fn run(state: SharedState) {
         if claimed > 0 {
             continue;
         }
+        // Woken by every commit of events: while every webhook with events
+        // has a delivery task (their heads leased), a claim finds nothing,
+        // so claims are spaced a little (the tasks take the events behind).
+        let quiet = tokio::time::sleep(MIN_CLAIM_GAP);
+        tokio::select! {
+            () = quiet => {}
+            () = state.shutdown.cancelled() => break,
+        }
         tokio::select! {
             () = hooks.wake.notified() => {}
             () = tokio::time::sleep(hooks.settings.poll_interval) => {}
@@ -246,20 +266,19 @@ async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Resul
         release(state, &row.id, RECEIVER_BUSY_DELAY).await;
         return Ok(());
     };
-    let mut head = row.clone();
     let mut hook = hook.clone();
     let (mut loaded_at, mut generation) = (Instant::now(), state.webhooks.generation());
     let mut sent = 0;
-    loop {
-        let leased_at = Instant::now();
-        let mut run = vec![head];
-        match claim_run(state, &hook.id, &run[0].id).await {
-            Ok(rest) => run.extend(rest),
-            Err(e) => {
-                tracing::warn!(webhook_id = hook.id, error = %e, "webhook run not leased; sending its head alone")
-            }
+    let mut leased_at = Instant::now();
+    let mut run = vec![row.clone()];
+    match claim_run(state, &hook.id, &row.id).await {
+        Ok(rest) => run.extend(rest),
+        Err(e) => {
+            tracing::warn!(webhook_id = hook.id, error = %e, "webhook run not leased; sending its head alone")
         }
-        let mut outcome = RunOutcome::default();
+    }
+    let mut outcome = RunOutcome::default();
+    loop {
         let mut next = 0;
         let mut go_on = true;
         while next < run.len() {
@@ -270,11 +289,15 @@ async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Resul
             if loaded_at.elapsed() >= HOOK_REFRESH || generation != state.webhooks.generation() {
                 // Changed here (secret, URL, deleted) or possibly on another replica.
                 (loaded_at, generation) = (Instant::now(), state.webhooks.generation());
-                match WebhookRow::by_id(&state.db.conn, &state.db, &hook.id).await? {
-                    Some(h) if h.is_active => hook = h,
-                    _ => {
+                match WebhookRow::by_id(&state.db.conn, &state.db, &hook.id).await {
+                    Ok(Some(h)) if h.is_active => hook = h,
+                    Ok(_) => {
                         go_on = false;
                         break;
+                    }
+                    Err(e) => {
+                        finish(state, &mut hook, &mut outcome, &run[next..]).await?;
+                        return Err(e);
                     }
                 }
             }
@@ -293,20 +316,38 @@ async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Resul
             go_on = false;
             break;
         }
-        outcome.flush(state, &mut hook).await?;
         sent += next;
-        // Leased, not attempted: back to the outbox as they were.
-        let rest: Vec<&str> = run[next..].iter().map(|r| r.id.as_str()).collect();
-        if !rest.is_empty() {
-            webhooks::release_many(&state.db, &rest).await?;
+        let stop = !go_on || next < run.len() || state.shutdown.is_cancelled() || sent >= LANE_MAX;
+        if stop {
+            // Leased, not attempted: back to the outbox as they were.
+            return finish(state, &mut hook, &mut outcome, &run[next..]).await;
         }
-        if !go_on || !rest.is_empty() || state.shutdown.is_cancelled() || sent >= LANE_MAX {
+        // The next run, leased behind the last event while this run's
+        // successes (the webhook's head) are still leased here, so no other
+        // claim can take it meanwhile; then this run's successes are written.
+        let Some(last) = run.last().map(|r| r.id.clone()) else { break };
+        leased_at = Instant::now();
+        let following = claim_run(state, &hook.id, &last).await;
+        outcome.flush(state, &mut hook).await?;
+        run = following?;
+        if run.is_empty() {
             break;
         }
-        match claim_next(state, &hook.id).await? {
-            Some(h) => head = h,
-            None => break,
-        }
+    }
+    Ok(())
+}
+
+/// Writes the successes of the run and gives back its events not attempted.
+async fn finish(
+    state: &SharedState,
+    hook: &mut WebhookRow,
+    outcome: &mut RunOutcome,
+    rest: &[Claimed],
+) -> Result<(), DbErr> {
+    outcome.flush(state, hook).await?;
+    let rest: Vec<&str> = rest.iter().map(|r| r.id.as_str()).collect();
+    if !rest.is_empty() {
+        webhooks::release_many(&state.db, &rest).await?;
     }
     Ok(())
 }
@@ -315,8 +356,11 @@ async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Resul
 /// statement per distinct answer.
 #[derive(Default)]
 struct RunOutcome {
-    by_answer: Vec<((Option<i32>, Option<String>), Vec<String>)>,
+    by_answer: Vec<(Answer, Vec<String>)>,
 }
+
+/// A receiver's answer as it is logged: status and (kept part of the) body.
+type Answer = (Option<i32>, Option<String>);
 
 impl RunOutcome {
     fn delivered(&mut self, row: &Claimed, a: &Attempt) {
@@ -370,13 +414,6 @@ async fn claim_run(state: &SharedState, webhook_id: &str, head: &str) -> Result<
 fn lease_until(state: &SharedState, now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
     now + chrono::Duration::from_std(state.webhooks.settings.timeout + LEASE_MARGIN)
         .unwrap_or_else(|_| chrono::Duration::seconds(60))
-}
-
-/// Leases the oldest undelivered event of one webhook if it is due.
-async fn claim_next(state: &SharedState, webhook_id: &str) -> Result<Option<Claimed>, DbErr> {
-    let db = &state.db;
-    let now = Utc::now();
-    webhooks::claim_next(db, webhook_id, lease_until(state, now), &state.config.replica_id, now).await
 }
 
 /// One signed POST of `payload` as event `id` to the webhook.

@@ -58,7 +58,11 @@ pub struct WebhookReport {
     pub pending_at_stop: i64,
     pub received_after_load: u64,
     pub events_per_s_after_load: f64,
-    /// From the end of the load until nothing was PENDING/RETRYING (None: not within the drain limit).
+    /// From the end of the load until the outbox was first empty (nothing PENDING/RETRYING).
+    pub first_empty_ms: Option<u64>,
+    /// From the end of the load until the outbox was empty and no event had
+    /// been added for 2 s (the lifecycle's DELIVERED/READ come up to ≈ 11 s
+    /// after a send); None: not within `--drain-secs`.
     pub drain_ms: Option<u64>,
     pub pending_at_end: i64,
     pub latency_p50_ms: f64,
@@ -165,6 +169,7 @@ pub async fn run(
         let stopped = Instant::now();
         let before = stack.cpu();
         let mut drain_ms = None;
+        let mut first_empty_ms = None;
         let mut last_queued = -1;
         let mut stable_since = Instant::now();
         let limit = Duration::from_secs_f64(args.drain_secs.max(1.0));
@@ -176,6 +181,9 @@ pub async fn run(
                 stable_since = Instant::now();
             }
             let empty = p.pending == 0;
+            if empty && first_empty_ms.is_none() {
+                first_empty_ms = Some(stopped.elapsed().as_millis() as u64);
+            }
             if empty && drain_ms.is_none() && stable_since.elapsed() >= Duration::from_secs(2) {
                 drain_ms = Some(stopped.elapsed().as_millis() as u64);
             }
@@ -190,7 +198,7 @@ pub async fn run(
             if drain_ms.is_some() || stopped.elapsed() >= limit {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let after_s = stopped.elapsed().as_secs_f64();
         let after_cpu = crate::report::cpu_pct(&before, &stack.cpu(), after_s);
@@ -212,6 +220,7 @@ pub async fn run(
             pending_at_stop,
             received_after_load: after,
             events_per_s_after_load: after as f64 / after_s,
+            first_empty_ms,
             drain_ms,
             pending_at_end: count(&stack.db, PENDING).await?,
             latency_p50_ms: lat.p50_ms,
@@ -223,7 +232,7 @@ pub async fn run(
         };
         print_row(&send);
         eprintln!(
-            "== webhooks C={c}: {:.0} sends/s (p99 {:.1} ms); {} events queued; during the load {} received ({:.0}/s), {} pending at stop; after: {} received ({:.0}/s), drained in {}, {} pending at the end; event -> receiver p50 {:.1} ms p99 {:.1} ms max {:.1} ms; {} duplicates, {} out of order",
+            "== webhooks C={c}: {:.0} sends/s (p99 {:.1} ms); {} events queued; during the load {} received ({:.0}/s), {} pending at stop; after: {} received ({:.0}/s), first empty after {}, drained in {}, {} pending at the end; event -> receiver p50 {:.1} ms p99 {:.1} ms max {:.1} ms; {} duplicates, {} out of order",
             report.sends_per_s,
             report.send_p99_ms,
             report.events_queued,
@@ -232,6 +241,7 @@ pub async fn run(
             report.pending_at_stop,
             report.received_after_load,
             report.events_per_s_after_load,
+            report.first_empty_ms.map_or_else(|| "(never)".to_owned(), |ms| format!("{ms} ms")),
             report.drain_ms.map_or_else(|| "(not drained)".to_owned(), |ms| format!("{ms} ms")),
             report.pending_at_end,
             report.latency_p50_ms,
@@ -247,6 +257,10 @@ pub async fn run(
             c("postgres"),
             c("bench"),
         );
+        // The dispatcher's own figures (count and mean of its timings).
+        for line in metric_means(stack.metrics_addr).await {
+            eprintln!("   {line}");
+        }
         send.target =
             format!("send (webhooks on, {} events/s during)", report.events_per_s_during_load as u64);
         rows.push(send);
@@ -317,4 +331,38 @@ fn observe(seen: &Mutex<Seen>, body: &[u8]) {
             s.last_by_session.insert(session, id);
         }
     }
+}
+
+/// `count` and mean of the control plane's webhook attempt and outbox
+/// statement timings (from its `/metrics`).
+async fn metric_means(addr: std::net::SocketAddr) -> Vec<String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let Ok(uri) = format!("http://{addr}/metrics").parse::<http::Uri>() else { return Vec::new() };
+    let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(2), client.get(uri)).await else {
+        return Vec::new();
+    };
+    let Ok(body) = resp.into_body().collect().await else { return Vec::new() };
+    let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    let mut sums: std::collections::BTreeMap<String, (f64, f64)> = std::collections::BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((k, v)) = l.rsplit_once(' ') else { continue };
+        let v: f64 = v.trim().parse().unwrap_or(0.0);
+        let interesting =
+            k.contains("webhook") && (k.contains("_seconds_sum") || k.contains("_seconds_count"));
+        if !interesting {
+            continue;
+        }
+        let (name, is_sum) = match (k.replacen("_seconds_sum", "", 1), k.contains("_seconds_sum")) {
+            (n, true) => (n, true),
+            _ => (k.replacen("_seconds_count", "", 1), false),
+        };
+        let e = sums.entry(name).or_default();
+        if is_sum { e.0 += v } else { e.1 += v }
+    }
+    sums.into_iter()
+        .filter(|(_, (_, n))| *n > 0.0)
+        .map(|(k, (sum, n))| format!("{k}: {n:.0} × {:.2} ms", sum / n * 1000.0))
+        .collect()
 }
