@@ -5,6 +5,10 @@
 //! dispatcher's claims (one probe per active webhook, then the run behind a
 //! leased head) and the backlog gauge read it; it holds only the backlog,
 //! not the 14 days of delivery log.
+//!
+//! `idx_webhook_deliveries_due` (status, next_retry) goes: only the former
+//! claim read it, and every insert and every status change of a delivery
+//! (status is in the key, so none is a HOT update) paid for it.
 
 use sea_orm_migration::prelude::*;
 
@@ -14,9 +18,11 @@ use crate::ddl;
 pub struct Migration;
 
 const UP: &str = "CREATE INDEX idx_webhook_deliveries_undelivered ON webhook_deliveries (webhook_id, id) \
-    WHERE status IN ('PENDING', 'RETRYING')";
+    WHERE status IN ('PENDING', 'RETRYING'); \
+    DROP INDEX IF EXISTS idx_webhook_deliveries_due";
 
-const DOWN: &str = "DROP INDEX IF EXISTS idx_webhook_deliveries_undelivered";
+const DOWN: &str = "CREATE INDEX idx_webhook_deliveries_due ON webhook_deliveries (status, next_retry); \
+    DROP INDEX IF EXISTS idx_webhook_deliveries_undelivered";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -225,6 +225,11 @@ struct Args {
     /// that share the machine's noise.
     #[arg(long)]
     compare_edge: Option<PathBuf>,
+    /// Webhooks scenario: hold deliveries during the load (the webhooks
+    /// disabled, their events still recorded) and let them go when it
+    /// stops, so the drain of the whole backlog is measured.
+    #[arg(long)]
+    hold_webhooks: bool,
     /// Webhooks scenario: how long to wait after the load for the outbox to drain.
     #[arg(long, default_value_t = 60.0)]
     drain_secs: f64,

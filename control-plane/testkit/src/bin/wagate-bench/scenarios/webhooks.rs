@@ -17,6 +17,8 @@ use http::{HeaderValue, Method};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use sea_orm::ConnectionTrait;
+
 use super::load::{self, Prepared};
 use super::{Rest, measure};
 use crate::Args;
@@ -60,6 +62,10 @@ pub struct WebhookReport {
     pub events_per_s_after_load: f64,
     /// From the end of the load until the outbox was first empty (nothing PENDING/RETRYING).
     pub first_empty_ms: Option<u64>,
+    /// Events received from the end of the load until the outbox was first
+    /// empty, per second of that time (with `--hold-webhooks`: the drain
+    /// rate of the backlog built during the load).
+    pub events_per_s_until_empty: Option<f64>,
     /// From the end of the load until the outbox was empty and no event had
     /// been added for 2 s (the lifecycle's DELIVERED/READ come up to ≈ 11 s
     /// after a send); None: not within `--drain-secs`.
@@ -154,10 +160,25 @@ pub async fn run(
             });
             (task, stop)
         };
+        if args.hold_webhooks {
+            // Recorded, not delivered (as for a webhook the dispatcher disabled).
+            stack
+                .db
+                .execute_unprepared(
+                    "UPDATE webhooks SET is_active = false, disabled_reason = 'wagate-bench: held during the load'",
+                )
+                .await?;
+        }
         let (mut send, out) = measure(stack, "send (webhooks on)", c, || {
             load::run(edge, send_reqs.clone(), c, warmup, duration, true)
         })
         .await?;
+        if args.hold_webhooks {
+            stack
+                .db
+                .execute_unprepared("UPDATE webhooks SET is_active = true, disabled_reason = NULL")
+                .await?;
+        }
         let load_s = t0.elapsed().as_secs_f64();
         let at_stop = seen.lock().map(|s| s.received).unwrap_or(0);
         sampler.1.notify_one();
@@ -170,6 +191,7 @@ pub async fn run(
         let before = stack.cpu();
         let mut drain_ms = None;
         let mut first_empty_ms = None;
+        let mut received_until_empty = 0;
         let mut last_queued = -1;
         let mut stable_since = Instant::now();
         let limit = Duration::from_secs_f64(args.drain_secs.max(1.0));
@@ -183,6 +205,7 @@ pub async fn run(
             let empty = p.pending == 0;
             if empty && first_empty_ms.is_none() {
                 first_empty_ms = Some(stopped.elapsed().as_millis() as u64);
+                received_until_empty = p.received.saturating_sub(at_stop);
             }
             if empty && drain_ms.is_none() && stable_since.elapsed() >= Duration::from_secs(2) {
                 drain_ms = Some(stopped.elapsed().as_millis() as u64);
@@ -221,6 +244,9 @@ pub async fn run(
             received_after_load: after,
             events_per_s_after_load: after as f64 / after_s,
             first_empty_ms,
+            events_per_s_until_empty: first_empty_ms
+                .filter(|ms| *ms > 0)
+                .map(|ms| received_until_empty as f64 * 1000.0 / ms as f64),
             drain_ms,
             pending_at_end: count(&stack.db, PENDING).await?,
             latency_p50_ms: lat.p50_ms,
@@ -232,7 +258,7 @@ pub async fn run(
         };
         print_row(&send);
         eprintln!(
-            "== webhooks C={c}: {:.0} sends/s (p99 {:.1} ms); {} events queued; during the load {} received ({:.0}/s), {} pending at stop; after: {} received ({:.0}/s), first empty after {}, drained in {}, {} pending at the end; event -> receiver p50 {:.1} ms p99 {:.1} ms max {:.1} ms; {} duplicates, {} out of order",
+            "== webhooks C={c}: {:.0} sends/s (p99 {:.1} ms); {} events queued; during the load {} received ({:.0}/s), {} pending at stop; after: {} received ({:.0}/s), first empty after {} ({} events/s until then), drained in {}, {} pending at the end; event -> receiver p50 {:.1} ms p99 {:.1} ms max {:.1} ms; {} duplicates, {} out of order",
             report.sends_per_s,
             report.send_p99_ms,
             report.events_queued,
@@ -242,6 +268,7 @@ pub async fn run(
             report.received_after_load,
             report.events_per_s_after_load,
             report.first_empty_ms.map_or_else(|| "(never)".to_owned(), |ms| format!("{ms} ms")),
+            report.events_per_s_until_empty.map_or_else(|| "-".to_owned(), |r| format!("{r:.0}")),
             report.drain_ms.map_or_else(|| "(not drained)".to_owned(), |ms| format!("{ms} ms")),
             report.pending_at_end,
             report.latency_p50_ms,
