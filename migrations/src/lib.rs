@@ -18,7 +18,8 @@ mod m20261127_000015_limits;
 mod m20261127_000016_idempotency_partial;
 mod m20261127_000017_dispatch_ledger_unbound;
 mod m20261127_000018_worker_default_cap;
-mod m20261206_000019_wa_message_id_index;
+mod m20261206_000019_outbox_head_index;
+mod m20261206_000020_wa_message_id_index;
 
 pub struct Migrator;
 
@@ -37,7 +38,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000016_idempotency_partial::Migration),
             Box::new(m20261127_000017_dispatch_ledger_unbound::Migration),
             Box::new(m20261127_000018_worker_default_cap::Migration),
-            Box::new(m20261206_000019_wa_message_id_index::Migration),
+            Box::new(m20261206_000019_outbox_head_index::Migration),
+            Box::new(m20261206_000020_wa_message_id_index::Migration),
         ]
     }
 }

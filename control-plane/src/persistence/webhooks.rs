@@ -3,9 +3,11 @@
 //! redelivery, replay and retention.
 //!
 //! The fence it enforces: a delivery is leased (`locked_until`,
-//! `locked_by`) before it is sent, and only the oldest undelivered event of
-//! an active webhook can be leased (per-webhook order); a redelivery or
-//! replay never touches a delivery that is leased right now. Events are
+//! `locked_by`) before it is sent; a claim leases only the oldest
+//! undelivered event of an active webhook (its head), and the events behind
+//! a head only the replica that holds it (`claim_run`), which keeps
+//! per-webhook order across replicas; a redelivery or replay never touches
+//! a delivery that is leased right now. Events are
 //! inserted through the caller's transaction (the state change's), so an
 //! event exists if and only if its change was committed.
 
@@ -535,9 +537,23 @@ fn claimed_from(r: &QueryResult) -> Result<Claimed, DbErr> {
     })
 }
 
+/// The predicate of `idx_webhook_deliveries_undelivered` (webhook_id, id)
+/// WHERE PENDING/RETRYING. A webhook's undelivered events are read as the
+/// range `e.webhook_id >= $a AND e.webhook_id <= $a` with `webhook_id` in
+/// the `ORDER BY`, so that only that index can give their order: with an
+/// equality PostgreSQL may walk the primary key from the oldest row of the
+/// whole log instead (EXPLAIN on a 30k-row outbox: 2.1 ms and 6,001 rows
+/// filtered per head, against 0.04 ms and one index entry).
+const UNDELIVERED_OF: &str = "e.status IN ('PENDING', 'RETRYING')";
+
 /// Leases (until `lease`, for `replica`) up to `limit` due deliveries, each
-/// the oldest undelivered event of an active webhook (PostgreSQL: `FOR
-/// UPDATE OF d SKIP LOCKED`).
+/// the head (oldest undelivered event) of an active webhook: one probe of
+/// the undelivered index per active webhook, however long the outbox (the
+/// former `NOT EXISTS` over every undelivered row was quadratic: 1.4 s per
+/// claim with 24k rows queued). A head already leased or not due leaves
+/// its webhook out. PostgreSQL: `FOR UPDATE OF d SKIP LOCKED` on the head
+/// rows, whose conditions are re-checked once locked; skipping a head only
+/// leaves that webhook for the next round (never its second event).
 pub async fn claim(
     db: &Db,
     lease: DateTime<Utc>,
@@ -549,13 +565,17 @@ pub async fn claim(
         let lock = if db.is_postgres() { "FOR UPDATE OF d SKIP LOCKED" } else { "" };
         let sql = format!(
             "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id IN ( \
-               SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-               WHERE w.is_active = $3 AND d.status IN ('PENDING', 'RETRYING') \
-                 AND (d.next_retry IS NULL OR d.next_retry <= $4) \
+               SELECT d.id FROM ( \
+                 SELECT (SELECT e.id FROM webhook_deliveries e \
+                         WHERE e.webhook_id >= w.id AND e.webhook_id <= w.id AND {UNDELIVERED_OF} \
+                         ORDER BY e.webhook_id, e.id LIMIT 1) AS head \
+                 FROM webhooks w WHERE w.is_active = $3) h \
+               JOIN webhook_deliveries d ON d.id = h.head \
+               WHERE (d.next_retry IS NULL OR d.next_retry <= $4) \
                  AND (d.locked_until IS NULL OR d.locked_until < $5) \
-                 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id \
-                     AND e.status IN ('PENDING', 'RETRYING') AND e.id < d.id) \
                ORDER BY d.next_retry, d.id LIMIT $6 {lock}) \
+             AND status IN ('PENDING', 'RETRYING') AND (next_retry IS NULL OR next_retry <= $7) \
+             AND (locked_until IS NULL OR locked_until < $8) \
              RETURNING id, webhook_id, session_id, event, payload, attempts, created_at"
         );
         let rows = db
@@ -569,6 +589,8 @@ pub async fn claim(
                     now.into(),
                     now.into(),
                     i64::try_from(limit).unwrap_or(64).into(),
+                    now.into(),
+                    now.into(),
                 ],
             ))
             .await?;
@@ -577,34 +599,87 @@ pub async fn claim(
     .await
 }
 
-/// Leases the oldest undelivered event of one webhook if it is due and not
-/// leased. The head is chosen without SKIP LOCKED (skipping it would break
-/// the order); the outer conditions are re-checked on a row another
-/// replica leased meanwhile, which then is not taken.
-pub async fn claim_next(
+/// Leases the events behind `after`, in order, up to `limit`: the next
+/// undelivered events of the webhook, stopping before the first one that
+/// is not due or is leased. `after` is an event of `webhook_id` leased by
+/// `replica` with every undelivered event before it (the head it claimed,
+/// or the last of the run it is sending, whose successes are not written
+/// yet). Safe because no one else can lease an event behind a head leased
+/// here (claims take heads only); the stop keeps a gap (an event leased
+/// elsewhere after a redelivery) from being jumped. In delivery order.
+pub async fn claim_run(
     db: &Db,
     webhook_id: &str,
+    after: &str,
     lease: DateTime<Utc>,
     replica: &str,
     now: DateTime<Utc>,
-) -> Result<Option<Claimed>, DbErr> {
-    measured("webhook_deliveries.claim_next", async {
-        let sql = "UPDATE webhook_deliveries SET locked_until = $1, locked_by = $2 WHERE id = ( \
-               SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = $3 AND e.status IN ('PENDING', 'RETRYING') \
-               ORDER BY e.id LIMIT 1) \
-             AND status IN ('PENDING', 'RETRYING') AND (next_retry IS NULL OR next_retry <= $4) \
-             AND (locked_until IS NULL OR locked_until < $5) \
-             RETURNING id, webhook_id, session_id, event, payload, attempts, created_at";
-        let row = db
+    limit: usize,
+) -> Result<Vec<Claimed>, DbErr> {
+    measured("webhook_deliveries.claim_run", async {
+        let sql = format!(
+            "WITH win AS ( \
+               SELECT e.id, e.next_retry, e.locked_until FROM webhook_deliveries e \
+               WHERE e.webhook_id >= $1 AND e.webhook_id <= $2 AND {UNDELIVERED_OF} AND e.id > $3 \
+               ORDER BY e.webhook_id, e.id LIMIT $4), \
+             stop AS (SELECT MIN(id) AS id FROM win \
+               WHERE (next_retry IS NOT NULL AND next_retry > $5) OR (locked_until IS NOT NULL AND locked_until >= $6)) \
+             UPDATE webhook_deliveries SET locked_until = $7, locked_by = $8 \
+             WHERE id IN (SELECT win.id FROM win, stop WHERE stop.id IS NULL OR win.id < stop.id) \
+               AND status IN ('PENDING', 'RETRYING') AND (locked_until IS NULL OR locked_until < $9) \
+             RETURNING id, webhook_id, session_id, event, payload, attempts, created_at"
+        );
+        let rows = db
             .conn
-            .query_one_raw(db.stmt(
-                sql,
-                vec![lease.into(), replica.into(), webhook_id.into(), now.into(), now.into()],
+            .query_all_raw(db.stmt(
+                &sql,
+                vec![
+                    webhook_id.into(),
+                    webhook_id.into(),
+                    after.into(),
+                    i64::try_from(limit).unwrap_or(64).into(),
+                    now.into(),
+                    now.into(),
+                    lease.into(),
+                    replica.into(),
+                    now.into(),
+                ],
             ))
             .await?;
-        row.as_ref().map(claimed_from).transpose()
+        let mut out = rows.iter().map(claimed_from).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     })
     .await
+}
+
+/// Gives leases back without counting an attempt and without changing
+/// when the events are due (the rest of a run that stopped early).
+pub async fn release_many(db: &Db, ids: &[&str]) -> Result<(), DbErr> {
+    measured("webhook_deliveries.release_many", async {
+        for chunk in ids.chunks(64) {
+            let list = pad(chunk);
+            let marks: Vec<String> = (1..=list.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE webhook_deliveries SET locked_until = NULL, locked_by = NULL WHERE id IN ({})",
+                marks.join(", ")
+            );
+            db.conn.execute_raw(db.stmt(&sql, list.into_iter().map(Into::into).collect())).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Pads an `IN` list to 1, 4, 16 or 64 entries by repeating its last one
+/// (few distinct statements to prepare).
+fn pad<'a>(items: &[&'a str]) -> Vec<&'a str> {
+    let target = [1, 4, 16, 64].into_iter().find(|&c| c >= items.len()).unwrap_or(items.len());
+    let mut v = items.to_vec();
+    if let Some(last) = items.last() {
+        v.resize(target, last);
+    }
+    v
 }
 
 /// Gives a lease back without counting an attempt; due again at `next`.
@@ -631,17 +706,29 @@ pub struct Outcome {
     pub now: DateTime<Utc>,
 }
 
-/// DELIVERED, lease released.
-pub async fn record_delivered(db: &Db, id: &str, o: Outcome) -> Result<(), DbErr> {
-    measured("webhook_deliveries.record_delivered", async {
-        db.conn
-            .execute_raw(db.stmt(
-                "UPDATE webhook_deliveries SET status = 'DELIVERED', attempts = $1, response_code = $2, \
-                 response_body = $3, last_error = NULL, delivered_at = $4, next_retry = NULL, locked_until = NULL, \
-                 locked_by = NULL, updated_at = $5 WHERE id = $6",
-                vec![o.attempts.into(), o.response_code, o.response_body, o.now.into(), o.now.into(), id.into()],
-            ))
-            .await?;
+/// DELIVERED for every id of `ids` (each leased here, one attempt more,
+/// the same answer), leases released: one statement per 64 deliveries.
+pub async fn record_delivered_many(
+    db: &Db,
+    ids: &[&str],
+    response_code: Option<i32>,
+    response_body: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    measured("webhook_deliveries.record_delivered_many", async {
+        for chunk in ids.chunks(64) {
+            let list = pad(chunk);
+            let marks: Vec<String> = (5..5 + list.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE webhook_deliveries SET status = 'DELIVERED', attempts = attempts + 1, response_code = $1, \
+                 response_body = $2, last_error = NULL, delivered_at = $3, next_retry = NULL, locked_until = NULL, \
+                 locked_by = NULL, updated_at = $4 WHERE id IN ({})",
+                marks.join(", ")
+            );
+            let mut values: Vec<Value> = vec![response_code.into(), response_body.clone().into(), now.into(), now.into()];
+            values.extend(list.into_iter().map(Into::into));
+            db.conn.execute_raw(db.stmt(&sql, values)).await?;
+        }
         Ok(())
     })
     .await

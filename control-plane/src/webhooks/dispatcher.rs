@@ -1,14 +1,24 @@
 //! The dispatcher: claims due deliveries from the outbox, POSTs them and
 //! records the outcome.
 //!
-//! - **Claims** are leases (`locked_until`) taken with `FOR UPDATE SKIP
-//!   LOCKED` on PostgreSQL, so any number of replicas deliver from one
-//!   outbox without sending an event twice (SQLite runs one dispatcher).
-//! - **Order**: only the oldest undelivered event of a webhook can be
-//!   claimed, so a session's events go out in order; a later event waits
-//!   while an earlier one is retrying.
+//! - **Claims** are leases (`locked_until`, `locked_by`). The global claim
+//!   takes the *heads* (oldest undelivered event) of active webhooks, one
+//!   probe of the undelivered index per webhook (`FOR UPDATE SKIP LOCKED`
+//!   on PostgreSQL), so any number of replicas deliver from one outbox
+//!   without sending an event twice (SQLite runs one dispatcher).
+//! - **Runs**: the task that holds a head leases the events behind it (up
+//!   to `RUN_MAX`, one statement), POSTs them one after the other on a
+//!   kept-alive connection, writes the successes in one statement per run,
+//!   and leases the next run behind the last event *before* writing, so the
+//!   webhook's head stays leased here from run to run. No other replica
+//!   can lease an event behind a head leased elsewhere, which keeps a
+//!   session's events in order with any number of replicas.
+//! - **Order**: a later event waits while an earlier one is retrying: a
+//!   failed attempt ends the run, its retry is recorded and the events
+//!   behind it are given back.
 //! - **Limits**: deliveries in flight per replica and per receiver
-//!   (host:port) are bounded; one HTTP client (connection reuse).
+//!   (host:port) are bounded; one HTTP client (connection reuse). A task
+//!   waits up to `RECEIVER_WAIT` for a slot of its receiver.
 //! - **Outcome**: only 2xx succeeds, redirects are not followed, attempts
 //!   have a deadline; failures retry on the schedule (`Retry-After`
 //!   honoured on 429/503); 410 disables the webhook at once; a delivery
@@ -39,11 +49,24 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 const RETENTION_EVERY: Duration = Duration::from_secs(300);
 /// A delivery task re-reads its webhook at least this often.
 const HOOK_REFRESH: Duration = Duration::from_secs(1);
-/// Events of one webhook one delivery task sends back to back at most.
-const CHAIN_MAX: usize = 256;
+/// Events leased in one run (the head and the events behind it).
+const RUN_MAX: usize = 128;
+/// Events of one webhook one delivery task sends back to back at most
+/// (then the receiver's slot goes to another webhook).
+const LANE_MAX: usize = 1024;
+/// A claim that found nothing is not repeated sooner than this.
+const MIN_CLAIM_GAP: Duration = Duration::from_millis(10);
+/// A lease lasts the attempt deadline plus this.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+/// No attempt of a run starts later than this after its lease was taken, so
+/// every attempt ends and is recorded well within the lease
+/// (`timeout + LEASE_MARGIN`).
+const RUN_BUDGET: Duration = Duration::from_secs(20);
+/// How long a delivery waits for a slot of its receiver before it is given back.
+const RECEIVER_WAIT: Duration = Duration::from_secs(2);
 /// `webhooks.last_delivery` is refreshed at most this often.
 const LAST_DELIVERY_EVERY_SECS: i64 = 5;
-/// Delay before a delivery whose receiver is at its limit is looked at again.
+/// Delay before a delivery whose receiver stayed at its limit is looked at again.
 const RECEIVER_BUSY_DELAY: Duration = Duration::from_millis(50);
 
 /// The HTTP client of all deliveries: no redirects, no proxies from the
@@ -74,7 +97,8 @@ impl ReceiverLimits {
         Self { per, map: Mutex::new(HashMap::new()) }
     }
 
-    fn try_acquire(&self, key: &str) -> Option<OwnedSemaphorePermit> {
+    /// A slot of receiver `key`, waiting up to `wait` for one.
+    async fn acquire(&self, key: &str, wait: Duration) -> Option<OwnedSemaphorePermit> {
         let sem = {
             let mut map = self.map.lock().ok()?;
             if map.len() > 10_000 {
@@ -82,7 +106,10 @@ impl ReceiverLimits {
             }
             map.entry(key.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per))).clone()
         };
-        sem.try_acquire_owned().ok()
+        match sem.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => tokio::time::timeout(wait, sem.acquire_owned()).await.ok()?.ok(),
+        }
     }
 }
 
@@ -153,6 +180,14 @@ async fn run(state: SharedState) {
         if claimed > 0 {
             continue;
         }
+        // Woken by every commit of events: while every webhook with events
+        // has a delivery task (their heads leased), a claim finds nothing,
+        // so claims are spaced a little (the tasks take the events behind).
+        let quiet = tokio::time::sleep(MIN_CLAIM_GAP);
+        tokio::select! {
+            () = quiet => {}
+            () = state.shutdown.cancelled() => break,
+        }
         tokio::select! {
             () = hooks.wake.notified() => {}
             () = tokio::time::sleep(hooks.settings.poll_interval) => {}
@@ -165,12 +200,8 @@ async fn run(state: SharedState) {
 /// Leases up to `limit` due deliveries, each the oldest undelivered event
 /// of an active webhook.
 async fn claim(state: &SharedState, limit: usize) -> Result<Vec<Claimed>, DbErr> {
-    let db = &state.db;
     let now = Utc::now();
-    let lease = now
-        + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
-            .unwrap_or_else(|_| chrono::Duration::seconds(60));
-    webhooks::claim(db, lease, &state.config.replica_id, now, limit).await
+    webhooks::claim(&state.db, lease_until(state, now), &state.config.replica_id, now, limit).await
 }
 
 /// The webhooks of a claimed batch, in one query.
@@ -221,62 +252,168 @@ async fn release(state: &SharedState, id: &str, delay: Duration) {
     }
 }
 
-/// Delivers `row`, then (while the receiver keeps succeeding) the next
-/// events of the same webhook, each claimed with a cheap indexed lookup
-/// instead of a round of the global claim.
+/// Delivers `row` (a head leased here) and the run of events behind it,
+/// then (while the receiver keeps succeeding) the next runs of the same
+/// webhook: one POST after the other (per-session order, one connection
+/// kept alive), the successes recorded in one statement per run, the next
+/// run leased in one statement.
 async fn deliver(state: &SharedState, hook: &WebhookRow, row: &Claimed) -> Result<(), DbErr> {
     let receiver = reqwest::Url::parse(&hook.url)
         .ok()
         .map(|u| format!("{}:{}", u.host_str().unwrap_or_default(), u.port_or_known_default().unwrap_or(0)))
         .unwrap_or_default();
-    let Some(_receiver) = state.webhooks.receivers.try_acquire(&receiver) else {
+    let Some(_receiver) = state.webhooks.receivers.acquire(&receiver, RECEIVER_WAIT).await else {
         release(state, &row.id, RECEIVER_BUSY_DELAY).await;
         return Ok(());
     };
-    let mut row = row.clone();
     let mut hook = hook.clone();
     let (mut loaded_at, mut generation) = (Instant::now(), state.webhooks.generation());
-    for _ in 0..CHAIN_MAX {
-        if loaded_at.elapsed() >= HOOK_REFRESH || generation != state.webhooks.generation() {
-            // Changed here (secret, URL, deleted) or possibly on another replica.
-            (loaded_at, generation) = (Instant::now(), state.webhooks.generation());
-            match WebhookRow::by_id(&state.db.conn, &state.db, &hook.id).await? {
-                Some(h) if h.is_active => hook = h,
-                _ => {
-                    release(state, &row.id, Duration::ZERO).await;
-                    break;
+    let mut sent = 0;
+    let mut leased_at = Instant::now();
+    let mut run = vec![row.clone()];
+    match claim_run(state, &hook.id, &row.id).await {
+        Ok(rest) => run.extend(rest),
+        Err(e) => {
+            tracing::warn!(webhook_id = hook.id, error = %e, "webhook run not leased; sending its head alone")
+        }
+    }
+    let mut outcome = RunOutcome::default();
+    loop {
+        let mut next = 0;
+        let mut go_on = true;
+        while next < run.len() {
+            let row = &run[next];
+            if state.shutdown.is_cancelled() || leased_at.elapsed() >= RUN_BUDGET {
+                break;
+            }
+            if loaded_at.elapsed() >= HOOK_REFRESH || generation != state.webhooks.generation() {
+                // Changed here (secret, URL, deleted) or possibly on another replica.
+                (loaded_at, generation) = (Instant::now(), state.webhooks.generation());
+                match WebhookRow::by_id(&state.db.conn, &state.db, &hook.id).await {
+                    Ok(Some(h)) if h.is_active => hook = h,
+                    Ok(_) => {
+                        go_on = false;
+                        break;
+                    }
+                    Err(e) => {
+                        finish(state, &mut hook, &mut outcome, &run[next..]).await?;
+                        return Err(e);
+                    }
                 }
             }
-        }
-        let started = Instant::now();
-        let attempt = send(state, &hook, &row.id, &row.payload).await;
-        metrics::histogram!("wagate_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
-        let go_on = record(state, &hook, &row, &attempt).await?;
-        if !go_on || state.shutdown.is_cancelled() {
+            let started = Instant::now();
+            let attempt = send(state, &hook, &row.id, &row.payload).await;
+            metrics::histogram!("wagate_webhook_attempt_seconds").record(started.elapsed().as_secs_f64());
+            next += 1;
+            if attempt.ok() {
+                outcome.delivered(row, &attempt);
+                continue;
+            }
+            // The successes before it first, then the failure (its retry
+            // or dead letter and the webhook's failure bookkeeping).
+            outcome.flush(state, &mut hook).await?;
+            record(state, &hook, row, &attempt).await?;
+            go_on = false;
             break;
         }
-        // What `record` wrote on success.
-        let now = Utc::now();
-        if hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS) {
-            hook.last_delivery = Some(now);
+        sent += next;
+        let stop = !go_on || next < run.len() || state.shutdown.is_cancelled() || sent >= LANE_MAX;
+        if stop {
+            // Leased, not attempted: back to the outbox as they were.
+            return finish(state, &mut hook, &mut outcome, &run[next..]).await;
         }
-        hook.failure_count = 0;
-        match claim_next(state, &hook.id).await? {
-            Some(next) => row = next,
-            None => break,
+        // The next run, leased behind the last event while this run's
+        // successes (the webhook's head) are still leased here, so no other
+        // claim can take it meanwhile; then this run's successes are written.
+        let Some(last) = run.last().map(|r| r.id.clone()) else { break };
+        leased_at = Instant::now();
+        let following = claim_run(state, &hook.id, &last).await;
+        outcome.flush(state, &mut hook).await?;
+        run = following?;
+        if run.is_empty() {
+            break;
         }
     }
     Ok(())
 }
 
-/// Leases the oldest undelivered event of one webhook if it is due.
-async fn claim_next(state: &SharedState, webhook_id: &str) -> Result<Option<Claimed>, DbErr> {
-    let db = &state.db;
+/// Writes the successes of the run and gives back its events not attempted.
+async fn finish(
+    state: &SharedState,
+    hook: &mut WebhookRow,
+    outcome: &mut RunOutcome,
+    rest: &[Claimed],
+) -> Result<(), DbErr> {
+    outcome.flush(state, hook).await?;
+    let rest: Vec<&str> = rest.iter().map(|r| r.id.as_str()).collect();
+    if !rest.is_empty() {
+        webhooks::release_many(&state.db, &rest).await?;
+    }
+    Ok(())
+}
+
+/// The successes of a run not yet written, by answer (status, body): one
+/// statement per distinct answer.
+#[derive(Default)]
+struct RunOutcome {
+    by_answer: Vec<(Answer, Vec<String>)>,
+}
+
+/// A receiver's answer as it is logged: status and (kept part of the) body.
+type Answer = (Option<i32>, Option<String>);
+
+impl RunOutcome {
+    fn delivered(&mut self, row: &Claimed, a: &Attempt) {
+        let answer = (a.status.map(i32::from), a.body.clone());
+        match self.by_answer.iter_mut().find(|(k, _)| *k == answer) {
+            Some((_, ids)) => ids.push(row.id.clone()),
+            None => self.by_answer.push((answer, vec![row.id.clone()])),
+        }
+        metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "delivered").increment(1);
+        metrics::histogram!("wagate_webhook_event_age_seconds")
+            .record((Utc::now() - row.created_at).num_milliseconds().max(0) as f64 / 1000.0);
+    }
+
+    /// Writes the successes (DELIVERED, leases released) and the webhook's
+    /// bookkeeping (no failures in a row, `lastDelivery` every few seconds).
+    async fn flush(&mut self, state: &SharedState, hook: &mut WebhookRow) -> Result<(), DbErr> {
+        if self.by_answer.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        for ((code, body), ids) in std::mem::take(&mut self.by_answer) {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            webhooks::record_delivered_many(&state.db, &ids, code, body, now).await?;
+        }
+        // `lastDelivery` is informational: written at most every few seconds.
+        let stale = hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS);
+        if hook.failure_count != 0 || stale {
+            webhooks::reset_failures(&state.db, &hook.id, now).await?;
+            hook.last_delivery = Some(now);
+        }
+        hook.failure_count = 0;
+        Ok(())
+    }
+}
+
+/// Leases the run of events behind `head` (leased here).
+async fn claim_run(state: &SharedState, webhook_id: &str, head: &str) -> Result<Vec<Claimed>, DbErr> {
     let now = Utc::now();
-    let lease = now
-        + chrono::Duration::from_std(state.webhooks.settings.timeout + Duration::from_secs(30))
-            .unwrap_or_else(|_| chrono::Duration::seconds(60));
-    webhooks::claim_next(db, webhook_id, lease, &state.config.replica_id, now).await
+    webhooks::claim_run(
+        &state.db,
+        webhook_id,
+        head,
+        lease_until(state, now),
+        &state.config.replica_id,
+        now,
+        RUN_MAX - 1,
+    )
+    .await
+}
+
+fn lease_until(state: &SharedState, now: chrono::DateTime<Utc>) -> chrono::DateTime<Utc> {
+    now + chrono::Duration::from_std(state.webhooks.settings.timeout + LEASE_MARGIN)
+        .unwrap_or_else(|_| chrono::Duration::seconds(60))
 }
 
 /// One signed POST of `payload` as event `id` to the webhook.
@@ -354,10 +491,11 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string().chars().take(300).collect()
 }
 
-/// Writes the outcome of an attempt: DELIVERED, RETRYING (next time from
-/// the schedule) or FAILED, and the webhook's failure bookkeeping. True
-/// when the webhook's next event may go now.
-async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attempt) -> Result<bool, DbErr> {
+/// Writes the outcome of a failed attempt: RETRYING (next time from the
+/// schedule) or FAILED, and the webhook's failure bookkeeping (successes
+/// are written by runs, [`RunOutcome::flush`]). The webhook's next event
+/// waits: for the retry, or for the global claim after a FAILED.
+async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attempt) -> Result<(), DbErr> {
     let db = &state.db;
     let now = Utc::now();
     let attempts = row.attempts.saturating_add(1);
@@ -368,18 +506,6 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
         last_error: a.error.clone().or_else(|| a.status.map(|s| format!("HTTP {s}"))).into(),
         now,
     };
-    if a.ok() {
-        webhooks::record_delivered(db, &row.id, outcome).await?;
-        // `lastDelivery` is informational: written at most every few seconds.
-        let stale = hook.last_delivery.is_none_or(|t| (now - t).num_seconds() >= LAST_DELIVERY_EVERY_SECS);
-        if hook.failure_count != 0 || stale {
-            webhooks::reset_failures(db, &hook.id, now).await?;
-        }
-        metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "delivered").increment(1);
-        metrics::histogram!("wagate_webhook_event_age_seconds")
-            .record((now - row.created_at).num_milliseconds().max(0) as f64 / 1000.0);
-        return Ok(true);
-    }
     let gone = a.status == Some(410);
     let next = if gone {
         None
@@ -397,7 +523,7 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
             delay_ms = delay.as_millis() as u64,
             "webhook attempt failed, retrying"
         );
-        return Ok(false);
+        return Ok(());
     }
     webhooks::record_failed(db, &row.id, outcome).await?;
     metrics::counter!("wagate_webhook_deliveries_total", "outcome" => "failed").increment(1);
@@ -406,13 +532,11 @@ async fn record(state: &SharedState, hook: &WebhookRow, row: &Claimed, a: &Attem
     let max = i32::try_from(state.webhooks.settings.max_failures).unwrap_or(i32::MAX);
     if gone {
         disable(state, hook, "the receiver answered 410 Gone").await?;
-        return Ok(false);
     } else if failures >= max {
         disable(state, hook, &format!("{failures} consecutive deliveries failed")).await?;
-        return Ok(false);
     }
     // FAILED: the next event waits for the global claim (fresh bookkeeping).
-    Ok(false)
+    Ok(())
 }
 
 /// Turns a webhook off; its undelivered events stay for replay.

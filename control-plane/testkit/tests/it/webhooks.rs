@@ -738,10 +738,12 @@ async fn two_replicas_on_postgres_deliver_each_event_once() {
     let rx = Receiver::start().await;
     let a = ControlPlane::start(cp_config(&url)).await.unwrap();
     let b = ControlPlane::start(cp_config(&url)).await.unwrap();
+    // 2,000 events over 20 sessions: both dispatchers lease heads and runs
+    // behind them from one outbox (issue 25).
     let (hooks, secret) = seed(&a, 20, &rx.url()).await;
-    enqueue_events(&a, &hooks, 15).await;
+    enqueue_events(&a, &hooks, 100).await;
     b.state().webhooks.committed();
-    qr_events_once_in_order(&rx, &hooks, &secret, 300, Duration::from_secs(30), 500, "two replicas").await;
+    qr_events_once_in_order(&rx, &hooks, &secret, 2000, Duration::from_secs(60), 500, "two replicas").await;
     a.shutdown().await;
     b.shutdown().await;
 }

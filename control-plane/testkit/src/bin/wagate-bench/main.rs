@@ -84,6 +84,9 @@ enum Scenario {
     Send,
     Churn,
     All,
+    /// Every session with a webhook (`message.status`) to a fast receiver in
+    /// the bench, sends at C for T s, then the outbox drain (issue 25).
+    Webhooks,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -222,6 +225,14 @@ struct Args {
     /// that share the machine's noise.
     #[arg(long)]
     compare_edge: Option<PathBuf>,
+    /// Webhooks scenario: hold deliveries during the load (the webhooks
+    /// disabled, their events still recorded) and let them go when it
+    /// stops, so the drain of the whole backlog is measured.
+    #[arg(long)]
+    hold_webhooks: bool,
+    /// Webhooks scenario: how long to wait after the load for the outbox to drain.
+    #[arg(long, default_value_t = 60.0)]
+    drain_secs: f64,
     /// Internal: serve the bare hyper ceiling handler on this port.
     #[arg(long, hide = true)]
     serve_ceiling: Option<u16>,

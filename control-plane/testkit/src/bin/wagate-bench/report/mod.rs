@@ -81,6 +81,9 @@ pub struct StorageReport {
     /// PostgreSQL's own counters of the message tables (pg_stat_user_tables).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub table_stats: Vec<Value>,
+    /// The webhook drain scenario's figures, one per C.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -173,6 +176,7 @@ mod tests {
                 .collect(),
             verification: Verification::default(),
             table_stats: Vec::new(),
+            webhooks: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod churn;
 pub mod load;
 mod send;
 mod verify;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,14 @@ pub async fn run(args: &Args, stack: &mut Stack) -> anyhow::Result<StorageReport
         send::run(args, stack, &sessions, warmup, duration, &mut rows, &mut accepted).await?;
     }
 
+    let mut webhooks = None;
+    if args.scenario == Scenario::Webhooks {
+        let r =
+            webhooks::run(args, stack, &rest, &tokens, &sessions, warmup, duration, &mut rows, &mut accepted)
+                .await?;
+        webhooks = Some(serde_json::to_value(r)?);
+    }
+
     if matches!(args.scenario, Scenario::Churn | Scenario::All) {
         churn::run(args, stack, &rest, &tokens, sessions.len(), warmup, duration, &mut rows).await?;
     }
@@ -62,6 +71,7 @@ pub async fn run(args: &Args, stack: &mut Stack) -> anyhow::Result<StorageReport
         memory,
         verification,
         table_stats,
+        webhooks,
     })
 }
 

@@ -176,6 +176,8 @@ pub async fn start(
         ("WAGATE_INTERNAL_TOKEN", wagate_control_plane::config::random_secret()),
     ];
     env.extend(limits.env());
+    // The webhook scenario's receiver is on loopback.
+    env.push(("WAGATE_WEBHOOK_ALLOW_PRIVATE", "true".to_owned()));
     for (k, v) in &args.cp_env {
         env.push((k.as_str(), v.clone()));
     }
