@@ -2,7 +2,8 @@
 //! failure names the field.
 
 pub use wagate_proto::contract::limits::{
-    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_READ_IDS, MAX_TEXT, MAX_VCARD,
+    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_EMOJI, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_READ_IDS, MAX_TEXT,
+    MAX_VCARD,
 };
 use wagate_proto::v1::{MessageContent, MessageType, PresenceState};
 
@@ -183,7 +184,7 @@ pub fn presence(state: i32, chat_id: &str) -> Result<(PresenceState, String), Cp
 pub fn emoji(raw: &str) -> Result<String, CpError> {
     let e = raw.trim();
     let bad = || invalid("emoji", "emoji must be one emoji, or empty to remove the reaction");
-    if e.len() > crate::stream::input::MAX_EMOJI || e.chars().count() > 10 {
+    if e.len() > MAX_EMOJI || e.chars().count() > 10 {
         return Err(bad());
     }
     if e.chars().any(|c| c.is_ascii() || c.is_control() || c.is_whitespace()) {

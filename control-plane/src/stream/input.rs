@@ -142,15 +142,12 @@ pub fn reaction(worker_id: &str, r: &v1::ReactionReceived) -> bool {
     let ok = is_printable(&r.wa_message_id, MAX_WA_ID)
         && !r.wa_message_id.is_empty()
         && is_printable(&r.from, MAX_WA_ID)
-        && (r.emoji.is_empty() || is_text(&r.emoji, MAX_EMOJI));
+        && (r.emoji.is_empty() || is_text(&r.emoji, wagate_proto::contract::limits::MAX_EMOJI));
     if !ok {
         refused("reaction", worker_id, "reaction", "empty ids, too long or control characters");
     }
     ok
 }
-
-/// Bytes of a reaction's emoji (one emoji with its modifiers and joiners).
-pub const MAX_EMOJI: usize = 64;
 
 /// A QR code: printable and bounded, else the event is refused.
 pub fn qr(worker_id: &str, code: &str) -> bool {

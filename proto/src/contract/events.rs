@@ -315,14 +315,15 @@ mod tests {
 
     #[test]
     fn names_and_lists() {
-        assert_eq!(EventType::ALL.len(), 5);
+        assert_eq!(EventType::ALL.len(), 6);
         assert_eq!(
             EventType::SUBSCRIBABLE,
             [
                 EventType::MessageReceived,
                 EventType::MessageStatus,
                 EventType::SessionStatus,
-                EventType::SessionQr
+                EventType::SessionQr,
+                EventType::MessageReaction
             ]
         );
         for t in EventType::ALL {
@@ -332,10 +333,11 @@ mod tests {
         }
         assert_eq!(EventType::parse("nope"), None);
         let bits: Vec<u8> = EventType::ALL.iter().map(|t| t.bit()).collect();
-        assert_eq!(bits, [1, 2, 4, 8, 16]);
+        // Stored subscriptions are masks: a type keeps its bit forever (new types go last).
+        assert_eq!(bits, [1, 2, 4, 8, 16, 32]);
         assert_eq!(
             EventType::list(EventType::SUBSCRIBABLE),
-            "message.received, message.status, session.status or session.qr"
+            "message.received, message.status, session.status, session.qr or message.reaction"
         );
         assert_eq!(EventType::list(&[EventType::SessionQr]), "session.qr");
         assert_eq!(EventType::SessionQr.description(), "`session.qr`: a new QR code to scan.");

@@ -28,3 +28,5 @@ pub const MAX_WEBHOOK_EVENTS: usize = 16;
 pub const MAX_CHECK_NUMBERS: usize = 50;
 /// Message ids in one read receipt (`POST …/read`, `MessageService.MarkRead`).
 pub const MAX_READ_IDS: usize = 100;
+/// Bytes of a reaction's emoji (one emoji with its modifiers and joiners).
+pub const MAX_EMOJI: usize = 64;
