@@ -27,22 +27,44 @@ pub struct WebhookApi {
     state: SharedState,
 }
 
+/// A webhook call's credential.
+enum Caller {
+    User(AuthUser),
+    /// A session's API key: its own session's webhook only.
+    Key {
+        session_id: String,
+    },
+}
+
 impl WebhookApi {
     pub fn new(state: SharedState) -> Self {
         Self { state }
     }
 
-    /// The caller's session id, or NOT_FOUND (also for other users' ids).
-    async fn owned(&self, user: &AuthUser, session_id: &str) -> CpResult<String> {
+    /// Who calls: the session owner's token, or a session's own API key.
+    async fn caller(&self, md: &tonic::metadata::MetadataMap) -> CpResult<Caller> {
+        match crate::services::session_key(&self.state, md).await? {
+            Some(key) => Ok(Caller::Key { session_id: key.session_id }),
+            None => Ok(Caller::User(self.state.auth.user(md).await?)),
+        }
+    }
+
+    /// The caller's session id, or NOT_FOUND (also for other users' ids and
+    /// for another session's key).
+    async fn owned(&self, caller: &Caller, session_id: &str) -> CpResult<String> {
         let not_found = || api(ErrorCode::SessionNotFound, "session not found");
         let id = validation::lookup_id(session_id).ok_or_else(not_found)?;
-        if !sessions::owned_by(&self.state.db, id, &user.id).await? {
+        let mine = match caller {
+            Caller::User(user) => sessions::owned_by(&self.state.db, id, &user.id).await?,
+            Caller::Key { session_id } => session_id == id,
+        };
+        if !mine {
             return Err(not_found());
         }
         Ok(id.to_owned())
     }
 
-    async fn hook(&self, user: &AuthUser, session_id: &str) -> CpResult<WebhookRow> {
+    async fn hook(&self, user: &Caller, session_id: &str) -> CpResult<WebhookRow> {
         let id = self.owned(user, session_id).await?;
         let db = &self.state.db;
         WebhookRow::by_session(&db.conn, db, &id)
@@ -52,7 +74,7 @@ impl WebhookApi {
 
     /// The webhook an action (test, rotate, replay) needs: the session exists,
     /// its webhook does not → 409 `WEBHOOK_NOT_CONFIGURED` (PUT one first).
-    async fn configured(&self, user: &AuthUser, session_id: &str) -> CpResult<WebhookRow> {
+    async fn configured(&self, user: &Caller, session_id: &str) -> CpResult<WebhookRow> {
         let id = self.owned(user, session_id).await?;
         let db = &self.state.db;
         WebhookRow::by_session(&db.conn, db, &id).await?.ok_or_else(|| {
@@ -60,7 +82,7 @@ impl WebhookApi {
         })
     }
 
-    async fn put(&self, user: AuthUser, req: v1::PutWebhookRequest) -> CpResult<v1::PutWebhookResponse> {
+    async fn put(&self, user: Caller, req: v1::PutWebhookRequest) -> CpResult<v1::PutWebhookResponse> {
         self.state.ensure_running()?;
         let session_id = self.owned(&user, &req.session_id).await?;
         let settings = &self.state.webhooks.settings;
@@ -176,7 +198,7 @@ impl WebhookApi {
         Ok(v1::PutWebhookResponse { webhook: Some(to_webhook(&row)), secret: generated, created })
     }
 
-    async fn delete(&self, user: AuthUser, session_id: &str) -> CpResult<v1::DeleteWebhookResponse> {
+    async fn delete(&self, user: Caller, session_id: &str) -> CpResult<v1::DeleteWebhookResponse> {
         let hook = self.hook(&user, session_id).await?;
         let db = &self.state.db;
         webhooks::delete(db, hook.id).await?;
@@ -187,7 +209,7 @@ impl WebhookApi {
     /// One attempt of a `webhook.test` event, now; logged as a delivery.
     /// Limited per session (`WAGATE_LIMIT_WEBHOOK_TEST`, sliding): each
     /// test is an outbound request to a URL the caller chose.
-    async fn test(&self, user: AuthUser, session_id: &str) -> CpResult<v1::WebhookDelivery> {
+    async fn test(&self, user: Caller, session_id: &str) -> CpResult<v1::WebhookDelivery> {
         self.state.ensure_running()?;
         let hook = self.configured(&user, session_id).await?;
         if let Some(rate) = self.state.config.limits.webhook_test.map(Rate::sliding) {
@@ -241,7 +263,7 @@ impl WebhookApi {
         self.delivery(&hook.id, &id).await
     }
 
-    async fn rotate(&self, user: AuthUser, session_id: &str) -> CpResult<v1::RotateWebhookSecretResponse> {
+    async fn rotate(&self, user: Caller, session_id: &str) -> CpResult<v1::RotateWebhookSecretResponse> {
         self.state.ensure_running()?;
         let hook = self.configured(&user, session_id).await?;
         let secret = signing::generate_secret();
@@ -287,7 +309,7 @@ impl WebhookApi {
 
     async fn list(
         &self,
-        user: AuthUser,
+        user: Caller,
         req: v1::ListWebhookDeliveriesRequest,
     ) -> CpResult<v1::ListWebhookDeliveriesResponse> {
         let hook = self.hook(&user, &req.session_id).await?;
@@ -314,7 +336,7 @@ impl WebhookApi {
 
     async fn redeliver(
         &self,
-        user: AuthUser,
+        user: Caller,
         req: v1::RedeliverWebhookDeliveryRequest,
     ) -> CpResult<v1::WebhookDelivery> {
         self.state.ensure_running()?;
@@ -334,7 +356,7 @@ impl WebhookApi {
 
     async fn replay(
         &self,
-        user: AuthUser,
+        user: Caller,
         req: v1::ReplayWebhookRequest,
     ) -> CpResult<v1::ReplayWebhookResponse> {
         self.state.ensure_running()?;
@@ -412,7 +434,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::PutWebhookRequest>,
     ) -> Result<Response<v1::PutWebhookResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.put(user, request.into_inner()).await?))
     }
 
@@ -420,7 +442,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::Webhook>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         let hook = self.hook(&user, &request.get_ref().session_id).await?;
         Ok(Response::new(to_webhook(&hook)))
     }
@@ -429,7 +451,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::DeleteWebhookResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.delete(user, &request.get_ref().session_id).await?))
     }
 
@@ -437,7 +459,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::WebhookDelivery>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.test(user, &request.get_ref().session_id).await?))
     }
 
@@ -445,7 +467,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::RotateWebhookSecretResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.rotate(user, &request.get_ref().session_id).await?))
     }
 
@@ -453,7 +475,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::ListWebhookDeliveriesRequest>,
     ) -> Result<Response<v1::ListWebhookDeliveriesResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.list(user, request.into_inner()).await?))
     }
 
@@ -461,7 +483,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::RedeliverWebhookDeliveryRequest>,
     ) -> Result<Response<v1::WebhookDelivery>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.redeliver(user, request.into_inner()).await?))
     }
 
@@ -469,7 +491,7 @@ impl WebhookService for WebhookApi {
         &self,
         request: Request<v1::ReplayWebhookRequest>,
     ) -> Result<Response<v1::ReplayWebhookResponse>, Status> {
-        let user = self.state.auth.user(request.metadata()).await?;
+        let user = self.caller(request.metadata()).await?;
         Ok(Response::new(self.replay(user, request.into_inner()).await?))
     }
 }

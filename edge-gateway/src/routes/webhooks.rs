@@ -296,7 +296,7 @@ pub struct ReplayParams {
     webhook-signature. Only 2xx counts as delivered; failures are retried (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, \
     then every 10 h, about 3 days); 410 disables the webhook. Events of one session are delivered in order: a later \
     event waits while an earlier one is retrying.",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     request_body = WebhookBody,
     responses((status = 200, description = "replaced", body = Envelope<PutWebhookDto>),
         (status = 201, description = "created", body = Envelope<PutWebhookDto>),
@@ -307,7 +307,7 @@ pub(crate) async fn put(
     SessionId(session_id): SessionId,
     Json(body): Json<WebhookBody>,
 ) -> Answer {
-    call.require_authorization()?;
+    call.require_api_key()?;
     let request = v1::PutWebhookRequest {
         session_id,
         url: body.url,
@@ -325,11 +325,11 @@ pub(crate) async fn put(
 
 #[utoipa::path(get, path = "/sessions/{sessionId}/webhook", tag = "webhooks",
     summary = "The session's webhook (never its secret)",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<WebhookDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request = session(ids.session()?);
-    call.require_authorization()?;
+    call.require_api_key()?;
     let w = call
         .unary("WebhookService.GetWebhook", state.control_plane.webhooks().get_webhook(call.request(request)))
         .await?;
@@ -338,11 +338,11 @@ pub(crate) async fn get(State(state): State<Arc<AppState>>, call: CallContext, i
 
 #[utoipa::path(delete, path = "/sessions/{sessionId}/webhook", tag = "webhooks",
     summary = "Delete the webhook and its delivery log",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<DeletedWebhookDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request = session(ids.session()?);
-    call.require_authorization()?;
+    call.require_api_key()?;
     let r = call
         .unary(
             "WebhookService.DeleteWebhook",
@@ -354,12 +354,12 @@ pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext
 
 #[utoipa::path(post, path = "/sessions/{sessionId}/webhook/test", tag = "webhooks",
     summary = "Send a webhook.test event now (one attempt) and return its delivery",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<DeliveryDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "WEBHOOK_NOT_CONFIGURED: the session has no webhook (PUT one first)", body = ErrorEnvelope)))]
 pub(crate) async fn test(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let request = session(ids.session()?);
-    call.require_authorization()?;
+    call.require_api_key()?;
     let d = call
         .unary(
             "WebhookService.TestWebhook",
@@ -371,7 +371,7 @@ pub(crate) async fn test(State(state): State<Arc<AppState>>, call: CallContext, 
 
 #[utoipa::path(post, path = "/sessions/{sessionId}/webhook/rotate-secret", tag = "webhooks",
     summary = "New secret (shown once); the previous one keeps signing too for 24 hours",
-    security(("bearer" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
+    security(("bearer" = []), ("apiKey" = [])), params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<RotatedSecretDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
         (status = 409, description = "WEBHOOK_NOT_CONFIGURED: the session has no webhook (PUT one first)", body = ErrorEnvelope)))]
 pub(crate) async fn rotate_secret(
@@ -380,7 +380,7 @@ pub(crate) async fn rotate_secret(
     ids: PathIds,
 ) -> Answer {
     let request = session(ids.session()?);
-    call.require_authorization()?;
+    call.require_api_key()?;
     let r = call
         .unary(
             "WebhookService.RotateWebhookSecret",
@@ -393,7 +393,7 @@ pub(crate) async fn rotate_secret(
 
 #[utoipa::path(get, path = "/sessions/{sessionId}/webhook/deliveries", tag = "webhooks",
     summary = "The delivery log, newest first, cursor-paged",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = [])),
     params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), DeliveriesParams),
     responses((status = 200, body = Envelope<DeliveryListDto>), (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
@@ -411,7 +411,7 @@ pub(crate) async fn deliveries(
         Some(DeliveryStatus::Failed) => v1::WebhookDeliveryStatus::Failed,
         Some(DeliveryStatus::Retrying) => v1::WebhookDeliveryStatus::Retrying,
     };
-    call.require_authorization()?;
+    call.require_api_key()?;
     let request = v1::ListWebhookDeliveriesRequest {
         session_id,
         status: status as i32,
@@ -437,14 +437,14 @@ fn delivery_id(ids: &PathIds) -> Result<String, ApiError> {
 
 #[utoipa::path(post, path = "/sessions/{sessionId}/webhook/deliveries/{deliveryId}/redeliver", tag = "webhooks",
     summary = "Queue one delivery again now (same event id, full retry schedule)",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = [])),
     params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
         ("deliveryId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64)),
     responses((status = 200, body = Envelope<DeliveryDto>), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub(crate) async fn redeliver(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
     let session_id = ids.session()?;
     let delivery_id = delivery_id(&ids)?;
-    call.require_authorization()?;
+    call.require_api_key()?;
     let request = v1::RedeliverWebhookDeliveryRequest { session_id, delivery_id };
     let d = call
         .unary(
@@ -457,7 +457,7 @@ pub(crate) async fn redeliver(State(state): State<Arc<AppState>>, call: CallCont
 
 #[utoipa::path(post, path = "/sessions/{sessionId}/webhook/replay", tag = "webhooks",
     summary = "Queue again every event since a time that was not delivered (after an outage)",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("apiKey" = [])),
     params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64), ReplayParams),
     responses((status = 200, body = Envelope<ReplayDto>), (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope),
@@ -470,7 +470,7 @@ pub(crate) async fn replay(
 ) -> Answer {
     let session_id = ids.session()?;
     let since = q.since.ok_or_else(|| ApiError::invalid("since", "since is required (RFC 3339 time)"))?;
-    call.require_authorization()?;
+    call.require_api_key()?;
     let request = v1::ReplayWebhookRequest { session_id, since: Some(since) };
     let r = call
         .unary(
@@ -613,7 +613,11 @@ mod tests {
             ("POST", "/api/v1/sessions/s1/webhook/deliveries/a.b/redeliver", "delivery not found"),
             ("GET", "/api/v1/sessions/a.b/webhook", "session not found"),
             ("POST", "/api/v1/sessions/s1/webhook/replay", "since is required (RFC 3339 time)"),
-            ("GET", "/api/v1/sessions/s1/webhook", "missing Authorization: Bearer <token> header"),
+            (
+                "GET",
+                "/api/v1/sessions/s1/webhook",
+                "missing API key: send Authorization: Bearer <key> or X-API-Key: <key>",
+            ),
         ] {
             let request = http::Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
             let response = app.clone().oneshot(request).await.unwrap();

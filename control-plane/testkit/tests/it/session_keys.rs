@@ -19,7 +19,10 @@ async fn a_session_key_reads_its_own_session_only_postgres() {
 }
 
 async fn a_session_key_reads_its_own_session_only(storage: Storage) {
-    let cl = start(cluster(storage).worker(WorkerSpec::new("w1", 10))).await;
+    let cl = start(
+        cluster(storage).worker(WorkerSpec::new("w1", 10)).configure(|c| c.webhooks.allow_private = true),
+    )
+    .await;
     let api = Api::new(&cl);
     let alice = api.register("alice-keys@example.com").await;
     let bob = api.register("bob-keys@example.com").await;
@@ -57,6 +60,26 @@ async fn a_session_key_reads_its_own_session_only(storage: Storage) {
     api.get(&format!("/api/v1/sessions/{mine}/messages/{their_message}"), Some(&my_key))
         .await
         .expect_code(404, "NOT_FOUND");
+
+    // Its own webhook: configured, read, tested against and removed by the key;
+    // another session's: not found.
+    let hook = json!({ "url": "http://127.0.0.1:9/wagate" });
+    let (mine_hook, theirs_hook) =
+        (format!("/api/v1/sessions/{mine}/webhook"), format!("/api/v1/sessions/{theirs}/webhook"));
+    api.call(Method::PUT, &mine_hook, Some(&my_key), Some(hook.clone())).await.expect(201);
+    api.get(&format!("/api/v1/sessions/{mine}/webhook"), Some(&my_key)).await.expect(200);
+    api.get(&format!("/api/v1/sessions/{mine}/webhook/deliveries"), Some(&my_key)).await.expect(200);
+    api.call(Method::PUT, &theirs_hook, Some(&my_key), Some(hook))
+        .await
+        .expect_code(404, "SESSION_NOT_FOUND");
+    api.get(&format!("/api/v1/sessions/{theirs}/webhook"), Some(&my_key))
+        .await
+        .expect_code(404, "SESSION_NOT_FOUND");
+    api.delete(&format!("/api/v1/sessions/{theirs}/webhook"), Some(&my_key))
+        .await
+        .expect_code(404, "SESSION_NOT_FOUND");
+    api.get(&format!("/api/v1/sessions/{mine}/webhook"), Some(&alice)).await.expect(200);
+    api.delete(&format!("/api/v1/sessions/{mine}/webhook"), Some(&my_key)).await.expect(200);
 
     // The account's routes and the session's management stay with the user.
     for (method, path) in [
