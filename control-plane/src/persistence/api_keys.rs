@@ -91,6 +91,27 @@ pub async fn set_last_used(db: &Db, chunk: &[(String, DateTime<Utc>)]) -> Result
 /// An `api_keys` row.
 pub type ApiKey = api_key::Model;
 
+/// The row of a session's new API key (named after the session, active).
+pub fn new_row(
+    session_id: &str,
+    key_hash: String,
+    key_prefix: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> ApiKey {
+    ApiKey {
+        id: uuid::Uuid::new_v4().to_string(),
+        key_hash,
+        key_prefix,
+        session_id: session_id.to_owned(),
+        name: format!("Session API Key - {session_id}"),
+        is_active: true,
+        last_used: None,
+        created_at,
+        expires_at,
+    }
+}
+
 /// The key of a session (a session has at most one).
 pub async fn of_session(db: &Db, session_id: &str) -> Result<Option<ApiKey>, DbErr> {
     measured(

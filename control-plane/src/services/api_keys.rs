@@ -94,17 +94,13 @@ impl ApiKeyApi {
             None => {
                 key_rows::insert(
                     &self.state.db.conn,
-                    ApiKey {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        key_hash: key.hash.clone(),
-                        key_prefix: key.display_prefix.clone(),
-                        session_id: session_id.clone(),
-                        name: format!("Session API Key - {session_id}"),
-                        is_active: true,
-                        last_used: None,
-                        created_at: now,
+                    key_rows::new_row(
+                        &session_id,
+                        key.hash.clone(),
+                        key.display_prefix.clone(),
+                        now,
                         expires_at,
-                    },
+                    ),
                 )
                 .await?
             }

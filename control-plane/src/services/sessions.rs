@@ -13,7 +13,7 @@ use crate::auth::{AuthUser, api_keys};
 use crate::convert;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::fleet::placement::{self, Admission};
-use crate::persistence::api_keys::{self as key_rows, ApiKey};
+use crate::persistence::api_keys as key_rows;
 use crate::persistence::enums::SessionStatus;
 use crate::persistence::sessions::{self, Fence, Session, Undo};
 use crate::persistence::{Conn, Db, Tx, users};
@@ -87,17 +87,7 @@ impl SessionApi {
         }
         key_rows::insert(
             &txn,
-            ApiKey {
-                id: uuid::Uuid::new_v4().to_string(),
-                key_hash: key.hash.clone(),
-                key_prefix: key.display_prefix.clone(),
-                session_id: session_id.clone(),
-                name: format!("Session API Key - {session_id}"),
-                is_active: true,
-                last_used: None,
-                created_at: now,
-                expires_at: None,
-            },
+            key_rows::new_row(&session_id, key.hash.clone(), key.display_prefix.clone(), now, None),
         )
         .await?;
         txn.commit().await?;
@@ -350,23 +340,10 @@ impl SessionApi {
                     }
                 }
             }
-        } else if let Some(worker_id) = &s.worker_id {
-            let stop = v1::StopSession {
-                session_id: s.id.clone(),
-                generation: u64::try_from(s.generation).unwrap_or_default(),
-            };
+        } else {
             // Best effort: a worker that is gone no longer runs the session;
             // one that comes back is told to stop it (fencing on Hello).
-            match self.state.dispatcher.run(worker_id, stop).await {
-                Ok(r) if !r.ok => tracing::warn!(
-                    session_id = s.id,
-                    worker_id,
-                    error = r.error_message,
-                    "worker refused stop"
-                ),
-                Err(e) => tracing::warn!(session_id = s.id, worker_id, error = %e, "stop not delivered"),
-                Ok(_) => {}
-            }
+            super::stop_on_worker(&self.state, &s).await;
         }
         self.remove_session(&s.id).await?;
         Ok(v1::DeleteSessionResponse { session_id: s.id, deleted: true })
