@@ -63,6 +63,10 @@ pub struct ControlPlaneArgs {
     /// unless the token is younger than this many seconds.
     #[arg(long, env = "WAGATE_REAUTH_WINDOW_SECS", default_value_t = 300)]
     pub reauth_window_secs: u64,
+    /// Seconds a number check's answer is reused for the same session and
+    /// number (0: always ask the phone).
+    #[arg(long, env = "WAGATE_NUMBER_CHECK_CACHE_SECS", default_value_t = 600)]
+    pub number_check_cache_secs: u64,
     /// Peers whose `x-forwarded-for` is believed (CIDRs or addresses, comma
     /// separated); everyone else's client address is the socket peer.
     #[arg(long, env = "WAGATE_TRUSTED_PROXIES", default_value = "")]
@@ -239,6 +243,8 @@ pub struct ControlPlaneConfig {
     pub jwt_ttl: Duration,
     pub refresh_ttl: Duration,
     pub reauth_window: Duration,
+    /// How long a number check's answer is reused (zero: not at all).
+    pub number_check_cache: Duration,
     pub worker_auth_token: String,
     /// Whether the shared worker token is accepted at all.
     pub allow_shared_worker_token: bool,
@@ -355,6 +361,7 @@ impl ControlPlaneArgs {
             jwt_ttl: Duration::from_secs(self.jwt_ttl_secs.max(60)),
             refresh_ttl: Duration::from_secs(self.refresh_ttl_secs.max(60)),
             reauth_window: Duration::from_secs(self.reauth_window_secs),
+            number_check_cache: Duration::from_secs(self.number_check_cache_secs),
             worker_auth_token,
             allow_shared_worker_token: self.allow_shared_worker_token,
             trusted_proxies,
@@ -548,6 +555,7 @@ impl ControlPlaneConfig {
             jwt_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             reauth_window: Duration::from_secs(300),
+            number_check_cache: Duration::from_secs(600),
             worker_auth_token: random_secret(),
             // One machine: the simulated workers use the (random) shared token.
             allow_shared_worker_token: true,

@@ -102,3 +102,75 @@ pub fn message_type_from_proto(t: v1::MessageType) -> Option<MessageType> {
         v1::MessageType::Contact => MessageType::Contact,
     })
 }
+
+pub fn message_type_to_proto(t: MessageType) -> v1::MessageType {
+    match t {
+        MessageType::Text => v1::MessageType::Text,
+        MessageType::Image => v1::MessageType::Image,
+        MessageType::Document => v1::MessageType::Document,
+        MessageType::Audio => v1::MessageType::Audio,
+        MessageType::Video => v1::MessageType::Video,
+        MessageType::Sticker => v1::MessageType::Sticker,
+        MessageType::Location => v1::MessageType::Location,
+        MessageType::Contact => v1::MessageType::Contact,
+    }
+}
+
+/// The stored columns of a message (`metadata` the JSON of
+/// [`with_reply_fields`] and the LOCATION / CONTACT fields).
+pub struct StoredContent<'a> {
+    pub kind: MessageType,
+    pub text: &'a str,
+    pub media_url: Option<&'a str>,
+    pub caption: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    pub metadata: Option<&'a str>,
+}
+
+/// A message's payload rebuilt from its row: for the history, and for a
+/// send dispatched again (so a re-dispatch carries its reply and mentions).
+pub fn content_from_row(row: StoredContent<'_>) -> v1::MessageContent {
+    let meta: serde_json::Value = row.metadata.and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
+    let s = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let f = |k: &str| meta.get(k).and_then(serde_json::Value::as_f64);
+    v1::MessageContent {
+        r#type: message_type_to_proto(row.kind) as i32,
+        text: row.text.to_owned(),
+        media_url: row.media_url.map(str::to_owned),
+        caption: row.caption.map(str::to_owned),
+        filename: row.filename.map(str::to_owned),
+        latitude: f("latitude"),
+        longitude: f("longitude"),
+        name: s("name"),
+        phone: s("phone"),
+        vcard: s("vcard"),
+        quoted_message_id: s("quotedMessageId"),
+        quoted_participant: s("quotedParticipant"),
+        mentions: meta
+            .get("mentions")
+            .and_then(|m| m.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// `metadata` (the LOCATION / CONTACT JSON, or none) with the reply and
+/// mentions of `c` added; none when there is nothing to store.
+pub fn with_reply_fields(metadata: Option<String>, c: &v1::MessageContent) -> Option<String> {
+    if c.quoted_message_id.is_none() && c.mentions.is_empty() {
+        return metadata;
+    }
+    let mut meta = metadata
+        .and_then(|m| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&m).ok())
+        .unwrap_or_default();
+    if let Some(q) = &c.quoted_message_id {
+        meta.insert("quotedMessageId".into(), q.clone().into());
+    }
+    if let Some(p) = &c.quoted_participant {
+        meta.insert("quotedParticipant".into(), p.clone().into());
+    }
+    if !c.mentions.is_empty() {
+        meta.insert("mentions".into(), c.mentions.clone().into());
+    }
+    Some(serde_json::Value::Object(meta).to_string())
+}

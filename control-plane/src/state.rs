@@ -52,6 +52,8 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Re-dispatch rounds of PENDING sends: which sessions have one running.
     pub redispatches: crate::fleet::failover::Redispatches,
+    /// Number checks answered recently, per (session, number).
+    pub number_checks: moka::sync::Cache<(String, String), wagate_proto::v1::NumberCheck>,
 }
 
 impl AppState {

@@ -2,8 +2,8 @@
 //! failure names the field.
 
 pub use wagate_proto::contract::limits::{
-    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_EMOJI, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_READ_IDS, MAX_TEXT,
-    MAX_VCARD,
+    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_EMOJI, MAX_FILENAME, MAX_MEDIA_URL, MAX_MENTIONS, MAX_NAME,
+    MAX_READ_IDS, MAX_TEXT, MAX_VCARD,
 };
 use wagate_proto::v1::{MessageContent, MessageType, PresenceState};
 
@@ -176,6 +176,48 @@ pub fn presence(state: i32, chat_id: &str) -> Result<(PresenceState, String), Cp
             }
             Ok((state, chat("chatId", chat_id)?))
         }
+    }
+}
+
+/// A required text of a send's length (`field` names it in the error).
+pub fn text(field: &str, raw: &str) -> Result<String, CpError> {
+    if raw.trim().is_empty() {
+        return Err(invalid(field, format!("{field} is required")));
+    }
+    if raw.chars().count() > MAX_TEXT {
+        return Err(invalid(field, format!("{field} must be at most {MAX_TEXT} characters")));
+    }
+    Ok(raw.to_owned())
+}
+
+/// People a message mentions: phone numbers or JIDs, at most
+/// [`MAX_MENTIONS`], as JIDs (duplicates dropped).
+pub fn mentions(raw: &[String]) -> Result<Vec<String>, CpError> {
+    if raw.len() > MAX_MENTIONS {
+        return Err(invalid("mentions", format!("mentions has at most {MAX_MENTIONS} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, m) in raw.iter().enumerate() {
+        let jid = recipient(m).map_err(|_| invalid(&format!("mentions[{i}]"), "a phone number or a JID"))?;
+        if jid.ends_with("@g.us") {
+            return Err(invalid(&format!("mentions[{i}]"), "a mention is a person, not a group"));
+        }
+        if !out.contains(&jid) {
+            out.push(jid);
+        }
+    }
+    Ok(out)
+}
+
+/// The REST name of a presence state (`composing`, …; `unknown` for none).
+pub fn presence_name(state: i32) -> &'static str {
+    match PresenceState::try_from(state).unwrap_or(PresenceState::Unspecified) {
+        PresenceState::Composing => "composing",
+        PresenceState::Recording => "recording",
+        PresenceState::Paused => "paused",
+        PresenceState::Available => "available",
+        PresenceState::Unavailable => "unavailable",
+        PresenceState::Unspecified => "unknown",
     }
 }
 

@@ -266,6 +266,14 @@ impl CallContext {
         request
     }
 
+    /// Like [`CallContext::request`] for a call whose answer streams for as
+    /// long as the client listens: no deadline.
+    pub fn streaming_request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = self.request(message);
+        request.metadata_mut().remove("grpc-timeout");
+        request
+    }
+
     /// Time left before the deadline (at least 1 ms, so that a call made at
     /// the very end still carries a valid `grpc-timeout`).
     pub fn remaining(&self) -> Duration {

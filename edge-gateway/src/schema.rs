@@ -13,7 +13,7 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::{RefOr, schema::Object};
 use wagate_proto::contract::limits::{
-    MAX_CAPTION, MAX_FILENAME, MAX_MEDIA_URL, MAX_NAME, MAX_TEXT, MAX_VCARD,
+    MAX_CAPTION, MAX_FILENAME, MAX_MEDIA_URL, MAX_MENTIONS, MAX_NAME, MAX_TEXT, MAX_VCARD,
 };
 
 /// The characters Rust's `char::is_whitespace` (so `str::trim`) knows, as a class body.
@@ -244,6 +244,20 @@ pub fn send_body() -> RefOr<Schema> {
             .property("name", opt(None))
             .property("phone", opt(None))
             .property("vcard", opt(None))
+            .property(
+                "quotedMessageId",
+                string(Some(r"^[A-Za-z0-9._-]{1,64}$".to_owned()), None, Some(64), true).description(Some(
+                    "Reply to this message of the session: its wagate id or WhatsApp id (404 when unknown).",
+                )),
+            )
+            .property(
+                "mentions",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+                    .description(Some(format!(
+                        "People mentioned (phone numbers or JIDs, at most {MAX_MENTIONS}); write `@<number>` in the text."
+                    ))),
+            )
             .required("to")
     };
     let text_branch = base(

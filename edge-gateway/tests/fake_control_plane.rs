@@ -179,6 +179,16 @@ impl SessionService for Fake {
         self.record(&r);
         Ok(Response::new(session(&r.into_inner().session_id)))
     }
+
+    type StreamEventsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<wagate_proto::v1::LiveEvent, Status>>;
+
+    async fn stream_events(
+        &self,
+        _: Request<wagate_proto::v1::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
 }
 
 #[tonic::async_trait]
@@ -229,6 +239,20 @@ impl MessageService for Fake {
         &self,
         _: Request<wagate_proto::v1::ReactRequest>,
     ) -> Result<Response<wagate_proto::v1::ReactResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn edit_message(
+        &self,
+        _: Request<wagate_proto::v1::EditMessageRequest>,
+    ) -> Result<Response<wagate_proto::v1::EditMessageResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn delete_message(
+        &self,
+        _: Request<wagate_proto::v1::DeleteMessageRequest>,
+    ) -> Result<Response<wagate_proto::v1::DeleteMessageResponse>, Status> {
         Err(Status::unimplemented("not used by these tests"))
     }
 }

@@ -49,6 +49,8 @@ macro_rules! for_each_worker_command {
                 MarkRead(mark_read) -> (),
                 SendPresence(send_presence) -> (),
                 SendReaction(send_reaction) -> (),
+                EditMessage(edit_message) -> (),
+                DeleteMessage(delete_message) -> (),
             }
             baseline { StartSession, SendMessage, StopSession, Logout, GetStatus }
             payloads { SendReceipt, SessionState, NumberChecks }

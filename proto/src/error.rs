@@ -63,6 +63,7 @@ error_codes! {
     SessionNotConnected => "SESSION_NOT_CONNECTED", FailedPrecondition, 409;
     WorkerHasSessions => "WORKER_HAS_SESSIONS", FailedPrecondition, 409;
     MessageNotSent => "MESSAGE_NOT_SENT", FailedPrecondition, 409;
+    MessageNotEditable => "MESSAGE_NOT_EDITABLE", FailedPrecondition, 409;
     WebhookNotConfigured => "WEBHOOK_NOT_CONFIGURED", FailedPrecondition, 409;
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413;
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", InvalidArgument, 415;

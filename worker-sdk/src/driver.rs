@@ -164,6 +164,20 @@ pub trait SessionDriver: Send + Sync + 'static {
         Err(DriverError::unsupported(CommandKind::SendReaction))
     }
 
+    /// Edits the text of message `cmd.wa_message_id` (sent by this session)
+    /// in chat `cmd.chat_id` to `cmd.text`.
+    async fn edit_message(&self, cmd: v1::EditMessage) -> Result<(), DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::EditMessage))
+    }
+
+    /// Deletes message `cmd.wa_message_id` (sent by this session) of chat
+    /// `cmd.chat_id` for everyone.
+    async fn delete_message(&self, cmd: v1::DeleteMessage) -> Result<(), DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::DeleteMessage))
+    }
+
     /// The commands this driver runs, declared in `Hello.commands`. The
     /// default is the original five; a driver that implements a newer
     /// command adds it (`CommandSet::BASELINE.with(CommandKind::…)`).

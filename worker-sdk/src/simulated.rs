@@ -331,6 +331,24 @@ impl SimulatedDriver {
     }
 
     /// A command for a session this driver runs, CONNECTED, of its generation or newer.
+    /// Echo mode: the event `kind` of the session, from the simulated
+    /// phone, after the echo delay (nothing when echo is off).
+    fn echo_later(&self, session_id: &str, kind: v1::event::Kind) {
+        let Some(after) = self.config.echo_after else { return };
+        let (sink, generation) = {
+            let shard = self.shard(session_id);
+            match shard.sessions.get(session_id) {
+                Some(s) => (s.events.clone(), s.generation),
+                None => return,
+            }
+        };
+        let session_id = session_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = sink.emit(v1::Event { session_id, generation, kind: Some(kind) }).await;
+        });
+    }
+
     fn connected(&self, session_id: &str, generation: u64) -> Result<(), DriverError> {
         let shard = self.shard(session_id);
         let s = shard.sessions.get(session_id).ok_or_else(|| DriverError::unknown_session(session_id))?;
@@ -609,6 +627,13 @@ impl SessionDriver for SimulatedDriver {
             )
         };
         let (session_id, message_id) = (cmd.session_id, cmd.message_id);
+        // Echo mode: the read receipt also comes as one (`message.read`).
+        let read_receipt = self.config.echo_after.is_some().then(|| v1::MessagesRead {
+            chat_id: cmd.to.clone(),
+            reader: cmd.to.split('@').next().unwrap_or_default().to_owned(),
+            wa_message_ids: vec![receipt.wa_message_id.clone()],
+            timestamp_ms: 0,
+        });
         tokio::spawn(async move {
             tokio::time::sleep(delivered_after).await;
             let delivered = events::message_status_event(
@@ -624,7 +649,14 @@ impl SessionDriver for SimulatedDriver {
             tokio::time::sleep(read_after).await;
             let read =
                 events::message_status_event(&session_id, generation, &message_id, MessageStatus::Read, None);
-            let _ = sink.emit(read).await;
+            if sink.emit(read).await.is_err() {
+                return;
+            }
+            if let Some(mut r) = read_receipt {
+                r.timestamp_ms = events::now_ms();
+                let event = v1::Event { session_id, generation, kind: Some(v1::event::Kind::Read(r)) };
+                let _ = sink.emit(event).await;
+            }
         });
         Ok(receipt)
     }
@@ -690,30 +722,48 @@ impl SessionDriver for SimulatedDriver {
         self.count(CommandKind::SendReaction);
         // The simulated peer reacts back the same way (echo mode): the
         // `message.reaction` path runs end to end without a phone.
-        if let Some(after) = self.config.echo_after {
-            let (sink, generation) = {
-                let shard = self.shard(&cmd.session_id);
-                match shard.sessions.get(&cmd.session_id) {
-                    Some(s) => (s.events.clone(), s.generation),
-                    None => return Ok(()),
-                }
-            };
-            let from = cmd.chat_id.split('@').next().unwrap_or_default().to_owned();
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                let event = v1::Event {
-                    session_id: cmd.session_id,
-                    generation,
-                    kind: Some(v1::event::Kind::Reaction(v1::ReactionReceived {
-                        wa_message_id: cmd.wa_message_id,
-                        from,
-                        emoji: cmd.emoji,
-                        timestamp_ms: events::now_ms(),
-                    })),
-                };
-                let _ = sink.emit(event).await;
-            });
+        let from = cmd.chat_id.split('@').next().unwrap_or_default().to_owned();
+        let kind = v1::event::Kind::Reaction(v1::ReactionReceived {
+            wa_message_id: cmd.wa_message_id,
+            from,
+            emoji: cmd.emoji,
+            timestamp_ms: events::now_ms(),
+        });
+        self.echo_later(&cmd.session_id, kind);
+        Ok(())
+    }
+
+    async fn edit_message(&self, cmd: v1::EditMessage) -> Result<(), DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        if cmd.wa_message_id.is_empty() || cmd.chat_id.is_empty() || cmd.text.is_empty() {
+            return Err(DriverError::invalid_message("an edit needs a chat, a message id and a text"));
         }
+        self.count(CommandKind::EditMessage);
+        // The account's own edit comes back from WhatsApp (multi-device).
+        let kind = v1::event::Kind::Edited(v1::MessageEdited {
+            wa_message_id: cmd.wa_message_id,
+            chat_id: cmd.chat_id,
+            from_me: true,
+            text: cmd.text,
+            timestamp_ms: events::now_ms(),
+        });
+        self.echo_later(&cmd.session_id, kind);
+        Ok(())
+    }
+
+    async fn delete_message(&self, cmd: v1::DeleteMessage) -> Result<(), DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        if cmd.wa_message_id.is_empty() || cmd.chat_id.is_empty() {
+            return Err(DriverError::invalid_message("a deletion needs a chat and a message id"));
+        }
+        self.count(CommandKind::DeleteMessage);
+        let kind = v1::event::Kind::Deleted(v1::MessageDeleted {
+            wa_message_id: cmd.wa_message_id,
+            chat_id: cmd.chat_id,
+            from_me: true,
+            timestamp_ms: events::now_ms(),
+        });
+        self.echo_later(&cmd.session_id, kind);
         Ok(())
     }
 
@@ -815,7 +865,22 @@ fn spawn_echo(sink: EventSink, session_id: &str, generation: u64, to: &str, text
     };
     let (session_id, from) = (session_id.to_owned(), to.to_owned());
     tokio::spawn(async move {
-        tokio::time::sleep(after).await;
+        tokio::time::sleep(after / 2).await;
+        // The contact types before answering (a `presence` event, opt-in).
+        let typing = v1::PresenceUpdate {
+            chat_id: from.clone(),
+            from: from.split('@').next().unwrap_or_default().to_owned(),
+            state: v1::PresenceState::Composing as i32,
+        };
+        let event = v1::Event {
+            session_id: session_id.clone(),
+            generation,
+            kind: Some(v1::event::Kind::Presence(typing)),
+        };
+        if sink.emit(event).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(after / 2).await;
         let event = events::inbound_event(
             &session_id,
             generation,

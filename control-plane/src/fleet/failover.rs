@@ -236,31 +236,12 @@ async fn redispatch_rows(
 
 /// Rebuilds the message payload from its row.
 fn content_of(row: &Unacked) -> CpResult<v1::MessageContent> {
-    let kind = row.message_type;
-    let text = row.content.clone();
-    let metadata = row.metadata.clone();
-    let meta: serde_json::Value = metadata.and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default();
-    let proto_kind = match kind {
-        crate::persistence::enums::MessageType::Text => v1::MessageType::Text,
-        crate::persistence::enums::MessageType::Image => v1::MessageType::Image,
-        crate::persistence::enums::MessageType::Document => v1::MessageType::Document,
-        crate::persistence::enums::MessageType::Audio => v1::MessageType::Audio,
-        crate::persistence::enums::MessageType::Video => v1::MessageType::Video,
-        crate::persistence::enums::MessageType::Sticker => v1::MessageType::Sticker,
-        crate::persistence::enums::MessageType::Location => v1::MessageType::Location,
-        crate::persistence::enums::MessageType::Contact => v1::MessageType::Contact,
-    };
-    let s = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    Ok(v1::MessageContent {
-        r#type: proto_kind as i32,
-        text,
-        media_url: row.media_url.clone(),
-        caption: row.caption.clone(),
-        filename: row.filename.clone(),
-        latitude: meta.get("latitude").and_then(serde_json::Value::as_f64),
-        longitude: meta.get("longitude").and_then(serde_json::Value::as_f64),
-        name: s("name"),
-        phone: s("phone"),
-        vcard: s("vcard"),
-    })
+    Ok(crate::convert::content_from_row(crate::convert::StoredContent {
+        kind: row.message_type,
+        text: &row.content,
+        media_url: row.media_url.as_deref(),
+        caption: row.caption.as_deref(),
+        filename: row.filename.as_deref(),
+        metadata: row.metadata.as_deref(),
+    }))
 }

@@ -82,6 +82,9 @@ pub struct StatusRow {
     pub wa_message_id: Option<String>,
     pub to_number: String,
     pub error_message: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
 }
 
 /// The status rows of `ids` (one `IN` list; the caller pads it to a few
@@ -94,7 +97,8 @@ pub async fn statuses_of<C: ConnectionTrait>(
     measured("messages.statuses_of", async {
         let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT id, session_id, status, wa_message_id, to_number, error_message FROM messages WHERE id IN ({})",
+            "SELECT id, session_id, status, wa_message_id, to_number, error_message, sent_at, delivered_at, read_at \
+             FROM messages WHERE id IN ({})",
             marks.join(", ")
         );
         let values: Vec<Value> = ids.iter().map(|s| (*s).into()).collect();
@@ -108,6 +112,9 @@ pub async fn statuses_of<C: ConnectionTrait>(
                     wa_message_id: r.try_get("", "wa_message_id")?,
                     to_number: r.try_get("", "to_number")?,
                     error_message: r.try_get("", "error_message")?,
+                    sent_at: r.try_get("", "sent_at")?,
+                    delivered_at: r.try_get("", "delivered_at")?,
+                    read_at: r.try_get("", "read_at")?,
                 })
             })
             .collect()
@@ -215,6 +222,35 @@ pub async fn history(db: &Db, session_id: &str, f: HistoryFilter, limit: u64) ->
             .limit(limit)
             .all(&db.conn)
             .await
+    })
+    .await
+}
+
+/// Records that a sent message's text was edited to `text`.
+pub async fn mark_edited(db: &Db, id: &str, text: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+    measured("messages.mark_edited", async {
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE messages SET content = $1, edited_at = $2 WHERE id = $3",
+                vec![text.into(), at.into(), id.into()],
+            ))
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Records that a sent message was deleted for everyone: its text, caption
+/// and media reference are dropped.
+pub async fn mark_deleted(db: &Db, id: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+    measured("messages.mark_deleted", async {
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE messages SET content = '', caption = NULL, media_url = NULL, deleted_at = $1 WHERE id = $2",
+                vec![at.into(), id.into()],
+            ))
+            .await?;
+        Ok(())
     })
     .await
 }

@@ -27,6 +27,7 @@ pub(crate) mod message_dispatch;
 pub mod message_inserter;
 pub(crate) mod messages;
 pub(crate) mod refresh_tokens;
+pub(crate) mod session_events;
 pub(crate) mod sessions;
 pub mod status_writer;
 pub(crate) mod system_logs;
@@ -128,11 +129,13 @@ fn dollar_to_question(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
+        // `$N` → `?N`: SQLite's numbered parameter, so a statement may use
+        // its parameters out of order or more than once, as on PostgreSQL.
         if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            while chars.peek().is_some_and(char::is_ascii_digit) {
-                chars.next();
-            }
             out.push('?');
+            while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                out.push(d);
+            }
         } else {
             out.push(c);
         }
@@ -283,7 +286,7 @@ mod tests {
     fn placeholders_are_rewritten_for_sqlite() {
         assert_eq!(
             super::dollar_to_question("a = $1 AND b = $12 AND c = '$'"),
-            "a = ? AND b = ? AND c = '$'"
+            "a = ?1 AND b = ?12 AND c = '$'"
         );
     }
 }

@@ -622,6 +622,33 @@ pub async fn first_on_worker(db: &Db, worker_id: &str, limit: u64) -> Result<Vec
     .await
 }
 
+/// Keeps the session's live event log on until `until` (a live client
+/// connected); a later time already set is kept.
+pub async fn extend_live(db: &Db, session_id: &str, until: DateTime<Utc>) -> Result<(), DbErr> {
+    measured("sessions.extend_live", async {
+        db.conn
+            .execute_raw(db.stmt(
+                "UPDATE sessions SET live_until = $1 WHERE id = $2 AND (live_until IS NULL OR live_until < $1)",
+                vec![until.into(), session_id.into()],
+            ))
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Whether any session's live event log is on.
+pub async fn any_live(db: &Db, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    measured("sessions.any_live", async {
+        Ok(db
+            .conn
+            .query_one_raw(db.stmt("SELECT id FROM sessions WHERE live_until > $1 LIMIT 1", vec![now.into()]))
+            .await?
+            .is_some())
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -80,12 +80,23 @@ pub struct Claimed {
 #[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: String,
-    pub webhook_id: String,
+    /// The webhook it goes to; none when only the live log wants it.
+    pub webhook_id: Option<String>,
+    /// Whether it also goes to the session's live event log.
+    pub live: bool,
     pub session_id: String,
     /// The event type's name (`message.status`, …).
     pub event: &'static str,
     pub payload: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// Where a session's events are recorded: its webhook (id, `events` list
+/// as stored) and until when its live event log is on.
+#[derive(Debug, Clone, Default)]
+pub struct EventSinksRow {
+    pub webhook: Option<(String, String)>,
+    pub live_until: Option<DateTime<Utc>>,
 }
 
 /// A delivery of the log, as its owner sees it.
@@ -130,27 +141,32 @@ impl DeliveryRow {
 const DELIVERY_COLUMNS: &str = "id, event, status, attempts, response_code, response_body, last_error, \
     next_retry, created_at, delivered_at, payload";
 
-/// The session's webhook that records events (active, or disabled by the
-/// dispatcher: its events wait for it to be re-enabled), as (id, events
-/// JSON). Read through `conn` (the open transaction, if any).
+/// Where the session's events are recorded: its webhook that records events
+/// (active, or disabled by the dispatcher: its events wait for it to be
+/// re-enabled) and its live log's end. Read through `conn` (the open
+/// transaction, if any).
 pub async fn recording_for_session<C: ConnectionTrait>(
     conn: &C,
     db: &Db,
     session_id: &str,
-) -> Result<Option<(String, String)>, DbErr> {
+) -> Result<EventSinksRow, DbErr> {
     measured("webhooks.recording_for_session", async {
         let row = conn
             .query_one_raw(db.stmt(
                 // Active, or disabled by the dispatcher (410, failures): its
                 // events are still recorded, to go out once it is re-enabled.
-                "SELECT id, events FROM webhooks WHERE session_id = $1 AND (is_active = $2 OR disabled_reason IS NOT NULL)",
+                "SELECT s.live_until, w.id, w.events FROM sessions s LEFT JOIN webhooks w ON w.session_id = s.id \
+                 AND (w.is_active = $2 OR w.disabled_reason IS NOT NULL) WHERE s.id = $1",
                 vec![session_id.into(), true.into()],
             ))
             .await?;
-        match row {
-            Some(r) => Ok(Some((r.try_get("", "id")?, r.try_get("", "events")?))),
-            None => Ok(None),
-        }
+        let Some(r) = row else { return Ok(EventSinksRow::default()) };
+        let id: Option<String> = r.try_get("", "id")?;
+        let events: Option<String> = r.try_get("", "events")?;
+        Ok(EventSinksRow {
+            webhook: id.map(|id| (id, events.unwrap_or_default())),
+            live_until: r.try_get("", "live_until")?,
+        })
     })
     .await
 }

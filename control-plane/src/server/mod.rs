@@ -176,6 +176,10 @@ impl ControlPlane {
             shutdown,
             tasks,
             redispatches: Default::default(),
+            number_checks: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(config.number_check_cache.max(std::time::Duration::from_millis(1)))
+                .build(),
             config,
         });
         // `message.status` webhook events commit with the status batches.

@@ -12,7 +12,7 @@ use wagate_proto::v1::{self, message_history_service_server::MessageHistoryServi
 
 use crate::convert;
 use crate::error::{CpError, CpResult, api, invalid};
-use crate::persistence::enums::{MessageDirection, MessageType};
+use crate::persistence::enums::MessageDirection;
 use crate::persistence::messages::{self as message_rows, HistoryFilter, Message};
 use crate::persistence::sessions::Session;
 use crate::services::readable_session;
@@ -55,19 +55,6 @@ impl Cursor {
 }
 
 pub fn message(m: &Message) -> v1::Message {
-    let meta: Option<serde_json::Value> = m.metadata.as_deref().and_then(|s| serde_json::from_str(s).ok());
-    let get_f = |k: &str| meta.as_ref().and_then(|v| v.get(k)).and_then(serde_json::Value::as_f64);
-    let get_s = |k: &str| meta.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
-    let kind = match m.message_type {
-        MessageType::Text => v1::MessageType::Text,
-        MessageType::Image => v1::MessageType::Image,
-        MessageType::Document => v1::MessageType::Document,
-        MessageType::Audio => v1::MessageType::Audio,
-        MessageType::Video => v1::MessageType::Video,
-        MessageType::Sticker => v1::MessageType::Sticker,
-        MessageType::Location => v1::MessageType::Location,
-        MessageType::Contact => v1::MessageType::Contact,
-    };
     v1::Message {
         id: m.id.clone(),
         session_id: m.session_id.clone(),
@@ -77,24 +64,23 @@ pub fn message(m: &Message) -> v1::Message {
         } as i32,
         from: m.from_number.clone(),
         to: m.to_number.clone(),
-        content: Some(v1::MessageContent {
-            r#type: kind as i32,
-            text: m.content.clone(),
-            media_url: m.media_url.clone(),
-            caption: m.caption.clone(),
-            filename: m.filename.clone(),
-            latitude: get_f("latitude"),
-            longitude: get_f("longitude"),
-            name: get_s("name"),
-            phone: get_s("phone"),
-            vcard: get_s("vcard"),
-        }),
+        content: Some(convert::content_from_row(convert::StoredContent {
+            kind: m.message_type,
+            text: &m.content,
+            media_url: m.media_url.as_deref(),
+            caption: m.caption.as_deref(),
+            filename: m.filename.as_deref(),
+            metadata: m.metadata.as_deref(),
+        })),
         status: convert::message_status_to_proto(m.status) as i32,
         error: m.error_message.clone(),
         sent_at: opt_to_proto(m.sent_at),
         delivered_at: opt_to_proto(m.delivered_at),
         read_at: opt_to_proto(m.read_at),
         created_at: Some(to_proto(m.created_at)),
+        edited_at: opt_to_proto(m.edited_at),
+        deleted_at: opt_to_proto(m.deleted_at),
+        wa_message_id: m.wa_message_id.clone(),
     }
 }
 

@@ -74,11 +74,12 @@ impl MessageApi {
         self.state.ensure_running()?;
         let ks = self.authenticate(&md).await?;
         if ks.session_id != req.session_id {
-            return Err(api(ErrorCode::Forbidden, "this API key does not belong to this session"));
+            return Err(api(ErrorCode::SessionNotFound, "session not found"));
         }
         let to = validation::recipient(&req.to)?;
         let kind = validation::content(req.content.as_ref())?;
-        let content = req.content.unwrap_or_default();
+        let mut content = req.content.unwrap_or_default();
+        content.mentions = validation::mentions(&content.mentions)?;
         let idempotency_key = md
             .get(wagate_proto::metadata::IDEMPOTENCY_KEY)
             .map(|v| v.to_str().map(str::trim).map(str::to_owned))
@@ -108,6 +109,11 @@ impl MessageApi {
         let worker_id = ks.worker_id.clone().unwrap_or_default();
         if worker_id.is_empty() && !queue_only {
             return Err(api(ErrorCode::WorkerUnavailable, "session has no worker"));
+        }
+        if let Some(reference) = content.quoted_message_id.take().filter(|q| !q.trim().is_empty()) {
+            let (wa_id, participant) = self.quoted(&ks.session_id, &reference).await?;
+            content.quoted_message_id = Some(wa_id);
+            content.quoted_participant = participant;
         }
 
         // The owner's tier quota and the client-IP limit (one atomic check,
@@ -269,6 +275,7 @@ fn new_row(
         ),
         _ => (c.caption.clone().unwrap_or_default(), None),
     };
+    let metadata = convert::with_reply_fields(metadata, c);
     Message {
         id: inserted.id.clone(),
         session_id: session_id.to_owned(),
@@ -289,6 +296,8 @@ fn new_row(
         wa_message_id: None,
         idempotency_key,
         metadata,
+        edited_at: None,
+        deleted_at: None,
     }
 }
 
@@ -357,6 +366,26 @@ impl MessageService for MessageApi {
         let span = tracing::debug_span!("react", session_id = %req.session_id, request_id);
         Ok(Response::new(self.react(md, req).instrument(span).await?))
     }
+
+    async fn edit_message(
+        &self,
+        request: Request<v1::EditMessageRequest>,
+    ) -> Result<Response<v1::EditMessageResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("edit_message", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.edit(md, req).instrument(span).await?))
+    }
+
+    async fn delete_message(
+        &self,
+        request: Request<v1::DeleteMessageRequest>,
+    ) -> Result<Response<v1::DeleteMessageResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("delete_message", session_id = %req.session_id, request_id);
+        Ok(Response::new(self.delete(md, req).instrument(span).await?))
+    }
 }
 
 /// The session commands other than a send: the session's API key, its
@@ -371,7 +400,7 @@ impl MessageApi {
         self.state.ensure_running()?;
         let ks = self.authenticate(md).await?;
         if ks.session_id != session_id {
-            return Err(api(ErrorCode::Forbidden, "this API key does not belong to this session"));
+            return Err(api(ErrorCode::SessionNotFound, "session not found"));
         }
         if ks.status != SessionStatus::Connected {
             return Err(api(
@@ -391,10 +420,39 @@ impl MessageApi {
     ) -> CpResult<v1::CheckNumbersResponse> {
         let numbers = validation::numbers(&req.numbers)?;
         let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
-        let cmd =
-            v1::CheckNumbers { session_id: ks.session_id, generation: generation(ks.generation), numbers };
-        let checks = self.state.dispatcher.run_for(&worker_id, cmd).await?;
-        Ok(v1::CheckNumbersResponse { numbers: checks.numbers })
+        // Answers of the last `number_check_cache` are reused; the phone is
+        // asked only about the rest.
+        let cache = &self.state.number_checks;
+        let cached = !self.state.config.number_check_cache.is_zero();
+        let key = |n: &str| (ks.session_id.clone(), n.to_owned());
+        let missing: Vec<String> =
+            numbers.iter().filter(|n| !cached || !cache.contains_key(&key(n))).cloned().collect();
+        let mut fresh = Vec::new();
+        if !missing.is_empty() {
+            let cmd = v1::CheckNumbers {
+                session_id: ks.session_id.clone(),
+                generation: generation(ks.generation),
+                numbers: missing,
+            };
+            fresh = self.state.dispatcher.run_for(&worker_id, cmd).await?.numbers;
+            if cached {
+                for c in &fresh {
+                    cache.insert(key(&c.number), c.clone());
+                }
+            }
+        }
+        let answers = numbers
+            .iter()
+            .map(|n| {
+                fresh
+                    .iter()
+                    .find(|c| &c.number == n)
+                    .cloned()
+                    .or_else(|| cache.get(&key(n)))
+                    .unwrap_or_else(|| v1::NumberCheck { number: n.clone(), exists: false, jid: None })
+            })
+            .collect();
+        Ok(v1::CheckNumbersResponse { numbers: answers })
     }
 
     async fn mark_read(
@@ -467,6 +525,111 @@ impl MessageApi {
         };
         self.state.dispatcher.run_for(&worker_id, cmd).await?;
         Ok(v1::ReactResponse { message_id: m.id, emoji })
+    }
+
+    /// The WhatsApp id (and sender, when not the session) of the message a
+    /// send replies to, named by its wagate or WhatsApp id.
+    async fn quoted(&self, session_id: &str, reference: &str) -> CpResult<(String, Option<String>)> {
+        let not_found = || api(ErrorCode::NotFound, "quotedMessageId: no such message in the session");
+        let reference = validation::message_ref(reference).ok_or_else(not_found)?;
+        let m = crate::persistence::messages::by_ref_in_session(&self.state.db, reference, session_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let Some(wa_id) = m.wa_message_id.filter(|w| !w.is_empty()) else {
+            return Err(api(
+                ErrorCode::MessageNotSent,
+                "quotedMessageId: that message has not reached WhatsApp (no WhatsApp id yet)",
+            ));
+        };
+        let participant = (m.direction == MessageDirection::Inbound).then_some(m.from_number).flatten();
+        Ok((wa_id, participant))
+    }
+
+    /// A message the session sent, reached WhatsApp, not deleted, within
+    /// `window` of being sent: what an edit or a delete may touch.
+    async fn own_sent_message(
+        &self,
+        session_id: &str,
+        reference: &str,
+        what: &str,
+        window: chrono::Duration,
+    ) -> CpResult<(Message, String)> {
+        let not_found = || api(ErrorCode::NotFound, "message not found");
+        let reference = validation::message_ref(reference).ok_or_else(not_found)?;
+        let m = crate::persistence::messages::by_ref_in_session(&self.state.db, reference, session_id)
+            .await?
+            .ok_or_else(not_found)?;
+        let not_editable = |why: String| api(ErrorCode::MessageNotEditable, why);
+        if m.direction != MessageDirection::Outbound {
+            return Err(not_editable(format!("only messages the session sent can be {what}")));
+        }
+        if m.deleted_at.is_some() {
+            return Err(not_editable("the message was deleted for everyone".to_owned()));
+        }
+        let Some(wa_id) = m.wa_message_id.clone().filter(|w| !w.is_empty()) else {
+            return Err(api(
+                ErrorCode::MessageNotSent,
+                "the message has not reached WhatsApp (no WhatsApp id yet)",
+            ));
+        };
+        let sent_at = m.sent_at.unwrap_or(m.created_at);
+        if Utc::now() - sent_at > window {
+            return Err(not_editable(format!(
+                "WhatsApp allows this for {} minutes after sending; this message was sent at {}",
+                window.num_minutes(),
+                sent_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
+        Ok((m, wa_id))
+    }
+
+    /// Edits a TEXT message the session sent, within WhatsApp's window.
+    async fn edit(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::EditMessageRequest,
+    ) -> CpResult<v1::EditMessageResponse> {
+        let text = validation::text("text", &req.text)?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let window = chrono::Duration::seconds(wagate_proto::contract::limits::EDIT_WINDOW_SECS);
+        let (m, wa_message_id) =
+            self.own_sent_message(&ks.session_id, &req.message_id, "edited", window).await?;
+        if m.message_type != MessageType::Text {
+            return Err(api(ErrorCode::MessageNotEditable, "only TEXT messages can be edited"));
+        }
+        let cmd = v1::EditMessage {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            chat_id: m.to_number.clone(),
+            wa_message_id,
+            text: text.clone(),
+        };
+        self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        let at = Utc::now();
+        message_rows::mark_edited(&self.state.db, &m.id, &text, at).await?;
+        Ok(v1::EditMessageResponse { message_id: m.id, text, edited_at: Some(to_proto(at)) })
+    }
+
+    /// Deletes a message the session sent, for everyone, within WhatsApp's window.
+    async fn delete(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::DeleteMessageRequest,
+    ) -> CpResult<v1::DeleteMessageResponse> {
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let window = chrono::Duration::seconds(wagate_proto::contract::limits::DELETE_WINDOW_SECS);
+        let (m, wa_message_id) =
+            self.own_sent_message(&ks.session_id, &req.message_id, "deleted", window).await?;
+        let cmd = v1::DeleteMessage {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            chat_id: m.to_number.clone(),
+            wa_message_id,
+        };
+        self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        let at = Utc::now();
+        message_rows::mark_deleted(&self.state.db, &m.id, at).await?;
+        Ok(v1::DeleteMessageResponse { message_id: m.id, deleted_at: Some(to_proto(at)) })
     }
 }
 

@@ -22,7 +22,7 @@ use crate::state::SharedState;
 use crate::stream::custody;
 use crate::telemetry::metrics;
 use crate::validation;
-use crate::webhooks::outbox;
+use crate::webhooks::{EventType, live, outbox};
 
 pub struct SessionApi {
     state: SharedState,
@@ -483,6 +483,38 @@ impl SessionService for SessionApi {
         let span = tracing::info_span!("logout_session", user_id = %user.id, session_id = %request.get_ref().session_id);
         let id = &request.get_ref().session_id;
         Ok(Response::new(self.stop_or_logout(user, id, Ending::Logout).instrument(span).await?))
+    }
+
+    type StreamEventsStream = tokio_stream::wrappers::ReceiverStream<Result<v1::LiveEvent, Status>>;
+
+    async fn stream_events(
+        &self,
+        request: Request<v1::StreamEventsRequest>,
+    ) -> Result<Response<Self::StreamEventsStream>, Status> {
+        self.state.ensure_running()?;
+        let s = readable_session(&self.state, request.metadata(), &request.get_ref().session_id).await?;
+        let req = request.into_inner();
+        let mut mask = 0;
+        for name in &req.events {
+            match EventType::parse(name.trim()) {
+                Some(t) if t.is_subscribable() => mask |= t.bit(),
+                _ => {
+                    return Err(api(
+                        ErrorCode::ValidationError,
+                        format!(
+                            "events: unknown event type {name:?}; expected {}",
+                            EventType::list(EventType::SUBSCRIBABLE)
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        if req.events.is_empty() {
+            mask = EventType::mask_of(&req.events);
+        }
+        let rx = live::tail(&self.state, s.id, req.last_event_id.filter(|id| !id.is_empty()), mask).await?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 }
 

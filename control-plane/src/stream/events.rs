@@ -29,6 +29,21 @@ pub async fn handle(state: &SharedState, worker_id: &str, ev: v1::Event) {
         Some(event::Kind::Reaction(r)) => {
             on_reaction(state, worker_id, &ev.session_id, ev.generation, r).await
         }
+        Some(event::Kind::Edited(e)) => {
+            on_chat_event(state, worker_id, &ev.session_id, ev.generation, ChatEvent::Edited(e)).await
+        }
+        Some(event::Kind::Deleted(e)) => {
+            on_chat_event(state, worker_id, &ev.session_id, ev.generation, ChatEvent::Deleted(e)).await
+        }
+        Some(event::Kind::Read(e)) => {
+            on_chat_event(state, worker_id, &ev.session_id, ev.generation, ChatEvent::Read(e)).await
+        }
+        Some(event::Kind::GroupParticipants(e)) => {
+            on_chat_event(state, worker_id, &ev.session_id, ev.generation, ChatEvent::Group(e)).await
+        }
+        Some(event::Kind::Presence(e)) => {
+            on_chat_event(state, worker_id, &ev.session_id, ev.generation, ChatEvent::Presence(e)).await
+        }
         None => Ok(0),
     };
     match result {
@@ -133,6 +148,108 @@ async fn on_reaction(
         emoji: r.emoji,
     };
     if outbox::event(&db.conn, state, session_id, EventType::MessageReaction, &data).await? {
+        state.webhooks.committed();
+    }
+    Ok(1)
+}
+
+/// The worker events that only become an event of the session (webhook and
+/// live log): nothing else changes.
+enum ChatEvent {
+    Edited(v1::MessageEdited),
+    Deleted(v1::MessageDeleted),
+    Read(v1::MessagesRead),
+    Group(v1::GroupParticipantsChanged),
+    Presence(v1::PresenceUpdate),
+}
+
+/// Checks a [`ChatEvent`] (refused if malformed), its fence, names the
+/// wagate messages it is about, and records its event.
+async fn on_chat_event(
+    state: &SharedState,
+    worker_id: &str,
+    session_id: &str,
+    generation: u64,
+    e: ChatEvent,
+) -> Result<u64, DbErr> {
+    use crate::stream::input;
+    let ok = match &e {
+        ChatEvent::Edited(m) => {
+            input::chat_message(worker_id, "edited", &m.chat_id, &m.wa_message_id, Some(&m.text))
+        }
+        ChatEvent::Deleted(m) => {
+            input::chat_message(worker_id, "deleted", &m.chat_id, &m.wa_message_id, None)
+        }
+        ChatEvent::Read(r) => input::read_receipt(worker_id, r),
+        ChatEvent::Group(g) => input::group_participants(worker_id, g),
+        ChatEvent::Presence(p) => input::presence(worker_id, p),
+    };
+    if !ok {
+        return Ok(0);
+    }
+    let db = &state.db;
+    if !sessions::fence_holds(db, &Fence::of_event(session_id, worker_id, generation)).await? {
+        return Ok(0);
+    }
+    let wagate_id = |wa: String| async move {
+        crate::persistence::messages::by_ref_in_session(db, &wa, session_id).await.map(|m| m.map(|m| m.id))
+    };
+    let recorded = match e {
+        ChatEvent::Edited(m) => {
+            let data = payload::MessageEditedData {
+                message_id: wagate_id(m.wa_message_id.clone()).await?,
+                wa_message_id: m.wa_message_id,
+                chat_id: m.chat_id,
+                from_me: m.from_me,
+                text: m.text,
+            };
+            outbox::event(&db.conn, state, session_id, EventType::MessageEdited, &data).await?
+        }
+        ChatEvent::Deleted(m) => {
+            let data = payload::MessageDeletedData {
+                message_id: wagate_id(m.wa_message_id.clone()).await?,
+                wa_message_id: m.wa_message_id,
+                chat_id: m.chat_id,
+                from_me: m.from_me,
+            };
+            outbox::event(&db.conn, state, session_id, EventType::MessageDeleted, &data).await?
+        }
+        ChatEvent::Read(r) => {
+            let mut message_ids = Vec::with_capacity(r.wa_message_ids.len());
+            for wa in &r.wa_message_ids {
+                if let Some(id) = wagate_id(wa.clone()).await? {
+                    message_ids.push(id);
+                }
+            }
+            let at = chrono::DateTime::from_timestamp_millis(r.timestamp_ms).unwrap_or_else(Utc::now);
+            let data = payload::MessageReadData {
+                chat_id: r.chat_id,
+                reader: r.reader,
+                wa_message_ids: r.wa_message_ids,
+                message_ids,
+                timestamp: payload::rfc3339(at),
+            };
+            outbox::event(&db.conn, state, session_id, EventType::MessageRead, &data).await?
+        }
+        ChatEvent::Group(g) => {
+            let data = payload::GroupParticipantsData {
+                group_id: g.group_id,
+                action: g.action,
+                participants: g.participants,
+                by: g.by.filter(|b| !b.is_empty()),
+            };
+            outbox::event(&db.conn, state, session_id, EventType::GroupParticipants, &data).await?
+        }
+        ChatEvent::Presence(p) => {
+            let data = payload::PresenceData {
+                chat_id: p.chat_id,
+                from: p.from,
+                state: crate::validation::presence_name(p.state).to_owned(),
+            };
+            outbox::event(&db.conn, state, session_id, EventType::Presence, &data).await?
+        }
+    };
+    if recorded {
         state.webhooks.committed();
     }
     Ok(1)

@@ -149,6 +149,75 @@ pub fn reaction(worker_id: &str, r: &v1::ReactionReceived) -> bool {
     ok
 }
 
+/// An edit or a deletion of a message: a chat and a message id, printable
+/// and short; an edit's text printable and at most a send's. Else refused.
+pub fn chat_message(
+    worker_id: &str,
+    kind: &'static str,
+    chat_id: &str,
+    wa_id: &str,
+    text: Option<&str>,
+) -> bool {
+    let ok = !chat_id.is_empty()
+        && is_printable(chat_id, MAX_WA_ID)
+        && !wa_id.is_empty()
+        && is_printable(wa_id, MAX_WA_ID)
+        && text.is_none_or(|t| is_text(t, wagate_proto::contract::limits::MAX_TEXT));
+    if !ok {
+        refused(kind, worker_id, kind, "empty ids, too long or control characters");
+    }
+    ok
+}
+
+/// A read receipt: a chat, a reader and 1 to 100 message ids.
+pub fn read_receipt(worker_id: &str, r: &v1::MessagesRead) -> bool {
+    let ok = !r.chat_id.is_empty()
+        && is_printable(&r.chat_id, MAX_WA_ID)
+        && is_printable(&r.reader, MAX_WA_ID)
+        && (1..=wagate_proto::contract::limits::MAX_READ_IDS).contains(&r.wa_message_ids.len())
+        && r.wa_message_ids.iter().all(|id| !id.is_empty() && is_printable(id, MAX_WA_ID));
+    if !ok {
+        refused("read", worker_id, "read", "empty ids, too many, too long or control characters");
+    }
+    ok
+}
+
+/// A group change: a group id, a known action, 1 to 256 participants.
+pub fn group_participants(worker_id: &str, g: &v1::GroupParticipantsChanged) -> bool {
+    let ok = g.group_id.ends_with("@g.us")
+        && is_printable(&g.group_id, MAX_WA_ID)
+        && ["add", "remove", "promote", "demote"].contains(&g.action.as_str())
+        && (1..=256).contains(&g.participants.len())
+        && g.participants.iter().all(|p| !p.is_empty() && is_printable(p, MAX_WA_ID))
+        && g.by.as_deref().is_none_or(|b| is_printable(b, MAX_WA_ID));
+    if !ok {
+        refused(
+            "group_participants",
+            worker_id,
+            "group_participants",
+            "bad group id, action or participants",
+        );
+    }
+    ok
+}
+
+/// A presence: a sender, a chat and a known state.
+pub fn presence(worker_id: &str, p: &v1::PresenceUpdate) -> bool {
+    let ok = !p.from.is_empty()
+        && is_printable(&p.from, MAX_WA_ID)
+        && is_printable(&p.chat_id, MAX_WA_ID)
+        && crate::validation::presence_name(p.state) != "unknown";
+    if !ok {
+        refused(
+            "presence",
+            worker_id,
+            "presence",
+            "empty sender, unknown state, too long or control characters",
+        );
+    }
+    ok
+}
+
 /// A QR code: printable and bounded, else the event is refused.
 pub fn qr(worker_id: &str, code: &str) -> bool {
     let ok = !code.is_empty() && is_printable(code, MAX_QR);

@@ -20,26 +20,35 @@ use crate::persistence::{Conn, Db, DbErr, webhooks};
 /// Entries kept at most; beyond that the cache starts over.
 const CAPACITY: usize = 200_000;
 
-/// What the hot paths need to know about an active webhook.
+/// Where a session's events go: its webhook (with the types it subscribes
+/// to) and its live event log (on while a live client connected recently).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveHook {
-    pub id: String,
-    /// Subscribed [`EventType::bit`]s.
-    pub mask: u8,
+    /// The webhook recording events, and its subscribed [`EventType::bit`]s.
+    pub webhook: Option<(String, u32)>,
+    /// Until when the live event log is on.
+    pub live_until: Option<DateTime<Utc>>,
 }
 
 impl ActiveHook {
+    /// The webhook to write an event of `kind` for, if it subscribes.
+    pub fn webhook_for(&self, kind: EventType) -> Option<&str> {
+        self.webhook.as_ref().filter(|(_, mask)| mask & kind.bit() != 0).map(|(id, _)| id.as_str())
+    }
+
+    /// Whether the live log takes events (every type but `webhook.test`).
+    pub fn live(&self, kind: EventType) -> bool {
+        kind != EventType::WebhookTest && self.live_until.is_some_and(|t| t > Utc::now())
+    }
+
     pub fn wants(&self, kind: EventType) -> bool {
-        self.mask & kind.bit() != 0
+        self.webhook_for(kind).is_some() || self.live(kind)
     }
 }
 
-/// Subscription mask of an `events` list (empty: every type).
-pub fn mask_of(events: &[String]) -> u8 {
-    if events.is_empty() {
-        return EventType::SUBSCRIBABLE.iter().fold(0, |m, t| m | t.bit());
-    }
-    events.iter().filter_map(|e| EventType::parse(e)).fold(0, |m, t| m | t.bit())
+/// Subscription mask of an `events` list (empty: every type but the opt-in ones).
+pub fn mask_of(events: &[String]) -> u32 {
+    EventType::mask_of(events)
 }
 
 /// When a lookup was made, and what it found.
@@ -55,7 +64,7 @@ impl HookCache {
         Self { ttl, map: Mutex::new(HashMap::new()) }
     }
 
-    /// The session's active webhook if it subscribes to `kind`. Reads
+    /// Where an event of `kind` goes for the session (none: nowhere). Reads
     /// through `conn` (pass the open transaction, if any) on a miss.
     pub async fn subscribed<C: Conn>(
         &self,
@@ -81,9 +90,13 @@ impl HookCache {
         {
             return Ok(hook.clone());
         }
-        let hook = webhooks::recording_for_session(conn, db, session_id)
-            .await?
-            .map(|(id, events)| Arc::new(ActiveHook { id, mask: mask_of(&parse_events(&events)) }));
+        let sinks = webhooks::recording_for_session(conn, db, session_id).await?;
+        let hook = (sinks.webhook.is_some() || sinks.live_until.is_some()).then(|| {
+            Arc::new(ActiveHook {
+                webhook: sinks.webhook.map(|(id, events)| (id, mask_of(&parse_events(&events)))),
+                live_until: sinks.live_until,
+            })
+        });
         if !self.ttl.is_zero()
             && let Ok(mut map) = self.map.lock()
         {
@@ -136,11 +149,20 @@ mod tests {
 
     #[test]
     fn masks() {
-        assert_eq!(mask_of(&[]), EventType::SUBSCRIBABLE.iter().fold(0, |m, t| m | t.bit()));
-        assert_eq!(mask_of(&[]), 0b10_1111, "every type a webhook can subscribe to, not webhook.test");
+        assert_eq!(
+            mask_of(&[]),
+            0b011_1110_1111,
+            "every type a webhook can subscribe to but presence, not webhook.test"
+        );
         let m = mask_of(&["message.received".into(), "session.qr".into(), "nope".into()]);
-        let h = ActiveHook { id: "w".into(), mask: m };
+        let mut h = ActiveHook { webhook: Some(("w".into(), m)), live_until: None };
         assert!(h.wants(EventType::MessageReceived) && h.wants(EventType::SessionQr));
+        assert!(!h.wants(EventType::MessageStatus));
+        // The live log takes every type but webhook.test, while it is on.
+        h.live_until = Some(Utc::now() + chrono::Duration::minutes(1));
+        assert!(h.wants(EventType::MessageStatus) && h.webhook_for(EventType::MessageStatus).is_none());
+        assert!(h.live(EventType::Presence) && !h.live(EventType::WebhookTest));
+        h.live_until = Some(Utc::now() - chrono::Duration::minutes(1));
         assert!(!h.wants(EventType::MessageStatus));
     }
 }

@@ -38,7 +38,7 @@ use super::{WebhookSettings, signing, ssrf};
 use crate::audit::{self, AuditEntry};
 use crate::persistence::enums::LogLevel;
 pub use crate::persistence::webhooks::Claimed;
-use crate::persistence::{DbErr, webhooks};
+use crate::persistence::{DbErr, session_events, sessions, webhooks};
 use crate::state::SharedState;
 
 /// Response bodies are kept up to this many bytes.
@@ -565,7 +565,7 @@ async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr>
     // A webhook that changed while this was read (here or on another
     // replica) keeps the flag on: never turn event writing off on a stale read.
     let generation = state.webhooks.generation();
-    let any = webhooks::any_recording(db).await?;
+    let any = webhooks::any_recording(db).await? || sessions::any_live(db, Utc::now()).await?;
     if any || state.webhooks.generation() == generation {
         state.webhooks.set_any_active(any);
     }
@@ -581,6 +581,12 @@ async fn housekeeping(state: &SharedState, retention: bool) -> Result<(), DbErr>
         let deleted = webhooks::delete_before(db, cutoff).await?;
         if deleted > 0 {
             tracing::info!(deleted, "webhook deliveries past retention deleted");
+        }
+        let live = chrono::Duration::from_std(state.webhooks.live.retention)
+            .unwrap_or_else(|_| chrono::Duration::days(1));
+        let deleted = session_events::delete_before(db, Utc::now() - live).await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "live events past retention deleted");
         }
     }
     Ok(())

@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod dispatcher;
+pub mod live;
 pub mod outbox;
 pub mod payload;
 pub mod retry;
@@ -72,6 +73,13 @@ pub struct WebhookArgs {
     /// this replica invalidate at once).
     #[arg(long, env = "WAGATE_WEBHOOK_CACHE_TTL_MS", default_value_t = 2000)]
     pub webhook_cache_ttl_ms: u64,
+    /// Hours a session's live event log (`GET /sessions/{id}/events`) stays
+    /// on after a client connected, and its events are kept.
+    #[arg(long, env = "WAGATE_LIVE_EVENTS_RETENTION_HOURS", default_value_t = 24)]
+    pub live_events_retention_hours: u32,
+    /// Heartbeat of an idle live event stream, in milliseconds.
+    #[arg(long, env = "WAGATE_LIVE_EVENTS_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub live_events_heartbeat_ms: u64,
 }
 
 impl WebhookArgs {
@@ -94,6 +102,11 @@ impl WebhookArgs {
             poll_interval: Duration::from_millis(self.webhook_poll_ms.max(20)),
             retention: Duration::from_secs(u64::from(self.webhook_retention_days.max(1)) * 86_400),
             cache_ttl: Duration::from_millis(self.webhook_cache_ttl_ms),
+            live: live::LiveSettings {
+                retention: Duration::from_secs(u64::from(self.live_events_retention_hours.max(1)) * 3600),
+                poll: Duration::from_millis(self.webhook_poll_ms.clamp(20, 1000)),
+                heartbeat: Duration::from_millis(self.live_events_heartbeat_ms.max(50)),
+            },
         }
     }
 }
@@ -110,6 +123,7 @@ pub struct WebhookSettings {
     pub poll_interval: Duration,
     pub retention: Duration,
     pub cache_ttl: Duration,
+    pub live: live::LiveSettings,
 }
 
 impl Default for WebhookSettings {
@@ -124,6 +138,7 @@ impl Default for WebhookSettings {
             poll_interval: Duration::from_millis(500),
             retention: Duration::from_secs(14 * 86_400),
             cache_ttl: Duration::from_secs(2),
+            live: live::LiveSettings::default(),
         }
     }
 }
@@ -147,6 +162,9 @@ pub struct Webhooks {
     any_active: AtomicBool,
     /// Bumped by every webhook change on this replica (delivery tasks re-read their webhook).
     generation: AtomicU64,
+    /// Ticks on every commit of events here (live tails look at once).
+    live_tick: tokio::sync::watch::Sender<u64>,
+    pub live: live::LiveSettings,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -172,6 +190,8 @@ impl Webhooks {
             receivers: dispatcher::ReceiverLimits::new(settings.per_receiver),
             any_active: AtomicBool::new(true),
             generation: AtomicU64::new(0),
+            live_tick: tokio::sync::watch::Sender::new(0),
+            live: settings.live.clone(),
             settings,
         })
     }
@@ -179,6 +199,12 @@ impl Webhooks {
     /// Call after committing outbox rows: the dispatcher looks at once.
     pub fn committed(&self) {
         self.wake.notify_one();
+        self.live_tick.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Ticks when events were committed on this replica.
+    pub fn live_ticks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.live_tick.subscribe()
     }
 
     /// A webhook of `session_id` changed on this replica.

@@ -4,7 +4,8 @@
 //! webhook subscribed to the event type get rows (asked of the in-memory
 //! [`super::config::HookCache`]); others pay nothing more than that lookup.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -13,14 +14,16 @@ use super::Webhooks;
 use super::config::ActiveHook;
 use super::payload::{self, EventType, MessageStatusData};
 use crate::persistence::sessions::{self, Fence, FencedWrite};
-use crate::persistence::status_writer::{EventKind, StatusUpdate};
+use crate::persistence::status_writer::{Applied, EventKind, StatusUpdate};
 pub use crate::persistence::webhooks::OutboxRow;
-use crate::persistence::{Conn, Db, DbErr, Tx, messages, webhooks};
+use crate::persistence::{Conn, Db, DbErr, Tx, messages, session_events, webhooks};
 use crate::state::SharedState;
 
 impl OutboxRow {
+    /// The event of `kind` for where `hook` sends it (its webhook if it
+    /// subscribes, the live log if it is on).
     pub fn new<T: Serialize>(
-        webhook_id: &str,
+        hook: &ActiveHook,
         session_id: &str,
         kind: EventType,
         at: DateTime<Utc>,
@@ -30,7 +33,8 @@ impl OutboxRow {
         let body = payload::render(&id, kind, session_id, at, data);
         Self {
             id,
-            webhook_id: webhook_id.to_owned(),
+            webhook_id: hook.webhook_for(kind).map(str::to_owned),
+            live: hook.live(kind),
             session_id: session_id.to_owned(),
             event: kind.as_str(),
             payload: body,
@@ -43,18 +47,36 @@ impl OutboxRow {
 /// statements are prepared per connection.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
-/// Inserts `rows` as PENDING deliveries, due now, through `conn` (the
-/// transaction of the state change).
+/// Inserts `rows` through `conn` (the transaction of the state change): as
+/// PENDING deliveries, due now, for their webhook, and into the session's
+/// live event log when it is on.
 pub async fn enqueue<C: Conn>(conn: &C, db: &Db, rows: &[OutboxRow]) -> Result<(), DbErr> {
-    let mut rest = rows;
+    // The hot path (webhooks only) copies nothing.
+    let hooked: Cow<'_, [OutboxRow]> = if rows.iter().all(|r| r.webhook_id.is_some()) {
+        Cow::Borrowed(rows)
+    } else {
+        Cow::Owned(rows.iter().filter(|r| r.webhook_id.is_some()).cloned().collect())
+    };
+    let mut rest: &[OutboxRow] = &hooked;
     while !rest.is_empty() {
         let n = CHUNKS.into_iter().find(|&c| c <= rest.len()).unwrap_or(1);
         let (chunk, tail) = rest.split_at(n);
         webhooks::insert_pending(conn, db, chunk).await?;
         rest = tail;
     }
-    if !rows.is_empty() {
-        metrics::counter!("wagate_webhook_events_enqueued_total").increment(rows.len() as u64);
+    if !hooked.is_empty() {
+        metrics::counter!("wagate_webhook_events_enqueued_total").increment(hooked.len() as u64);
+    }
+    let live: Vec<_> = rows
+        .iter()
+        .filter(|r| r.live)
+        .map(|r| (r.id.as_str(), r.session_id.as_str(), r.event, r.payload.as_str(), r.created_at))
+        .collect();
+    for chunk in live.chunks(64) {
+        session_events::insert(conn, db, chunk).await?;
+    }
+    if !live.is_empty() {
+        metrics::counter!("wagate_live_events_recorded_total").increment(live.len() as u64);
     }
     Ok(())
 }
@@ -79,7 +101,7 @@ pub(crate) async fn execute_with_event<T: Serialize>(
     let txn = db.begin().await?;
     let affected = sessions::apply_fenced(&txn, db, fence, write).await?;
     if affected > 0 {
-        let row = OutboxRow::new(&hook.id, session_id, kind, Utc::now(), &data());
+        let row = OutboxRow::new(&hook, session_id, kind, Utc::now(), &data());
         enqueue(&txn, db, std::slice::from_ref(&row)).await?;
     }
     txn.commit().await?;
@@ -106,7 +128,7 @@ pub async fn session_status<C: Conn>(
         return Ok(false);
     };
     let data = payload::SessionStatusData { status: status.to_owned(), reason, phone_number: None };
-    let row = OutboxRow::new(&hook.id, session_id, EventType::SessionStatus, Utc::now(), &data);
+    let row = OutboxRow::new(&hook, session_id, EventType::SessionStatus, Utc::now(), &data);
     enqueue(conn, db, std::slice::from_ref(&row)).await?;
     Ok(true)
 }
@@ -125,18 +147,9 @@ pub async fn event<C: Conn, T: Serialize>(
     let Some(hook) = state.webhooks.cache.subscribed(conn, db, session_id, kind).await? else {
         return Ok(false);
     };
-    let row = OutboxRow::new(&hook.id, session_id, kind, Utc::now(), data);
+    let row = OutboxRow::new(&hook, session_id, kind, Utc::now(), data);
     enqueue(conn, db, std::slice::from_ref(&row)).await?;
     Ok(true)
-}
-
-fn rank(kind: EventKind) -> u8 {
-    match kind {
-        EventKind::Sent => 1,
-        EventKind::Delivered => 2,
-        EventKind::Read => 3,
-        EventKind::Failed => 4,
-    }
 }
 
 fn status_name(kind: EventKind) -> &'static str {
@@ -149,32 +162,35 @@ fn status_name(kind: EventKind) -> &'static str {
 }
 
 /// `message.status` events for a status-writer batch, written through
-/// `conn` after the batch's UPDATEs (same transaction). An update counts
-/// as applied when the row's status is now the update's, or (for SENT /
-/// DELIVERED) a later one that the same batch or an earlier one reached.
-/// Does nothing (no SQL) while no webhook is active anywhere.
+/// `conn` after the batch's UPDATEs (same transaction). Each status is
+/// recorded once in a message's life: by the batch whose UPDATE changed the
+/// row (`applied`) and set that status's time (`sent_at`, `delivered_at`,
+/// `read_at` are only ever set once). A repeated acknowledgement (a send
+/// dispatched again) changes nothing and adds nothing; a DELIVERED that
+/// overtakes its SENT (two replicas) records SENT then DELIVERED, in that
+/// order. Does nothing (no SQL) while no webhook or live log is on.
 pub async fn enqueue_message_statuses<C: Conn>(
     conn: &C,
     db: &Db,
     hooks: &Webhooks,
     batch: &[StatusUpdate],
+    applied: &[Applied],
 ) -> Result<usize, DbErr> {
-    if batch.is_empty() || !hooks.any_active() {
+    if batch.is_empty() || applied.is_empty() || !hooks.any_active() {
         return Ok(0);
     }
-    // (message id) → [(kind, at)] in batch order.
-    let mut wanted: HashMap<&str, Vec<(EventKind, DateTime<Utc>)>> = HashMap::new();
+    let changed: HashSet<&str> = applied.iter().map(|a| a.id.as_str()).collect();
+    // (message id) → the times this batch carries for it.
+    let mut times: HashMap<&str, Vec<DateTime<Utc>>> = HashMap::new();
     for u in batch {
-        let (id, kind, at) = match u {
-            StatusUpdate::Sent { id, at, .. } => (id.as_str(), EventKind::Sent, *at),
-            StatusUpdate::Event { kind, id, at, .. } => (id.as_str(), *kind, *at),
+        let (id, at) = match u {
+            StatusUpdate::Sent { id, at, .. } | StatusUpdate::Event { id, at, .. } => (id.as_str(), *at),
         };
-        let v = wanted.entry(id).or_default();
-        if !v.iter().any(|(k, _)| *k == kind) {
-            v.push((kind, at));
+        if changed.contains(id) {
+            times.entry(id).or_default().push(at);
         }
     }
-    let ids: Vec<&str> = wanted.keys().copied().collect();
+    let ids: Vec<&str> = times.keys().copied().collect();
     let mut rows = Vec::new();
     for chunk in ids.chunks(64) {
         rows.extend(messages::statuses_of(conn, db, &pad(chunk)).await?);
@@ -183,7 +199,7 @@ pub async fn enqueue_message_statuses<C: Conn>(
     let mut hooks_of: HashMap<String, Option<std::sync::Arc<ActiveHook>>> = HashMap::new();
     for r in rows {
         let messages::StatusRow { id, session_id, status, .. } = &r;
-        let Some(kinds) = wanted.get(id.as_str()) else { continue };
+        let Some(ats) = times.get(id.as_str()) else { continue };
         let hook = match hooks_of.get(session_id) {
             Some(h) => h.clone(),
             None => {
@@ -193,23 +209,22 @@ pub async fn enqueue_message_statuses<C: Conn>(
             }
         };
         let Some(hook) = hook else { continue };
-        let now_rank = match status.as_str() {
-            "SENT" => 1,
-            "DELIVERED" => 2,
-            "READ" => 3,
-            "FAILED" => 4,
-            _ => 0,
+        // Set by this batch: one of its times (to the database's precision).
+        let set_here = |t: Option<DateTime<Utc>>| {
+            t.filter(|t| ats.iter().any(|at| (*at - *t).num_microseconds().is_some_and(|d| d.abs() < 1_000)))
         };
-        let mut kinds = kinds.clone();
-        kinds.sort_by_key(|(k, _)| rank(*k));
-        for (kind, at) in kinds {
-            let applied = match kind {
-                EventKind::Failed => now_rank == 4,
-                k => now_rank != 4 && now_rank >= rank(k),
-            };
-            if !applied {
-                continue;
-            }
+        let mut recorded = [
+            (EventKind::Sent, set_here(r.sent_at)),
+            (EventKind::Delivered, set_here(r.delivered_at)),
+            (EventKind::Read, set_here(r.read_at)),
+        ]
+        .into_iter()
+        .filter_map(|(k, at)| at.map(|at| (k, at)))
+        .collect::<Vec<_>>();
+        if status == "FAILED" {
+            recorded.push((EventKind::Failed, ats.iter().copied().max().unwrap_or_else(Utc::now)));
+        }
+        for (kind, at) in recorded {
             let data = MessageStatusData {
                 message_id: id.clone(),
                 status: status_name(kind).to_owned(),
@@ -218,7 +233,7 @@ pub async fn enqueue_message_statuses<C: Conn>(
                 reason: if kind == EventKind::Failed { r.error_message.clone() } else { None },
                 timestamp: payload::rfc3339(at),
             };
-            out.push(OutboxRow::new(&hook.id, session_id, EventType::MessageStatus, at, &data));
+            out.push(OutboxRow::new(&hook, session_id, EventType::MessageStatus, at, &data));
         }
     }
     // Creation order = delivery order within a session.
@@ -249,9 +264,9 @@ impl crate::persistence::status_writer::StatusHook for Webhooks {
         txn: &Tx,
         db: &Db,
         batch: &[StatusUpdate],
-        _applied: &[crate::persistence::status_writer::Applied],
+        applied: &[Applied],
     ) -> Result<usize, DbErr> {
-        enqueue_message_statuses(txn, db, self, batch).await
+        enqueue_message_statuses(txn, db, self, batch, applied).await
     }
 
     fn committed(&self, added: usize) {

@@ -5,8 +5,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 pub use wagate_proto::contract::events::{
-    Event, EventContact, EventLocation, EventType, MessageReactionData, MessageReceivedData,
-    MessageStatusData, SessionQrData, SessionStatusData, WebhookTestData,
+    Event, EventContact, EventLocation, EventType, GroupParticipantsData, MessageDeletedData,
+    MessageEditedData, MessageReactionData, MessageReadData, MessageReceivedData, MessageStatusData,
+    PresenceData, SessionQrData, SessionStatusData, WebhookTestData,
 };
 
 /// A new event id: `evt_` + a time-ordered UUID (v7), so ids sort in

@@ -18,7 +18,10 @@ use crate::openapi::Envelope;
 use crate::params::{Names, PathIds, Query, SessionId, one_of, positive, text, time};
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
-    OpenApiRouter::new().routes(routes!(list)).routes(routes!(get))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        // GET here, PATCH (edit) and DELETE (for everyone) with the other message commands
+        .routes(routes!(get, super::messages::edit, super::messages::delete))
 }
 
 names!(Direction { Inbound = "INBOUND", Outbound = "OUTBOUND" });
@@ -130,6 +133,21 @@ pub struct MessageDto {
     pub delivered_at: Option<Ts>,
     pub read_at: Option<Ts>,
     pub created_at: Option<Ts>,
+    /// The id WhatsApp gave it (once sent, or received): what reactions,
+    /// replies and receipts name.
+    pub wa_message_id: Option<String>,
+    /// WhatsApp id of the message this one replies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quoted_message_id: Option<String>,
+    /// JIDs mentioned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// When the session edited it (`message` is the new text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Ts>,
+    /// When it was deleted for everyone (`message` is then empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Ts>,
 }
 
 impl From<&v1::Message> for MessageDto {
@@ -158,6 +176,11 @@ impl From<&v1::Message> for MessageDto {
             delivered_at: Ts::from_proto(m.delivered_at.as_ref()),
             read_at: Ts::from_proto(m.read_at.as_ref()),
             created_at: Ts::from_proto(m.created_at.as_ref()),
+            wa_message_id: m.wa_message_id.clone(),
+            quoted_message_id: c.quoted_message_id,
+            mentions: c.mentions,
+            edited_at: Ts::from_proto(m.edited_at.as_ref()),
+            deleted_at: Ts::from_proto(m.deleted_at.as_ref()),
         }
     }
 }

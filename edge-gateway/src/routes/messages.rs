@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 use wagate_proto::contract::limits::{MAX_CHECK_NUMBERS, MAX_READ_IDS};
 use wagate_proto::error::ApiError;
 use wagate_proto::v1::{
-    CheckNumbersRequest, MarkReadRequest, MessageContent, MessageType, PresenceState, ReactRequest,
-    SendPresenceRequest, SendRequest, SendResponse,
+    CheckNumbersRequest, DeleteMessageRequest, EditMessageRequest, MarkReadRequest, MessageContent,
+    MessageType, PresenceState, ReactRequest, SendPresenceRequest, SendRequest, SendResponse,
 };
 
 use super::{Answer, AppState, CallContext, Reply};
@@ -58,6 +58,12 @@ pub struct SendBody {
     pub phone: Option<String>,
     #[serde(default)]
     pub vcard: Option<String>,
+    /// Reply to this message of the session (wagate or WhatsApp id).
+    #[serde(default)]
+    pub quoted_message_id: Option<String>,
+    /// People mentioned (phone numbers or JIDs).
+    #[serde(default)]
+    pub mentions: Option<Vec<String>>,
 }
 
 impl utoipa::PartialSchema for SendBody {
@@ -148,6 +154,9 @@ impl SendBody {
                 name: self.name,
                 phone: self.phone,
                 vcard: self.vcard,
+                quoted_message_id: self.quoted_message_id.filter(|q| !q.trim().is_empty()),
+                quoted_participant: None,
+                mentions: self.mentions.unwrap_or_default(),
             }),
         })
     }
@@ -448,6 +457,98 @@ pub(crate) async fn react(
         .unary("MessageService.React", state.control_plane.messages().react(call.request(request)))
         .await?;
     Ok(Reply::ok(&ReactionDto { message_id: &reply.message_id, emoji: &reply.emoji }))
+}
+
+/// `PATCH sessions/{id}/messages/{messageId}`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"text": "see you at 6 (not 5)"}))]
+pub struct EditBody {
+    /// The new text.
+    #[schema(min_length = 1, max_length = 4096)]
+    pub text: String,
+}
+
+impl Validate for EditBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("text", &self.text)
+    }
+}
+
+/// Answer of an edit or a deletion.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangedDto<'a> {
+    pub message_id: &'a str,
+    /// The new text (an edit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Ts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Ts>,
+}
+
+#[utoipa::path(patch, path = "/sessions/{sessionId}/messages/{messageId}", tag = "messages",
+    summary = "Edit the text of a text message the session sent (WhatsApp allows 15 minutes)",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
+        ("messageId" = String, Path, description = "wagate message id, or the WhatsApp id of a message of the session", pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64)),
+    request_body = EditBody,
+    responses((status = 200, body = Envelope<ChangedDto>),
+        (status = 404, description = "no such message in the session (NOT_FOUND)", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "not a text message the session sent, past the edit window or deleted (MESSAGE_NOT_EDITABLE); not on WhatsApp yet (MESSAGE_NOT_SENT); session not connected", body = crate::openapi::ErrorEnvelope),
+        (status = 501, description = "the session's worker does not support edits", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn edit(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    ids: PathIds,
+    Json(body): Json<EditBody>,
+) -> Answer {
+    let request = EditMessageRequest {
+        session_id: ids.session()?,
+        message_id: ids.id("messageId", "message")?,
+        text: body.text,
+    };
+    call.require_api_key()?;
+    let r = call
+        .unary(
+            "MessageService.EditMessage",
+            state.control_plane.messages().edit_message(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&ChangedDto {
+        message_id: &r.message_id,
+        text: Some(&r.text),
+        edited_at: Ts::from_proto(r.edited_at.as_ref()),
+        deleted_at: None,
+    }))
+}
+
+#[utoipa::path(delete, path = "/sessions/{sessionId}/messages/{messageId}", tag = "messages",
+    summary = "Delete a message the session sent, for everyone (within 48 hours of sending)",
+    security(("apiKey" = []), ("bearer" = [])),
+    params(("sessionId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", max_length = 64),
+        ("messageId" = String, Path, description = "wagate message id, or the WhatsApp id of a message of the session", pattern = "^[A-Za-z0-9._-]{1,64}$", max_length = 64)),
+    responses((status = 200, body = Envelope<ChangedDto>),
+        (status = 404, description = "no such message in the session (NOT_FOUND)", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "not a message the session sent, past the window or already deleted (MESSAGE_NOT_EDITABLE); not on WhatsApp yet (MESSAGE_NOT_SENT); session not connected", body = crate::openapi::ErrorEnvelope),
+        (status = 501, description = "the session's worker does not support deleting", body = crate::openapi::ErrorEnvelope)))]
+pub(crate) async fn delete(State(state): State<Arc<AppState>>, call: CallContext, ids: PathIds) -> Answer {
+    let request =
+        DeleteMessageRequest { session_id: ids.session()?, message_id: ids.id("messageId", "message")? };
+    call.require_api_key()?;
+    let r = call
+        .unary(
+            "MessageService.DeleteMessage",
+            state.control_plane.messages().delete_message(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&ChangedDto {
+        message_id: &r.message_id,
+        text: None,
+        edited_at: None,
+        deleted_at: Ts::from_proto(r.deleted_at.as_ref()),
+    }))
 }
 
 #[cfg(test)]

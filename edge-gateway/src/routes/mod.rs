@@ -12,6 +12,7 @@ pub(crate) mod account;
 pub(crate) mod analytics;
 pub(crate) mod auth;
 pub(crate) mod docs;
+pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod health;
 pub(crate) mod history;
@@ -46,6 +47,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(auth::router())
         .merge(account::router())
         .merge(sessions::router())
+        .merge(events::router())
         .merge(messages::router())
         .merge(keys::router())
         .merge(webhooks::router())

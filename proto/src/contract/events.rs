@@ -18,7 +18,7 @@ use utoipa::openapi::{RefOr, schema::Schema};
 macro_rules! event_types {
     ($(
         $(#[doc = $doc:literal])*
-        $variant:ident = $wire:literal, data = $data:ident, subscribable = $sub:literal;
+        $variant:ident = $wire:literal, data = $data:ident, subscribable = $sub:literal $(, opt_in = $opt:literal)?;
     )+) => {
         /// A webhook event type; serialized as its wire name (`message.received`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,6 +42,14 @@ macro_rules! event_types {
             pub const fn is_subscribable(self) -> bool {
                 match self {
                     $(EventType::$variant => $sub,)+
+                }
+            }
+
+            /// Whether a webhook gets this type only when it names it (an
+            /// empty `events` list means every subscribable type but these).
+            pub const fn is_opt_in(self) -> bool {
+                match self {
+                    $(EventType::$variant => false $(|| $opt)?,)+
                 }
             }
 
@@ -76,6 +84,16 @@ event_types! {
     WebhookTest = "webhook.test", data = WebhookTestData, subscribable = false;
     /// `message.reaction`: someone reacted to a message of the session (empty emoji: removed).
     MessageReaction = "message.reaction", data = MessageReactionData, subscribable = true;
+    /// `message.edited`: a message of the session's chats was edited (by the contact, or by the account).
+    MessageEdited = "message.edited", data = MessageEditedData, subscribable = true;
+    /// `message.deleted`: a message was deleted for everyone.
+    MessageDeleted = "message.deleted", data = MessageDeletedData, subscribable = true;
+    /// `message.read`: a contact read messages the session sent (one event per read receipt, naming every message it covers).
+    MessageRead = "message.read", data = MessageReadData, subscribable = true;
+    /// `group.participants`: participants of a group were added, removed, promoted or demoted.
+    GroupParticipants = "group.participants", data = GroupParticipantsData, subscribable = true;
+    /// `presence`: a contact is typing, recording, paused, online or offline (opt-in: name it in `events`).
+    Presence = "presence", data = PresenceData, subscribable = true, opt_in = true;
 }
 
 const SUBSCRIBABLE_LEN: usize = {
@@ -104,7 +122,7 @@ const SUBSCRIBABLE: [EventType; SUBSCRIBABLE_LEN] = {
 };
 
 // A subscription is a mask of one bit per type (see [`EventType::bit`]).
-const _: () = assert!(EventType::ALL.len() <= 8, "EventType::bit is a u8");
+const _: () = assert!(EventType::ALL.len() <= 32, "EventType::bit is a u32");
 
 impl EventType {
     /// The types a webhook can subscribe to, in declaration order (all when
@@ -117,8 +135,18 @@ impl EventType {
     }
 
     /// Bit of this type in a subscription mask.
-    pub const fn bit(self) -> u8 {
-        1 << self as u8
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// The mask of an `events` list: the named types, or every subscribable
+    /// type but the opt-in ones when it names none. Unknown names are skipped
+    /// (they were refused when the list was stored).
+    pub fn mask_of<S: AsRef<str>>(events: &[S]) -> u32 {
+        if events.is_empty() {
+            return Self::SUBSCRIBABLE.iter().filter(|t| !t.is_opt_in()).fold(0, |m, t| m | t.bit());
+        }
+        events.iter().filter_map(|e| Self::parse(e.as_ref())).fold(0, |m, t| m | t.bit())
     }
 
     /// The wire names of `types` for a message: `a, b, c or d`.
@@ -200,6 +228,85 @@ pub struct MessageReactionData {
     pub from: String,
     /// The emoji; empty when the reaction was removed.
     pub emoji: String,
+}
+
+/// `message.edited`: a message was edited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEditedData {
+    /// wagate id of the edited message, when wagate knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// WhatsApp id of the edited message.
+    pub wa_message_id: String,
+    /// The chat (phone number, group id).
+    pub chat_id: String,
+    /// Whether the account itself edited it (from this gateway or the phone).
+    pub from_me: bool,
+    /// The new text.
+    pub text: String,
+}
+
+/// `message.deleted`: a message was deleted for everyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDeletedData {
+    /// wagate id of the deleted message, when wagate knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// WhatsApp id of the deleted message.
+    pub wa_message_id: String,
+    pub chat_id: String,
+    pub from_me: bool,
+}
+
+/// `message.read`: a contact read messages the session sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct MessageReadData {
+    /// The chat the receipt came from.
+    pub chat_id: String,
+    /// Who read (a group member in a group; the contact otherwise).
+    pub reader: String,
+    /// WhatsApp ids the receipt covers.
+    pub wa_message_ids: Vec<String>,
+    /// wagate ids of those messages that wagate sent.
+    pub message_ids: Vec<String>,
+    /// When they were read (RFC 3339).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub timestamp: String,
+}
+
+/// `group.participants`: a change of a group's participants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct GroupParticipantsData {
+    /// The group (`…@g.us`).
+    pub group_id: String,
+    /// add, remove, promote or demote.
+    pub action: String,
+    /// Who was added, removed, promoted or demoted.
+    pub participants: Vec<String>,
+    /// Who made the change, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `presence`: a contact's presence in a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceData {
+    /// The chat (the contact, or a group).
+    pub chat_id: String,
+    /// Whose presence it is.
+    pub from: String,
+    /// composing, recording, paused, available or unavailable.
+    pub state: String,
 }
 
 /// `message.received`: an inbound message.
@@ -315,7 +422,7 @@ mod tests {
 
     #[test]
     fn names_and_lists() {
-        assert_eq!(EventType::ALL.len(), 6);
+        assert_eq!(EventType::ALL.len(), 11);
         assert_eq!(
             EventType::SUBSCRIBABLE,
             [
@@ -323,7 +430,12 @@ mod tests {
                 EventType::MessageStatus,
                 EventType::SessionStatus,
                 EventType::SessionQr,
-                EventType::MessageReaction
+                EventType::MessageReaction,
+                EventType::MessageEdited,
+                EventType::MessageDeleted,
+                EventType::MessageRead,
+                EventType::GroupParticipants,
+                EventType::Presence,
             ]
         );
         for t in EventType::ALL {
@@ -332,13 +444,19 @@ mod tests {
             assert_eq!(serde_json::from_str::<EventType>(&format!("\"{t}\"")).unwrap(), *t);
         }
         assert_eq!(EventType::parse("nope"), None);
-        let bits: Vec<u8> = EventType::ALL.iter().map(|t| t.bit()).collect();
-        // Stored subscriptions are masks: a type keeps its bit forever (new types go last).
-        assert_eq!(bits, [1, 2, 4, 8, 16, 32]);
+        let bits: Vec<u32> = EventType::ALL.iter().map(|t| t.bit()).collect();
+        // A type keeps its bit forever (new types go last).
+        assert_eq!(bits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]);
         assert_eq!(
             EventType::list(EventType::SUBSCRIBABLE),
-            "message.received, message.status, session.status, session.qr or message.reaction"
+            "message.received, message.status, session.status, session.qr, message.reaction, message.edited, \
+             message.deleted, message.read, group.participants or presence"
         );
+        // Opt-in types only when named; webhook.test never by subscription.
+        let none: [&str; 0] = [];
+        assert_eq!(EventType::mask_of(&none), 0b011_1110_1111);
+        assert_eq!(EventType::mask_of(&["presence"]), EventType::Presence.bit());
+        assert!(EventType::Presence.is_opt_in() && !EventType::MessageRead.is_opt_in());
         assert_eq!(EventType::list(&[EventType::SessionQr]), "session.qr");
         assert_eq!(EventType::SessionQr.description(), "`session.qr`: a new QR code to scan.");
     }

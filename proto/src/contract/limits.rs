@@ -30,3 +30,14 @@ pub const MAX_CHECK_NUMBERS: usize = 50;
 pub const MAX_READ_IDS: usize = 100;
 /// Bytes of a reaction's emoji (one emoji with its modifiers and joiners).
 pub const MAX_EMOJI: usize = 64;
+
+/// Seconds after sending during which WhatsApp lets a message be edited.
+pub const EDIT_WINDOW_SECS: i64 = 15 * 60;
+
+/// Seconds after sending during which WhatsApp lets a message be deleted for
+/// everyone (WhatsApp's own limit is about two and a half days; wagate
+/// refuses earlier rather than have the phone ignore it).
+pub const DELETE_WINDOW_SECS: i64 = 48 * 3600;
+
+/// People a message may mention.
+pub const MAX_MENTIONS: usize = 50;

@@ -24,8 +24,13 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub wa_message_id: Option<String>,
     pub idempotency_key: Option<String>,
-    /// JSON with the fields of LOCATION and CONTACT messages.
+    /// JSON: the fields of LOCATION and CONTACT messages; `quoted` and
+    /// `mentions` of any type.
     pub metadata: Option<String>,
+    /// When the session edited it (its `content` is the new text).
+    pub edited_at: Option<DateTimeUtc>,
+    /// When it was deleted for everyone (its `content` is then empty).
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

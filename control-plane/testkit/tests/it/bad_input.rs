@@ -162,7 +162,7 @@ async fn bad_input_and_tenancy(storage: Storage) {
     // bob's key cannot send through alice's session, and vice versa
     api.raw(send(json!({ "to": "6281234567890", "message": "x" }), &key_b))
         .await
-        .expect_code(403, "FORBIDDEN");
+        .expect_code(404, "SESSION_NOT_FOUND");
     // a user token is not a session key
     api.raw(send(json!({ "to": "6281234567890", "message": "x" }), &token_a)).await.expect(401);
     // alice's session survived bob's delete attempt

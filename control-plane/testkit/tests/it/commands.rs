@@ -78,6 +78,15 @@ async fn worker_commands(storage: Storage, replicas: usize) {
     );
     let new_driver = &cl.worker("w-new").unwrap().driver;
     assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 1);
+    // Answers are kept for a while per session: asked again (one new
+    // number among them), the phone is asked about the new one only.
+    let r = check(&api, &on_new, &new_key, json!(["6281234567890", "6281234567892", "6281234567891"])).await;
+    assert_eq!(r.expect(200).data()[2]["exists"], json!(true), "{}", r.body);
+    assert_eq!(r.data()[0]["exists"], json!(false), "{}", r.body);
+    assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 2);
+    let r = check(&api, &on_new, &new_key, json!(["6281234567892"])).await;
+    r.expect(200);
+    assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 2, "all three answered from the cache");
 
     // A driver built before the command: 501, and the command never left the
     // control plane (refused on the declaration, not by the worker).
@@ -105,8 +114,8 @@ async fn worker_commands(storage: Storage, replicas: usize) {
     r.expect_code(400, "VALIDATION_ERROR");
     assert_eq!(r.body["field"], json!("numbers[1]"), "{}", r.body);
     // Another session's (and account's) key: refused like a send.
-    check(&api, &on_new, &old_key, json!(["6281234567891"])).await.expect_code(403, "FORBIDDEN");
-    assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 1, "refused checks never reach the driver");
+    check(&api, &on_new, &old_key, json!(["6281234567891"])).await.expect_code(404, "SESSION_NOT_FOUND");
+    assert_eq!(new_driver.calls(CommandKind::CheckNumbers), 2, "refused checks never reach the driver");
 
     // Read receipts and presence: the same path, the same refusals.
     let post = |session: &str, key: &str, what: &str, body: serde_json::Value| {

@@ -25,6 +25,8 @@ mod failover;
 mod hostile_input;
 mod lifecycle;
 mod limits;
+mod live_events;
+mod messaging;
 mod observability;
 mod placement;
 mod readiness;

@@ -469,7 +469,7 @@ async fn abandoned_sends_still_end(storage: Storage) {
         api.send_text(&sid, &key, &format!("warm-up {i}")).await.expect(200);
         whole = whole.max(started.elapsed());
     }
-    let spread = u64::try_from(whole.as_millis() * 2).unwrap_or(u64::MAX).max(10);
+    let spread = u64::try_from(whole.as_millis() * 2).unwrap_or(u64::MAX).max(200);
     let sends = (0..SENDS).map(|i| {
         let give_up = Duration::from_millis((i * 37) % spread);
         let (api, sid, key, mut grpc) = (api.clone(), sid.clone(), key.clone(), grpc.clone());

@@ -16,6 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use wagate_control_plane::config::ControlPlaneConfig;
+use wagate_control_plane::webhooks::config::ActiveHook;
 use wagate_control_plane::webhooks::outbox::{self, OutboxRow};
 use wagate_control_plane::webhooks::{EventType, RetrySchedule, signing};
 use wagate_control_plane::{ControlPlane, RunningControlPlane};
@@ -618,8 +619,9 @@ async fn enqueue_events(cp: &RunningControlPlane, hooks: &[(String, String)], pe
     let mut rows = Vec::new();
     for n in 0..per_hook {
         for (sid, wid) in hooks {
+            let hook = ActiveHook { webhook: Some((wid.clone(), u32::MAX)), live_until: None };
             rows.push(OutboxRow::new(
-                wid,
+                &hook,
                 sid,
                 EventType::SessionQr,
                 Utc::now(),
