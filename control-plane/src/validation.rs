@@ -2,8 +2,8 @@
 //! failure names the field.
 
 pub use wagate_proto::contract::limits::{
-    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_EMOJI, MAX_FILENAME, MAX_MEDIA_URL, MAX_MENTIONS, MAX_NAME,
-    MAX_READ_IDS, MAX_TEXT, MAX_VCARD,
+    MAX_CAPTION, MAX_CHECK_NUMBERS, MAX_EMOJI, MAX_FILENAME, MAX_GROUP_PARTICIPANTS, MAX_GROUP_SUBJECT,
+    MAX_MEDIA_URL, MAX_MENTIONS, MAX_NAME, MAX_READ_IDS, MAX_TEXT, MAX_VCARD,
 };
 use wagate_proto::v1::{MessageContent, MessageType, PresenceState};
 
@@ -202,6 +202,50 @@ pub fn mentions(raw: &[String]) -> Result<Vec<String>, CpError> {
         if jid.ends_with("@g.us") {
             return Err(invalid(&format!("mentions[{i}]"), "a mention is a person, not a group"));
         }
+        if !out.contains(&jid) {
+            out.push(jid);
+        }
+    }
+    Ok(out)
+}
+
+/// A group id: its digits (`120363…`, or the old `<phone>-<time>`) with or
+/// without `@g.us` → `…@g.us`; anything else is `None` (not found).
+pub fn group_id(raw: &str) -> Option<String> {
+    let id = raw.trim();
+    let digits = id.strip_suffix("@g.us").unwrap_or(id);
+    let (a, b) = digits.split_once('-').unwrap_or((digits, "0"));
+    let ok = (5..=40).contains(&a.len())
+        && (1..=20).contains(&b.len())
+        && a.bytes().all(|c| c.is_ascii_digit())
+        && b.bytes().all(|c| c.is_ascii_digit());
+    ok.then(|| format!("{digits}@g.us"))
+}
+
+/// A new group's subject: 1 to [`MAX_GROUP_SUBJECT`] printable characters.
+pub fn group_subject(raw: &str) -> Result<String, CpError> {
+    let s = raw.trim();
+    if s.is_empty() || s.chars().count() > MAX_GROUP_SUBJECT || s.chars().any(char::is_control) {
+        return Err(invalid(
+            "subject",
+            format!("subject must be 1 to {MAX_GROUP_SUBJECT} characters, no control characters"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Group participants (`field` names them): phone numbers or JIDs of
+/// people, at most [`MAX_GROUP_PARTICIPANTS`], as JIDs without duplicates.
+pub fn participants(field: &str, raw: &[String]) -> Result<Vec<String>, CpError> {
+    if raw.len() > MAX_GROUP_PARTICIPANTS {
+        return Err(invalid(field, format!("{field} has at most {MAX_GROUP_PARTICIPANTS} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, p) in raw.iter().enumerate() {
+        let jid = recipient(p)
+            .ok()
+            .filter(|j| !j.ends_with("@g.us"))
+            .ok_or_else(|| invalid(&format!("{field}[{i}]"), "a phone number or a person's JID"))?;
         if !out.contains(&jid) {
             out.push(jid);
         }

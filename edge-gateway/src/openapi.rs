@@ -166,6 +166,11 @@ mod tests {
         ("DELETE", "/api/v1/sessions/{sessionId}"),
         ("GET", "/api/v1/sessions/{sessionId}/qr"),
         ("GET", "/api/v1/sessions/{sessionId}/events"),
+        ("GET", "/api/v1/sessions/{sessionId}/groups"),
+        ("POST", "/api/v1/sessions/{sessionId}/groups"),
+        ("GET", "/api/v1/sessions/{sessionId}/groups/{groupId}"),
+        ("POST", "/api/v1/sessions/{sessionId}/groups/{groupId}/participants"),
+        ("POST", "/api/v1/sessions/{sessionId}/groups/{groupId}/leave"),
         ("POST", "/api/v1/sessions/{sessionId}/start"),
         ("POST", "/api/v1/sessions/{sessionId}/send"),
         ("POST", "/api/v1/sessions/{sessionId}/contacts/check"),
@@ -331,7 +336,8 @@ mod tests {
                 .replace("{messageId}", "m1")
                 .replace("{userId}", "u1")
                 .replace("{workerId}", "w1")
-                .replace("{deliveryId}", "d1");
+                .replace("{deliveryId}", "d1")
+                .replace("{groupId}", "120363000000000001@g.us");
             let mut variants = vec![concrete.clone(), format!("{concrete}/")];
             if let Some(rest) = concrete.strip_prefix("/api/v1/") {
                 variants.push(format!("/api/{rest}"));

@@ -253,6 +253,19 @@ impl PathIds {
         if valid_session_id(id) { Ok(id.to_owned()) } else { Err(session_not_found()) }
     }
 
+    /// `{groupId}` (`…@g.us`, or its digits): malformed → 404 "group not found"
+    /// (the control plane normalises it).
+    pub fn group(&self) -> Result<String, ApiError> {
+        let id = self.raw("groupId");
+        let digits = id.strip_suffix("@g.us").unwrap_or(id);
+        let ok = (5..=64).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(id.to_owned())
+        } else {
+            Err(ApiError::new(wagate_proto::error::ErrorCode::NotFound, "group not found"))
+        }
+    }
+
     /// Another id (`{userId}`, `{workerId}`, `{messageId}`): malformed → 404 "<what> not found".
     pub fn id(&self, name: &str, what: &str) -> Result<String, ApiError> {
         Some(self.raw(name)).filter(|d| valid_id(d)).map(str::to_owned).ok_or_else(|| {

@@ -255,6 +255,41 @@ impl MessageService for Fake {
     ) -> Result<Response<wagate_proto::v1::DeleteMessageResponse>, Status> {
         Err(Status::unimplemented("not used by these tests"))
     }
+
+    async fn list_groups(
+        &self,
+        _: Request<wagate_proto::v1::ListGroupsRequest>,
+    ) -> Result<Response<wagate_proto::v1::GroupList>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn get_group(
+        &self,
+        _: Request<wagate_proto::v1::GroupRequest>,
+    ) -> Result<Response<wagate_proto::v1::GroupInfo>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn create_group(
+        &self,
+        _: Request<wagate_proto::v1::CreateGroupRequest>,
+    ) -> Result<Response<wagate_proto::v1::GroupInfo>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn update_group_participants(
+        &self,
+        _: Request<wagate_proto::v1::UpdateGroupParticipantsRequest>,
+    ) -> Result<Response<wagate_proto::v1::GroupInfo>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn leave_group(
+        &self,
+        _: Request<wagate_proto::v1::GroupRequest>,
+    ) -> Result<Response<wagate_proto::v1::LeaveGroupResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
 }
 
 async fn fake_control_plane() -> (String, Seen) {

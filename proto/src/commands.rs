@@ -51,9 +51,14 @@ macro_rules! for_each_worker_command {
                 SendReaction(send_reaction) -> (),
                 EditMessage(edit_message) -> (),
                 DeleteMessage(delete_message) -> (),
+                ListGroups(list_groups) -> $crate::v1::GroupList,
+                GetGroup(get_group) -> $crate::v1::GroupInfo,
+                CreateGroup(create_group) -> $crate::v1::GroupInfo,
+                UpdateGroupParticipants(update_group_participants) -> $crate::v1::GroupInfo,
+                LeaveGroup(leave_group) -> (),
             }
             baseline { StartSession, SendMessage, StopSession, Logout, GetStatus }
-            payloads { SendReceipt, SessionState, NumberChecks }
+            payloads { SendReceipt, SessionState, NumberChecks, GroupInfo, GroupList }
         }
     };
 }

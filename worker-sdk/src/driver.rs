@@ -26,6 +26,8 @@ pub mod codes {
     /// The worker's driver does not run this command (see
     /// [`SessionDriver::supported_commands`](super::SessionDriver::supported_commands)).
     pub const UNSUPPORTED_COMMAND: &str = "unsupported_command";
+    /// What the command names (a group) is not the account's.
+    pub const NOT_FOUND: &str = "not_found";
     /// Anything else that went wrong inside the driver.
     pub const INTERNAL: &str = "internal";
 }
@@ -52,6 +54,10 @@ impl DriverError {
 
     pub fn not_connected(session_id: &str) -> Self {
         Self::new(codes::NOT_CONNECTED, format!("session {session_id} is not connected"))
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(codes::NOT_FOUND, message)
     }
 
     pub fn invalid_message(message: impl Into<String>) -> Self {
@@ -176,6 +182,39 @@ pub trait SessionDriver: Send + Sync + 'static {
     async fn delete_message(&self, cmd: v1::DeleteMessage) -> Result<(), DriverError> {
         let _ = cmd;
         Err(DriverError::unsupported(CommandKind::DeleteMessage))
+    }
+
+    /// The groups the account is in.
+    async fn list_groups(&self, cmd: v1::ListGroups) -> Result<v1::GroupList, DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::ListGroups))
+    }
+
+    /// One group the account is in (`not_found` when it is not).
+    async fn get_group(&self, cmd: v1::GetGroup) -> Result<v1::GroupInfo, DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::GetGroup))
+    }
+
+    /// Creates a group with the account as its admin.
+    async fn create_group(&self, cmd: v1::CreateGroup) -> Result<v1::GroupInfo, DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::CreateGroup))
+    }
+
+    /// Adds and removes participants; answers the group as it is now.
+    async fn update_group_participants(
+        &self,
+        cmd: v1::UpdateGroupParticipants,
+    ) -> Result<v1::GroupInfo, DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::UpdateGroupParticipants))
+    }
+
+    /// Leaves a group.
+    async fn leave_group(&self, cmd: v1::LeaveGroup) -> Result<(), DriverError> {
+        let _ = cmd;
+        Err(DriverError::unsupported(CommandKind::LeaveGroup))
     }
 
     /// The commands this driver runs, declared in `Hello.commands`. The

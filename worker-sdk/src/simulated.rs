@@ -104,6 +104,8 @@ struct SimSession {
     receipts: HashMap<Arc<str>, u64>,
     order: VecDeque<Arc<str>>,
     sent: u64,
+    /// Groups the simulated account is in (by id).
+    groups: std::collections::BTreeMap<String, v1::GroupInfo>,
 }
 
 #[derive(Default)]
@@ -480,6 +482,7 @@ impl SessionDriver for SimulatedDriver {
                     receipts: HashMap::new(),
                     order: VecDeque::new(),
                     sent: 0,
+                    groups: Default::default(),
                 };
                 let out = if let Some(phone) = phone {
                     if from_auth_state {
@@ -765,6 +768,122 @@ impl SessionDriver for SimulatedDriver {
         });
         self.echo_later(&cmd.session_id, kind);
         Ok(())
+    }
+
+    async fn list_groups(&self, cmd: v1::ListGroups) -> Result<v1::GroupList, DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        self.count(CommandKind::ListGroups);
+        let shard = self.shard(&cmd.session_id);
+        let groups = shard.sessions.get(&cmd.session_id).map(|s| s.groups.values().cloned().collect());
+        Ok(v1::GroupList { groups: groups.unwrap_or_default() })
+    }
+
+    async fn get_group(&self, cmd: v1::GetGroup) -> Result<v1::GroupInfo, DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        self.count(CommandKind::GetGroup);
+        let shard = self.shard(&cmd.session_id);
+        shard
+            .sessions
+            .get(&cmd.session_id)
+            .and_then(|s| s.groups.get(&cmd.group_id).cloned())
+            .ok_or_else(|| DriverError::not_found(format!("the account is not in group {}", cmd.group_id)))
+    }
+
+    async fn create_group(&self, cmd: v1::CreateGroup) -> Result<v1::GroupInfo, DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        if cmd.subject.trim().is_empty() || cmd.participants.is_empty() {
+            return Err(DriverError::invalid_message("a group needs a subject and participants"));
+        }
+        self.count(CommandKind::CreateGroup);
+        let (group, sink, generation) = {
+            let mut shard = self.shard(&cmd.session_id);
+            let Some(s) = shard.sessions.get_mut(&cmd.session_id) else {
+                return Err(DriverError::unknown_session(&cmd.session_id));
+            };
+            let me = format!("{}@s.whatsapp.net", s.phone.clone().unwrap_or_default());
+            let id = format!("120363{:012}@g.us", rand::random::<u64>() % 1_000_000_000_000);
+            let mut participants = vec![v1::GroupParticipant { jid: me.clone(), admin: true }];
+            participants.extend(
+                cmd.participants.iter().map(|p| v1::GroupParticipant { jid: p.clone(), admin: false }),
+            );
+            let group = v1::GroupInfo {
+                id: id.clone(),
+                subject: cmd.subject.trim().to_owned(),
+                owner: Some(me),
+                participants,
+                created_at_ms: events::now_ms(),
+            };
+            s.groups.insert(id, group.clone());
+            (group, s.events.clone(), s.generation)
+        };
+        // WhatsApp announces the members added at creation.
+        let event = v1::Event {
+            session_id: cmd.session_id,
+            generation,
+            kind: Some(v1::event::Kind::GroupParticipants(v1::GroupParticipantsChanged {
+                group_id: group.id.clone(),
+                action: "add".into(),
+                participants: cmd.participants,
+                by: group.owner.clone(),
+            })),
+        };
+        let _ = sink.emit(event).await;
+        Ok(group)
+    }
+
+    async fn update_group_participants(
+        &self,
+        cmd: v1::UpdateGroupParticipants,
+    ) -> Result<v1::GroupInfo, DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        if cmd.add.is_empty() && cmd.remove.is_empty() {
+            return Err(DriverError::invalid_message("nothing to add or remove"));
+        }
+        self.count(CommandKind::UpdateGroupParticipants);
+        let (group, sink, generation) = {
+            let mut shard = self.shard(&cmd.session_id);
+            let Some(s) = shard.sessions.get_mut(&cmd.session_id) else {
+                return Err(DriverError::unknown_session(&cmd.session_id));
+            };
+            let Some(g) = s.groups.get_mut(&cmd.group_id) else {
+                return Err(DriverError::not_found(format!("the account is not in group {}", cmd.group_id)));
+            };
+            g.participants.retain(|p| !cmd.remove.contains(&p.jid));
+            for jid in &cmd.add {
+                if !g.participants.iter().any(|p| &p.jid == jid) {
+                    g.participants.push(v1::GroupParticipant { jid: jid.clone(), admin: false });
+                }
+            }
+            (g.clone(), s.events.clone(), s.generation)
+        };
+        for (action, who) in [("add", cmd.add), ("remove", cmd.remove)] {
+            if who.is_empty() {
+                continue;
+            }
+            let event = v1::Event {
+                session_id: cmd.session_id.clone(),
+                generation,
+                kind: Some(v1::event::Kind::GroupParticipants(v1::GroupParticipantsChanged {
+                    group_id: group.id.clone(),
+                    action: action.into(),
+                    participants: who,
+                    by: group.owner.clone(),
+                })),
+            };
+            let _ = sink.emit(event).await;
+        }
+        Ok(group)
+    }
+
+    async fn leave_group(&self, cmd: v1::LeaveGroup) -> Result<(), DriverError> {
+        self.connected(&cmd.session_id, cmd.generation)?;
+        self.count(CommandKind::LeaveGroup);
+        let mut shard = self.shard(&cmd.session_id);
+        let left = shard.sessions.get_mut(&cmd.session_id).and_then(|s| s.groups.remove(&cmd.group_id));
+        match left {
+            Some(_) => Ok(()),
+            None => Err(DriverError::not_found(format!("the account is not in group {}", cmd.group_id))),
+        }
     }
 
     fn supported_commands(&self) -> CommandSet {

@@ -146,6 +146,7 @@ pub fn refusal(kind: CommandKind, result: &CommandResult) -> ApiError {
     match result.error_code.as_str() {
         "unsupported_command" => ApiError::new(ErrorCode::NotSupportedByWorker, detail.clone()),
         "not_connected" => ApiError::new(ErrorCode::SessionNotConnected, detail.clone()),
+        "not_found" => ApiError::new(ErrorCode::NotFound, detail.clone()),
         "unknown_session" | "stale_generation" | "shutting_down" => ApiError::new(
             ErrorCode::WorkerUnavailable,
             format!("the session is moving between workers: {detail}"),

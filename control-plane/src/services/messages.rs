@@ -386,6 +386,53 @@ impl MessageService for MessageApi {
         let span = tracing::debug_span!("delete_message", session_id = %req.session_id, request_id);
         Ok(Response::new(self.delete(md, req).instrument(span).await?))
     }
+    async fn list_groups(
+        &self,
+        request: Request<v1::ListGroupsRequest>,
+    ) -> Result<Response<v1::GroupList>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("list_groups", session_id = %req.session_id, request_id);
+        Ok(Response::new(MessageApi::list_groups(self, md, req).instrument(span).await?))
+    }
+
+    async fn get_group(&self, request: Request<v1::GroupRequest>) -> Result<Response<v1::GroupInfo>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("get_group", session_id = %req.session_id, request_id);
+        Ok(Response::new(MessageApi::get_group(self, md, req).instrument(span).await?))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<v1::CreateGroupRequest>,
+    ) -> Result<Response<v1::GroupInfo>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("create_group", session_id = %req.session_id, request_id);
+        Ok(Response::new(MessageApi::create_group(self, md, req).instrument(span).await?))
+    }
+
+    async fn update_group_participants(
+        &self,
+        request: Request<v1::UpdateGroupParticipantsRequest>,
+    ) -> Result<Response<v1::GroupInfo>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span =
+            tracing::debug_span!("update_group_participants", session_id = %req.session_id, request_id);
+        Ok(Response::new(MessageApi::update_group_participants(self, md, req).instrument(span).await?))
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<v1::GroupRequest>,
+    ) -> Result<Response<v1::LeaveGroupResponse>, Status> {
+        let request_id = identity::request_id(request.metadata());
+        let (md, _, req) = request.into_parts();
+        let span = tracing::debug_span!("leave_group", session_id = %req.session_id, request_id);
+        Ok(Response::new(MessageApi::leave_group(self, md, req).instrument(span).await?))
+    }
 }
 
 /// The session commands other than a send: the session's API key, its
@@ -608,6 +655,89 @@ impl MessageApi {
         let at = Utc::now();
         message_rows::mark_edited(&self.state.db, &m.id, &text, at).await?;
         Ok(v1::EditMessageResponse { message_id: m.id, text, edited_at: Some(to_proto(at)) })
+    }
+
+    /// The groups of the session's account.
+    async fn list_groups(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::ListGroupsRequest,
+    ) -> CpResult<v1::GroupList> {
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd = v1::ListGroups { session_id: ks.session_id, generation: generation(ks.generation) };
+        Ok(self.state.dispatcher.run_for(&worker_id, cmd).await?)
+    }
+
+    async fn get_group(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::GroupRequest,
+    ) -> CpResult<v1::GroupInfo> {
+        let group_id =
+            validation::group_id(&req.group_id).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd = v1::GetGroup { session_id: ks.session_id, generation: generation(ks.generation), group_id };
+        Ok(self.state.dispatcher.run_for(&worker_id, cmd).await?)
+    }
+
+    async fn create_group(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::CreateGroupRequest,
+    ) -> CpResult<v1::GroupInfo> {
+        let subject = validation::group_subject(&req.subject)?;
+        let participants = validation::participants("participants", &req.participants)?;
+        if participants.is_empty() {
+            return Err(invalid("participants", "a group needs at least one participant"));
+        }
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd = v1::CreateGroup {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            subject,
+            participants,
+        };
+        Ok(self.state.dispatcher.run_for(&worker_id, cmd).await?)
+    }
+
+    async fn update_group_participants(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::UpdateGroupParticipantsRequest,
+    ) -> CpResult<v1::GroupInfo> {
+        let group_id =
+            validation::group_id(&req.group_id).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))?;
+        let add = validation::participants("add", &req.add)?;
+        let remove = validation::participants("remove", &req.remove)?;
+        if add.is_empty() && remove.is_empty() {
+            return Err(invalid("add", "add or remove at least one participant"));
+        }
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd = v1::UpdateGroupParticipants {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            group_id,
+            add,
+            remove,
+        };
+        Ok(self.state.dispatcher.run_for(&worker_id, cmd).await?)
+    }
+
+    async fn leave_group(
+        &self,
+        md: tonic::metadata::MetadataMap,
+        req: v1::GroupRequest,
+    ) -> CpResult<v1::LeaveGroupResponse> {
+        let group_id =
+            validation::group_id(&req.group_id).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))?;
+        let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
+        let cmd = v1::LeaveGroup {
+            session_id: ks.session_id,
+            generation: generation(ks.generation),
+            group_id: group_id.clone(),
+        };
+        self.state.dispatcher.run_for(&worker_id, cmd).await?;
+        Ok(v1::LeaveGroupResponse { group_id })
     }
 
     /// Deletes a message the session sent, for everyone, within WhatsApp's window.

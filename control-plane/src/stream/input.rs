@@ -270,8 +270,39 @@ pub fn command_result(worker_id: &str, r: &mut v1::CommandResult) {
                 }
             }
         }
+        Some(v1::command_result::Payload::GroupInfo(g)) => group_info(worker_id, g),
+        Some(v1::command_result::Payload::GroupList(list)) => {
+            if list.groups.len() > MAX_GROUPS {
+                refused("result", worker_id, "groups", "too many groups");
+                list.groups.truncate(MAX_GROUPS);
+            }
+            list.groups.iter_mut().for_each(|g| group_info(worker_id, g));
+        }
         None => {}
     }
+}
+
+/// Groups one answer lists at most (WhatsApp caps an account's groups well below).
+const MAX_GROUPS: usize = 10_000;
+
+/// A group as a worker describes it: printable, bounded; what is not is dropped.
+fn group_info(worker_id: &str, g: &mut v1::GroupInfo) {
+    if !is_printable(&g.id, MAX_WA_ID) {
+        refused("result", worker_id, "group_id", "too long or control characters");
+        g.id.clear();
+    }
+    if !is_text(&g.subject, wagate_proto::contract::limits::MAX_GROUP_SUBJECT * 4) {
+        refused("result", worker_id, "subject", "too long or control characters");
+        g.subject.clear();
+    }
+    if g.owner.as_deref().is_some_and(|o| !is_printable(o, MAX_WA_ID)) {
+        g.owner = None;
+    }
+    if g.participants.len() > 4096 {
+        refused("result", worker_id, "participants", "too many participants");
+        g.participants.truncate(4096);
+    }
+    g.participants.retain(|p| !p.jid.is_empty() && is_printable(&p.jid, MAX_WA_ID));
 }
 
 /// The most answers one number check carries (its request holds at most as many).

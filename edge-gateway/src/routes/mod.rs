@@ -14,6 +14,7 @@ pub(crate) mod auth;
 pub(crate) mod docs;
 pub(crate) mod events;
 pub(crate) mod fleet;
+pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod keys;
@@ -48,6 +49,7 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(account::router())
         .merge(sessions::router())
         .merge(events::router())
+        .merge(groups::router())
         .merge(messages::router())
         .merge(keys::router())
         .merge(webhooks::router())

@@ -41,3 +41,9 @@ pub const DELETE_WINDOW_SECS: i64 = 48 * 3600;
 
 /// People a message may mention.
 pub const MAX_MENTIONS: usize = 50;
+
+/// Characters of a group's subject (WhatsApp's own limit).
+pub const MAX_GROUP_SUBJECT: usize = 100;
+
+/// Participants one group call names (a WhatsApp group holds up to 1,024).
+pub const MAX_GROUP_PARTICIPANTS: usize = 256;

@@ -186,3 +186,109 @@ async fn reply_edit_delete_and_their_events(storage: Storage) {
         .await
         .expect_code(409, "MESSAGE_NOT_EDITABLE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_sqlite() {
+    groups(Storage::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_postgres() {
+    groups(Storage::PostgresRedis).await;
+}
+
+/// Create, list, read, change and leave a group through the session's phone;
+/// `group.participants` events; sending to the group; bad ids and another
+/// session's key.
+async fn groups(storage: Storage) {
+    let replicas = if storage == Storage::PostgresRedis { 2 } else { 1 };
+    let cl = start(
+        cluster(storage)
+            .replicas(replicas)
+            .edge_on(replicas - 1)
+            .worker(WorkerSpec::new("worker-1", 10))
+            .configure(|c| c.webhooks.live.poll = Duration::from_millis(100)),
+    )
+    .await;
+    let api = Api::new(&cl);
+    let ann = api.register("ann-groups@example.com").await;
+    let bob = api.register("bob-groups@example.com").await;
+    let (sid, key) = api.connected_session(&cl, &ann, "shop").await;
+    let (_, bob_key) = api.connected_session(&cl, &bob, "other").await;
+    let (_, events, _) = open(&api.base, &sid, &key, None, "?events=group.participants").await;
+    let mut events = events.expect("stream");
+    let groups = format!("/api/v1/sessions/{sid}/groups");
+
+    assert_eq!(api.get(&groups, Some(&key)).await.expect(200).data()["groups"], json!([]));
+    let r = api
+        .post(
+            &groups,
+            Some(&key),
+            json!({"subject": " Shop team ", "participants": ["+62 812-3456-7891", "6281234567892"]}),
+        )
+        .await;
+    let g = r.expect(201).data().clone();
+    let gid = g["id"].as_str().unwrap().to_owned();
+    assert!(gid.ends_with("@g.us"), "{g}");
+    assert_eq!(g["subject"], "Shop team");
+    let jids: Vec<&str> =
+        g["participants"].as_array().unwrap().iter().map(|p| p["jid"].as_str().unwrap()).collect();
+    assert!(jids.contains(&"6281234567891@s.whatsapp.net") && jids.len() == 3, "{g}");
+    let got = read_until(&mut events, |g| !g.is_empty()).await;
+    let e = json_of(&got[0]);
+    assert_eq!(
+        (e["data"]["groupId"].clone(), e["data"]["action"].clone()),
+        (json!(gid), json!("add")),
+        "{e}"
+    );
+
+    // Listed and read (by its digits too); participants changed; sent to.
+    let listed = api.get(&groups, Some(&key)).await;
+    assert_eq!(listed.expect(200).data()["groups"][0]["id"], gid.as_str());
+    let digits = gid.trim_end_matches("@g.us");
+    api.get(&format!("{groups}/{digits}"), Some(&key)).await.expect(200);
+    let r = api
+        .post(
+            &format!("{groups}/{gid}/participants"),
+            Some(&key),
+            json!({"add": ["6281234567893"], "remove": ["6281234567892"]}),
+        )
+        .await;
+    let n: Vec<&str> = r.expect(200).data()["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["jid"].as_str().unwrap())
+        .collect();
+    assert!(
+        n.contains(&"6281234567893@s.whatsapp.net") && !n.contains(&"6281234567892@s.whatsapp.net"),
+        "{n:?}"
+    );
+    let got = read_until(&mut events, |g| g.len() >= 2).await;
+    let actions: Vec<Value> = got.iter().map(|e| json_of(e)["data"]["action"].clone()).collect();
+    assert_eq!(actions, [json!("add"), json!("remove")]);
+    let s = send(&api, &sid, &key, json!({"to": gid, "message": "hello group"})).await;
+    assert_eq!(s.expect(200).data()["to"], gid.as_str());
+
+    // Bad input: no subject, no participants, a group as a participant,
+    // nothing to change, an impossible id; another session's key: 404.
+    api.post(&groups, Some(&key), json!({"subject": "", "participants": ["6281234567891"]}))
+        .await
+        .expect(400);
+    api.post(&groups, Some(&key), json!({"subject": "x", "participants": []})).await.expect(400);
+    let r = api.post(&groups, Some(&key), json!({"subject": "x", "participants": [gid]})).await;
+    assert_eq!(r.expect(400).body["field"], "participants[0]");
+    api.post(&format!("{groups}/{gid}/participants"), Some(&key), json!({})).await.expect(400);
+    api.get(&format!("{groups}/not-a-group"), Some(&key)).await.expect_code(404, "NOT_FOUND");
+    api.get(&groups, Some(&bob_key)).await.expect_code(404, "SESSION_NOT_FOUND");
+    api.post(&format!("{groups}/{gid}/leave"), Some(&bob_key), json!({}))
+        .await
+        .expect_code(404, "SESSION_NOT_FOUND");
+
+    // Leave: gone from the list; leaving again (or reading it) is 404.
+    let r = api.post(&format!("{groups}/{gid}/leave"), Some(&key), json!({})).await;
+    assert_eq!(r.expect(200).data()["groupId"], gid.as_str());
+    assert_eq!(api.get(&groups, Some(&key)).await.expect(200).data()["groups"], json!([]));
+    api.post(&format!("{groups}/{gid}/leave"), Some(&key), json!({})).await.expect_code(404, "NOT_FOUND");
+    api.get(&format!("{groups}/{gid}"), Some(&key)).await.expect_code(404, "NOT_FOUND");
+}
