@@ -21,6 +21,7 @@ mod commands;
 mod connections;
 mod credentials;
 mod e2e;
+mod email;
 mod failover;
 mod hostile_input;
 mod lifecycle;
