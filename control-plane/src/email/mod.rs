@@ -221,6 +221,18 @@ impl Mailer {
         false
     }
 
+    /// Whether `key` was enqueued (or skipped) from here already: a caller
+    /// on a hot path asks before any lookup.
+    pub fn recently_handled(&self, key: &str) -> bool {
+        self.seen.lock().is_ok_and(|seen| seen.contains(key))
+    }
+
+    /// Remembers `key` as handled without enqueueing (the owner switched
+    /// that notification off: no lookup again for it).
+    pub fn skip(&self, key: &str) {
+        let _ = self.seen_before(key);
+    }
+
     fn forget(&self, key: &str) {
         if let Ok(mut seen) = self.seen.lock() {
             seen.remove(key);

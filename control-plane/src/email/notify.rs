@@ -104,12 +104,17 @@ pub async fn sweep_reconnecting(state: &SharedState) -> Result<(), DbErr> {
 /// numbered `window`. Best effort, off the send path.
 pub fn quota(state: &SharedState, user_id: &str, percent: u8, limit: u64, per: String, window: i64) {
     let key = format!("quota:{user_id}:{percent}:{window}");
+    // Every send above 80 % comes here: one in-memory lookup, no SQL, once handled.
+    if state.email.recently_handled(&key) {
+        return;
+    }
     let st = state.clone();
     let user_id = user_id.to_owned();
     state.tasks.spawn(async move {
         let run = async {
             let Some(user) = users::by_id(&st.db, &user_id).await? else { return Ok(false) };
             if !user.is_active || user.notify_mask & NOTIFY_QUOTA == 0 {
+                st.email.skip(&key);
                 return Ok(false);
             }
             let k = if percent >= 100 { kind::QUOTA_100 } else { kind::QUOTA_80 };

@@ -20,7 +20,11 @@ pub struct SendError {
 }
 
 pub enum Transport {
-    Smtp { smtp: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
+    /// Boxed: one per replica, and the enum stays small.
+    Smtp {
+        smtp: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        from: Mailbox,
+    },
     Console,
 }
 
@@ -46,7 +50,7 @@ impl Transport {
         let from = settings.from.parse::<Mailbox>().unwrap_or_else(|_| {
             Mailbox::new(None, lettre::Address::new("no-reply", "localhost").expect("valid"))
         });
-        Ok(Self::Smtp { smtp: builder.build(), from })
+        Ok(Self::Smtp { smtp: Box::new(builder.build()), from })
     }
 
     /// Sends one plain-text mail.

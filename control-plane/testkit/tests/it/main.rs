@@ -15,6 +15,7 @@
 mod common;
 
 mod api;
+mod backup;
 mod bad_input;
 mod capacity;
 mod commands;
