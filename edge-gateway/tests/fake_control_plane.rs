@@ -301,7 +301,8 @@ async fn auth_routes_map_replies_and_errors() {
         json!({"success": true, "data": {
             "user": {"id": "u1", "name": "Ann", "email": "ann@x.io", "role": "USER", "tier": "BASIC",
                      "isActive": true, "lastLoginAt": null, "createdAt": "2024-01-15T10:30:00.000Z",
-                     "updatedAt": "2024-01-15T10:30:00.000Z", "messageQuota": null},
+                     "updatedAt": "2024-01-15T10:30:00.000Z", "messageQuota": null, "emailVerified": false,
+                     "notifications": {"sessionStatus": true, "quota": true, "webhookDisabled": true}},
             "token": "jwt", "expiresAt": "2024-01-16T10:13:20.000Z"}})
     );
 
