@@ -8,6 +8,7 @@ token, annotations or ServiceMonitor).
     pip install helm-python-sdk kubernetes-validate pyyaml
     python3 .ci/helm-check.py
 """
+import json
 import os
 import subprocess
 import sys
@@ -26,10 +27,11 @@ VALUES = {
     "secrets": SECRETS,
 }
 
-# TLS on, and the ServiceMonitor.
+# TLS on, the ServiceMonitor, the alert rules and the dashboard.
 VALUES_TLS = {**VALUES,
               "tls": {"enabled": True, "secretName": "wagate-tls", "clientAuth": "required"},
-              "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}}}
+              "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+                          "prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}}}
 
 # Metrics off: no token needed, no metrics port.
 VALUES_NO_METRICS = {**VALUES, "secrets": {k: v for k, v in SECRETS.items() if k != "metricsToken"},
@@ -45,7 +47,7 @@ REQUIRED = {
 }
 
 # Kinds whose schema is not Kubernetes' own (checked below by hand).
-CRDS = {"ServiceMonitor"}
+CRDS = {"ServiceMonitor", "PrometheusRule"}
 
 failures = []
 
@@ -157,6 +159,23 @@ for name, objs in rendered_sets.items():
                 check(all(labels.get(k) == v for k, v in selector.items()), f"ServiceMonitor selects Service{suffix}")
     else:
         check(monitor is None, f"{name}: no ServiceMonitor unless asked for")
+
+    # Alert rules and dashboard (their metric names are checked by a Rust
+    # test, control-plane/src/telemetry/chart.rs).
+    rule = find(objs, "PrometheusRule", "")
+    board = find(objs, "ConfigMap", "-dashboard")
+    if name == "tls":
+        alerts = {r["alert"] for g in (rule or {}).get("spec", {}).get("groups", []) for r in g["rules"]}
+        check({"WagateWorkerLost", "WagateSessionsReconnecting", "WagateWebhookBacklogOld", "WagateSendErrorRate",
+               "WagateQuotaRefusalsSpiking", "WagateReplicaNotServing"} <= alerts, f"tls: alert rules {alerts}")
+        try:
+            panels = json.loads(board["data"]["wagate.json"])["panels"] if board else []
+        except ValueError as e:
+            panels = []
+            check(False, f"tls: dashboard JSON: {e}")
+        check(len(panels) >= 8 and board["metadata"]["labels"].get("grafana_dashboard") == "1", "tls: dashboard")
+    else:
+        check(rule is None and board is None, f"{name}: no alert rules or dashboard unless asked for")
 
 r = subprocess.run(["kubernetes-validate", "-k", "1.30.0", "--strict", *files])
 if failures:

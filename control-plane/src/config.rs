@@ -203,6 +203,9 @@ pub struct ControlPlaneArgs {
     /// Rate limits and tier quotas: see `crate::limits::LimitArgs`.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    /// Email (SMTP, links, verification, notifications): see `crate::email::EmailArgs`.
+    #[command(flatten)]
+    pub email: crate::email::EmailArgs,
     /// Usage metering: how often counts are written to `usage_records`.
     #[arg(long, env = "WAGATE_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
@@ -290,6 +293,8 @@ pub struct ControlPlaneConfig {
     pub paid_reserve_percent: u8,
     /// Webhook delivery settings.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Email settings.
+    pub email: crate::email::EmailSettings,
     pub limits: crate::limits::LimitSettings,
     pub usage_flush: Duration,
     /// TLS of the gRPC listener (`None`: plaintext); also used on peer calls.
@@ -417,6 +422,7 @@ impl ControlPlaneArgs {
             qr_timeout: (self.qr_timeout_secs > 0).then(|| Duration::from_secs(self.qr_timeout_secs)),
             paid_reserve_percent: self.paid_reserve_percent,
             webhooks: self.webhooks.into_settings(),
+            email: self.email.into_settings()?,
             limits: self.limits.into_settings()?,
             usage_flush: Duration::from_millis((self.usage_flush_secs * 1000).max(100)),
             tls,
@@ -598,6 +604,7 @@ impl ControlPlaneConfig {
             qr_timeout: Some(Duration::from_secs(300)),
             paid_reserve_percent: 0,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            email: crate::email::EmailSettings::default(),
             // Every rule counts, nothing is reached by accident: tests of
             // the limits set their own.
             limits: crate::limits::LimitSettings::generous(),

@@ -26,7 +26,37 @@ pub fn user(u: &User) -> v1::User {
         created_at: Some(to_proto(u.created_at)),
         updated_at: Some(to_proto(u.updated_at)),
         message_quota: u.message_quota,
+        email_verified: u.email_verified_at.is_some(),
+        notifications: Some(notification_prefs(u.notify_mask)),
     }
+}
+
+/// The notification switches of `users.notify_mask`.
+pub fn notification_prefs(mask: i32) -> v1::NotificationPrefs {
+    use crate::persistence::users::{NOTIFY_QUOTA, NOTIFY_SESSION_STATUS, NOTIFY_WEBHOOK_DISABLED};
+    v1::NotificationPrefs {
+        session_status: Some(mask & NOTIFY_SESSION_STATUS != 0),
+        quota: Some(mask & NOTIFY_QUOTA != 0),
+        webhook_disabled: Some(mask & NOTIFY_WEBHOOK_DISABLED != 0),
+    }
+}
+
+/// `mask` with the switches `prefs` names set or cleared.
+pub fn apply_notification_prefs(mask: i32, prefs: &v1::NotificationPrefs) -> i32 {
+    use crate::persistence::users::{NOTIFY_QUOTA, NOTIFY_SESSION_STATUS, NOTIFY_WEBHOOK_DISABLED};
+    let mut mask = mask;
+    for (bit, on) in [
+        (NOTIFY_SESSION_STATUS, prefs.session_status),
+        (NOTIFY_QUOTA, prefs.quota),
+        (NOTIFY_WEBHOOK_DISABLED, prefs.webhook_disabled),
+    ] {
+        match on {
+            Some(true) => mask |= bit,
+            Some(false) => mask &= !bit,
+            None => {}
+        }
+    }
+    mask
 }
 
 pub fn session(s: &Session, api_key_prefix: Option<String>) -> v1::Session {

@@ -21,6 +21,7 @@ pub mod cache;
 pub mod config;
 pub(crate) mod convert;
 pub(crate) mod dispatch;
+pub mod email;
 pub(crate) mod error;
 pub mod fleet;
 pub mod limits;

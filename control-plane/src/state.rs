@@ -46,6 +46,8 @@ pub struct AppState {
     pub usage: Arc<crate::usage::UsageMeter>,
     /// Webhook configuration cache, HTTP client and dispatcher wake-up.
     pub webhooks: Arc<Webhooks>,
+    /// The email outbox's transport and wake-up.
+    pub email: Arc<crate::email::Mailer>,
     /// Cancelled when the replica starts shutting down.
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).

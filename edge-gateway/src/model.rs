@@ -5,7 +5,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use wagate_proto::v1;
 
 /// An RFC 3339 timestamp in UTC with milliseconds (`2024-01-15T10:30:00.000Z`).
@@ -102,6 +102,33 @@ pub struct UserDto<'a> {
     pub updated_at: Option<Ts>,
     /// Messages per hour an administrator set for this user (`null`: the tier's quota).
     pub message_quota: Option<i64>,
+    /// Whether the owner followed the verification link mailed at sign-up.
+    pub email_verified: bool,
+    /// Which notification emails the owner gets.
+    pub notifications: NotificationsDto,
+}
+
+/// Notification emails the owner gets (each one switchable with `PATCH /me`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationsDto {
+    /// A CONNECTED session went DISCONNECTED (or logged out), or stayed RECONNECTING over 5 minutes.
+    pub session_status: bool,
+    /// The message quota reached 80 % and 100 %.
+    pub quota: bool,
+    /// A webhook was disabled after repeated failures.
+    pub webhook_disabled: bool,
+}
+
+impl From<Option<&v1::NotificationPrefs>> for NotificationsDto {
+    fn from(p: Option<&v1::NotificationPrefs>) -> Self {
+        let p = p.cloned().unwrap_or_default();
+        NotificationsDto {
+            session_status: p.session_status.unwrap_or(true),
+            quota: p.quota.unwrap_or(true),
+            webhook_disabled: p.webhook_disabled.unwrap_or(true),
+        }
+    }
 }
 
 impl<'a> From<&'a v1::User> for UserDto<'a> {
@@ -117,6 +144,8 @@ impl<'a> From<&'a v1::User> for UserDto<'a> {
             created_at: Ts::from_proto(u.created_at.as_ref()),
             updated_at: Ts::from_proto(u.updated_at.as_ref()),
             message_quota: u.message_quota,
+            email_verified: u.email_verified,
+            notifications: NotificationsDto::from(u.notifications.as_ref()),
         }
     }
 }

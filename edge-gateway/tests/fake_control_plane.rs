@@ -56,6 +56,8 @@ fn user(email: &str) -> User {
         created_at: ts(1_705_314_600),
         updated_at: ts(1_705_314_600),
         message_quota: None,
+        email_verified: false,
+        notifications: None,
     }
 }
 
@@ -102,6 +104,34 @@ impl AuthService for Fake {
     }
 
     async fn logout_all(&self, _: Request<LogoutAllRequest>) -> Result<Response<LogoutResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn request_password_reset(
+        &self,
+        _: Request<wagate_proto::v1::PasswordResetRequest>,
+    ) -> Result<Response<wagate_proto::v1::AcceptedResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn confirm_password_reset(
+        &self,
+        _: Request<wagate_proto::v1::PasswordResetConfirmRequest>,
+    ) -> Result<Response<wagate_proto::v1::PasswordResetConfirmResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn verify_email(
+        &self,
+        _: Request<wagate_proto::v1::VerifyEmailRequest>,
+    ) -> Result<Response<wagate_proto::v1::VerifyEmailResponse>, Status> {
+        Err(Status::unimplemented("not used by these tests"))
+    }
+
+    async fn resend_verification(
+        &self,
+        _: Request<wagate_proto::v1::ResendVerificationRequest>,
+    ) -> Result<Response<wagate_proto::v1::AcceptedResponse>, Status> {
         Err(Status::unimplemented("not used by these tests"))
     }
 }
@@ -330,7 +360,8 @@ async fn auth_routes_map_replies_and_errors() {
         json!({"success": true, "data": {
             "user": {"id": "u1", "name": "Ann", "email": "ann@x.io", "role": "USER", "tier": "BASIC",
                      "isActive": true, "lastLoginAt": null, "createdAt": "2024-01-15T10:30:00.000Z",
-                     "updatedAt": "2024-01-15T10:30:00.000Z", "messageQuota": null},
+                     "updatedAt": "2024-01-15T10:30:00.000Z", "messageQuota": null, "emailVerified": false,
+                     "notifications": {"sessionStatus": true, "quota": true, "webhookDisabled": true}},
             "token": "jwt", "expiresAt": "2024-01-16T10:13:20.000Z"}})
     );
 

@@ -56,6 +56,7 @@ error_codes! {
     InvalidApiKey => "INVALID_API_KEY", Unauthenticated, 401;
     Forbidden => "FORBIDDEN", PermissionDenied, 403;
     TierLimitExceeded => "TIER_LIMIT_EXCEEDED", PermissionDenied, 403;
+    EmailNotVerified => "EMAIL_NOT_VERIFIED", PermissionDenied, 403;
     NotFound => "NOT_FOUND", NotFound, 404;
     SessionNotFound => "SESSION_NOT_FOUND", NotFound, 404;
     MethodNotAllowed => "METHOD_NOT_ALLOWED", Unimplemented, 405;

@@ -207,6 +207,28 @@ impl SimulatedDriver {
         }
     }
 
+    /// Simulates the phone side changing a running session's status (the
+    /// connection drops: `RECONNECTING`, `DISCONNECTED`, with an optional
+    /// reason such as `logged_out`); `false` if the session is not running.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn set_status(&self, session_id: &str, status: SessionStatus, reason: Option<&str>) -> bool {
+        let (sink, ev) = {
+            let mut shard = self.shard(session_id);
+            let Some(s) = shard.sessions.get_mut(session_id) else { return false };
+            s.status = status;
+            let ev = events::status_event(
+                session_id,
+                s.generation,
+                status,
+                s.phone.clone(),
+                reason.map(str::to_owned),
+            );
+            (s.events.clone(), ev)
+        };
+        emit_in_order(sink, vec![ev]);
+        true
+    }
+
     fn pair(&self, session_id: &str, instance: Option<u64>) -> Option<(EventSink, Vec<v1::Event>)> {
         let phone = self.phone_for(session_id);
         let mut guard = self.shard(session_id);

@@ -76,9 +76,16 @@ pub async fn take(
         return Ok(None);
     }
     match state.limiter.check_all(&checks).await {
-        Ok(mut decisions) => Ok(decisions.pop()),
+        Ok(mut decisions) => {
+            let d = decisions.pop();
+            if let (Some(rate), Some(d)) = (rate, &d) {
+                notify_threshold(state, owner, rate, d);
+            }
+            Ok(d)
+        }
         Err((i, d)) if checks[i].rule == layer::RULE_IP => Err(layer::ip_refusal(&d, checks[i].rate)),
         Err((i, d)) => {
+            notify_threshold(state, owner, checks[i].rate, &d);
             let plan = match owner.custom_quota {
                 Some(_) => "your account".to_owned(),
                 None => format!("{} tier", owner.tier.as_str()),
@@ -91,6 +98,26 @@ pub async fn take(
             )))
         }
     }
+}
+
+/// Tells the owner (once per window and threshold) when the quota reached
+/// 80 % or 100 %: only computing here, the lookup and mail go off the send path.
+fn notify_threshold(state: &SharedState, owner: &Owner, rate: Rate, d: &Decision) {
+    let limit = d.limit.max(1);
+    let used = limit.saturating_sub(d.remaining);
+    let percent = if !d.allowed || used >= limit {
+        100
+    } else if used.saturating_mul(5) >= limit.saturating_mul(4) {
+        80
+    } else {
+        return;
+    };
+    // The window, numbered by its end (stable for every call inside it).
+    let window_ms = rate.window_ms().max(1);
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let end_ms = now_ms.saturating_add(i64::try_from(d.reset.as_millis()).unwrap_or(i64::MAX / 2));
+    let window = end_ms.saturating_add(window_ms / 2) / window_ms;
+    crate::email::notify::quota(state, &owner.user_id, percent, rate.limit, rate.per(), window);
 }
 
 /// Gives back what [`take`] counted for a send that was not accepted after all.

@@ -3,7 +3,7 @@
 //! alike), as typed functions per table wrapped by [`measured::measured`]
 //! (`sessions`, `messages`, `message_dispatch`, `workers`, `webhooks`,
 //! `usage`, `api_keys`, `auth_states`, `users`, `refresh_tokens`,
-//! `system_logs`, `analytics`), with the row types they return. The
+//! `system_logs`, `analytics`, `email_outbox`, `account_tokens`), with the row types they return. The
 //! session generation fence ([`sessions::Fence`]) and the worker stream
 //! epoch fence ([`workers`]) are rendered here and nowhere else.
 //!
@@ -17,9 +17,11 @@
 //! what is shared between replicas (worker → replica records, leases,
 //! deny-lists, rate-limit counters).
 
+pub(crate) mod account_tokens;
 pub(crate) mod analytics;
 pub(crate) mod api_keys;
 pub(crate) mod auth_states;
+pub(crate) mod email_outbox;
 pub mod entities;
 pub mod enums;
 pub mod measured;

@@ -528,6 +528,56 @@ pub async fn owned_by(db: &Db, session_id: &str, user_id: &str) -> Result<bool, 
     .await
 }
 
+/// How many sessions have each status.
+pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
+    measured("sessions.count_by_status", async {
+        let rows = db
+            .conn
+            .query_all_raw(db.stmt("SELECT status, COUNT(*) AS n FROM sessions GROUP BY status", vec![]))
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("", "status")?, r.try_get("", "n")?))).collect()
+    })
+    .await
+}
+
+/// A session RECONNECTING since before `cutoff` (the notification sweep).
+#[derive(Debug, Clone)]
+pub struct Reconnecting {
+    pub id: String,
+    pub name: String,
+    pub user_id: String,
+    pub since: DateTime<Utc>,
+}
+
+/// Sessions RECONNECTING since before `cutoff` (their last status change), oldest first.
+pub async fn reconnecting_since(
+    db: &Db,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Reconnecting>, DbErr> {
+    measured("sessions.reconnecting_since", async {
+        let rows = db
+            .conn
+            .query_all_raw(db.stmt(
+                "SELECT id, name, user_id, updated_at FROM sessions WHERE status = 'RECONNECTING' AND updated_at < $1 \
+                 ORDER BY updated_at LIMIT $2",
+                vec![cutoff.into(), i64::try_from(limit).unwrap_or(100).into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Reconnecting {
+                    id: r.try_get("", "id")?,
+                    name: r.try_get("", "name")?,
+                    user_id: r.try_get("", "user_id")?,
+                    since: r.try_get("", "updated_at")?,
+                })
+            })
+            .collect()
+    })
+    .await
+}
+
 /// A `sessions` row.
 pub type Session = session::Model;
 

@@ -34,6 +34,13 @@ pub async fn lock_row<C: ConnectionTrait>(conn: &C, db: &Db, user_id: &str) -> R
 /// A `users` row.
 pub type User = user::Model;
 
+/// Bits of `users.notify_mask`: which notification emails the owner gets.
+pub const NOTIFY_SESSION_STATUS: i32 = 1;
+pub const NOTIFY_QUOTA: i32 = 2;
+pub const NOTIFY_WEBHOOK_DISABLED: i32 = 4;
+/// Every notification (the default of a new account).
+pub const NOTIFY_ALL: i32 = NOTIFY_SESSION_STATUS | NOTIFY_QUOTA | NOTIFY_WEBHOOK_DISABLED;
+
 /// One user by id.
 pub async fn by_id(db: &Db, id: &str) -> Result<Option<User>, DbErr> {
     measured("users.by_id", user::Entity::find_by_id(id.to_owned()).one(&db.conn)).await
@@ -80,6 +87,8 @@ pub struct UserPatch {
     pub token_version: Option<i64>,
     pub message_quota: Option<Option<i64>>,
     pub last_login_at: Option<Option<DateTime<Utc>>>,
+    pub email_verified_at: Option<Option<DateTime<Utc>>>,
+    pub notify_mask: Option<i32>,
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -114,10 +123,31 @@ pub async fn update(db: &Db, current: &User, patch: UserPatch) -> Result<User, D
         if let Some(v) = patch.last_login_at {
             a.last_login_at = Set(v);
         }
+        if let Some(v) = patch.email_verified_at {
+            a.email_verified_at = Set(v);
+        }
+        if let Some(v) = patch.notify_mask {
+            a.notify_mask = Set(v);
+        }
         if let Some(v) = patch.updated_at {
             a.updated_at = Set(v);
         }
         a.update(&db.conn).await
+    })
+    .await
+}
+
+/// Marks the account verified if its email is still `email` (the address
+/// the link was mailed to); true when it was.
+pub async fn mark_verified(db: &Db, user_id: &str, email: &str, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    measured("users.mark_verified", async {
+        let res = user::Entity::update_many()
+            .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(user_id))
+            .filter(user::Column::Email.eq(email))
+            .exec(&db.conn)
+            .await?;
+        Ok(res.rows_affected == 1)
     })
     .await
 }

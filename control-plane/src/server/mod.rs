@@ -63,6 +63,8 @@ pub enum StartError {
     Bootstrap(String),
     #[error("webhooks: {0}")]
     Webhooks(#[from] crate::webhooks::WebhookInitError),
+    #[error("email: {0}")]
+    Email(#[from] crate::email::EmailInitError),
     #[error("tls: {0}")]
     Tls(#[from] wagate_proto::tls::TlsError),
 }
@@ -139,6 +141,7 @@ impl ControlPlane {
         let send_tracker = Arc::new(crate::send::tracker::SendTracker::new());
         let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
         let usage = Arc::new(crate::usage::UsageMeter::new());
+        let email = Arc::new(crate::email::Mailer::new(config.email.clone())?);
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(
                 db.clone(),
@@ -169,6 +172,7 @@ impl ControlPlane {
             ),
             key_usage: KeyUsage::new(),
             webhooks,
+            email,
             db,
             cache,
             registry,
@@ -264,6 +268,7 @@ impl ControlPlane {
             }));
         crate::fleet::sweeper::spawn(&state);
         crate::webhooks::dispatcher::spawn(&state);
+        crate::email::outbox::spawn(&state);
         let metrics_addr = match state.config.metrics_listen {
             Some(a) => Some(
                 crate::telemetry::http::serve(a, state.config.metrics_token.clone(), stop_listener.clone())

@@ -226,6 +226,44 @@ impl AdminApi {
             pagination: Some(pagination(total, page, limit)),
         })
     }
+
+    /// The email delivery log (never the bodies: they may hold tokens).
+    async fn list_emails(&self, req: v1::ListEmailsRequest) -> CpResult<v1::ListEmailsResponse> {
+        let (page, limit) = page_limit(req.page, req.limit);
+        let status = req.status.trim().to_ascii_uppercase();
+        let status = match status.as_str() {
+            "" => None,
+            s @ ("PENDING" | "RETRYING" | "SENT" | "FAILED") => Some(s),
+            _ => return Err(invalid("status", "status must be PENDING, RETRYING, SENT or FAILED")),
+        };
+        let (total, rows) = crate::persistence::email_outbox::page(
+            &self.state.db,
+            status,
+            u64::from(page - 1) * u64::from(limit),
+            u64::from(limit),
+        )
+        .await?;
+        Ok(v1::ListEmailsResponse {
+            emails: rows
+                .into_iter()
+                .map(|r| v1::EmailEntry {
+                    next_attempt_at: matches!(r.status.as_str(), "PENDING" | "RETRYING")
+                        .then(|| to_proto(r.next_attempt_at)),
+                    id: r.id,
+                    kind: r.kind,
+                    to: r.to,
+                    subject: r.subject,
+                    status: r.status,
+                    attempts: u32::try_from(r.attempts).unwrap_or(0),
+                    last_error: r.last_error,
+                    user_id: r.user_id,
+                    created_at: Some(to_proto(r.created_at)),
+                    sent_at: r.sent_at.map(to_proto),
+                })
+                .collect(),
+            pagination: Some(pagination(total, page, limit)),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -321,5 +359,13 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::ListLogsResponse>, Status> {
         self.state.auth.admin(request.metadata()).await?;
         Ok(Response::new(self.list_logs(request.into_inner()).await?))
+    }
+
+    async fn list_emails(
+        &self,
+        request: Request<v1::ListEmailsRequest>,
+    ) -> Result<Response<v1::ListEmailsResponse>, Status> {
+        self.state.auth.admin(request.metadata()).await?;
+        Ok(Response::new(self.list_emails(request.into_inner()).await?))
     }
 }

@@ -11,8 +11,10 @@ use crate::auth::identity::Authenticated;
 use crate::auth::jwt::Subject;
 use crate::auth::{password_policy, passwords, refresh};
 use crate::convert;
+use crate::email;
 use crate::error::{CpError, CpResult, api, is_unique_violation};
 use crate::limits::{Check, LimitSettings, Rate};
+use crate::persistence::account_tokens::{self, Purpose};
 use crate::persistence::enums::{LogLevel, UserRole, UserTier};
 use crate::persistence::users::{self, User, UserPatch};
 use crate::state::SharedState;
@@ -22,6 +24,14 @@ const RULE_LOGIN_IP: &str = "login_ip";
 /// Per account and client IP (the key names both: [`login_account_key`]).
 const RULE_LOGIN_ACCOUNT: &str = "login_account_ip";
 const RULE_REGISTER_IP: &str = "register_ip";
+const RULE_RESET_IP: &str = "password_reset_ip";
+const RULE_RESET_EMAIL: &str = "password_reset_email";
+const RULE_VERIFY_RESEND: &str = "verify_resend_user";
+/// Reset requests per client IP, and per address (whether or not it has an
+/// account: the limit says nothing about which addresses exist).
+const RESET_IP_RATE: Rate = Rate::new(20, std::time::Duration::from_secs(3600)).sliding();
+const RESET_EMAIL_RATE: Rate = Rate::new(3, std::time::Duration::from_secs(3600)).sliding();
+const VERIFY_RESEND_RATE: Rate = Rate::new(3, std::time::Duration::from_secs(3600)).sliding();
 
 /// The login rules, each over a sliding window.
 struct LoginRates {
@@ -153,6 +163,11 @@ impl AuthApi {
         }
         let created = create_user(&self.state, name, email, req.password, UserRole::User).await?;
         audit::record(&self.state.db, "auth", AuditEntry::new("user registered").user(&created.id));
+        // The account exists: a mail that cannot be queued now is asked for
+        // again with POST /auth/verify-email/resend.
+        if let Err(e) = email::account::send_verification(&self.state, &created).await {
+            tracing::warn!(user_id = created.id, error = %e, "verification mail not enqueued");
+        }
         self.respond(&created, None).await
     }
 
@@ -272,6 +287,144 @@ impl AuthApi {
     }
 }
 
+impl AuthApi {
+    /// Always accepted (no account enumeration): the mail, if the address
+    /// has an active account, is issued by a task of its own, so the answer
+    /// takes the same time either way.
+    async fn request_password_reset(
+        &self,
+        req: v1::PasswordResetRequest,
+        peer: String,
+    ) -> CpResult<v1::AcceptedResponse> {
+        self.state.ensure_running()?;
+        let email = req.email.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(crate::error::invalid("email", "email is required"));
+        }
+        if email.len() > 254 {
+            return Err(crate::error::invalid("email", "email is at most 254 characters"));
+        }
+        let checks = [
+            Check { rule: RULE_RESET_IP, subject: &peer, rate: RESET_IP_RATE, cost: 1 },
+            Check { rule: RULE_RESET_EMAIL, subject: &email, rate: RESET_EMAIL_RATE, cost: 1 },
+        ];
+        if let Err((i, d)) = self.state.limiter.check_all(&checks).await {
+            return Err(d
+                .refusal(format!(
+                    "Too many password reset requests ({}), retry in {} s",
+                    checks[i].rate.describe(),
+                    d.retry_after_secs()
+                ))
+                .into());
+        }
+        let state = self.state.clone();
+        self.state.tasks.spawn(async move {
+            let run = async {
+                let Some(user) = users::by_email(&state.db, &email).await? else { return Ok(false) };
+                if !user.is_active {
+                    return Ok(false);
+                }
+                email::account::send_password_reset(&state, &user).await?;
+                audit::record(
+                    &state.db,
+                    "auth",
+                    AuditEntry::new("password reset requested")
+                        .user(&user.id)
+                        .details(serde_json::json!({ "peer": peer })),
+                );
+                Ok::<_, CpError>(true)
+            };
+            if let Err(e) = run.await {
+                tracing::warn!(error = %e, "password reset mail not enqueued");
+            }
+        });
+        Ok(v1::AcceptedResponse { accepted: true })
+    }
+
+    /// Sets the password with a reset token (the password policy applies),
+    /// then revokes every access and refresh token of the account and every
+    /// other reset token. API keys belong to sessions, not sign-ins: they stay.
+    async fn confirm_password_reset(
+        &self,
+        req: v1::PasswordResetConfirmRequest,
+    ) -> CpResult<v1::PasswordResetConfirmResponse> {
+        self.state.ensure_running()?;
+        let token = req.token.trim();
+        if token.is_empty() {
+            return Err(crate::error::invalid("token", "token is required"));
+        }
+        if req.password.is_empty() {
+            return Err(crate::error::invalid("password", "password is required"));
+        }
+        let refused = || api(ErrorCode::InvalidToken, "invalid, expired or already used reset token");
+        if token.len() > 128 {
+            return Err(refused());
+        }
+        let db = &self.state.db;
+        let hash = email::account::hash(token);
+        let now = Utc::now();
+        let live = account_tokens::live(db, &hash, Purpose::PasswordReset, now).await?.ok_or_else(refused)?;
+        let user = users::by_id(db, &live.user_id).await?.filter(|u| u.is_active).ok_or_else(refused)?;
+        password_policy::check(&req.password, &user.email, &user.name)?;
+        // Spent here, once: a second use of the same token is refused.
+        account_tokens::spend(db, &hash, Purpose::PasswordReset, now).await?.ok_or_else(refused)?;
+        let password_hash = passwords::hash(req.password).await?;
+        let mut patch = UserPatch {
+            password_hash: Some(password_hash),
+            token_version: Some(user.token_version.saturating_add(1)),
+            updated_at: Some(now),
+            ..UserPatch::default()
+        };
+        // The mail reached the address the account has: that verifies it.
+        if user.email_verified_at.is_none() && live.email == user.email {
+            patch.email_verified_at = Some(Some(now));
+        }
+        users::update(db, &user, patch).await?;
+        refresh::revoke_all(db, &user.id).await?;
+        account_tokens::spend_all(db, &user.id, Purpose::PasswordReset, now).await?;
+        audit::record(db, "auth", AuditEntry::new("password reset: every token revoked").user(&user.id));
+        Ok(v1::PasswordResetConfirmResponse { reset: true })
+    }
+
+    async fn verify_email(&self, req: v1::VerifyEmailRequest) -> CpResult<v1::VerifyEmailResponse> {
+        self.state.ensure_running()?;
+        let token = req.token.trim();
+        if token.is_empty() {
+            return Err(crate::error::invalid("token", "token is required"));
+        }
+        let refused = || api(ErrorCode::InvalidToken, "invalid, expired or already used verification token");
+        if token.len() > 128 {
+            return Err(refused());
+        }
+        let db = &self.state.db;
+        let now = Utc::now();
+        let spent = account_tokens::spend(db, &email::account::hash(token), Purpose::VerifyEmail, now)
+            .await?
+            .ok_or_else(refused)?;
+        // A link mailed to a former address verifies nothing.
+        if !users::mark_verified(db, &spent.user_id, &spent.email, now).await? {
+            return Err(refused());
+        }
+        audit::record(db, "auth", AuditEntry::new("email verified").user(&spent.user_id));
+        Ok(v1::VerifyEmailResponse { verified: true, email: spent.email })
+    }
+
+    async fn resend_verification(&self, who: Authenticated) -> CpResult<v1::AcceptedResponse> {
+        self.state.ensure_running()?;
+        if who.user.email_verified_at.is_some() {
+            return Ok(v1::AcceptedResponse { accepted: false });
+        }
+        let d = self.state.limiter.check(RULE_VERIFY_RESEND, &who.user.id, VERIFY_RESEND_RATE, 1).await;
+        if !d.allowed {
+            return Err(d
+                .refusal(format!("Too many verification mails ({})", VERIFY_RESEND_RATE.describe()))
+                .into());
+        }
+        email::account::send_verification(&self.state, &who.user).await?;
+        Ok(v1::AcceptedResponse { accepted: true })
+    }
+}
+
 /// Creates a user (argon2id hash); a taken email is ALREADY_EXISTS.
 pub async fn create_user(
     state: &SharedState,
@@ -297,6 +450,10 @@ pub async fn create_user(
         token_version: 0,
         message_quota: None,
         last_login_at: None,
+        // An administrator's address is the operator's; accounts signing
+        // up verify theirs through the mailed link.
+        email_verified_at: (role == UserRole::Administrator).then_some(now),
+        notify_mask: users::NOTIFY_ALL,
         created_at: now,
         updated_at: now,
     };
@@ -351,6 +508,36 @@ impl AuthService for AuthApi {
     ) -> Result<Response<v1::LogoutResponse>, Status> {
         let who = self.state.auth.authenticate(request.metadata()).await?;
         Ok(Response::new(self.logout(who, request.into_inner()).await?))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<v1::PasswordResetRequest>,
+    ) -> Result<Response<v1::AcceptedResponse>, Status> {
+        let peer = self.state.auth.client_ip(&request);
+        Ok(Response::new(self.request_password_reset(request.into_inner(), peer).await?))
+    }
+
+    async fn confirm_password_reset(
+        &self,
+        request: Request<v1::PasswordResetConfirmRequest>,
+    ) -> Result<Response<v1::PasswordResetConfirmResponse>, Status> {
+        Ok(Response::new(self.confirm_password_reset(request.into_inner()).await?))
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<v1::VerifyEmailRequest>,
+    ) -> Result<Response<v1::VerifyEmailResponse>, Status> {
+        Ok(Response::new(self.verify_email(request.into_inner()).await?))
+    }
+
+    async fn resend_verification(
+        &self,
+        request: Request<v1::ResendVerificationRequest>,
+    ) -> Result<Response<v1::AcceptedResponse>, Status> {
+        let who = self.state.auth.authenticate(request.metadata()).await?;
+        Ok(Response::new(self.resend_verification(who).await?))
     }
 
     async fn logout_all(

@@ -39,6 +39,15 @@ impl SessionApi {
         req: v1::CreateSessionRequest,
     ) -> CpResult<v1::CreateSessionResponse> {
         self.state.ensure_running()?;
+        if self.state.email.settings.require_verification
+            && user.email_verified_at.is_none()
+            && user.role != crate::persistence::enums::UserRole::Administrator
+        {
+            return Err(api(
+                ErrorCode::EmailNotVerified,
+                "verify your email address first (the link mailed at sign-up; POST /api/v1/auth/verify-email/resend sends a new one)",
+            ));
+        }
         let name = validation::name("name", &req.name)?;
         let session_id = if req.session_id.trim().is_empty() {
             format!("ses_{}", uuid::Uuid::new_v4().simple())

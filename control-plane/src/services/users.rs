@@ -49,6 +49,8 @@ impl UserApi {
                     return Err(api(ErrorCode::AlreadyExists, "an account with this email already exists"));
                 }
                 patch.email = Some(email);
+                // The new address is verified through a new link.
+                patch.email_verified_at = Some(None);
                 changed.push("email");
             }
         }
@@ -76,6 +78,13 @@ impl UserApi {
             patch.token_version = Some(me.token_version.saturating_add(1));
             changed.push("password");
         }
+        if let Some(prefs) = &req.notifications {
+            let mask = convert::apply_notification_prefs(me.notify_mask, prefs);
+            if mask != me.notify_mask {
+                patch.notify_mask = Some(mask);
+                changed.push("notifications");
+            }
+        }
         if changed.is_empty() {
             return Ok(convert::user(&me));
         }
@@ -90,6 +99,11 @@ impl UserApi {
         };
         if password_changed {
             refresh::revoke_all(&self.state.db, &me.id).await?;
+        }
+        if changed.contains(&"email")
+            && let Err(e) = crate::email::account::send_verification(&self.state, &updated).await
+        {
+            tracing::warn!(user_id = me.id, error = %e, "verification mail not enqueued");
         }
         audit::record(
             &self.state.db,

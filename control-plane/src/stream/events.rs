@@ -97,11 +97,25 @@ async fn on_status(
     let logged_out = status == SessionStatus::Disconnected
         && reason.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("logged_out"));
     let fence = Fence::of_event(session_id, worker_id, generation);
+    // What the session leaves, read only for a drop (the owner's
+    // notification names that row as the incident).
+    let left = if status == SessionStatus::Disconnected {
+        sessions::by_id(&state.db.conn, session_id)
+            .await?
+            .filter(|s| matches!(s.status, SessionStatus::Connected | SessionStatus::Reconnecting))
+            .map(|s| s.updated_at)
+    } else {
+        None
+    };
+    let notify_reason = reason.clone();
     let write = FencedWrite::Status { status, phone: phone.clone(), at: Utc::now() };
     let affected = outbox::execute_with_event(state, EventType::SessionStatus, &fence, &write, || {
         payload::SessionStatusData { status: status.db_value(), reason, phone_number: phone }
     })
     .await?;
+    if let (Some(left_at), true) = (left, affected > 0) {
+        crate::email::notify::session_down(state, session_id, left_at, "DISCONNECTED", notify_reason);
+    }
     if affected > 0 {
         // The session's status is part of what its key lookup returns.
         crate::auth::invalidation::session_soon(state, session_id);

@@ -18,6 +18,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Sets every service (and the overall status) SERVING or NOT_SERVING.
 pub async fn set_all(reporter: &HealthReporter, serving: bool) {
     let overall = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+    super::metrics::SERVING.set(i64::from(serving));
     for service in services::wagate() {
         reporter.set_service_status(service.name, overall).await;
     }

@@ -103,7 +103,25 @@ pub const SEND_OUTCOMES: &str = "wagate_cp_send_outcomes_total";
 /// empty: rows found, all claimed elsewhere meanwhile).
 pub const REDISPATCH_ROUNDS: &str = "wagate_cp_redispatch_rounds_total";
 
+pub static SERVING: Gauge = Gauge::new(
+    "wagate_cp_serving",
+    "1 while this replica's grpc.health status is SERVING (database and cache answer), 0 while NOT_SERVING",
+);
+/// Sessions by status (`status` label: INIT, QR_REQUIRED, CONNECTED, …), counted in the database.
+pub const SESSIONS_BY_STATUS: &str = "wagate_sessions";
+pub static EMAILS_ENQUEUED: Counter =
+    Counter::new("wagate_emails_enqueued_total", "Emails written to the email outbox (after de-duplication)");
+pub static EMAIL_BACKLOG: Gauge =
+    Gauge::new("wagate_email_backlog", "Emails waiting in the outbox (PENDING or RETRYING)");
+pub static EMAIL_OLDEST_PENDING: Gauge = Gauge::new(
+    "wagate_email_oldest_pending_seconds",
+    "Age in seconds of the oldest email waiting in the outbox (0 when none)",
+);
+/// Email send attempts by outcome (`sent`, `retrying`, `failed`).
+pub const EMAIL_ATTEMPTS: &str = "wagate_email_attempts_total";
+
 const COUNTERS: &[&Counter] = &[
+    &EMAILS_ENQUEUED,
     &WORKER_STREAMS_OPENED,
     &WORKER_STREAMS_REJECTED,
     &WORKERS_LOST,
@@ -121,6 +139,9 @@ const COUNTERS: &[&Counter] = &[
     &STATUS_BATCH_RETRIES,
 ];
 const GAUGES: &[&Gauge] = &[
+    &SERVING,
+    &EMAIL_BACKLOG,
+    &EMAIL_OLDEST_PENDING,
     &CONNECTED_WORKERS,
     &FLEET_TOTAL_SLOTS,
     &FLEET_USED_SLOTS,
@@ -161,6 +182,24 @@ pub fn describe() {
         "Failed database operations by name and error kind (unique_violation, not_found, connection, timeout, other)"
     );
     ::metrics::describe_counter!(REDISPATCH_ROUNDS, "Re-dispatch rounds of unacknowledged sends by result");
+    ::metrics::describe_gauge!(
+        SESSIONS_BY_STATUS,
+        "Sessions by status, counted in the database (every replica reports the same figures)"
+    );
+    ::metrics::describe_counter!(EMAIL_ATTEMPTS, "Email send attempts by outcome (sent, retrying, failed)");
+}
+
+/// Sessions of each status (`counts`: status name → how many; statuses absent read 0).
+pub fn sessions_by_status(counts: &[(String, i64)]) {
+    for status in ["INIT", "QR_REQUIRED", "CONNECTED", "DISCONNECTED", "RECONNECTING", "ERROR"] {
+        let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+        ::metrics::gauge!(SESSIONS_BY_STATUS, "status" => status).set(n as f64);
+    }
+}
+
+/// One email send attempt's outcome.
+pub fn email_attempt(outcome: &'static str) {
+    ::metrics::counter!(EMAIL_ATTEMPTS, "outcome" => outcome).increment(1);
 }
 
 /// One re-dispatch round (`dispatched` or `empty`).

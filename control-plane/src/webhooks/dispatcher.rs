@@ -547,6 +547,19 @@ async fn disable(state: &SharedState, hook: &WebhookRow, reason: &str) -> Result
     crate::auth::invalidation::webhook(state, &hook.session_id).await;
     metrics::counter!("wagate_webhook_disabled_total").increment(1);
     tracing::warn!(webhook_id = hook.id, session_id = hook.session_id, reason, "webhook disabled");
+    // The owner is told (the row's last change before this names the incident).
+    if let Err(e) = crate::email::notify::webhook_disabled(
+        state,
+        &hook.session_id,
+        &hook.id,
+        &hook.url,
+        reason,
+        hook.updated_at,
+    )
+    .await
+    {
+        tracing::warn!(webhook_id = hook.id, error = %e, "webhook notification not enqueued");
+    }
     audit::record(
         db,
         "webhooks",

@@ -11,4 +11,6 @@
 #[cfg(feature = "cluster")]
 pub mod cluster;
 #[cfg(feature = "cluster")]
+pub mod smtp_sink;
+#[cfg(feature = "cluster")]
 pub mod tcp_proxy;

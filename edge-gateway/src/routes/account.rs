@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
-use wagate_proto::v1::{DeleteMeRequest, GetMeRequest, UpdateMeRequest};
+use wagate_proto::v1::{DeleteMeRequest, GetMeRequest, NotificationPrefs, UpdateMeRequest};
 
 use super::{Answer, AppState, CallContext, Reply};
 use crate::json::{Json, OptionalJson, Validate, require};
@@ -21,7 +21,7 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
 /// `PATCH /me`. `role`, `tier`, `isActive` (any other field) are refused (mass assignment).
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({"name": "Ann Smith"}))]
+#[schema(example = json!({"name": "Ann Smith", "notifications": {"quota": false}}))]
 pub struct UpdateMeBody {
     #[schema(schema_with = crate::schema::name_or_null)]
     pub name: Option<String>,
@@ -39,9 +39,21 @@ pub struct UpdateMeBody {
     /// the token is younger than the re-authentication window (5 minutes).
     #[schema(max_length = 1024)]
     pub current_password: Option<String>,
+    /// Notification switches to change; absent ones stay as they are.
+    pub notifications: Option<NotificationsBody>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The notification switches of `PATCH /me`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"sessionStatus": true, "quota": false}))]
+pub struct NotificationsBody {
+    pub session_status: Option<bool>,
+    pub quota: Option<bool>,
+    pub webhook_disabled: Option<bool>,
 }
 
 /// `DELETE /me` (the body is optional).
@@ -59,7 +71,7 @@ impl Validate for DeleteMeBody {
     }
 }
 
-const UPDATE_ME_FIELDS: [&str; 4] = ["name", "email", "password", "currentPassword"];
+const UPDATE_ME_FIELDS: [&str; 5] = ["name", "email", "password", "currentPassword", "notifications"];
 
 impl Validate for UpdateMeBody {
     fn validate(&self) -> Result<(), ApiError> {
@@ -94,7 +106,7 @@ pub(crate) async fn get_me(State(state): State<Arc<AppState>>, call: CallContext
 }
 
 #[utoipa::path(patch, path = "/me", tag = "account",
-    summary = "Change name, email or password (role and tier are refused)",
+    summary = "Change name, email, password or notification switches (role and tier are refused)",
     security(("bearer" = [])), request_body = UpdateMeBody,
     responses((status = 200, body = Envelope<UserDto>), (status = 409, body = crate::openapi::ErrorEnvelope)))]
 pub(crate) async fn update_me(
@@ -108,6 +120,11 @@ pub(crate) async fn update_me(
         email: body.email,
         password: body.password,
         current_password: body.current_password,
+        notifications: body.notifications.map(|n| NotificationPrefs {
+            session_status: n.session_status,
+            quota: n.quota,
+            webhook_disabled: n.webhook_disabled,
+        }),
     };
     let u = call
         .unary("UserService.UpdateMe", state.control_plane.users().update_me(call.request(request)))

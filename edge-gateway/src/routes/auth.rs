@@ -1,5 +1,7 @@
-//! `POST /auth/register`, `/auth/login`, `/auth/refresh`, `/auth/logout` and
-//! `/auth/logout-all`.
+//! `POST /auth/register`, `/auth/login`, `/auth/refresh`, `/auth/logout`,
+//! `/auth/logout-all`, the password reset (`/auth/password-reset`,
+//! `/auth/password-reset/confirm`) and email verification
+//! (`GET|POST /auth/verify-email`, `POST /auth/verify-email/resend`).
 
 use std::sync::Arc;
 
@@ -9,14 +11,15 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use wagate_proto::error::ApiError;
 use wagate_proto::v1::{
-    AuthResponse, LoginRequest, LogoutAllRequest, LogoutRequest, LogoutResponse, RefreshRequest,
-    RegisterRequest,
+    AuthResponse, LoginRequest, LogoutAllRequest, LogoutRequest, LogoutResponse, PasswordResetConfirmRequest,
+    PasswordResetRequest, RefreshRequest, RegisterRequest, ResendVerificationRequest, VerifyEmailRequest,
 };
 
 use super::{Answer, AppState, CallContext, Reply, incomplete_reply};
 use crate::json::{Json, OptionalJson, Validate, require, require_present};
 use crate::model::{Ts, UserDto};
 use crate::openapi::Envelope;
+use crate::params::Query;
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -25,6 +28,10 @@ pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
+        .routes(routes!(password_reset))
+        .routes(routes!(password_reset_confirm))
+        .routes(routes!(verify_email_link, verify_email))
+        .routes(routes!(resend_verification))
 }
 
 /// `POST auth/register`.
@@ -224,4 +231,173 @@ pub(crate) async fn logout_all(State(state): State<Arc<AppState>>, call: CallCon
         )
         .await?;
     Ok(Reply::ok(&LogoutDto::from(r)))
+}
+
+/// `POST auth/password-reset`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"email": "ann@example.com"}))]
+pub struct PasswordResetBody {
+    #[schema(min_length = 1, max_length = 254)]
+    pub email: String,
+}
+
+impl Validate for PasswordResetBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("email", &self.email)?;
+        if self.email.trim().chars().count() > 254 {
+            return Err(ApiError::invalid("email", "email is at most 254 characters"));
+        }
+        Ok(())
+    }
+}
+
+/// `POST auth/password-reset/confirm`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"token": "wpr_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "password": "a-new-horse-42"}))]
+pub struct PasswordResetConfirmBody {
+    /// The token of the mail (single use, 30 minutes).
+    #[schema(min_length = 1, max_length = 128)]
+    pub token: String,
+    /// The new password (10-128 characters, the rules of register).
+    #[schema(min_length = 10, max_length = 128)]
+    pub password: String,
+}
+
+impl Validate for PasswordResetConfirmBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("token", &self.token)?;
+        require_present("password", &self.password)
+    }
+}
+
+/// `POST auth/verify-email`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+#[schema(example = json!({"token": "wev_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}))]
+pub struct VerifyEmailBody {
+    /// The token of the mailed link.
+    #[schema(min_length = 1, max_length = 128)]
+    #[param(min_length = 1, max_length = 128)]
+    pub token: String,
+}
+
+impl Validate for VerifyEmailBody {
+    fn validate(&self) -> Result<(), ApiError> {
+        require("token", &self.token)
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptedDto {
+    /// True when a mail was (or, for a reset, may have been) queued.
+    pub accepted: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordResetDto {
+    pub reset: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedDto {
+    pub verified: bool,
+    pub email: String,
+}
+
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth",
+    summary = "Mail a password reset token (always 202: the answer never tells whether the address has an account)",
+    request_body = PasswordResetBody,
+    responses((status = 202, body = Envelope<AcceptedDto>),
+        (status = 429, body = crate::openapi::ErrorEnvelope, description = "too many requests for this address or from this client")))]
+pub(crate) async fn password_reset(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<PasswordResetBody>,
+) -> Answer {
+    let request = PasswordResetRequest { email: body.email };
+    let r = call
+        .unary(
+            "AuthService.RequestPasswordReset",
+            state.control_plane.auth().request_password_reset(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::success(axum::http::StatusCode::ACCEPTED, &AcceptedDto { accepted: r.accepted }))
+}
+
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth",
+    summary = "Set a new password with a reset token; every access and refresh token of the account is revoked",
+    request_body = PasswordResetConfirmBody,
+    responses((status = 200, body = Envelope<PasswordResetDto>),
+        (status = 401, body = crate::openapi::ErrorEnvelope, description = "unknown, expired or used token (INVALID_TOKEN)")))]
+pub(crate) async fn password_reset_confirm(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<PasswordResetConfirmBody>,
+) -> Answer {
+    let request = PasswordResetConfirmRequest { token: body.token, password: body.password };
+    let r = call
+        .unary(
+            "AuthService.ConfirmPasswordReset",
+            state.control_plane.auth().confirm_password_reset(call.request(request)),
+        )
+        .await?;
+    Ok(Reply::ok(&PasswordResetDto { reset: r.reset }))
+}
+
+async fn verify(state: &AppState, call: &CallContext, token: String) -> Answer {
+    let r = call
+        .unary(
+            "AuthService.VerifyEmail",
+            state.control_plane.auth().verify_email(call.request(VerifyEmailRequest { token })),
+        )
+        .await?;
+    Ok(Reply::ok(&VerifiedDto { verified: r.verified, email: r.email }))
+}
+
+#[utoipa::path(get, path = "/auth/verify-email", tag = "auth",
+    summary = "Verify the account's email (the link of the mail)",
+    params(VerifyEmailBody),
+    responses((status = 200, body = Envelope<VerifiedDto>),
+        (status = 401, body = crate::openapi::ErrorEnvelope, description = "unknown, expired or used token (INVALID_TOKEN)")))]
+pub(crate) async fn verify_email_link(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Query(q): Query<VerifyEmailBody>,
+) -> Answer {
+    q.validate()?;
+    verify(&state, &call, q.token).await
+}
+
+#[utoipa::path(post, path = "/auth/verify-email", tag = "auth",
+    summary = "Verify the account's email with the token of the mailed link",
+    request_body = VerifyEmailBody,
+    responses((status = 200, body = Envelope<VerifiedDto>),
+        (status = 401, body = crate::openapi::ErrorEnvelope, description = "unknown, expired or used token (INVALID_TOKEN)")))]
+pub(crate) async fn verify_email(
+    State(state): State<Arc<AppState>>,
+    call: CallContext,
+    Json(body): Json<VerifyEmailBody>,
+) -> Answer {
+    verify(&state, &call, body.token).await
+}
+
+#[utoipa::path(post, path = "/auth/verify-email/resend", tag = "auth",
+    summary = "Mail a new verification link to the caller (accepted false: already verified)",
+    security(("bearer" = [])),
+    responses((status = 202, body = Envelope<AcceptedDto>)))]
+pub(crate) async fn resend_verification(State(state): State<Arc<AppState>>, call: CallContext) -> Answer {
+    call.require_authorization()?;
+    let r = call
+        .unary(
+            "AuthService.ResendVerification",
+            state.control_plane.auth().resend_verification(call.request(ResendVerificationRequest {})),
+        )
+        .await?;
+    Ok(Reply::success(axum::http::StatusCode::ACCEPTED, &AcceptedDto { accepted: r.accepted }))
 }

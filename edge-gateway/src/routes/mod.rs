@@ -12,6 +12,7 @@ pub(crate) mod account;
 pub(crate) mod analytics;
 pub(crate) mod auth;
 pub(crate) mod docs;
+pub(crate) mod emails;
 pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod groups;
@@ -59,5 +60,6 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(fleet::router())
         .merge(analytics::router())
         .merge(logs::router())
+        .merge(emails::router())
         .merge(usage::router())
 }

@@ -21,6 +21,10 @@ pub struct Model {
     /// the tier's).
     pub message_quota: Option<i64>,
     pub last_login_at: Option<DateTimeUtc>,
+    /// When the owner followed the verification link (`None`: not verified).
+    pub email_verified_at: Option<DateTimeUtc>,
+    /// Notification emails the owner wants (bits of `email::notify::Topic`).
+    pub notify_mask: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -15,12 +15,14 @@
 mod common;
 
 mod api;
+mod backup;
 mod bad_input;
 mod capacity;
 mod commands;
 mod connections;
 mod credentials;
 mod e2e;
+mod email;
 mod failover;
 mod hostile_input;
 mod lifecycle;
