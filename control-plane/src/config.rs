@@ -199,6 +199,9 @@ pub struct ControlPlaneArgs {
     /// Rate limits and tier quotas: see `crate::limits::LimitArgs`.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+    /// Media store, limits and links: see `crate::media::MediaArgs`.
+    #[command(flatten)]
+    pub media: crate::media::MediaArgs,
     /// Usage metering: how often counts are written to `usage_records`.
     #[arg(long, env = "WAGATE_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
@@ -285,6 +288,8 @@ pub struct ControlPlaneConfig {
     /// Webhook delivery settings.
     pub webhooks: crate::webhooks::WebhookSettings,
     pub limits: crate::limits::LimitSettings,
+    /// Media store, size limits, retention, signed links.
+    pub media: crate::media::MediaSettings,
     pub usage_flush: Duration,
     /// TLS of the gRPC listener (`None`: plaintext); also used on peer calls.
     pub tls: Option<wagate_proto::tls::ServerTls>,
@@ -305,6 +310,7 @@ impl ControlPlaneArgs {
             ("WAGATE_EDGE_TOKEN", &self.edge_token),
             ("WAGATE_INTERNAL_TOKEN", &self.internal_token),
             ("WAGATE_METRICS_TOKEN", &self.metrics_token),
+            ("WAGATE_MEDIA_LINK_SECRET", &self.media.media_link_secret),
         ] {
             if let Some(s) = value.as_deref().filter(|s| !s.is_empty()) {
                 check_secret(name, s)?;
@@ -411,6 +417,7 @@ impl ControlPlaneArgs {
             paid_reserve_percent: self.paid_reserve_percent,
             webhooks: self.webhooks.into_settings(),
             limits: self.limits.into_settings()?,
+            media: self.media.into_settings(),
             usage_flush: Duration::from_millis((self.usage_flush_secs * 1000).max(100)),
             tls,
             metrics_token: self.metrics_token.filter(|s| !s.is_empty()),
@@ -593,6 +600,13 @@ impl ControlPlaneConfig {
             // Every rule counts, nothing is reached by accident: tests of
             // the limits set their own.
             limits: crate::limits::LimitSettings::generous(),
+            // A folder of its own (the cluster of the tests sets one in its temp folder).
+            media: crate::media::MediaSettings::local(
+                std::env::temp_dir()
+                    .join(format!("wagate-media-{}", random_secret().get(..12).unwrap_or("x")))
+                    .display()
+                    .to_string(),
+            ),
             usage_flush: Duration::from_secs(2),
             tls: None,
             metrics_token: None,

@@ -24,6 +24,7 @@ pub(crate) mod dispatch;
 pub(crate) mod error;
 pub mod fleet;
 pub mod limits;
+pub mod media;
 pub mod persistence;
 pub(crate) mod send;
 pub mod server;

@@ -251,6 +251,8 @@ fn content_of(row: &Unacked) -> CpResult<v1::MessageContent> {
         crate::persistence::enums::MessageType::Contact => v1::MessageType::Contact,
     };
     let s = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let media = meta.get("media");
+    let media_s = |k: &str| media.and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
     Ok(v1::MessageContent {
         r#type: proto_kind as i32,
         text,
@@ -262,5 +264,9 @@ fn content_of(row: &Unacked) -> CpResult<v1::MessageContent> {
         name: s("name"),
         phone: s("phone"),
         vcard: s("vcard"),
+        media_id: media_s("id"),
+        mime_type: media_s("mimeType"),
+        media_size: media.and_then(|v| v.get("size")).and_then(serde_json::Value::as_u64),
+        media_sha256: media_s("sha256"),
     })
 }

@@ -23,6 +23,7 @@ pub(crate) mod auth_states;
 pub mod entities;
 pub mod enums;
 pub mod measured;
+pub(crate) mod media;
 pub(crate) mod message_dispatch;
 pub mod message_inserter;
 pub(crate) mod messages;

@@ -18,7 +18,7 @@ use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
-    internal_service_server::InternalServiceServer,
+    internal_service_server::InternalServiceServer, media_service_server::MediaServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
     usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
@@ -65,6 +65,8 @@ pub enum StartError {
     Webhooks(#[from] crate::webhooks::WebhookInitError),
     #[error("tls: {0}")]
     Tls(#[from] wagate_proto::tls::TlsError),
+    #[error("media: {0}")]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// A running replica.
@@ -139,6 +141,9 @@ impl ControlPlane {
         let send_tracker = Arc::new(crate::send::tracker::SendTracker::new());
         let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
         let usage = Arc::new(crate::usage::UsageMeter::new());
+        let media = crate::media::store::MediaStore::open(&config.media)?;
+        let media_links =
+            crate::media::links::LinkSigner::new(config.media.link_secret.as_deref(), &config.jwt_secret);
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(
                 db.clone(),
@@ -176,6 +181,8 @@ impl ControlPlane {
             shutdown,
             tasks,
             redispatches: Default::default(),
+            media,
+            media_links,
             config,
         });
         // `message.status` webhook events commit with the status batches.
@@ -249,7 +256,8 @@ impl ControlPlane {
             .add_service(AdminServiceServer::new(AdminApi::new(state.clone())))
             .add_service(InternalServiceServer::new(InternalApi::new(state.clone())))
             .add_service(WebhookServiceServer::new(WebhookApi::new(state.clone())))
-            .add_service(UsageServiceServer::new(crate::usage::service::UsageApi::new(state.clone())));
+            .add_service(UsageServiceServer::new(crate::usage::service::UsageApi::new(state.clone())))
+            .add_service(MediaServiceServer::new(crate::media::service::MediaApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or

@@ -58,6 +58,8 @@ pub fn message(m: &Message) -> v1::Message {
     let meta: Option<serde_json::Value> = m.metadata.as_deref().and_then(|s| serde_json::from_str(s).ok());
     let get_f = |k: &str| meta.as_ref().and_then(|v| v.get(k)).and_then(serde_json::Value::as_f64);
     let get_s = |k: &str| meta.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    let media = meta.as_ref().and_then(|v| v.get("media"));
+    let media_s = |k: &str| media.and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
     let kind = match m.message_type {
         MessageType::Text => v1::MessageType::Text,
         MessageType::Image => v1::MessageType::Image,
@@ -88,6 +90,10 @@ pub fn message(m: &Message) -> v1::Message {
             name: get_s("name"),
             phone: get_s("phone"),
             vcard: get_s("vcard"),
+            media_id: media_s("id"),
+            mime_type: media_s("mimeType"),
+            media_size: media.and_then(|v| v.get("size")).and_then(serde_json::Value::as_u64),
+            media_sha256: media_s("sha256"),
         }),
         status: convert::message_status_to_proto(m.status) as i32,
         error: m.error_message.clone(),

@@ -25,6 +25,7 @@ mod failover;
 mod hostile_input;
 mod lifecycle;
 mod limits;
+mod media;
 mod observability;
 mod placement;
 mod readiness;
