@@ -599,6 +599,11 @@ impl SessionDriver for SimulatedDriver {
         {
             spawn_echo(sink.clone(), &cmd.session_id, generation, &cmd.to, &content.text, after);
         }
+        if let (Some(after), Some(content)) = (self.config.echo_after, &cmd.content)
+            && MessageType::try_from(content.r#type).ok() == Some(MessageType::Image)
+        {
+            spawn_image_echo(sink.clone(), &cmd.session_id, generation, &cmd.to, after);
+        }
         let c = &self.config;
         let (delivered_after, read_after, read) = {
             let mut rng = rand::rng();
@@ -764,7 +769,7 @@ fn validate(cmd: &v1::SendMessage) -> Result<(), DriverError> {
         | MessageType::Document
         | MessageType::Audio
         | MessageType::Video
-        | MessageType::Sticker => filled(&content.media_url),
+        | MessageType::Sticker => filled(&content.media_url) || filled(&content.media_id),
         MessageType::Location => content.latitude.is_some() && content.longitude.is_some(),
         MessageType::Contact => filled(&content.phone) || filled(&content.vcard),
     };
@@ -804,6 +809,65 @@ fn emit_in_order(sink: EventSink, evs: Vec<v1::Event>) {
             }
         }
     }
+}
+
+/// A small real PNG (16×16, a gradient): what the simulated phone "receives".
+pub fn echo_png() -> Vec<u8> {
+    const SIDE: u32 = 16;
+    let pixels: Vec<u8> =
+        (0..SIDE * SIDE).flat_map(|i| [(i % SIDE * 16) as u8, (i / SIDE * 16) as u8, 128]).collect();
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, SIDE, SIDE);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let written =
+        encoder.write_header().and_then(|mut w| w.write_image_data(&pixels).and_then(|()| w.finish()));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "echo image not encoded");
+    }
+    out
+}
+
+/// Echo mode for images: the recipient answers with a picture of its own,
+/// downloaded ("decrypted") and stored like a real driver would: streamed to
+/// the control plane first, then the inbound message naming the stored file.
+fn spawn_image_echo(sink: EventSink, session_id: &str, generation: u64, to: &str, after: Duration) {
+    let (session_id, from) = (session_id.to_owned(), to.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let file = crate::media::InboundFile {
+            session_id: session_id.clone(),
+            generation,
+            kind: MessageType::Image,
+            filename: "echo.png".into(),
+            mime_type: "image/png".into(),
+        };
+        let png = bytes::Bytes::from(echo_png());
+        let stored = match sink.upload_media(file, futures::stream::iter([png])).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(session_id, error = %e, "echo image not stored");
+                return;
+            }
+        };
+        let content = v1::MessageContent {
+            r#type: MessageType::Image as i32,
+            caption: Some("echo".into()),
+            media_id: Some(stored.id),
+            mime_type: Some(stored.mime_type),
+            media_size: Some(stored.size),
+            ..Default::default()
+        };
+        let event = events::inbound_event(
+            &session_id,
+            generation,
+            wa_id(rand::random()),
+            &from,
+            content,
+            events::now_ms(),
+        );
+        let _ = sink.emit(event).await;
+    });
 }
 
 /// Echo mode: the recipient "answers" a text with `echo: <text>` after `after`.

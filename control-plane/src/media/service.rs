@@ -14,10 +14,11 @@ use wagate_proto::v1::{self, media_service_server::MediaService};
 use super::MediaError;
 use super::kinds::Kind;
 use super::store::Incoming;
-use crate::error::{CpError, CpResult, invalid};
+use crate::error::{CpError, CpResult, api, invalid};
 use crate::persistence::media::{self as media_rows, MediaRow};
 use crate::state::SharedState;
 use crate::validation;
+use wagate_proto::error::ErrorCode;
 
 /// Usage metric: bytes of new media stored.
 pub const MEDIA_BYTES: &str = "media.bytes_stored";
@@ -158,6 +159,49 @@ async fn readable(
     row.filter(live).ok_or_else(not_found)
 }
 
+/// The session a worker stores a received file for: the worker proves
+/// itself like on its stream (its `wkt_…` token, or the shared token where
+/// allowed), and the session must be placed on it with that generation (the
+/// fence of its events): a worker never writes into a session it no longer runs.
+async fn worker_session(
+    state: &SharedState,
+    md: &tonic::metadata::MetadataMap,
+    meta: &v1::UploadMeta,
+) -> CpResult<crate::persistence::sessions::Session> {
+    use crate::auth::identity;
+    use crate::services::admin_workers;
+    let unauthenticated = || api(ErrorCode::Unauthenticated, "invalid worker token");
+    let worker_id = md
+        .get(wagate_proto::metadata::WORKER_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .ok_or_else(unauthenticated)?;
+    let token = identity::bearer(md).ok_or_else(unauthenticated)?;
+    let shared = state.config.allow_shared_worker_token
+        && identity::secret_matches(token, &state.config.worker_auth_token);
+    if !shared
+        && !(token.starts_with(admin_workers::WORKER_TOKEN_PREFIX)
+            && admin_workers::token_matches(state, worker_id, token).await?)
+    {
+        return Err(unauthenticated());
+    }
+    let id = validation::lookup_id(&meta.session_id)
+        .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
+    let session = crate::persistence::sessions::by_id(&state.db.conn, id)
+        .await?
+        .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
+    if session.worker_id.as_deref() != Some(worker_id)
+        || u64::try_from(session.generation).ok() != Some(meta.generation)
+    {
+        return Err(api(
+            ErrorCode::Forbidden,
+            "the session is not placed on this worker with this generation",
+        ));
+    }
+    Ok(session)
+}
+
 fn live(row: &MediaRow) -> bool {
     row.expires_at > Utc::now()
 }
@@ -194,14 +238,19 @@ impl MediaService for MediaApi {
         let Some(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Meta(meta)) }) = first else {
             return Err(invalid("file", "the first upload message must carry the metadata").into());
         };
-        let session = crate::services::readable_session(&self.state, &md, &meta.session_id).await?;
+        let from_worker = md.contains_key(wagate_proto::metadata::WORKER_ID);
+        let session = if from_worker {
+            worker_session(&self.state, &md, &meta).await?
+        } else {
+            crate::services::readable_session(&self.state, &md, &meta.session_id).await?
+        };
+        let direction = if from_worker { Direction::Inbound } else { Direction::Outbound };
         let bytes = chunks.map(|c| match c {
             Ok(v1::UploadChunk { part: Some(v1::upload_chunk::Part::Data(b)) }) => Ok(b),
             Ok(_) => Err(MediaError::Invalid("metadata may only come first".into())),
             Err(s) => Err(MediaError::Invalid(format!("upload stream broke: {}", s.message()))),
         });
-        let row =
-            store_file(&self.state, &session.user_id, &session.id, &meta, Direction::Outbound, bytes).await?;
+        let row = store_file(&self.state, &session.user_id, &session.id, &meta, direction, bytes).await?;
         Ok(Response::new(info(&self.state, &row)))
     }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 pub use wagate_proto::contract::events::{
-    Event, EventContact, EventLocation, EventType, MessageReactionData, MessageReceivedData,
+    Event, EventContact, EventLocation, EventMedia, EventType, MessageReactionData, MessageReceivedData,
     MessageStatusData, SessionQrData, SessionStatusData, WebhookTestData,
 };
 

@@ -81,6 +81,7 @@ fn meta(
         filename: body.filename.as_deref().or(filename).unwrap_or_default().to_owned(),
         declared_mime: declared.to_owned(),
         size_hint: None,
+        generation: 0,
     })
 }
 

@@ -144,6 +144,7 @@ async fn media_upload_limits_and_download(storage: Storage) {
     )
     .await;
     r.expect(200);
+    assert_eq!(r.data()["status"], json!("SENT"), "{}", r.body);
     let media = r.data()["media"].clone();
     assert_eq!(media["mimeType"], json!("image/png"), "{}", r.body);
     assert_eq!(media["size"], json!(png.len()));
@@ -218,6 +219,7 @@ async fn media_upload_limits_and_download(storage: Storage) {
         })))
         .await;
     r.expect(200);
+    assert_eq!(r.data()["status"], json!("SENT"), "{}", r.body);
     assert_eq!(r.data()["media"]["mimeType"], json!("application/pdf"), "{}", r.body);
     assert_eq!(r.data()["media"]["filename"], json!("invoice.pdf"));
     let (status, headers, body) =
@@ -290,6 +292,7 @@ async fn media_upload_limits_and_download(storage: Storage) {
         )
         .await;
         r.expect(200);
+        assert_eq!(r.data()["status"], json!("SENT"), "{kind}: {}", r.body);
         assert_eq!(r.data()["media"]["size"], json!(limit), "{kind}");
         assert_eq!(r.data()["media"]["sha256"], json!(sha(&ok)), "{kind}");
         if kind == "document" {
@@ -342,4 +345,63 @@ fn storage_name(s: Storage) -> &'static str {
         Storage::Sqlite => "sqlite",
         Storage::PostgresRedis => "pg",
     }
+}
+
+#[tokio::test]
+async fn inbound_media_round_trip_through_echo_local_sqlite() {
+    inbound_media_round_trip_through_echo(Storage::Sqlite).await;
+}
+
+#[tokio::test]
+async fn inbound_media_round_trip_through_echo_s3_postgres() {
+    inbound_media_round_trip_through_echo(Storage::PostgresRedis).await;
+}
+
+/// The simulated phone answers an image with a real PNG of its own: the
+/// worker streams it to the control plane (worker-authenticated, fenced on
+/// the session's generation), the inbound message names it, and the
+/// customer's file downloads with the session's key.
+async fn inbound_media_round_trip_through_echo(storage: Storage) {
+    let mut spec = WorkerSpec::new("w1", 10);
+    spec.simulated.echo_after = Some(Duration::from_millis(50));
+    let mut builder = cluster(storage).worker(spec);
+    if storage == Storage::PostgresRedis {
+        builder = builder.s3_media();
+    }
+    let cl = start(builder).await;
+    let api = Api::new(&cl);
+    let alice = api.register(&format!("alice-inbound-{}@example.com", storage_name(storage))).await;
+    let (mine, key) = api.connected_session(&cl, &alice, "mine").await;
+    let png = file(PNG, 1000);
+    send_form(
+        &api,
+        &mine,
+        &key,
+        &[("to", "6281234567890"), ("type", "image")],
+        Some((png, "p.png", "image/png")),
+    )
+    .await
+    .expect(200);
+
+    let path = format!("/api/v1/sessions/{mine}/messages?direction=INBOUND");
+    let inbound = wait_for("the echoed image", Duration::from_secs(10), || async {
+        let r = api.get(&path, Some(&key)).await;
+        r.data()["messages"].as_array().and_then(|m| m.first().cloned())
+    })
+    .await;
+    assert_eq!(inbound["type"], json!("IMAGE"), "{inbound}");
+    let media = &inbound["media"];
+    assert_eq!(media["mimeType"], json!("image/png"), "{inbound}");
+    let url = media["url"].as_str().expect("media url");
+    let (status, headers, body) = fetch(&api, url, Some(&key), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(body, wagate_worker_sdk::simulated::echo_png(), "the file the phone received");
+    assert_eq!(media["sha256"], json!(sha(&body)));
+    assert_eq!(media["size"], json!(body.len()));
+    // Another account cannot read the customer's file.
+    let bob = api.register(&format!("bob-inbound-{}@example.com", storage_name(storage))).await;
+    let r = api.raw(api.http.get(format!("{}{url}", api.base)).bearer_auth(&bob)).await;
+    r.expect_code(404, "NOT_FOUND");
+    cl.shutdown().await;
 }
