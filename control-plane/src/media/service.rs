@@ -180,10 +180,10 @@ async fn worker_session(
     let token = identity::bearer(md).ok_or_else(unauthenticated)?;
     let shared = state.config.allow_shared_worker_token
         && identity::secret_matches(token, &state.config.worker_auth_token);
-    if !shared
-        && !(token.starts_with(admin_workers::WORKER_TOKEN_PREFIX)
-            && admin_workers::token_matches(state, worker_id, token).await?)
-    {
+    let own_token = !shared
+        && token.starts_with(admin_workers::WORKER_TOKEN_PREFIX)
+        && admin_workers::token_matches(state, worker_id, token).await?;
+    if !(shared || own_token) {
         return Err(unauthenticated());
     }
     let id = validation::lookup_id(&meta.session_id)
