@@ -75,6 +75,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/health", get(routes::health::live))
         .route("/api/v1/health/ready", get(routes::health::ready))
         .fallback(not_found)
+        // Body limits are `middleware::context`'s, per route (axum's own 2 MB
+        // default would refuse a base64 send the context admitted).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(middleware::track))
         .with_state(state)

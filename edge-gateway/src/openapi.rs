@@ -157,6 +157,7 @@ mod tests {
         ("POST", "/api/v1/auth/logout-all"),
         ("GET", "/api/v1/me"),
         ("GET", "/api/v1/me/usage"),
+        ("GET", "/api/v1/media/{mediaId}"),
         ("GET", "/api/v1/admin/usage"),
         ("PATCH", "/api/v1/me"),
         ("DELETE", "/api/v1/me"),
@@ -328,7 +329,8 @@ mod tests {
                 .replace("{messageId}", "m1")
                 .replace("{userId}", "u1")
                 .replace("{workerId}", "w1")
-                .replace("{deliveryId}", "d1");
+                .replace("{deliveryId}", "d1")
+                .replace("{mediaId}", "m1");
             let mut variants = vec![concrete.clone(), format!("{concrete}/")];
             if let Some(rest) = concrete.strip_prefix("/api/v1/") {
                 variants.push(format!("/api/{rest}"));

@@ -209,9 +209,10 @@ async fn media_upload_limits_and_download(storage: Storage) {
     // A send naming another account's media cannot exist either: the form
     // field `mediaId` is not an input (only an uploaded file sets it).
 
-    // Base64 in JSON: a PDF document.
+    // Base64 in JSON: a PDF document (2.5 MB: a JSON body of 3.3 MB, above
+    // the other routes' limit, within the send route's own).
     use base64::Engine as _;
-    let pdf = file(PDF, 5000);
+    let pdf = file(PDF, 2_500_000);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&pdf);
     let r = api
         .raw(api.http.post(format!("{}/api/v1/sessions/{mine}/send", api.base)).header("X-API-Key", &key).json(&json!({
