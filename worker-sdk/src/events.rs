@@ -62,6 +62,23 @@ impl EventSink {
         uploader.upload(file, bytes).await
     }
 
+    /// Streams the bytes of a stored file a send names (`media_id`).
+    pub async fn download_media(
+        &self,
+        media_id: &str,
+    ) -> Result<
+        impl futures::Stream<Item = Result<bytes::Bytes, crate::media::MediaUploadError>> + use<>,
+        crate::media::MediaUploadError,
+    > {
+        let uploader = self.media.as_ref().ok_or(crate::media::MediaUploadError::NoUploader)?;
+        uploader.download(media_id).await
+    }
+
+    /// Whether this sink can upload and download files (made by a running worker).
+    pub fn has_media(&self) -> bool {
+        self.media.is_some()
+    }
+
     /// Queues an event, waiting while the queue is full.
     pub async fn emit(&self, event: v1::Event) -> Result<(), EmitError> {
         self.tx.send(event).await.map_err(|_| EmitError::Closed)

@@ -1,9 +1,10 @@
-//! Received files for the control plane: a driver that downloaded and
+//! Files between the worker and the control plane. Received files: a driver that downloaded and
 //! decrypted an inbound file streams it with [`MediaUploader::upload`]
 //! (`MediaService.Upload`, client streaming in chunks: never inside an event,
 //! never whole in memory when the driver streams it), then emits the inbound
 //! message with the returned media id (`MessageContent.media_id`).
-//! Authenticated like the worker's stream (its token as bearer, its id in
+//! Files to send: [`MediaUploader::download`] streams the bytes of the
+//! `media_id` a send names. Authenticated like the worker's stream (its token as bearer, its id in
 //! `x-wagate-worker-id`) and fenced on the session's generation.
 
 use bytes::Bytes;
@@ -96,7 +97,38 @@ impl MediaUploader {
             MetadataValue::try_from(self.worker_id.as_str()).map_err(|_| MediaUploadError::Metadata)?;
         request.metadata_mut().insert(wagate_proto::metadata::AUTHORIZATION, bearer);
         request.metadata_mut().insert(wagate_proto::metadata::WORKER_ID, worker);
+        self.authorize(&mut request)?;
         let mut client = MediaServiceClient::new(self.channel.clone());
         Ok(client.upload(request).await?.into_inner())
+    }
+
+    fn authorize<T>(&self, request: &mut tonic::Request<T>) -> Result<(), MediaUploadError> {
+        let bearer = MetadataValue::try_from(format!("Bearer {}", self.token))
+            .map_err(|_| MediaUploadError::Metadata)?;
+        let worker =
+            MetadataValue::try_from(self.worker_id.as_str()).map_err(|_| MediaUploadError::Metadata)?;
+        request.metadata_mut().insert(wagate_proto::metadata::AUTHORIZATION, bearer);
+        request.metadata_mut().insert(wagate_proto::metadata::WORKER_ID, worker);
+        Ok(())
+    }
+
+    /// The bytes of a stored file a send names (`MessageContent.media_id`),
+    /// as a stream of chunks (of a session this worker runs).
+    pub async fn download(
+        &self,
+        media_id: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes, MediaUploadError>> + use<>, MediaUploadError> {
+        let mut request =
+            tonic::Request::new(v1::DownloadRequest { media_id: media_id.to_owned(), ..Default::default() });
+        self.authorize(&mut request)?;
+        let mut client = MediaServiceClient::new(self.channel.clone());
+        let stream = client.download(request).await?.into_inner();
+        Ok(stream.filter_map(|m| async move {
+            match m {
+                Ok(v1::DownloadChunk { part: Some(v1::download_chunk::Part::Data(b)) }) => Some(Ok(b)),
+                Ok(_) => None,
+                Err(s) => Some(Err(MediaUploadError::Refused(s))),
+            }
+        }))
     }
 }

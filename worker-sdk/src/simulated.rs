@@ -121,6 +121,8 @@ pub struct SimulatedDriver {
     total_sent: AtomicU64,
     /// Every send performed (with de-duplication off, repeats too).
     send_calls: AtomicU64,
+    /// Bytes of stored files fetched to send (`media_id` sends).
+    media_bytes_fetched: AtomicU64,
     /// Commands of each kind that reached the driver, by `CommandKind as usize`.
     calls: Vec<AtomicU64>,
     /// Sends of a message id this driver had sent before (de-duplication off).
@@ -146,6 +148,7 @@ impl SimulatedDriver {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             total_sent: AtomicU64::new(0),
             send_calls: AtomicU64::new(0),
+            media_bytes_fetched: AtomicU64::new(0),
             calls: CommandKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             duplicate_sends: AtomicU64::new(0),
             next_instance: AtomicU64::new(1),
@@ -310,6 +313,11 @@ impl SimulatedDriver {
     /// Unique messages sent by all sessions since the driver was created.
     pub fn total_sent(&self) -> u64 {
         self.total_sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of stored files this driver fetched to send them.
+    pub fn media_bytes_fetched(&self) -> u64 {
+        self.media_bytes_fetched.load(Ordering::Relaxed)
     }
 
     /// Every send this driver performed (a WhatsApp message going out),
@@ -593,6 +601,28 @@ impl SessionDriver for SimulatedDriver {
         self.total_sent.fetch_add(1, Ordering::Relaxed);
         self.send_calls.fetch_add(1, Ordering::Relaxed);
 
+        // A stored file is fetched as a real driver would before uploading it to WhatsApp.
+        if let Some(media_id) = cmd.content.as_ref().and_then(|c| c.media_id.as_deref())
+            && sink.has_media()
+        {
+            match sink.download_media(media_id).await {
+                Ok(stream) => {
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                        match chunk {
+                            Ok(b) => {
+                                self.media_bytes_fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(media_id, error = %e, "media download broke off");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(media_id, error = %e, "media to send not fetched"),
+            }
+        }
         if let (Some(after), Some(content)) = (self.config.echo_after, &cmd.content)
             && !content.text.is_empty()
             && MessageType::try_from(content.r#type).unwrap_or(MessageType::Text) == MessageType::Text

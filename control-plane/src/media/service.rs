@@ -147,6 +147,16 @@ async fn readable(
     if req.expires.is_some() || req.signature.is_some() {
         return Err(MediaError::BadLink.into());
     }
+    if md.contains_key(wagate_proto::metadata::WORKER_ID) {
+        // A worker fetching a file to send: only of a session it runs.
+        let worker_id = authenticate_worker(state, md).await?;
+        let row = media_rows::by_id(&state.db, id).await?.filter(live).ok_or_else(not_found)?;
+        let session = crate::persistence::sessions::by_id(&state.db.conn, &row.session_id).await?;
+        return match session {
+            Some(s) if s.worker_id.as_deref() == Some(worker_id.as_str()) => Ok(row),
+            _ => Err(not_found()),
+        };
+    }
     let row = match crate::services::session_key(state, md).await? {
         Some(key) => {
             media_rows::of_user(&state.db, id, &key.user_id).await?.filter(|r| r.session_id == key.session_id)
@@ -159,15 +169,9 @@ async fn readable(
     row.filter(live).ok_or_else(not_found)
 }
 
-/// The session a worker stores a received file for: the worker proves
-/// itself like on its stream (its `wkt_…` token, or the shared token where
-/// allowed), and the session must be placed on it with that generation (the
-/// fence of its events): a worker never writes into a session it no longer runs.
-async fn worker_session(
-    state: &SharedState,
-    md: &tonic::metadata::MetadataMap,
-    meta: &v1::UploadMeta,
-) -> CpResult<crate::persistence::sessions::Session> {
+/// The worker a call comes from (`x-wagate-worker-id`), proven like on its
+/// stream: its `wkt_…` token, or the shared token where allowed.
+async fn authenticate_worker(state: &SharedState, md: &tonic::metadata::MetadataMap) -> CpResult<String> {
     use crate::auth::identity;
     use crate::services::admin_workers;
     let unauthenticated = || api(ErrorCode::Unauthenticated, "invalid worker token");
@@ -186,12 +190,25 @@ async fn worker_session(
     if !(shared || own_token) {
         return Err(unauthenticated());
     }
+    Ok(worker_id.to_owned())
+}
+
+/// The session a worker stores a received file for: the worker proves
+/// itself like on its stream (its `wkt_…` token, or the shared token where
+/// allowed), and the session must be placed on it with that generation (the
+/// fence of its events): a worker never writes into a session it no longer runs.
+async fn worker_session(
+    state: &SharedState,
+    md: &tonic::metadata::MetadataMap,
+    meta: &v1::UploadMeta,
+) -> CpResult<crate::persistence::sessions::Session> {
+    let worker_id = authenticate_worker(state, md).await?;
     let id = validation::lookup_id(&meta.session_id)
         .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
     let session = crate::persistence::sessions::by_id(&state.db.conn, id)
         .await?
         .ok_or_else(|| api(ErrorCode::SessionNotFound, "session not found"))?;
-    if session.worker_id.as_deref() != Some(worker_id)
+    if session.worker_id.as_deref() != Some(worker_id.as_str())
         || u64::try_from(session.generation).ok() != Some(meta.generation)
     {
         return Err(api(

@@ -374,6 +374,7 @@ async fn inbound_media_round_trip_through_echo(storage: Storage) {
     let alice = api.register(&format!("alice-inbound-{}@example.com", storage_name(storage))).await;
     let (mine, key) = api.connected_session(&cl, &alice, "mine").await;
     let png = file(PNG, 1000);
+    let before = cl.workers[0].driver.media_bytes_fetched();
     send_form(
         &api,
         &mine,
@@ -383,6 +384,8 @@ async fn inbound_media_round_trip_through_echo(storage: Storage) {
     )
     .await
     .expect(200);
+    // The worker fetched the file it sent (MediaService.Download, worker-authenticated).
+    assert_eq!(cl.workers[0].driver.media_bytes_fetched() - before, 1000);
 
     let path = format!("/api/v1/sessions/{mine}/messages?direction=INBOUND");
     let inbound = wait_for("the echoed image", Duration::from_secs(10), || async {
