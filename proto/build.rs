@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "wagate/v1/internal.proto",
         "wagate/v1/webhook.proto",
         "wagate/v1/usage.proto",
+        "wagate/v1/media.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
@@ -33,6 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Every request a server decodes is checked once, in the codec: no
         // string field may hold a NUL (see `src/text.rs`).
         .codec_path("crate::codec::CheckedCodec")
+        // Media bytes move as `Bytes` (no copy between the HTTP body, the
+        // store and the gRPC frames).
+        .bytes(".wagate.v1.UploadChunk.data")
+        .bytes(".wagate.v1.DownloadChunk.data")
         .build_server(true)
         .build_client(true)
         // `WorkerService.Connect` would clash with the generated `Client::connect`

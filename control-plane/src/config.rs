@@ -206,6 +206,9 @@ pub struct ControlPlaneArgs {
     /// Email (SMTP, links, verification, notifications): see `crate::email::EmailArgs`.
     #[command(flatten)]
     pub email: crate::email::EmailArgs,
+    /// Media store, limits and links: see `crate::media::MediaArgs`.
+    #[command(flatten)]
+    pub media: crate::media::MediaArgs,
     /// Usage metering: how often counts are written to `usage_records`.
     #[arg(long, env = "WAGATE_USAGE_FLUSH_SECS", default_value_t = 10)]
     pub usage_flush_secs: u64,
@@ -296,6 +299,8 @@ pub struct ControlPlaneConfig {
     /// Email settings.
     pub email: crate::email::EmailSettings,
     pub limits: crate::limits::LimitSettings,
+    /// Media store, size limits, retention, signed links.
+    pub media: crate::media::MediaSettings,
     pub usage_flush: Duration,
     /// TLS of the gRPC listener (`None`: plaintext); also used on peer calls.
     pub tls: Option<wagate_proto::tls::ServerTls>,
@@ -316,6 +321,7 @@ impl ControlPlaneArgs {
             ("WAGATE_EDGE_TOKEN", &self.edge_token),
             ("WAGATE_INTERNAL_TOKEN", &self.internal_token),
             ("WAGATE_METRICS_TOKEN", &self.metrics_token),
+            ("WAGATE_MEDIA_LINK_SECRET", &self.media.media_link_secret),
         ] {
             if let Some(s) = value.as_deref().filter(|s| !s.is_empty()) {
                 check_secret(name, s)?;
@@ -424,6 +430,7 @@ impl ControlPlaneArgs {
             webhooks: self.webhooks.into_settings(),
             email: self.email.into_settings()?,
             limits: self.limits.into_settings()?,
+            media: self.media.into_settings(),
             usage_flush: Duration::from_millis((self.usage_flush_secs * 1000).max(100)),
             tls,
             metrics_token: self.metrics_token.filter(|s| !s.is_empty()),
@@ -608,6 +615,13 @@ impl ControlPlaneConfig {
             // Every rule counts, nothing is reached by accident: tests of
             // the limits set their own.
             limits: crate::limits::LimitSettings::generous(),
+            // A folder of its own (the cluster of the tests sets one in its temp folder).
+            media: crate::media::MediaSettings::local(
+                std::env::temp_dir()
+                    .join(format!("wagate-media-{}", random_secret().get(..12).unwrap_or("x")))
+                    .display()
+                    .to_string(),
+            ),
             usage_flush: Duration::from_secs(2),
             tls: None,
             metrics_token: None,

@@ -146,8 +146,8 @@ pub fn message_type_to_proto(t: MessageType) -> v1::MessageType {
     }
 }
 
-/// The stored columns of a message (`metadata` the JSON of
-/// [`with_reply_fields`] and the LOCATION / CONTACT fields).
+/// The stored columns of a message (`metadata` the JSON of the LOCATION /
+/// CONTACT fields, `media` of a stored file, and [`with_reply_fields`]).
 pub struct StoredContent<'a> {
     pub kind: MessageType,
     pub text: &'a str,
@@ -163,6 +163,8 @@ pub fn content_from_row(row: StoredContent<'_>) -> v1::MessageContent {
     let meta: serde_json::Value = row.metadata.and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
     let s = |k: &str| meta.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let f = |k: &str| meta.get(k).and_then(serde_json::Value::as_f64);
+    let media = meta.get("media");
+    let media_s = |k: &str| media.and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
     v1::MessageContent {
         r#type: message_type_to_proto(row.kind) as i32,
         text: row.text.to_owned(),
@@ -174,6 +176,10 @@ pub fn content_from_row(row: StoredContent<'_>) -> v1::MessageContent {
         name: s("name"),
         phone: s("phone"),
         vcard: s("vcard"),
+        media_id: media_s("id"),
+        mime_type: media_s("mimeType"),
+        media_size: media.and_then(|v| v.get("size")).and_then(serde_json::Value::as_u64),
+        media_sha256: media_s("sha256"),
         quoted_message_id: s("quotedMessageId"),
         quoted_participant: s("quotedParticipant"),
         mentions: meta

@@ -25,6 +25,7 @@ pub mod email;
 pub(crate) mod error;
 pub mod fleet;
 pub mod limits;
+pub mod media;
 pub mod persistence;
 pub(crate) mod send;
 pub mod server;

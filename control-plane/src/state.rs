@@ -52,6 +52,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Background tasks joined at shutdown (stream readers, dispatches).
     pub tasks: TaskTracker,
+    /// The media store (local folder or S3-compatible bucket).
+    pub media: crate::media::store::MediaStore,
+    /// Signs and checks media download links.
+    pub media_links: crate::media::links::LinkSigner,
     /// Re-dispatch rounds of PENDING sends: which sessions have one running.
     pub redispatches: crate::fleet::failover::Redispatches,
     /// Number checks answered recently, per (session, number).

@@ -313,12 +313,20 @@ pub fn content(content: Option<&MessageContent>) -> Result<MessageType, CpError>
         | MessageType::Document
         | MessageType::Sticker => {
             let url = c.media_url.as_deref().unwrap_or_default().trim();
-            if url.is_empty() {
-                return Err(invalid("mediaUrl", "mediaUrl is required for media messages"));
+            let media_id = c.media_id.as_deref().unwrap_or_default().trim();
+            if url.is_empty() && media_id.is_empty() {
+                return Err(invalid(
+                    "mediaUrl",
+                    "mediaUrl (or an uploaded file) is required for media messages",
+                ));
             }
-            if url.len() > MAX_MEDIA_URL
-                || !(url.starts_with("https://") || url.starts_with("http://"))
-                || url.contains(char::is_whitespace)
+            if !media_id.is_empty() && lookup_id(media_id).is_none() {
+                return Err(invalid("mediaId", "mediaId is not a media id"));
+            }
+            if !url.is_empty()
+                && (url.len() > MAX_MEDIA_URL
+                    || !(url.starts_with("https://") || url.starts_with("http://"))
+                    || url.contains(char::is_whitespace))
             {
                 return Err(invalid(
                     "mediaUrl",

@@ -75,6 +75,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/health", get(routes::health::live))
         .route("/api/v1/health/ready", get(routes::health::ready))
         .fallback(not_found)
+        // Body limits are `middleware::context`'s, per route (axum's own 2 MB
+        // default would refuse a base64 send the context admitted).
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(panicked))
         .layer(axum::middleware::from_fn(middleware::track))
         .with_state(state)
@@ -98,8 +101,12 @@ pub(crate) fn service(
 ) -> impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future: Send> + Clone + Send
 {
     let inner = NormalizePathLayer::trim_trailing_slash().layer(router(state.clone()));
-    let compression =
-        CompressionLayer::new().compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES));
+    // Never a media download (its Content-Length and ranges are of the file's bytes).
+    let not_media = |_: http::StatusCode, _: http::Version, h: &http::HeaderMap, _: &http::Extensions| {
+        !h.contains_key(header::ACCEPT_RANGES)
+    };
+    let compression = CompressionLayer::new()
+        .compress_when(SizeAbove::new(1024).and(NotForContentType::IMAGES).and(not_media));
     ServiceBuilder::new()
         .map_response(IntoResponse::into_response)
         .map_request(middleware::sanitize_request_id)

@@ -4,6 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Multipart body limit of the media routes: the largest document (100 MiB)
+/// plus room for the form's other fields.
+pub const DEFAULT_MEDIA_BODY_LIMIT: u64 = 101 * 1024 * 1024;
+/// JSON body limit of a send with `mediaBase64`: 16 MiB (a file of about 12 MiB).
+pub const DEFAULT_BASE64_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
 /// Everything the edge gateway needs to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeConfig {
@@ -15,6 +21,13 @@ pub struct EdgeConfig {
     pub body_limit_bytes: usize,
     /// Deadline of one request, body reading and gRPC call included.
     pub request_timeout: Duration,
+    /// Media routes (a send with a file): the largest multipart body,
+    /// streamed (never buffered), and the largest JSON body (`mediaBase64`,
+    /// read whole).
+    pub media_body_limit_bytes: u64,
+    pub base64_body_limit_bytes: usize,
+    /// Deadline of a media request (uploads and downloads of large files).
+    pub media_request_timeout: Duration,
     /// Allowed CORS origins; `*` allows any.
     pub cors_origins: Vec<String>,
     /// Number of HTTP/2 channels to the control plane (round-robin).
@@ -42,6 +55,9 @@ impl Default for EdgeConfig {
             control_plane_url: "http://127.0.0.1:50051".to_owned(),
             body_limit_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            media_body_limit_bytes: DEFAULT_MEDIA_BODY_LIMIT,
+            base64_body_limit_bytes: DEFAULT_BASE64_BODY_LIMIT,
+            media_request_timeout: Duration::from_secs(600),
             cors_origins: vec!["*".to_owned()],
             grpc_channels: 4,
             header_read_timeout: Duration::from_secs(10),
@@ -81,6 +97,19 @@ pub struct EdgeArgs {
         default_value_t = 30_000
     )]
     pub request_timeout_ms: u64,
+
+    /// Largest multipart body of a media route (a send with a file), in
+    /// bytes; streamed to the control plane, which applies the per-type limits.
+    #[arg(long = "edge-media-body-limit-bytes", env = "WAGATE_EDGE_MEDIA_BODY_LIMIT_BYTES", default_value_t = DEFAULT_MEDIA_BODY_LIMIT)]
+    pub media_body_limit_bytes: u64,
+
+    /// Largest JSON body of a send carrying `mediaBase64` (read whole), in bytes.
+    #[arg(long = "edge-base64-body-limit-bytes", env = "WAGATE_EDGE_BASE64_BODY_LIMIT_BYTES", default_value_t = DEFAULT_BASE64_BODY_LIMIT)]
+    pub base64_body_limit_bytes: usize,
+
+    /// Deadline of a media request (upload or download), in milliseconds.
+    #[arg(long = "edge-media-timeout-ms", env = "WAGATE_EDGE_MEDIA_TIMEOUT_MS", default_value_t = 600_000)]
+    pub media_timeout_ms: u64,
 
     /// Allowed CORS origins, comma-separated; `*` allows any.
     #[arg(
@@ -220,6 +249,9 @@ impl EdgeArgs {
             control_plane_url,
             body_limit_bytes: self.body_limit_bytes.max(1),
             request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            media_body_limit_bytes: self.media_body_limit_bytes.max(1),
+            base64_body_limit_bytes: self.base64_body_limit_bytes.max(1),
+            media_request_timeout: Duration::from_millis(self.media_timeout_ms.max(1)),
             cors_origins: self
                 .cors_origins
                 .iter()

@@ -23,6 +23,7 @@ use wagate_proto::v1::admin_service_client::AdminServiceClient;
 use wagate_proto::v1::api_key_service_client::ApiKeyServiceClient;
 use wagate_proto::v1::auth_service_client::AuthServiceClient;
 use wagate_proto::v1::fleet_service_client::FleetServiceClient;
+use wagate_proto::v1::media_service_client::MediaServiceClient;
 use wagate_proto::v1::message_history_service_client::MessageHistoryServiceClient;
 use wagate_proto::v1::message_service_client::MessageServiceClient;
 use wagate_proto::v1::session_service_client::SessionServiceClient;
@@ -105,6 +106,10 @@ impl ControlPlane {
 
     pub fn usage(&self) -> UsageServiceClient<Channel> {
         UsageServiceClient::new(self.channel())
+    }
+
+    pub fn media(&self) -> MediaServiceClient<Channel> {
+        MediaServiceClient::new(self.channel())
     }
 
     pub fn health(&self) -> HealthClient<Channel> {

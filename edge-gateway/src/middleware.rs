@@ -101,7 +101,10 @@ impl tower_http::request_id::MakeRequestId for MakeUuid {
 /// Deadline, request id and client address; the body read within the limit.
 pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let deadline = started + state.config.request_timeout;
+    let media = media_route(&req);
+    let timeout =
+        if media.is_some() { state.config.media_request_timeout } else { state.config.request_timeout };
+    let deadline = started + timeout;
     let request_id = req.headers().get(&X_REQUEST_ID).cloned().unwrap_or(HeaderValue::from_static("unknown"));
     let forwarded_for = req
         .extensions()
@@ -121,8 +124,21 @@ pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next:
         edge_token,
         rate_limit: rate_limit.clone(),
     });
-    let limit = state.config.body_limit_bytes;
+    let limit = match media {
+        Some(MediaRoute::JsonSend) => state.config.base64_body_limit_bytes,
+        _ => state.config.body_limit_bytes,
+    };
+    let media_limit = state.config.media_body_limit_bytes;
     let work = async move {
+        if media == Some(MediaRoute::MultipartSend) {
+            // Streamed to the control plane by the handler (within `media_limit`).
+            return match declared_length(&req) {
+                Some(n) if n > media_limit => {
+                    too_large(usize::try_from(media_limit).unwrap_or(usize::MAX), req.version(), false)
+                }
+                _ => next.run(req).await,
+            };
+        }
         match read_body(req, limit).await {
             Ok(req) => next.run(req).await,
             Err(response) => response,
@@ -139,6 +155,51 @@ pub async fn context(State(state): State<Arc<AppState>>, mut req: Request, next:
             Reply::error(&ApiError::new(ErrorCode::DeadlineExceeded, "request timed out")).into_response()
         }
     }
+}
+
+/// The media routes, whose body limit and deadline differ from the others'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaRoute {
+    /// `POST …/sessions/{id}/send` as `multipart/form-data`: streamed, up to
+    /// `WAGATE_EDGE_MEDIA_BODY_LIMIT_BYTES`.
+    MultipartSend,
+    /// `POST …/sessions/{id}/send` as JSON (maybe with `mediaBase64`): read
+    /// whole, up to `WAGATE_EDGE_BASE64_BODY_LIMIT_BYTES`.
+    JsonSend,
+    /// `GET …/media/{id}`: the usual (empty) body, the media deadline.
+    Download,
+}
+
+/// Which media route `req` is for, if any (`/api/v1/…` or the `/api/…` alias).
+pub fn media_route(req: &Request) -> Option<MediaRoute> {
+    let mut parts = req.uri().path().split('/').filter(|p| !p.is_empty());
+    if parts.next() != Some("api") {
+        return None;
+    }
+    let rest: Vec<&str> = parts.collect();
+    let rest = match rest.split_first() {
+        Some((&"v1", tail)) => tail,
+        _ => &rest[..],
+    };
+    match (req.method(), rest) {
+        (&Method::POST, ["sessions", _, "send"]) => {
+            let multipart = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+            Some(if multipart { MediaRoute::MultipartSend } else { MediaRoute::JsonSend })
+        }
+        (&Method::GET | &Method::HEAD, ["media", _]) => Some(MediaRoute::Download),
+        _ => None,
+    }
+}
+
+fn declared_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (IETF

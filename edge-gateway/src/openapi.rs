@@ -162,6 +162,7 @@ mod tests {
         ("POST", "/api/v1/auth/verify-email/resend"),
         ("GET", "/api/v1/me"),
         ("GET", "/api/v1/me/usage"),
+        ("GET", "/api/v1/media/{mediaId}"),
         ("GET", "/api/v1/admin/usage"),
         ("PATCH", "/api/v1/me"),
         ("DELETE", "/api/v1/me"),
@@ -343,7 +344,8 @@ mod tests {
                 .replace("{userId}", "u1")
                 .replace("{workerId}", "w1")
                 .replace("{deliveryId}", "d1")
-                .replace("{groupId}", "120363000000000001@g.us");
+                .replace("{groupId}", "120363000000000001@g.us")
+                .replace("{mediaId}", "m1");
             let mut variants = vec![concrete.clone(), format!("{concrete}/")];
             if let Some(rest) = concrete.strip_prefix("/api/v1/") {
                 variants.push(format!("/api/{rest}"));

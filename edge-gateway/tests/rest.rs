@@ -218,7 +218,7 @@ async fn oversize_bodies_are_413() {
     // A client waiting for `100 Continue` is refused without being asked for the body.
     let mut s = tokio::net::TcpStream::connect(edge.local_addr()).await.unwrap();
     s.write_all(
-        b"POST /api/v1/sessions/s1/send HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+        b"POST /api/v1/auth/register HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
           content-length: 100000\r\nexpect: 100-continue\r\n\r\n",
     )
     .await

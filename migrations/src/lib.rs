@@ -20,6 +20,7 @@ mod m20261127_000017_dispatch_ledger_unbound;
 mod m20261127_000018_worker_default_cap;
 mod m20261206_000019_outbox_head_index;
 mod m20261206_000020_wa_message_id_index;
+mod m20261206_000021_media;
 mod m20261206_000023_email;
 mod m20261206_000026_session_events;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000018_worker_default_cap::Migration),
             Box::new(m20261206_000019_outbox_head_index::Migration),
             Box::new(m20261206_000020_wa_message_id_index::Migration),
+            Box::new(m20261206_000021_media::Migration),
             Box::new(m20261206_000023_email::Migration),
             Box::new(m20261206_000026_session_events::Migration),
         ]
@@ -63,6 +65,7 @@ pub const TABLES: &[&str] = &[
     "session_auth_states",
     "message_dispatch",
     "refresh_tokens",
+    "media",
     "email_outbox",
     "account_tokens",
     "session_events",

@@ -68,6 +68,7 @@ error_codes! {
     WebhookNotConfigured => "WEBHOOK_NOT_CONFIGURED", FailedPrecondition, 409;
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", InvalidArgument, 413;
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", InvalidArgument, 415;
+    RangeNotSatisfiable => "RANGE_NOT_SATISFIABLE", OutOfRange, 416;
     RateLimited => "RATE_LIMITED", ResourceExhausted, 429;
     Internal => "INTERNAL_ERROR", Internal, 500;
     WorkerError => "WORKER_ERROR", Aborted, 502;

@@ -77,6 +77,8 @@ pub mod metadata {
     pub const RETRY_AFTER: &str = "retry-after";
     /// Shared secret of replica-to-replica calls (`InternalService`).
     pub const INTERNAL_TOKEN: &str = "x-wagate-internal-token";
+    /// The worker a `MediaService.Upload` comes from (with its worker token as bearer).
+    pub const WORKER_ID: &str = "x-wagate-worker-id";
 }
 
 /// Keepalive and timeouts used by every wagate gRPC client.

@@ -85,6 +85,13 @@ impl Worker {
     /// [`WorkerHandle::kill`]. Dropping the handle leaves the worker running.
     pub fn spawn(config: WorkerConfig, driver: Arc<dyn SessionDriver>) -> WorkerHandle {
         let (events, events_rx) = EventSink::channel(config.event_queue_capacity);
+        let events = match crate::media::MediaUploader::new(&config) {
+            Ok(uploader) => events.with_media(uploader),
+            Err(e) => {
+                tracing::warn!(error = %e, "received files cannot be stored: no media uploader");
+                events
+            }
+        };
         let permits = config.command_concurrency.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
         let (state, state_rx) = watch::channel(ConnectionState::Connecting);
         let span = info_span!("worker", worker_id = %config.worker_id);

@@ -30,6 +30,8 @@ pub enum EmitError {
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: mpsc::Sender<v1::Event>,
+    /// Stores received files (set by a running worker).
+    media: Option<std::sync::Arc<crate::media::MediaUploader>>,
 }
 
 impl EventSink {
@@ -37,7 +39,44 @@ impl EventSink {
     /// reads; also handy in tests of a driver).
     pub fn channel(capacity: usize) -> (EventSink, mpsc::Receiver<v1::Event>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (EventSink { tx }, rx)
+        (EventSink { tx, media: None }, rx)
+    }
+
+    /// This sink, able to store received files through `uploader`.
+    pub fn with_media(mut self, uploader: crate::media::MediaUploader) -> Self {
+        self.media = Some(std::sync::Arc::new(uploader));
+        self
+    }
+
+    /// Streams a received file to the control plane (see [`crate::media`]);
+    /// emit the inbound message with the returned id as `media_id` after.
+    pub async fn upload_media<S>(
+        &self,
+        file: crate::media::InboundFile,
+        bytes: S,
+    ) -> Result<v1::MediaInfo, crate::media::MediaUploadError>
+    where
+        S: futures::Stream<Item = bytes::Bytes> + Send + 'static,
+    {
+        let uploader = self.media.as_ref().ok_or(crate::media::MediaUploadError::NoUploader)?;
+        uploader.upload(file, bytes).await
+    }
+
+    /// Streams the bytes of a stored file a send names (`media_id`).
+    pub async fn download_media(
+        &self,
+        media_id: &str,
+    ) -> Result<
+        impl futures::Stream<Item = Result<bytes::Bytes, crate::media::MediaUploadError>> + use<>,
+        crate::media::MediaUploadError,
+    > {
+        let uploader = self.media.as_ref().ok_or(crate::media::MediaUploadError::NoUploader)?;
+        uploader.download(media_id).await
+    }
+
+    /// Whether this sink can upload and download files (made by a running worker).
+    pub fn has_media(&self) -> bool {
+        self.media.is_some()
     }
 
     /// Queues an event, waiting while the queue is full.

@@ -40,6 +40,7 @@ pub mod dedup;
 pub mod driver;
 pub mod events;
 pub mod heartbeat;
+pub mod media;
 pub mod simulated;
 
 pub use config::WorkerConfig;

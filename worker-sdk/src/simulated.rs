@@ -123,6 +123,8 @@ pub struct SimulatedDriver {
     total_sent: AtomicU64,
     /// Every send performed (with de-duplication off, repeats too).
     send_calls: AtomicU64,
+    /// Bytes of stored files fetched to send (`media_id` sends).
+    media_bytes_fetched: AtomicU64,
     /// Commands of each kind that reached the driver, by `CommandKind as usize`.
     calls: Vec<AtomicU64>,
     /// Sends of a message id this driver had sent before (de-duplication off).
@@ -148,6 +150,7 @@ impl SimulatedDriver {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             total_sent: AtomicU64::new(0),
             send_calls: AtomicU64::new(0),
+            media_bytes_fetched: AtomicU64::new(0),
             calls: CommandKind::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             duplicate_sends: AtomicU64::new(0),
             next_instance: AtomicU64::new(1),
@@ -334,6 +337,11 @@ impl SimulatedDriver {
     /// Unique messages sent by all sessions since the driver was created.
     pub fn total_sent(&self) -> u64 {
         self.total_sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of stored files this driver fetched to send them.
+    pub fn media_bytes_fetched(&self) -> u64 {
+        self.media_bytes_fetched.load(Ordering::Relaxed)
     }
 
     /// Every send this driver performed (a WhatsApp message going out),
@@ -636,11 +644,38 @@ impl SessionDriver for SimulatedDriver {
         self.total_sent.fetch_add(1, Ordering::Relaxed);
         self.send_calls.fetch_add(1, Ordering::Relaxed);
 
+        // A stored file is fetched as a real driver would before uploading it to WhatsApp.
+        if let Some(media_id) = cmd.content.as_ref().and_then(|c| c.media_id.as_deref())
+            && sink.has_media()
+        {
+            match sink.download_media(media_id).await {
+                Ok(stream) => {
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+                        match chunk {
+                            Ok(b) => {
+                                self.media_bytes_fetched.fetch_add(b.len() as u64, Ordering::Relaxed);
+                            }
+                            Err(e) => {
+                                tracing::warn!(media_id, error = %e, "media download broke off");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(media_id, error = %e, "media to send not fetched"),
+            }
+        }
         if let (Some(after), Some(content)) = (self.config.echo_after, &cmd.content)
             && !content.text.is_empty()
             && MessageType::try_from(content.r#type).unwrap_or(MessageType::Text) == MessageType::Text
         {
             spawn_echo(sink.clone(), &cmd.session_id, generation, &cmd.to, &content.text, after);
+        }
+        if let (Some(after), Some(content)) = (self.config.echo_after, &cmd.content)
+            && MessageType::try_from(content.r#type).ok() == Some(MessageType::Image)
+        {
+            spawn_image_echo(sink.clone(), &cmd.session_id, generation, &cmd.to, after);
         }
         let c = &self.config;
         let (delivered_after, read_after, read) = {
@@ -955,7 +990,7 @@ fn validate(cmd: &v1::SendMessage) -> Result<(), DriverError> {
         | MessageType::Document
         | MessageType::Audio
         | MessageType::Video
-        | MessageType::Sticker => filled(&content.media_url),
+        | MessageType::Sticker => filled(&content.media_url) || filled(&content.media_id),
         MessageType::Location => content.latitude.is_some() && content.longitude.is_some(),
         MessageType::Contact => filled(&content.phone) || filled(&content.vcard),
     };
@@ -995,6 +1030,65 @@ fn emit_in_order(sink: EventSink, evs: Vec<v1::Event>) {
             }
         }
     }
+}
+
+/// A small real PNG (16×16, a gradient): what the simulated phone "receives".
+pub fn echo_png() -> Vec<u8> {
+    const SIDE: u32 = 16;
+    let pixels: Vec<u8> =
+        (0..SIDE * SIDE).flat_map(|i| [(i % SIDE * 16) as u8, (i / SIDE * 16) as u8, 128]).collect();
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, SIDE, SIDE);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let written =
+        encoder.write_header().and_then(|mut w| w.write_image_data(&pixels).and_then(|()| w.finish()));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "echo image not encoded");
+    }
+    out
+}
+
+/// Echo mode for images: the recipient answers with a picture of its own,
+/// downloaded ("decrypted") and stored like a real driver would: streamed to
+/// the control plane first, then the inbound message naming the stored file.
+fn spawn_image_echo(sink: EventSink, session_id: &str, generation: u64, to: &str, after: Duration) {
+    let (session_id, from) = (session_id.to_owned(), to.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        let file = crate::media::InboundFile {
+            session_id: session_id.clone(),
+            generation,
+            kind: MessageType::Image,
+            filename: "echo.png".into(),
+            mime_type: "image/png".into(),
+        };
+        let png = bytes::Bytes::from(echo_png());
+        let stored = match sink.upload_media(file, futures::stream::iter([png])).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(session_id, error = %e, "echo image not stored");
+                return;
+            }
+        };
+        let content = v1::MessageContent {
+            r#type: MessageType::Image as i32,
+            caption: Some("echo".into()),
+            media_id: Some(stored.id),
+            mime_type: Some(stored.mime_type),
+            media_size: Some(stored.size),
+            ..Default::default()
+        };
+        let event = events::inbound_event(
+            &session_id,
+            generation,
+            wa_id(rand::random()),
+            &from,
+            content,
+            events::now_ms(),
+        );
+        let _ = sink.emit(event).await;
+    });
 }
 
 /// Echo mode: the recipient "answers" a text with `echo: <text>` after `after`.

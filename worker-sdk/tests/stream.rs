@@ -25,6 +25,8 @@ const TOKEN: &str = "test-worker-token";
 const WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug)]
+// A test channel's item: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Seen {
     Hello { conn: u64, hello: v1::Hello, auth: Option<String> },
     Msg { kind: worker_message::Kind },

@@ -174,5 +174,6 @@ async fn retention(state: &SharedState) -> CpResult<()> {
     if deleted > 0 {
         tracing::info!(deleted, "worker metrics retention");
     }
+    crate::media::retention::sweep(state).await?;
     Ok(())
 }

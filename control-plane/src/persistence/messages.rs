@@ -31,6 +31,8 @@ pub struct InboundMessage {
     pub caption: Option<String>,
     pub created_at: DateTime<Utc>,
     pub wa_message_id: String,
+    /// JSON (`{"media": {…}}` of a received file).
+    pub metadata: Option<String>,
 }
 
 impl InboundMessage {
@@ -38,10 +40,10 @@ impl InboundMessage {
     pub(super) fn fenced_stmt(&self, db: &Db, fence: &Fence<'_>) -> Statement {
         let sql = format!(
             "INSERT INTO messages (id, session_id, direction, from_number, to_number, message_type, content, media_url, \
-                filename, caption, status, created_at, wa_message_id) \
-             SELECT $1, id, 'INBOUND', $2, COALESCE(phone_number, ''), $3, $4, $5, $6, $7, 'DELIVERED', $8, $9 \
+                filename, caption, status, created_at, wa_message_id, metadata) \
+             SELECT $1, id, 'INBOUND', $2, COALESCE(phone_number, ''), $3, $4, $5, $6, $7, 'DELIVERED', $8, $9, $10 \
              FROM sessions WHERE {}",
-            fence.sql(10)
+            fence.sql(11)
         );
         let mut values: Vec<Value> = vec![
             self.id.clone().into(),
@@ -53,6 +55,7 @@ impl InboundMessage {
             self.caption.clone().into(),
             self.created_at.into(),
             self.wa_message_id.clone().into(),
+            self.metadata.clone().into(),
         ];
         values.extend(fence.values());
         db.stmt(&sql, values)

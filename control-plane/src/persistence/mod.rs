@@ -25,6 +25,7 @@ pub(crate) mod email_outbox;
 pub mod entities;
 pub mod enums;
 pub mod measured;
+pub(crate) mod media;
 pub(crate) mod message_dispatch;
 pub mod message_inserter;
 pub(crate) mod messages;

@@ -18,7 +18,7 @@ use tonic_health::server::HealthReporter;
 use wagate_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     auth_service_server::AuthServiceServer, fleet_service_server::FleetServiceServer,
-    internal_service_server::InternalServiceServer,
+    internal_service_server::InternalServiceServer, media_service_server::MediaServiceServer,
     message_history_service_server::MessageHistoryServiceServer,
     message_service_server::MessageServiceServer, session_service_server::SessionServiceServer,
     usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
@@ -67,6 +67,8 @@ pub enum StartError {
     Email(#[from] crate::email::EmailInitError),
     #[error("tls: {0}")]
     Tls(#[from] wagate_proto::tls::TlsError),
+    #[error("media: {0}")]
+    Media(#[from] crate::media::MediaError),
 }
 
 /// A running replica.
@@ -142,6 +144,9 @@ impl ControlPlane {
         let webhooks = Arc::new(Webhooks::new(config.webhooks.clone())?);
         let usage = Arc::new(crate::usage::UsageMeter::new());
         let email = Arc::new(crate::email::Mailer::new(config.email.clone())?);
+        let media = crate::media::store::MediaStore::open(&config.media)?;
+        let media_links =
+            crate::media::links::LinkSigner::new(config.media.link_secret.as_deref(), &config.jwt_secret);
         let state: SharedState = Arc::new(AppState {
             auth: Authenticator::new(
                 db.clone(),
@@ -184,6 +189,8 @@ impl ControlPlane {
                 .max_capacity(100_000)
                 .time_to_live(config.number_check_cache.max(std::time::Duration::from_millis(1)))
                 .build(),
+            media,
+            media_links,
             config,
         });
         // `message.status` webhook events commit with the status batches.
@@ -257,7 +264,8 @@ impl ControlPlane {
             .add_service(AdminServiceServer::new(AdminApi::new(state.clone())))
             .add_service(InternalServiceServer::new(InternalApi::new(state.clone())))
             .add_service(WebhookServiceServer::new(WebhookApi::new(state.clone())))
-            .add_service(UsageServiceServer::new(crate::usage::service::UsageApi::new(state.clone())));
+            .add_service(UsageServiceServer::new(crate::usage::service::UsageApi::new(state.clone())))
+            .add_service(MediaServiceServer::new(crate::media::service::MediaApi::new(state.clone())));
         let server =
             // The builder's tcp_nodelay / tcp_keepalive only apply to listeners
             // tonic binds itself; set them on this one's accepted sockets, or

@@ -21,6 +21,7 @@ use crate::limits::Decision;
 use crate::limits::layer::{DeferredIpCheck, check_deferred};
 use crate::limits::quota;
 use crate::persistence::enums::{MessageDirection, MessageStatus, MessageType, SessionStatus};
+use crate::persistence::media::{self as media_rows, MediaRow};
 use crate::persistence::message_inserter::LedgerRow;
 use crate::persistence::messages::{self as message_rows, Message};
 use crate::send::dispatch::{self, SendOutcome, Unreached};
@@ -80,6 +81,7 @@ impl MessageApi {
         let kind = validation::content(req.content.as_ref())?;
         let mut content = req.content.unwrap_or_default();
         content.mentions = validation::mentions(&content.mentions)?;
+        let media = self.attach_media(&ks, &mut content).await?;
         let idempotency_key = md
             .get(wagate_proto::metadata::IDEMPOTENCY_KEY)
             .map(|v| v.to_str().map(str::trim).map(str::to_owned))
@@ -122,7 +124,8 @@ impl MessageApi {
         let quota = quota::take(&self.state, &ks.owner, 1, ip_check).await?;
 
         let inserted = Inserted { id: uuid::Uuid::now_v7().to_string(), created_at: Utc::now() };
-        let row = new_row(&inserted, &ks.session_id, &to, kind, &content, idempotency_key.clone());
+        let row =
+            new_row(&inserted, &ks.session_id, &to, kind, &content, media.as_ref(), idempotency_key.clone());
         let ledger = LedgerRow {
             id: inserted.id.clone(),
             session_id: ks.session_id.clone(),
@@ -206,6 +209,36 @@ impl MessageApi {
         }
     }
 
+    /// The uploaded file a media send names (`mediaId`), of this session and
+    /// still kept: its type and size go to the worker with the message.
+    async fn attach_media(
+        &self,
+        ks: &KeySession,
+        content: &mut v1::MessageContent,
+    ) -> CpResult<Option<MediaRow>> {
+        let Some(id) = content.media_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let row = media_rows::of_user(&self.state.db, id, &ks.owner.user_id)
+            .await?
+            .filter(|m| m.session_id == ks.session_id && m.expires_at > now)
+            .ok_or_else(|| {
+                CpError::Api(wagate_proto::error::ApiError {
+                    field: Some("mediaId".into()),
+                    ..wagate_proto::error::ApiError::new(ErrorCode::NotFound, "media not found")
+                })
+            })?;
+        content.media_id = Some(row.id.clone());
+        content.mime_type = Some(row.mime_type.clone());
+        content.media_size = u64::try_from(row.size_bytes).ok();
+        content.media_sha256 = Some(row.sha256.clone());
+        if content.filename.is_none() {
+            content.filename = row.filename.clone();
+        }
+        Ok(Some(row))
+    }
+
     async fn find_idempotent(&self, session_id: &str, key: &str) -> CpResult<Option<Message>> {
         Ok(message_rows::by_idempotency_key(&self.state.db, session_id, key).await?)
     }
@@ -255,6 +288,7 @@ fn new_row(
     to: &str,
     kind: v1::MessageType,
     c: &v1::MessageContent,
+    media: Option<&MediaRow>,
     idempotency_key: Option<String>,
 ) -> Message {
     let message_type = convert::message_type_from_proto(kind).unwrap_or(MessageType::Text);
@@ -273,7 +307,10 @@ fn new_row(
             c.name.clone().unwrap_or_default(),
             Some(serde_json::json!({ "name": c.name, "phone": c.phone, "vcard": c.vcard }).to_string()),
         ),
-        _ => (c.caption.clone().unwrap_or_default(), None),
+        _ => (
+            c.caption.clone().unwrap_or_default(),
+            media.map(|m| crate::media::service::metadata(m).to_string()),
+        ),
     };
     let metadata = convert::with_reply_fields(metadata, c);
     Message {

@@ -340,7 +340,20 @@ async fn on_inbound(
         tracing::warn!(worker_id, session_id, error = %wagate_proto::error::ApiError::from(e), "inbound message refused");
         return Ok(0);
     }
-    let content = m.content.unwrap_or_default();
+    let mut content = m.content.unwrap_or_default();
+    // A received file the worker stored first (MediaService.Upload): only a
+    // media row of this very session is believed.
+    let media = match content.media_id.as_deref() {
+        Some(id) => {
+            crate::persistence::media::by_id(&state.db, id).await?.filter(|r| r.session_id == session_id)
+        }
+        None => None,
+    };
+    if content.media_id.is_some() && media.is_none() {
+        ::metrics::counter!("wagate_cp_worker_events_refused_total", "kind" => "inbound").increment(1);
+        tracing::warn!(worker_id, session_id, "inbound message names media of another session or none");
+        content.media_id = None;
+    }
     let kind = v1::MessageType::try_from(content.r#type)
         .ok()
         .and_then(convert::message_type_from_proto)
@@ -363,9 +376,18 @@ async fn on_inbound(
         caption: content.caption.clone(),
         created_at: created,
         wa_message_id: wa_message_id.clone(),
+        metadata: media.as_ref().map(|m| crate::media::service::metadata(m).to_string()),
     });
     outbox::execute_with_event(state, EventType::MessageReceived, &fence, &write, || {
-        inbound_payload(message_id, wa_message_id, from, kind, text, content, created)
+        let mut data = inbound_payload(message_id, wa_message_id, from, kind, text, content, created);
+        data.media = media.as_ref().map(|m| payload::EventMedia {
+            id: m.id.clone(),
+            mime_type: m.mime_type.clone(),
+            size: u64::try_from(m.size_bytes).unwrap_or_default(),
+            sha256: m.sha256.clone(),
+            url: format!("/api/v1/media/{}", m.id),
+        });
+        data
     })
     .await
 }
@@ -403,6 +425,7 @@ fn inbound_payload(
         filename: content.filename,
         location,
         contact,
+        media: None,
         timestamp: payload::rfc3339(at),
     }
 }

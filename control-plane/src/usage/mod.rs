@@ -101,6 +101,11 @@ impl UsageMeter {
         self.add(user_id, session_id, api_key_id, message_metric(kind), 1);
     }
 
+    /// Bytes of a new media object stored for a session.
+    pub fn media_bytes(&self, user_id: &str, session_id: &str, bytes: u64) {
+        self.add(user_id, session_id, "", crate::media::service::MEDIA_BYTES, bytes);
+    }
+
     /// Counters waiting for the next flush.
     pub fn pending(&self) -> usize {
         self.lock().len()

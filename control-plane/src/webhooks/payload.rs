@@ -5,7 +5,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 pub use wagate_proto::contract::events::{
-    Event, EventContact, EventLocation, EventType, GroupParticipantsData, MessageDeletedData,
+    Event, EventContact, EventLocation, EventMedia, EventType, GroupParticipantsData, MessageDeletedData,
     MessageEditedData, MessageReactionData, MessageReadData, MessageReceivedData, MessageStatusData,
     PresenceData, SessionQrData, SessionStatusData, WebhookTestData,
 };

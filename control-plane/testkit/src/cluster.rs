@@ -24,6 +24,9 @@ pub const TEST_POSTGRES_URL_ENV: &str = "WAGATE_TEST_POSTGRES_URL";
 pub const TEST_REDIS_URL_ENV: &str = "WAGATE_TEST_REDIS_URL";
 const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// S3-compatible server of the media tests (`.ci/run` starts moto there).
+pub const TEST_S3_ENDPOINT_ENV: &str = "WAGATE_TEST_S3_ENDPOINT";
+const DEFAULT_TEST_S3_ENDPOINT: &str = "http://127.0.0.1:5055";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
@@ -109,6 +112,7 @@ pub struct ClusterBuilder {
     redis_proxy: bool,
     redis_down_at_start: bool,
     tls: Option<wagate_proto::tls::ServerTls>,
+    s3_media: bool,
 }
 
 impl ClusterBuilder {
@@ -124,6 +128,7 @@ impl ClusterBuilder {
             redis_proxy: false,
             redis_down_at_start: false,
             tls: None,
+            s3_media: false,
         }
     }
 
@@ -202,6 +207,14 @@ impl ClusterBuilder {
         self
     }
 
+    /// Media in a fresh bucket of the test S3 server (`WAGATE_TEST_S3_ENDPOINT`,
+    /// moto started by `.ci/run`) instead of a local folder; the cluster
+    /// fails to start (never skips) when that server does not answer.
+    pub fn s3_media(mut self) -> Self {
+        self.s3_media = true;
+        self
+    }
+
     pub async fn start(self) -> Result<Cluster, ClusterError> {
         let mut cleanup = Cleanup::default();
         let mut db_proxy = None;
@@ -247,6 +260,20 @@ impl ClusterBuilder {
                 config
             }
         };
+        let media_dir = std::env::temp_dir().join(format!("wagate-media-{}", uuid::Uuid::new_v4().simple()));
+        config.media = wagate_control_plane::media::MediaSettings::local(media_dir.display().to_string());
+        cleanup.media_dir = Some(media_dir);
+        if self.s3_media {
+            let (endpoint, bucket) = create_s3_bucket().await?;
+            config.media.url = format!("s3://{bucket}/media");
+            config.media.s3 = wagate_control_plane::media::S3Overrides {
+                endpoint: Some(endpoint),
+                access_key_id: Some("testing".into()),
+                secret_access_key: Some("testing".into()),
+                region: Some("us-east-1".into()),
+                allow_http: true,
+            };
+        }
         if let Some(tweak) = &self.tweak {
             tweak(&mut config);
         }
@@ -564,12 +591,13 @@ impl Cluster {
 #[derive(Default)]
 struct Cleanup {
     dir: Option<PathBuf>,
+    media_dir: Option<PathBuf>,
     postgres: Option<(String, String)>,
 }
 
 impl Cleanup {
     async fn run(&mut self) {
-        if let Some(dir) = self.dir.take() {
+        for dir in [self.dir.take(), self.media_dir.take()].into_iter().flatten() {
             let _ = std::fs::remove_dir_all(dir);
         }
         if let Some((admin_url, name)) = self.postgres.take()
@@ -597,4 +625,32 @@ async fn create_postgres_database() -> Result<(String, String, String), ClusterE
     let _ = admin.close().await;
     let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin_url.clone());
     Ok((format!("{base}/{name}"), admin_url, name))
+}
+
+/// Creates a uniquely named bucket on the test S3 server; fails (never
+/// skips) when it is not reachable. Returns (endpoint, bucket).
+async fn create_s3_bucket() -> Result<(String, String), ClusterError> {
+    use http_body_util::Empty;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let endpoint = std::env::var(TEST_S3_ENDPOINT_ENV).unwrap_or_else(|_| DEFAULT_TEST_S3_ENDPOINT.into());
+    let endpoint = endpoint.trim_end_matches('/').to_owned();
+    let bucket = format!("wagate-t-{}", uuid::Uuid::new_v4().simple());
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let request = http::Request::put(format!("{endpoint}/{bucket}"))
+        .body(Empty::new())
+        .map_err(|e| ClusterError::Storage(e.to_string()))?;
+    let unreachable = |e: String| {
+        ClusterError::Storage(format!(
+            "the S3 server at {endpoint} is required for this test ({TEST_S3_ENDPOINT_ENV}): {e}"
+        ))
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .map_err(|_| unreachable("timed out".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(unreachable(format!("creating bucket {bucket}: HTTP {}", response.status())));
+    }
+    Ok((endpoint, bucket))
 }

@@ -119,6 +119,9 @@ pub struct MessageDto {
     pub kind: &'static str,
     pub message: String,
     pub media_url: Option<String>,
+    /// The stored file (uploaded to be sent, or received): download it at `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::routes::media::MediaRefDto>,
     pub caption: Option<String>,
     pub filename: Option<String>,
     pub latitude: Option<f64>,
@@ -153,6 +156,7 @@ pub struct MessageDto {
 impl From<&v1::Message> for MessageDto {
     fn from(m: &v1::Message) -> Self {
         let c = m.content.clone().unwrap_or_default();
+        let media = crate::routes::media::MediaRefDto::of(&c);
         MessageDto {
             id: m.id.clone(),
             message_id: m.id.clone(),
@@ -162,6 +166,7 @@ impl From<&v1::Message> for MessageDto {
             to: m.to.clone(),
             kind: message_type_name(c.r#type),
             message: c.text,
+            media,
             media_url: c.media_url,
             caption: c.caption,
             filename: c.filename,

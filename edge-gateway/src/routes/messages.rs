@@ -19,6 +19,8 @@ use crate::json::{Json, Validate, require};
 use crate::model::{Ts, message_status_name};
 use crate::openapi::Envelope;
 use crate::params::{PathIds, SessionId};
+use crate::routes::media::MediaDto;
+use axum::extract::FromRequest;
 
 pub(crate) fn router() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::new()
@@ -64,6 +66,17 @@ pub struct SendBody {
     /// People mentioned (phone numbers or JIDs).
     #[serde(default)]
     pub mentions: Option<Vec<String>>,
+    /// The file itself, base64 (standard alphabet; a `data:` URL prefix is
+    /// allowed), instead of `mediaUrl`; the JSON body is then limited to
+    /// `WAGATE_EDGE_BASE64_BODY_LIMIT_BYTES` (16 MiB).
+    #[serde(default)]
+    pub media_base64: Option<String>,
+    /// The type the client declares for `mediaBase64` (the bytes decide).
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// Set when a multipart `file` part was uploaded (not a JSON field).
+    #[serde(skip)]
+    pub media_id: Option<String>,
 }
 
 impl utoipa::PartialSchema for SendBody {
@@ -91,10 +104,23 @@ impl Validate for SendBody {
             | MessageType::Video
             | MessageType::Audio
             | MessageType::Document
-            | MessageType::Sticker
-                if blank(&self.media_url) =>
-            {
-                return Err(missing("mediaUrl", "for a media message"));
+            | MessageType::Sticker => {
+                let sources = [!blank(&self.media_url), !blank(&self.media_base64), self.media_id.is_some()];
+                match sources.iter().filter(|s| **s).count() {
+                    0 => {
+                        return Err(missing(
+                            "mediaUrl",
+                            "(or mediaBase64, or a multipart file) for a media message",
+                        ));
+                    }
+                    1 => {}
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "mediaUrl",
+                            "give the media once: mediaUrl, mediaBase64 or a multipart file",
+                        ));
+                    }
+                }
             }
             MessageType::Location => {
                 let lat = self.latitude.ok_or_else(|| missing("latitude", "for a location message"))?;
@@ -157,6 +183,8 @@ impl SendBody {
                 quoted_message_id: self.quoted_message_id.filter(|q| !q.trim().is_empty()),
                 quoted_participant: None,
                 mentions: self.mentions.unwrap_or_default(),
+                media_id: self.media_id,
+                ..Default::default()
             }),
         })
     }
@@ -173,6 +201,9 @@ pub struct SendDto<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
     pub created_at: Option<Ts>,
+    /// The file uploaded with the send (`mediaBase64` or multipart `file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaDto>,
 }
 
 impl<'a> From<&'a SendResponse> for SendDto<'a> {
@@ -183,6 +214,7 @@ impl<'a> From<&'a SendResponse> for SendDto<'a> {
             to: &r.to,
             error: r.error.as_deref(),
             created_at: Ts::from_proto(r.created_at.as_ref()),
+            media: None,
         }
     }
 }
@@ -198,13 +230,30 @@ pub(crate) async fn send(
     State(state): State<Arc<AppState>>,
     call: CallContext,
     SessionId(session_id): SessionId,
-    Json(body): Json<SendBody>,
+    req: axum::extract::Request,
 ) -> Answer {
-    call.require_api_key()?;
+    let (body, media) = if crate::routes::send_form::is_multipart(req.headers()) {
+        crate::routes::send_form::read(&state, &call, &session_id, req).await?
+    } else {
+        let Json(mut body) = Json::<SendBody>::from_request(req, &state).await?;
+        call.require_api_key()?;
+        let media = match body.media_base64.take().filter(|b| !b.trim().is_empty()) {
+            Some(b64) => {
+                let info =
+                    crate::routes::send_form::upload_base64(&state, &call, &session_id, &body, &b64).await?;
+                body.media_id = Some(info.id.clone());
+                Some(info)
+            }
+            None => None,
+        };
+        (body, media)
+    };
     let request = body.into_request(&session_id)?;
     let reply =
         call.unary("MessageService.Send", state.control_plane.messages().send(call.request(request))).await?;
-    Ok(Reply::ok(&SendDto::from(&reply)))
+    let mut dto = SendDto::from(&reply);
+    dto.media = media.as_ref().map(MediaDto::from);
+    Ok(Reply::ok(&dto))
 }
 
 /// `POST sessions/{id}/contacts/check`.

@@ -20,7 +20,9 @@ pub(crate) mod health;
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod logs;
+pub(crate) mod media;
 pub(crate) mod messages;
+pub(crate) mod send_form;
 pub(crate) mod sessions;
 pub(crate) mod usage;
 pub(crate) mod users;
@@ -62,4 +64,5 @@ pub(crate) fn api() -> OpenApiRouter<Arc<AppState>> {
         .merge(logs::router())
         .merge(emails::router())
         .merge(usage::router())
+        .merge(media::router())
 }

@@ -332,9 +332,27 @@ pub struct MessageReceivedData {
     pub location: Option<EventLocation>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<EventContact>,
+    /// The received file, stored by wagate: download it at `url` with the
+    /// session's API key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<EventMedia>,
     /// When the message was sent (RFC 3339).
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: String,
+}
+
+/// A file of a message, stored by wagate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventMedia {
+    pub id: String,
+    pub mime_type: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// `/api/v1/media/{id}` (the session's API key, or a signed link).
+    pub url: String,
 }
 
 /// `message.status`: an outbound message moved forward.

@@ -52,6 +52,7 @@ pub const SERVICES: &[GrpcService] = &[
     service(v1::fleet_service_server::SERVICE_NAME, Access::Public),
     service(v1::webhook_service_server::SERVICE_NAME, Access::Public),
     service(v1::usage_service_server::SERVICE_NAME, Access::Public),
+    service(v1::media_service_server::SERVICE_NAME, Access::Public),
     service(v1::worker_service_server::SERVICE_NAME, Access::Worker),
     service(v1::internal_service_server::SERVICE_NAME, Access::Internal),
     service(HEALTH, Access::Infrastructure),

@@ -1,6 +1,7 @@
 //! sea-orm entities of the tables the control plane reads and writes.
 
 pub mod api_key;
+pub mod media;
 pub mod message;
 pub mod refresh_token;
 pub mod session;

@@ -28,6 +28,7 @@ mod hostile_input;
 mod lifecycle;
 mod limits;
 mod live_events;
+mod media;
 mod messaging;
 mod observability;
 mod placement;
