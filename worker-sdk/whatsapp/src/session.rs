@@ -207,11 +207,12 @@ impl Session {
     pub async fn stop(&self, final_flush: bool) {
         let handle = self.handle.lock().await.take();
         if let Some(handle) = handle {
-            let abort = handle.client();
-            if tokio::time::timeout(SHUTDOWN_WAIT, handle.shutdown()).await.is_err() {
+            // What `BotHandle::shutdown` does (the library's flush, then the
+            // run loop ends), bounded: a client that hangs is cut.
+            if tokio::time::timeout(SHUTDOWN_WAIT, self.client.disconnect()).await.is_err() {
                 warn!(session_id = %self.id, "whatsapp client did not stop in time: aborted");
-                drop(abort);
             }
+            handle.abort();
         }
         if final_flush {
             self.flush_custody().await;
