@@ -37,6 +37,11 @@ VALUES_TLS = {**VALUES,
 VALUES_NO_METRICS = {**VALUES, "secrets": {k: v for k, v in SECRETS.items() if k != "metricsToken"},
                      "metrics": {"enabled": False}}
 
+# Workers on: one Deployment per instance, tokens per worker, TLS.
+VALUES_WORKERS = {**VALUES_TLS,
+                  "worker": {"enabled": True, "tokensSecret": "wagate-worker-tokens",
+                             "instances": [{"id": "wa-1"}, {"id": "wa-2", "maxSessions": 20}]}}
+
 # Secrets the chart must refuse to render without (value key → words the error must contain).
 REQUIRED = {
     "jwtSecret": "secrets.jwtSecret",
@@ -78,7 +83,8 @@ def env_of(deployment):
 out = tempfile.mkdtemp()
 files = []
 rendered_sets = {}
-for name, values in (("default", VALUES), ("tls", VALUES_TLS), ("no-metrics", VALUES_NO_METRICS)):
+for name, values in (("default", VALUES), ("tls", VALUES_TLS), ("no-metrics", VALUES_NO_METRICS),
+                     ("workers", VALUES_WORKERS)):
     lint = helm_python.lint("helm/wagate", values, strict=True)
     for m in lint.get("messages", []):
         print(f"lint: {m['path']}: {m['error']}")
@@ -145,8 +151,28 @@ for name, objs in rendered_sets.items():
         check(listen == "", f"{name}: metrics off ({listen!r})")
         check("metrics" not in ports and not annotations, f"{name}: no metrics port or annotations")
 
+    # Workers: off by default; one Deployment per id, never two pods of one id.
+    workers = [d for d in objs if d["kind"] == "Deployment" and "-worker-" in d["metadata"]["name"]]
+    if name == "workers":
+        check(len(workers) == 2, f"workers: one Deployment per instance ({len(workers)})")
+        for w, wid, cap in zip(workers, ("wa-1", "wa-2"), ("50", "20")):
+            env, container = env_of(w)
+            check(w["spec"]["replicas"] == 1 and w["spec"]["strategy"]["type"] == "Recreate",
+                  f"workers: {wid} runs one pod at a time")
+            check(env["WAGATE_WORKER_ID"]["value"] == wid, f"workers: {wid} id")
+            check(env["WAGATE_WORKER_DRIVER"]["value"] == "whatsapp", f"workers: {wid} on the whatsapp driver")
+            check(env["WAGATE_WORKER_MAX_SESSIONS"]["value"] == cap, f"workers: {wid} max sessions")
+            ref = env["WORKER_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]
+            check(ref == {"name": "wagate-worker-tokens", "key": wid}, f"workers: {wid} token from its key: {ref}")
+            check(env["WAGATE_WORKER_CONTROL_PLANE_URL"]["value"].startswith("https://"), f"workers: {wid} over TLS")
+            check("readinessProbe" in container and "livenessProbe" in container, f"workers: {wid} probes")
+            check(env["WAGATE_WORKER_HEALTH_FILE"]["value"] in container["readinessProbe"]["exec"]["command"][2],
+                  f"workers: {wid} probes read the health file")
+    else:
+        check(not workers, f"{name}: no workers unless worker.enabled")
+
     monitor = find(objs, "ServiceMonitor", "")
-    if name == "tls":
+    if name in ("tls", "workers"):
         check(monitor is not None, "tls: ServiceMonitor rendered")
         if monitor:
             ep = monitor["spec"]["endpoints"][0]

@@ -102,4 +102,70 @@
       groups[g].forEach(function (d) { main.appendChild(d); });
     });
   }).catch(function (e) { document.getElementById("info").textContent = "could not load openapi.json: " + e; });
+
+  // "Pair a phone": the session's QR code (rendered by the API as PNG) and
+  // its live events, read as Server-Sent Events with fetch() so the token
+  // travels in a header (EventSource cannot send one); resumed with
+  // Last-Event-ID when the stream ends.
+  var pairing = null;
+  function pairStatus(text) { document.getElementById("pair-status").textContent = text; }
+  function authHeaders() {
+    var t = document.getElementById("token").value.trim();
+    return t ? { Authorization: "Bearer " + t } : {};
+  }
+  function showQr(session) {
+    fetch("/api/v1/sessions/" + encodeURIComponent(session) + "/qr?format=png", { headers: authHeaders() })
+      .then(function (r) { if (!r.ok) throw new Error("no QR (" + r.status + ")"); return r.blob(); })
+      .then(function (b) {
+        var reader = new FileReader();
+        reader.onload = function () { document.getElementById("pair-qr").src = reader.result; };
+        reader.readAsDataURL(b);
+      })
+      .catch(function (e) { document.getElementById("pair-qr").removeAttribute("src"); pairStatus(e.message); });
+  }
+  function onEvent(session, type, data) {
+    var log = document.getElementById("pair-events");
+    log.textContent = (type + " " + data + "\n" + log.textContent).slice(0, 20000);
+    if (type === "session.qr") showQr(session);
+    if (type === "session.status") {
+      try { pairStatus(JSON.parse(data).data.status); } catch (e) { /* not JSON */ }
+    }
+  }
+  function stream(session, token, lastId) {
+    var headers = authHeaders();
+    if (lastId) headers["Last-Event-ID"] = lastId;
+    fetch("/api/v1/sessions/" + encodeURIComponent(session) + "/events", { headers: headers })
+      .then(function (r) {
+        if (!r.ok) throw new Error("events: " + r.status);
+        var reader = r.body.getReader(), decoder = new TextDecoder(), buf = "";
+        var id = lastId, type = "", data = "";
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done || pairing !== token) return;
+            buf += decoder.decode(chunk.value, { stream: true });
+            var lines = buf.split("\n");
+            buf = lines.pop();
+            lines.forEach(function (line) {
+              if (line === "") { if (data) onEvent(session, type, data); type = ""; data = ""; }
+              else if (line.indexOf("id:") === 0) id = line.slice(3).trim();
+              else if (line.indexOf("event:") === 0) type = line.slice(6).trim();
+              else if (line.indexOf("data:") === 0) data += line.slice(5).trim();
+            });
+            return pump();
+          });
+        }
+        return pump().then(function () { return id; });
+      })
+      .then(function (id) { if (pairing === token) setTimeout(function () { stream(session, token, id); }, 2000); })
+      .catch(function (e) { pairStatus(e.message); });
+  }
+  document.getElementById("pair-start").addEventListener("click", function () {
+    var session = document.getElementById("pair-session").value.trim();
+    if (!session) return;
+    pairing = {};
+    document.getElementById("pair-events").textContent = "";
+    pairStatus("…");
+    showQr(session);
+    stream(session, pairing, null);
+  });
 })();

@@ -27,6 +27,11 @@ pub fn spawn(state: &SharedState) {
 
 async fn run(state: SharedState) {
     let mailer = &state.email;
+    match email_outbox::release_leases_of(&state.db, &state.config.replica_id).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(released = n, "email leases of this replica's previous run released"),
+        Err(e) => tracing::warn!(error = %e, "email leases of a previous run not released (they expire)"),
+    }
     let mut chores_at = Instant::now();
     let mut retention_at: Option<Instant> = None;
     loop {

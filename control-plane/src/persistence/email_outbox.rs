@@ -111,6 +111,24 @@ pub async fn claim(
     .await
 }
 
+/// Releases the leases held under `replica`: called when a replica starts
+/// (nothing of its own is in flight then), so a restart under the same id
+/// does not wait for the leases its previous run died holding.
+pub async fn release_leases_of(db: &Db, replica: &str) -> Result<u64, DbErr> {
+    measured("email_outbox.release_leases_of", async {
+        let res = db
+            .conn
+            .execute_raw(db.stmt(
+                "UPDATE email_outbox SET locked_until = NULL, locked_by = NULL WHERE locked_by = $1 \
+                 AND status IN ('PENDING', 'RETRYING')",
+                vec![replica.into()],
+            ))
+            .await?;
+        Ok(res.rows_affected())
+    })
+    .await
+}
+
 /// SENT: lease released, the body erased (it may hold a single-use token;
 /// the log keeps the subject and the recipient).
 pub async fn record_sent(db: &Db, id: &str, attempts: i32, now: DateTime<Utc>) -> Result<(), DbErr> {

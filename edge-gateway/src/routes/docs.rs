@@ -47,3 +47,25 @@ async fn openapi_json() -> Reply {
     let json = JSON.get_or_init(crate::openapi::json);
     Reply::asset("application/json", "default-src 'none'; frame-ancestors 'none'", json.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page pairs a phone: the session's QR image and its live events
+    /// (fetched with the token as a header, resumed with Last-Event-ID). The
+    /// script itself is checked by hand in a browser (README, "Pairing from the browser").
+    #[test]
+    fn the_page_has_the_pairing_panel() {
+        let html = std::str::from_utf8(HTML).unwrap();
+        for id in ["pair-session", "pair-start", "pair-qr", "pair-events"] {
+            assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+        }
+        let js = std::str::from_utf8(JS).unwrap();
+        for needle in ["/qr?format=png", "/events", "Last-Event-ID", "session.qr", "readAsDataURL"] {
+            assert!(js.contains(needle), "{needle}");
+        }
+        // The QR arrives as a data: URL, which the page's CSP allows (no blob:).
+        assert!(PAGE_CSP.contains("img-src 'self' data:"));
+    }
+}

@@ -1,6 +1,7 @@
 //! `wagate`: the whole system on one machine (the embedded default).
 //!
-//! Control plane + edge gateway + simulated worker(s) in one process, on
+//! Control plane + edge gateway + worker(s) in one process (simulated phones,
+//! or real ones with `WAGATE_WORKER_DRIVER=whatsapp`), on
 //! SQLite under `./data` and the in-process cache unless `DATABASE_URL` /
 //! `REDIS_URL` say otherwise. Prints the URLs and a bootstrap admin login.
 
@@ -8,21 +9,28 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use std::sync::Arc;
 use wagate_control_plane::bootstrap;
 use wagate_control_plane::{ControlPlane, ControlPlaneArgs};
 use wagate_edge_gateway::{EdgeConfig, EdgeServer};
+
+use wagate_driver_whatsapp::WhatsAppDriver;
+use wagate_driver_whatsapp::cli::{DriverArgs, DriverKind};
 use wagate_worker_sdk::simulated::{SimulatedConfig, SimulatedDriver};
-use wagate_worker_sdk::{Worker, WorkerConfig};
+use wagate_worker_sdk::{SessionDriver, Worker, WorkerConfig};
 
 #[derive(Parser)]
 #[command(
     name = "wagate",
     version,
-    about = "wagate on one machine: control plane + edge gateway + simulated worker"
+    about = "wagate on one machine: control plane + edge gateway + worker (simulated or real phones)"
 )]
 struct Cli {
     #[command(flatten)]
     control_plane: ControlPlaneArgs,
+    /// The embedded workers' driver (`WAGATE_WORKER_DRIVER=whatsapp`: pair a real phone).
+    #[command(flatten)]
+    driver: DriverArgs,
     /// REST listen address of the edge gateway.
     #[arg(long, env = "WAGATE_EDGE_LISTEN", default_value = "127.0.0.1:8080")]
     http_listen: SocketAddr,
@@ -93,20 +101,26 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let mut workers = Vec::new();
+    let real = cli.driver.driver == DriverKind::Whatsapp;
     for i in 0..cli.sim_workers.max(1) {
-        let id = format!("sim-worker-{}", i + 1);
-        let driver = SimulatedDriver::new(SimulatedConfig {
-            auto_scan_after: (cli.sim_auto_scan_ms > 0).then(|| Duration::from_millis(cli.sim_auto_scan_ms)),
-            echo_after: cli.sim_echo.then_some(Duration::from_millis(500)),
-            ..SimulatedConfig::default()
-        });
+        let (id, driver): (String, Arc<dyn SessionDriver>) = if real {
+            (format!("wa-worker-{}", i + 1), Arc::new(WhatsAppDriver::new(cli.driver.whatsapp_config())))
+        } else {
+            let driver = SimulatedDriver::new(SimulatedConfig {
+                auto_scan_after: (cli.sim_auto_scan_ms > 0)
+                    .then(|| Duration::from_millis(cli.sim_auto_scan_ms)),
+                echo_after: cli.sim_echo.then_some(Duration::from_millis(500)),
+                ..SimulatedConfig::default()
+            });
+            (format!("sim-worker-{}", i + 1), driver)
+        };
         let mut wc = WorkerConfig::new(cp.url(), state.config.worker_auth_token.clone(), id.clone());
         wc.max_sessions = cli.sim_max_sessions;
-        wc.endpoint = format!("sim://{id}");
+        wc.endpoint = if real { format!("wa://{id}") } else { format!("sim://{id}") };
         wc.tls = cp.client_tls();
         let handle = Worker::spawn(wc, driver);
         if !handle.wait_connected(Duration::from_secs(10)).await {
-            anyhow::bail!("simulated worker {id} did not connect");
+            anyhow::bail!("worker {id} did not connect");
         }
         workers.push(handle);
     }
@@ -123,7 +137,14 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("  database     {}", redact(&state.config.database_url));
     println!("  cache        {}", state.cache.kind());
-    println!("  workers      {} simulated (QR auto-scan {} ms)", workers.len(), cli.sim_auto_scan_ms);
+    if real {
+        println!(
+            "  workers      {} on WhatsApp (real phones: scan the QR of GET /api/v1/sessions/{{id}}/qr)",
+            workers.len()
+        );
+    } else {
+        println!("  workers      {} simulated (QR auto-scan {} ms)", workers.len(), cli.sim_auto_scan_ms);
+    }
     println!("  admin        {admin_line}");
     println!();
 

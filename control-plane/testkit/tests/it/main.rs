@@ -40,6 +40,7 @@ mod sessions;
 mod tls;
 mod usage;
 mod webhooks;
+mod whatsapp;
 mod worker_removal;
 mod worker_trust;
 mod workers;
