@@ -217,8 +217,9 @@ async fn two_replicas_send_each_mail_once() {
     let log = emails_log(&first, &admin).await;
     assert_eq!(log.len(), 12, "{log:?}");
     assert!(log.iter().all(|e| e["status"] == json!("SENT")), "{log:?}");
-    let retried = log.iter().filter(|e| e["attempts"].as_u64() == Some(2)).count();
-    assert_eq!(retried, 3, "{log:?}");
+    // Each refusal cost one more attempt (one mail may take two of them).
+    let attempts: u64 = log.iter().map(|e| e["attempts"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(attempts, 12 + 3, "{log:?}");
     c.shutdown().await;
 }
 
