@@ -710,8 +710,7 @@ impl MessageApi {
         md: tonic::metadata::MetadataMap,
         req: v1::GroupRequest,
     ) -> CpResult<v1::GroupInfo> {
-        let group_id =
-            validation::group_id(&req.group_id).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))?;
+        let group_id = group_id(&req.group_id)?;
         let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
         let cmd = v1::GetGroup { session_id: ks.session_id, generation: generation(ks.generation), group_id };
         Ok(self.state.dispatcher.run_for(&worker_id, cmd).await?)
@@ -742,8 +741,7 @@ impl MessageApi {
         md: tonic::metadata::MetadataMap,
         req: v1::UpdateGroupParticipantsRequest,
     ) -> CpResult<v1::GroupInfo> {
-        let group_id =
-            validation::group_id(&req.group_id).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))?;
+        let group_id = group_id(&req.group_id)?;
         let add = validation::participants("add", &req.add)?;
         let remove = validation::participants("remove", &req.remove)?;
         if add.is_empty() && remove.is_empty() {
@@ -765,8 +763,7 @@ impl MessageApi {
         md: tonic::metadata::MetadataMap,
         req: v1::GroupRequest,
     ) -> CpResult<v1::LeaveGroupResponse> {
-        let group_id =
-            validation::group_id(&req.group_id).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))?;
+        let group_id = group_id(&req.group_id)?;
         let (ks, worker_id) = self.connected_session(&md, &req.session_id).await?;
         let cmd = v1::LeaveGroup {
             session_id: ks.session_id,
@@ -798,6 +795,11 @@ impl MessageApi {
         message_rows::mark_deleted(&self.state.db, &m.id, at).await?;
         Ok(v1::DeleteMessageResponse { message_id: m.id, deleted_at: Some(to_proto(at)) })
     }
+}
+
+/// A group id of a request: normalised, or 404 (one that cannot exist).
+fn group_id(raw: &str) -> CpResult<String> {
+    validation::group_id(raw).ok_or_else(|| api(ErrorCode::NotFound, "group not found"))
 }
 
 fn generation(g: i64) -> u64 {
